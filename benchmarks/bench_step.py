@@ -1,0 +1,124 @@
+"""Forward and training-step time of kanarray next to pykan, on the core issue's cases.
+
+    python benchmarks/bench_step.py [--repeats 20] [--cases toy,mnist,fine,deep] [--no-pykan]
+
+A training step is forward + backward + an Adam update, full batch, MSE loss, for both
+libraries.  pykan (PyPI ``pykan`` on the CPU build of torch, not a kanarray dependency) is
+run in the same process after ``model.speed()``; times are medians over ``--repeats`` runs
+after warm-up, and the ratio column is pykan / kanarray.  Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import kanarray as ka  # noqa: E402
+from kanarray.optim import Adam  # noqa: E402
+
+CASES = {
+    "toy": dict(width=[2, 5, 1], grid=5, batch=1000, dtype="float64"),
+    "mnist": dict(width=[784, 64, 10], grid=5, batch=1024, dtype="float32"),
+    "fine": dict(width=[4, 16, 1], grid=100, batch=4096, dtype="float32"),
+    "deep": dict(width=[16, 64, 64, 1], grid=10, batch=4096, dtype="float32"),
+}
+
+
+def median_ms(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def data(case, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (case["batch"], case["width"][0])).astype(case["dtype"])
+    y = rng.uniform(-1, 1, (case["batch"], case["width"][-1])).astype(case["dtype"])
+    return x, y
+
+
+def bench_kanarray(case, repeats, backend="numpy"):
+    model = ka.KAN(case["width"], grid=case["grid"], k=3, dtype=case["dtype"], backend=backend, seed=0)
+    x, y = data(case)
+    opt = Adam(model.parameters(), lr=1e-4)
+
+    def step():
+        _, grads = model.value_and_grad(x, y)
+        opt.step(grads)
+
+    return median_ms(lambda: model(x), repeats), median_ms(step, repeats)
+
+
+def bench_pykan(case, repeats):
+    import torch
+    from kan import KAN as PyKAN
+
+    torch.set_default_dtype(getattr(torch, case["dtype"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        model = PyKAN(list(case["width"]), grid=case["grid"], k=3, seed=0, auto_save=False,
+                      ckpt_path=os.path.join(tmp, "ckpt"), device="cpu")
+    model.speed()
+    x, y = (torch.from_numpy(a) for a in data(case))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    def step():
+        opt.zero_grad()
+        loss = torch.mean((model(x) - y) ** 2)
+        loss.backward()
+        opt.step()
+
+    result = median_ms(forward, repeats), median_ms(step, repeats)
+    torch.set_default_dtype(torch.float32)
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--no-pykan", action="store_true", help="time kanarray alone")
+    args = parser.parse_args(argv)
+    names = args.cases.split(",")
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        parser.error(f"unknown cases {unknown}; choose from {list(CASES)}")
+    if not args.no_pykan:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+    print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
+          f"median of {args.repeats}")
+    print("| case | shape | G | batch | dtype | kanarray fwd ms | kanarray step ms | pykan fwd ms | pykan step ms "
+          "| fwd ratio | step ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in names:
+        case = CASES[name]
+        kf, ks = bench_kanarray(case, args.repeats)
+        if args.no_pykan:
+            pf = ps = float("nan")
+        else:
+            pf, ps = bench_pykan(case, args.repeats)
+        print(f"| {name} | {case['width']} | {case['grid']} | {case['batch']} | {case['dtype']} | {kf:.2f} | {ks:.2f} "
+              f"| {pf:.2f} | {ps:.2f} | {pf / kf:.1f}x | {ps / ks:.1f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Input validation shared by the public entry points.  Every check runs before any state
+changes, and every error says what was wrong and what was expected."""
+
+from __future__ import annotations
+
+import operator
+
+from ._namespace import backend_name, namespace_of
+
+__all__ = ["as_batch", "check_width", "check_positive_int"]
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    value = operator.index(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def check_width(width) -> list[int]:
+    if isinstance(width, (str, bytes)) or not hasattr(width, "__len__"):
+        raise ValueError(f"width must be a list of layer sizes such as [2, 5, 1], got {width!r}")
+    width = list(width)
+    if len(width) < 2:
+        raise ValueError(f"width needs at least two entries (inputs and outputs), got {width}")
+    for i, w in enumerate(width):
+        if isinstance(w, (list, tuple)):
+            raise ValueError(
+                f"width[{i}] = {w!r}: multiplication nodes (pykan's [n, m] entries) are not supported; "
+                "give plain integers"
+            )
+        check_positive_int(w, f"width[{i}]")
+    return [int(w) for w in width]
+
+
+def as_batch(a, *, xp, dtype, n_features: int, name: str):
+    """Validate a (batch, n_features) array and return it in the model's dtype.
+
+    Lists and Python scalars are converted; arrays must already be in namespace ``xp``
+    (no silent host/device moves).  Integer and boolean arrays are cast to ``dtype``.
+    """
+    ns = namespace_of(a)
+    if ns is None:
+        try:
+            a = xp.asarray(a)
+        except Exception as exc:
+            raise TypeError(f"{name} must be an array of shape (batch, {n_features}), got {type(a).__name__}") from exc
+    elif ns.__name__ != xp.__name__:
+        raise TypeError(
+            f"{name} is a {backend_name(ns)} array but the model is on backend "
+            f"{backend_name(xp)!r}: convert {name} to {backend_name(xp)} or move the model with "
+            f"model.to({backend_name(ns)!r})"
+        )
+    if a.ndim != 2 or a.shape[1] != n_features:
+        hint = " (use x.reshape(-1, 1) for a single feature)" if a.ndim == 1 and n_features == 1 else ""
+        raise ValueError(f"{name} must have shape (batch, {n_features}), got shape {tuple(a.shape)}{hint}")
+    if a.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one sample, got shape {tuple(a.shape)}")
+    if xp.isdtype(a.dtype, "complex floating"):
+        raise TypeError(f"{name} has complex dtype {a.dtype}; expected real numbers")
+    if not xp.isdtype(a.dtype, ("bool", "integral", "real floating")):
+        raise TypeError(f"{name} has dtype {a.dtype}; expected a real numeric dtype")
+    if a.dtype != dtype:
+        a = xp.astype(a, dtype)
+    finite = xp.isfinite(a)
+    if not bool(xp.all(finite)):
+        bad = int(xp.sum(xp.astype(~finite, xp.int64)))
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s); expected finite numbers")
+    return a

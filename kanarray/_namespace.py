@@ -1,0 +1,126 @@
+"""The only importer of array-api-compat: backend names, namespaces, devices, host copies.
+
+A *backend* is what users pass (``"numpy"``, ``"cupy"``, or an array-API namespace
+module such as ``array_api_strict``); a *namespace* (``xp``) is the array-API module
+the core computes with.  NumPy and CuPy go through array-api-compat's wrappers so the
+core sees standard names, while the arrays themselves stay plain ``numpy.ndarray`` /
+``cupy.ndarray``.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "resolve_backend",
+    "backend_name",
+    "namespace_of",
+    "is_numpy_namespace",
+    "is_cupy_namespace",
+    "to_numpy",
+    "device_of",
+]
+
+_DTYPES = ("float32", "float64")
+
+
+def resolve_backend(backend) -> ModuleType:
+    """Map a user's backend spec to an array-API namespace.
+
+    Accepts ``"numpy"``, ``"cupy"``, the modules ``numpy``/``cupy`` themselves, or any
+    module that implements the array API standard (it must define ``__array_api_version__``).
+    CuPy is imported only here, and only when asked for.
+    """
+    if isinstance(backend, str):
+        name = backend.lower()
+        if name == "numpy":
+            import array_api_compat.numpy as xp
+
+            return xp
+        if name == "cupy":
+            try:
+                import cupy  # noqa: F401
+            except ImportError as exc:  # pragma: no cover - depends on the machine
+                raise ImportError(
+                    "backend='cupy' needs CuPy: install kanarray[cuda12] or kanarray[cuda13]"
+                ) from exc
+            import array_api_compat.cupy as xp
+
+            return xp
+        if name == "array_api_strict":
+            import array_api_strict as xp
+
+            return xp
+        raise ValueError(
+            f"unknown backend {backend!r}: expected 'numpy', 'cupy' or an array-API namespace module"
+        )
+    if isinstance(backend, ModuleType):
+        if backend is np or backend.__name__ == "array_api_compat.numpy":
+            return resolve_backend("numpy")
+        if backend.__name__ in ("cupy", "array_api_compat.cupy"):
+            return resolve_backend("cupy")
+        if hasattr(backend, "__array_api_version__"):
+            return backend
+        raise ValueError(
+            f"module {backend.__name__!r} is not an array-API namespace "
+            "(it has no __array_api_version__)"
+        )
+    raise ValueError(
+        f"backend must be a name or a module, got {type(backend).__name__}: "
+        "expected 'numpy', 'cupy' or an array-API namespace module"
+    )
+
+
+def backend_name(xp: ModuleType) -> str:
+    """Short, user-facing name of a namespace: 'numpy', 'cupy', or the module name."""
+    name = xp.__name__
+    if name.startswith("array_api_compat."):
+        return name.split(".", 1)[1]
+    return name
+
+
+def is_numpy_namespace(xp: ModuleType) -> bool:
+    return xp.__name__ == "array_api_compat.numpy"
+
+
+def is_cupy_namespace(xp: ModuleType) -> bool:
+    return xp.__name__ == "array_api_compat.cupy"
+
+
+def namespace_of(x):
+    """The array-API namespace of array ``x``, or ``None`` if ``x`` is not an array.
+
+    Python scalars and lists are not arrays here; the caller decides what to do with them.
+    """
+    if isinstance(x, (list, tuple, int, float, bool)) or x is None:
+        return None
+    try:
+        return array_api_compat.array_namespace(x)
+    except TypeError:
+        return None
+
+
+def device_of(x):
+    return array_api_compat.device(x)
+
+
+def to_numpy(x) -> np.ndarray:
+    """Host copy (or view, for NumPy) of any array as a ``numpy.ndarray``."""
+    if isinstance(x, np.ndarray):
+        return x
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    if "numpy" in sys.modules and np.isscalar(x):
+        return np.asarray(x)
+    return np.from_dlpack(x)
+
+
+def dtype_of(xp: ModuleType, name: str):
+    """The namespace's floating dtype called ``name`` ('float32' or 'float64')."""
+    if name not in _DTYPES:
+        raise ValueError(f"dtype must be one of {_DTYPES}, got {name!r}")
+    return getattr(xp, name)

@@ -1,0 +1,274 @@
+"""NumPy spline kernels: local basis evaluation and a dense-or-sparse contraction.
+
+At any x only k + 1 of the G + k bases of a row are non-zero.  We find each input's knot
+interval (arithmetic on uniform rows, ``searchsorted`` otherwise; both corrected to the
+exact half-open rule ``t_v <= x < t_{v+1}``), evaluate the k + 1 values with de Boor's
+triangular recursion, and store them as a CSR matrix of shape (B, n * nb) with
+n * (k + 1) entries per row.  The contraction with the weights is then either
+
+* dense: ``csr.toarray()`` and BLAS GEMMs, best at small G; or
+* sparse: scipy's CSR products, best at large G, where the dense matrix is mostly zeros.
+
+Small per-row tables (n, L + 1, ...) replace per-element index arithmetic: one gather
+gives each input its columns and its validity mask (bases with an index outside
+[0, nb) and inputs off the grid get weight 0).  They are rebuilt on every call from the
+live grid, so in-place edits of the grid are always seen.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numpy.polynomial import polynomial as P
+
+__all__ = ["NumpyKernels", "interval_index", "local_basis", "choose_contraction"]
+
+
+def _is_uniform(grid):
+    """Per-row flag: knots equally spaced up to rounding; plus the row spacing h (n,)."""
+    L = grid.shape[1] - 1
+    h = (grid[:, -1] - grid[:, 0]) / L
+    scale = np.max(np.abs(grid), axis=1)
+    tol = 16 * np.finfo(grid.dtype).eps * scale
+    uniform = (h > 0) & np.all(np.abs(np.diff(grid, axis=1) - h[:, None]) <= tol[:, None], axis=1)
+    return uniform, h
+
+
+def interval_index(x, grid, *, uniform=None, h=None, exact=True):
+    """Knot interval of every input.
+
+    x: (B, n); grid: (n, L + 1) -> (idx, u).  idx (B, n) int is in [0, L - 1] with
+    ``grid[i, idx] <= x < grid[i, idx + 1]`` for inputs on the grid, and L for inputs off
+    the grid (``x < grid[i, 0]`` or ``x >= grid[i, L]``).  On uniform rows the index comes
+    from arithmetic and u = clip((x - t_0) / h, 0, L) is returned too (else None);
+    ``exact=False`` skips the correction of inputs within rounding of a knot, harmless
+    where the bases are continuous (values for k >= 1, derivatives for k >= 2).
+    """
+    B, n = x.shape
+    L = grid.shape[1] - 1
+    if uniform is None:
+        uniform, h = _is_uniform(grid)
+    u = None
+    if np.all(uniform):
+        u = (x - grid[:, 0]) / h
+        np.clip(u, 0, L, out=u)
+        idx = np.minimum(u, L - 1).astype(np.intp)  # truncation = floor, since u >= 0
+        if exact:
+            flat = grid.reshape(-1)
+            base = np.arange(n) * (L + 1)
+            idx -= (x < np.take(flat, base + idx)) & (idx > 0)
+            idx += (x >= np.take(flat, base + idx + 1)) & (idx < L - 1)
+    else:
+        idx = np.empty((B, n), dtype=np.intp)
+        for i in range(n):
+            idx[:, i] = np.searchsorted(grid[i], x[:, i], side="right") - 1
+        np.clip(idx, 0, L - 1, out=idx)
+    off_grid = (x < grid[:, 0]) | (x >= grid[:, -1])
+    idx[off_grid] = L
+    return idx, u
+
+
+@functools.lru_cache(maxsize=None)
+def cardinal_coefficients(k: int, dtype: str = "float64"):
+    """Power-basis coefficients of the k + 1 uniform B-splines on one interval.
+
+    Returns C (k + 1, k + 1) with ``B_{v-k+m}(t_v + f h) = sum_p C[p, m] f**p`` for f in
+    [0, 1), and D (k + 1, k + 1) with ``d/df`` of the same (its last row is zero).  Built
+    by running de Boor's recursion on polynomials.
+    """
+    N = [np.array([1.0])]
+    for j in range(1, k + 1):
+        saved = None
+        nxt = []
+        for r in range(j):
+            temp = N[r] / j
+            term = P.polymul([r + 1, -1.0], temp)
+            nxt.append(term if saved is None else P.polyadd(term, saved))
+            saved = P.polymul([j - r - 1, 1.0], temp)
+        nxt.append(saved)
+        N = nxt
+    C = np.zeros((k + 1, k + 1))
+    D = np.zeros((k + 1, k + 1))
+    for m, poly in enumerate(N):
+        C[: len(poly), m] = poly
+        dpoly = P.polyder(poly)
+        D[: len(dpoly), m] = dpoly
+    return C.astype(dtype), D.astype(dtype)
+
+
+def _recursion_general(x, knot, k):
+    """de Boor's recursion with per-input knots ``knot(q) = t[idx + q]``, q in 1-k .. k."""
+    left = {j: x - knot(1 - j) for j in range(1, k + 1)}
+    right = {j: knot(j) - x for j in range(1, k + 1)}
+    N = [np.ones_like(x)]
+    previous = N
+    for j in range(1, k + 1):
+        previous = N
+        saved = None
+        nxt = []
+        for r in range(j):
+            temp = N[r] / (right[r + 1] + left[j - r])
+            term = right[r + 1] * temp
+            nxt.append(term if saved is None else term + saved)
+            saved = left[j - r] * temp
+        nxt.append(saved)
+        N = nxt
+    return N, previous
+
+
+def local_basis(x, grid, k: int, *, need_deriv: bool):
+    """The k + 1 non-zero bases (and their x-derivatives) at each input.
+
+    x: (B, n); grid: (n, L + 1) -> cols (B, n, k + 1) int32, vals (B, n, k + 1),
+    dvals (B, n, k + 1) or None.  ``vals[b, i, m]`` belongs to column ``cols[b, i, m]`` of
+    a (B, n * nb + 1) basis matrix: column ``i * nb + j`` for basis j of row i, and the
+    extra last column ``n * nb`` for entries of bases that do not exist (index outside
+    [0, nb)) and of inputs off the grid.  Giving that column a zero weight row drops them
+    without masking the values.
+    """
+    B, n = x.shape
+    L = grid.shape[1] - 1
+    nb = L - k
+    dtype = x.dtype
+    uniform, h = _is_uniform(grid)
+    fast = k >= 1 and bool(np.all(uniform))
+    idx, u = interval_index(x, grid, uniform=uniform, h=h, exact=not fast or (need_deriv and k <= 1))
+    row = np.arange(n, dtype=np.intp)
+    table_index = (row * (L + 1) + idx).reshape(-1)  # row of the (n * (L + 1), k + 1) column table
+
+    basis_of = np.arange(L + 1)[:, None] - k + np.arange(k + 1)  # (L + 1, k + 1); interval L = off grid
+    exists = (basis_of >= 0) & (basis_of < nb)
+    exists[L] = False
+    col_table = np.where(exists[None], row[:, None, None] * nb + basis_of[None], n * nb).astype(np.int32)
+    cols = np.take(col_table.reshape(n * (L + 1), k + 1), table_index, axis=0).reshape(B, n, k + 1)
+
+    dvals = None
+    if fast:
+        # equal spacing: the bases are fixed polynomials of the fraction f within the interval
+        C, D = cardinal_coefficients(k, dtype.name)
+        powers = np.empty((k + 1, B * n), dtype=dtype)  # rows 1, f, f^2, ...
+        powers[0] = 1
+        np.subtract(u.reshape(-1), np.minimum(idx, L - 1).reshape(-1), out=powers[1], casting="unsafe")
+        for p in range(2, k + 1):
+            np.multiply(powers[p - 1], powers[1], out=powers[p])
+        vals = (powers.T @ C).reshape(B, n, k + 1)
+        if need_deriv:
+            dvals = (powers.T @ D).reshape(B, n, k + 1)
+            dvals *= (1.0 / h).astype(dtype)[None, :, None]
+    else:
+        # knots t[idx + q] for q in 1-k .. k, padded beyond the row ends with the row's
+        # spacing so the recursion never reads out of bounds (padded knots only feed bases
+        # that do not exist, whose entries go to the zero-weight column)
+        step = np.where(h > 0, h, 1.0)[:, None]
+        pad = np.arange(1, k + 1, dtype=grid.dtype)
+        tpad = np.concatenate([grid[:, :1] - step * pad[::-1], grid, grid[:, -1:] + step * pad], axis=1)
+        q = np.arange(1 - k, k + 1) if k >= 1 else np.arange(0, 2)
+        knots = tpad[:, np.clip(np.arange(L + 1)[:, None] + k + q[None, :], 0, L + 2 * k)]  # (n, L + 1, len(q))
+        knots[:, L, :] = np.arange(len(q), dtype=grid.dtype)  # off-grid row: harmless spaced knots
+        knots_t = np.ascontiguousarray(knots.reshape(n * (L + 1), len(q)).T)
+        knot_rows = np.take(knots_t, table_index, axis=1).reshape(len(q), B, n)
+        q0 = int(q[0])
+        kr = lambda qq: knot_rows[qq - q0]  # noqa: E731
+        xe = np.where(idx < L, x, 0.5 * (kr(0) + kr(1)))
+        N, previous = _recursion_general(xe, kr, k)
+        vals = np.stack(N, axis=-1).astype(dtype, copy=False)
+        if need_deriv:
+            dvals = np.zeros_like(vals)
+            for mm in range(k + 1 if k >= 1 else 0):
+                term = 0.0
+                if mm >= 1:
+                    term = previous[mm - 1] / (kr(mm) - kr(mm - k))
+                if mm <= k - 1:
+                    term = term - previous[mm] / (kr(mm + 1) - kr(mm + 1 - k))
+                dvals[..., mm] = k * term
+    return cols, vals, dvals
+
+
+def choose_contraction(B: int, n: int, m: int, nb: int, k: int) -> str:
+    """'dense' or 'sparse' for a layer call of this shape.
+
+    Dense costs n * nb * m multiply-adds per sample in BLAS; sparse n * (k + 1) * m in
+    scipy's scalar CSR loops, which are an order of magnitude slower per operation
+    (benchmarks/bench_contraction.py measures the crossover).
+    """
+    return "sparse" if nb >= 8 * (k + 1) else "dense"
+
+
+_SMALL = 1 << 16  # entries below which a NumPy scatter beats scipy's call overhead
+_sparse_module = None
+
+
+def _scipy_sparse():
+    global _sparse_module
+    if _sparse_module is None:
+        import scipy.sparse
+
+        _sparse_module = scipy.sparse
+    return _sparse_module
+
+
+class NumpyKernels:
+    """Local B-spline kernels for NumPy arrays.
+
+    contraction: 'auto' (by shape), 'dense' or 'sparse' (tests and benchmarks force one).
+    """
+
+    name = "numpy"
+
+    def __init__(self, contraction: str = "auto"):
+        if contraction not in ("auto", "dense", "sparse"):
+            raise ValueError(f"contraction must be 'auto', 'dense' or 'sparse', got {contraction!r}")
+        self.contraction = contraction
+
+    def spline_forward(self, x, grid, weight, k, *, need_dx):
+        B, n = x.shape
+        m, nb = weight.shape[1], weight.shape[2]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            cols, vals, dvals = local_basis(x, grid, k, need_deriv=need_dx)
+        mode = self.contraction
+        if mode == "auto":
+            mode = choose_contraction(B, n, m, nb, k)
+        # weight rows by basis column, plus the zero row of the "dropped entries" column
+        W2 = np.zeros((n * nb + 1, m), dtype=weight.dtype)
+        W2[:-1].reshape(n, nb, m)[...] = np.transpose(weight, (0, 2, 1))
+        nnz = B * n * (k + 1)
+        if mode == "dense" and nnz <= _SMALL:
+            # small: a plain scatter; entries bound for the zero-weight column may overwrite
+            # each other there, which is harmless
+            basis = np.zeros((B, n * nb + 1), dtype=x.dtype)
+            flat = (np.arange(B) * (n * nb + 1))[:, None, None] + cols
+            basis.reshape(-1)[flat.reshape(-1)] = vals.reshape(-1)
+        else:
+            sp = _scipy_sparse()
+            index_dtype = np.int32 if nnz < 2**31 else np.int64
+            indptr = np.arange(0, nnz + 1, n * (k + 1), dtype=index_dtype)
+            basis = sp.csr_matrix(
+                (vals.reshape(-1), cols.reshape(-1).astype(index_dtype, copy=False), indptr), shape=(B, n * nb + 1)
+            )
+            if mode == "dense":
+                basis = basis.toarray()  # C loop, several times faster than a NumPy scatter
+        y = np.asarray(basis @ W2)
+        return y, (basis, cols, dvals, W2, (B, n, m, nb, k))
+
+    def spline_backward(self, ctx, gy, *, need_dx):
+        basis, cols, dvals, W2, (B, n, m, nb, k) = ctx
+        gy = np.ascontiguousarray(gy)
+        dW2 = np.asarray(basis.T @ gy)  # (n * nb + 1, m); the last row is the dropped entries'
+        dweight = dW2[:-1].reshape(n, nb, m).transpose(0, 2, 1)
+        dx = None
+        if need_dx:
+            if dvals is None:
+                raise ValueError("need_dx=True in the backward needs need_dx=True in the forward")
+            if nb <= (k + 1) * m:
+                # gy @ W2.T (B, n nb + 1) is no larger than the gathered rows: form it and
+                # pick the k + 1 columns of each input
+                GW = gy @ W2.T
+                flat = (np.arange(B) * (n * nb + 1))[:, None, None] + cols
+                picked = np.take(GW.reshape(-1), flat)
+            else:
+                # gather the k + 1 weight rows of each input: (B, n (k + 1), m) @ (B, m, 1)
+                rows = np.take(W2, cols.reshape(B, n * (k + 1)), axis=0)
+                picked = np.matmul(rows, gy[:, :, None]).reshape(B, n, k + 1)
+            dx = np.einsum("bim,bim->bi", picked, dvals)
+        return dweight, dx

@@ -1,0 +1,42 @@
+"""Base (residual) functions b(x) of the KAN edges, with their derivatives.
+
+Each entry maps a name to ``(f, df)``; both take ``(x, xp)`` and work on any array-API
+namespace.  "zero" switches the base branch off.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BASE_FUNCTIONS", "sigmoid"]
+
+
+def sigmoid(x, xp):
+    """Logistic function without overflow for large |x|."""
+    return 0.5 + 0.5 * xp.tanh(0.5 * x)
+
+
+def _silu(x, xp):
+    return x * sigmoid(x, xp)
+
+
+def _silu_grad(x, xp):
+    s = sigmoid(x, xp)
+    return s * (1.0 + x * (1.0 - s))
+
+
+def _identity(x, xp):
+    return x
+
+
+def _ones(x, xp):
+    return xp.ones_like(x)
+
+
+def _zeros(x, xp):
+    return xp.zeros_like(x)
+
+
+BASE_FUNCTIONS = {
+    "silu": (_silu, _silu_grad),
+    "identity": (_identity, _ones),
+    "zero": (_zeros, _zeros),
+}

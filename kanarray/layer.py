@@ -1,0 +1,166 @@
+"""One KAN layer: its arrays, forward pass and hand-derived backward pass.
+
+Shapes: batch B, inputs n = ``in_dim``, outputs m = ``out_dim``, G grid intervals,
+spline order k, nb = G + k bases per input.
+
+    phi_io(x) = mask_io * (scale_base_io * b(x) + scale_sp_io * sum_j coef_ioj B_ij(x))
+    y_o       = sum_i phi_io(x_i) + bias_o
+
+The spline part goes through the backend kernels with the folded weight
+``coef * (mask * scale_sp)[..., None]``; the base part is one GEMM.  Nothing derived from
+the layer's arrays is kept between calls, so editing them in place is always safe.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import spline
+from ._namespace import to_numpy
+from .backends import get_kernels
+from .base import BASE_FUNCTIONS
+
+__all__ = ["KANLayer"]
+
+PARAMETER_NAMES = ("coef", "scale_base", "scale_sp", "bias")
+
+
+class KANLayer:
+    """A layer mapping (B, in_dim) -> (B, out_dim).
+
+    Attributes (live arrays of the layer's namespace):
+        grid (in_dim, G + 2k + 1), coef (in_dim, out_dim, G + k), scale_base (in_dim, out_dim),
+        scale_sp (in_dim, out_dim), mask (in_dim, out_dim) of 0/1, bias (out_dim,).
+    Trainable: coef, scale_base, scale_sp, bias.
+    """
+
+    def __init__(self, *, grid, coef, scale_base, scale_sp, mask, bias, k: int, base_fun: str, xp):
+        self.grid = grid
+        self.coef = coef
+        self.scale_base = scale_base
+        self.scale_sp = scale_sp
+        self.mask = mask
+        self.bias = bias
+        self.k = int(k)
+        self.base_fun = base_fun
+        self.xp = xp
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def initialize(
+        cls,
+        in_dim: int,
+        out_dim: int,
+        *,
+        num: int,
+        k: int,
+        grid_range,
+        base_fun: str,
+        noise_scale: float,
+        scale_base_mu: float,
+        scale_base_sigma: float,
+        rng: np.random.Generator,
+        xp,
+        dtype,
+    ) -> "KANLayer":
+        """pykan's initialization, drawn on the host in float64 so every backend gets the
+        same numbers from the same seed.
+
+        coef: minimum-norm least-squares fit of the splines to uniform noise of amplitude
+        noise_scale / G at the G + 1 interior grid points; scale_base = mu / sqrt(in_dim) +
+        sigma * U(-1, 1) / sqrt(in_dim); scale_sp = 1 / sqrt(in_dim); mask = 1; bias = 0.
+        """
+        import array_api_compat.numpy as hxp
+
+        grid = spline.uniform_grid(in_dim, num, k, grid_range, xp=hxp, dtype=np.float64)
+        interior = grid[:, k : k + num + 1] if k > 0 else grid
+        noise = (rng.random((num + 1, in_dim, out_dim)) - 0.5) * noise_scale / num
+        coef = spline.curve2coef(np.ascontiguousarray(interior.T), noise, grid, k, xp=hxp)
+        root = math.sqrt(in_dim)
+        scale_base = scale_base_mu / root + scale_base_sigma * (rng.random((in_dim, out_dim)) * 2 - 1) / root
+        scale_sp = np.full((in_dim, out_dim), 1.0 / root)
+        arrays = dict(
+            grid=grid,
+            coef=coef,
+            scale_base=scale_base,
+            scale_sp=scale_sp,
+            mask=np.ones((in_dim, out_dim)),
+            bias=np.zeros(out_dim),
+        )
+        return cls(
+            **{name: xp.asarray(np.ascontiguousarray(a), dtype=dtype) for name, a in arrays.items()},
+            k=k,
+            base_fun=base_fun,
+            xp=xp,
+        )
+
+    # -- shape facts ----------------------------------------------------------------------
+    @property
+    def in_dim(self) -> int:
+        return self.coef.shape[0]
+
+    @property
+    def out_dim(self) -> int:
+        return self.coef.shape[1]
+
+    @property
+    def num(self) -> int:
+        """G, the number of grid intervals."""
+        return self.grid.shape[1] - 1 - 2 * self.k
+
+    ARRAY_NAMES = ("grid", "coef", "scale_base", "scale_sp", "mask", "bias")
+
+    def arrays(self) -> dict:
+        return {name: getattr(self, name) for name in self.ARRAY_NAMES}
+
+    def parameters(self) -> dict:
+        return {name: getattr(self, name) for name in PARAMETER_NAMES}
+
+    def moved(self, xp, dtype) -> "KANLayer":
+        """A copy of this layer on namespace ``xp`` (arrays go through the host)."""
+        arrays = {name: xp.asarray(np.ascontiguousarray(to_numpy(a)), dtype=dtype) for name, a in self.arrays().items()}
+        return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=xp)
+
+    # -- computation ----------------------------------------------------------------------
+    def forward(self, x, *, need_dx: bool = False):
+        """x (B, in_dim), already validated -> (y (B, out_dim), cache for ``backward``)."""
+        xp = self.xp
+        mask_sp = self.mask * self.scale_sp
+        weight = self.coef * mask_sp[:, :, None]
+        y, kernel_ctx = get_kernels(xp).spline_forward(x, self.grid, weight, self.k, need_dx=need_dx)
+        base_x = None
+        mask_base = None
+        if self.base_fun != "zero":
+            f, _ = BASE_FUNCTIONS[self.base_fun]
+            base_x = f(x, xp)
+            mask_base = self.mask * self.scale_base
+            y = y + xp.matmul(base_x, mask_base)
+        y = y + self.bias
+        cache = (x, base_x, mask_sp, mask_base, self.coef, self.mask, kernel_ctx, need_dx)
+        return y, cache
+
+    def backward(self, cache, gy, *, need_dx: bool = False):
+        """gy = dL/dy (B, out_dim) -> (grads dict keyed like ``parameters()``, dx (B, in_dim) or None)."""
+        xp = self.xp
+        x, base_x, mask_sp, mask_base, coef, mask, kernel_ctx, had_dx = cache
+        if need_dx and not had_dx:
+            raise ValueError("backward(need_dx=True) needs forward(need_dx=True)")
+        dweight, dx = get_kernels(xp).spline_backward(kernel_ctx, gy, need_dx=need_dx)
+        grads = {
+            "coef": dweight * mask_sp[:, :, None],
+            "scale_sp": mask * xp.sum(coef * dweight, axis=2),
+            "bias": xp.sum(gy, axis=0),
+        }
+        if base_x is None:
+            grads["scale_base"] = xp.zeros_like(mask)
+        else:
+            grads["scale_base"] = mask * xp.matmul(xp.matrix_transpose(base_x), gy)
+            if need_dx:
+                _, df = BASE_FUNCTIONS[self.base_fun]
+                dx = dx + df(x, xp) * xp.matmul(gy, xp.matrix_transpose(mask_base))
+        return grads, dx
+
+    def __repr__(self) -> str:
+        return f"KANLayer({self.in_dim} -> {self.out_dim}, G={self.num}, k={self.k}, base_fun={self.base_fun!r})"

@@ -1,0 +1,208 @@
+"""KAN: a stack of KANLayers with a validated forward, value_and_grad and backend moves."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import losses
+from ._checks import as_batch, check_positive_int, check_width
+from ._namespace import backend_name, dtype_of, resolve_backend
+from .base import BASE_FUNCTIONS
+from .layer import KANLayer
+
+__all__ = ["KAN"]
+
+
+def _per_layer(value, n_layers: int, name: str) -> list:
+    """A scalar applies to every layer; a list gives one value per layer."""
+    if isinstance(value, (list, tuple)) and not (name == "grid_range" and _is_range(value)):
+        if len(value) != n_layers:
+            raise ValueError(f"{name} has {len(value)} entries but the model has {n_layers} layers")
+        return list(value)
+    return [value] * n_layers
+
+
+def _is_range(value) -> bool:
+    return len(value) == 2 and all(isinstance(v, (int, float, np.floating, np.integer)) for v in value)
+
+
+def _check_range(r, layer: int) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in r)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"grid_range of layer {layer} must be a pair (lo, hi), got {r!r}") from exc
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"grid_range of layer {layer} must be finite with lo < hi, got {r!r}")
+    return lo, hi
+
+
+class KAN:
+    """Kolmogorov-Arnold Network.
+
+    Args:
+        width: layer sizes, e.g. [2, 5, 1].
+        grid: G, the number of grid intervals; an int or one per layer.
+        k: spline order; an int or one per layer.
+        base_fun: "silu" (default), "identity" or "zero".
+        grid_range: (lo, hi) of the initial grid, or one pair per layer.
+        noise_scale, scale_base_mu, scale_base_sigma: pykan's initialization constants.
+        seed: the initialization is a deterministic function of the seed (same numbers on
+            every backend).
+        dtype: "float32" or "float64".
+        backend: "numpy", "cupy", or an array-API namespace module (e.g. array_api_strict).
+
+    ``model(x)`` maps (batch, width[0]) -> (batch, width[-1]) in the model's namespace.
+    """
+
+    def __init__(
+        self,
+        width,
+        grid=5,
+        k=3,
+        *,
+        base_fun: str = "silu",
+        grid_range=(-1.0, 1.0),
+        noise_scale: float = 0.3,
+        scale_base_mu: float = 0.0,
+        scale_base_sigma: float = 1.0,
+        seed: int = 0,
+        dtype: str = "float64",
+        backend="numpy",
+    ):
+        width = check_width(width)
+        n_layers = len(width) - 1
+        grids = [check_positive_int(g, "grid") for g in _per_layer(grid, n_layers, "grid")]
+        ks = [check_positive_int(kk, "k", minimum=0) for kk in _per_layer(k, n_layers, "k")]
+        ranges = [_check_range(r, l) for l, r in enumerate(_per_layer(grid_range, n_layers, "grid_range"))]
+        if base_fun not in BASE_FUNCTIONS:
+            raise ValueError(f"base_fun must be one of {sorted(BASE_FUNCTIONS)}, got {base_fun!r}")
+        for name, value in (("noise_scale", noise_scale), ("scale_base_mu", scale_base_mu),
+                            ("scale_base_sigma", scale_base_sigma)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        xp = resolve_backend(backend)
+        self._dtype_name = str(dtype)
+        dt = dtype_of(xp, self._dtype_name)
+        rng = np.random.default_rng(seed)
+        self.layers = [
+            KANLayer.initialize(
+                width[l], width[l + 1], num=grids[l], k=ks[l], grid_range=ranges[l], base_fun=base_fun,
+                noise_scale=noise_scale, scale_base_mu=scale_base_mu, scale_base_sigma=scale_base_sigma,
+                rng=rng, xp=xp, dtype=dt,
+            )
+            for l in range(n_layers)
+        ]
+        self.width = width
+        self.base_fun = base_fun
+        self.grid_range = ranges
+        self.seed = seed
+        self.xp = xp
+
+    # -- facts ----------------------------------------------------------------------------
+    @property
+    def dtype(self):
+        return dtype_of(self.xp, self._dtype_name)
+
+    @property
+    def backend(self) -> str:
+        return backend_name(self.xp)
+
+    @property
+    def grid(self) -> list[int]:
+        """G of each layer."""
+        return [layer.num for layer in self.layers]
+
+    @property
+    def k(self) -> list[int]:
+        return [layer.k for layer in self.layers]
+
+    def parameters(self) -> dict:
+        """The trainable arrays by name ("layers.0.coef", ...): live, not copies."""
+        return {
+            f"layers.{l}.{name}": a for l, layer in enumerate(self.layers) for name, a in layer.parameters().items()
+        }
+
+    def num_parameters(self) -> int:
+        return sum(math.prod(a.shape) for a in self.parameters().values())
+
+    def __repr__(self) -> str:
+        return (
+            f"KAN(width={self.width}, grid={self.grid}, k={self.k}, base_fun={self.base_fun!r}, "
+            f"dtype={self._dtype_name!r}, backend={self.backend!r})"
+        )
+
+    # -- computation ----------------------------------------------------------------------
+    def _check_x(self, x):
+        return as_batch(x, xp=self.xp, dtype=self.dtype, n_features=self.width[0], name="x")
+
+    def _check_y(self, y, batch: int):
+        y = as_batch(y, xp=self.xp, dtype=self.dtype, n_features=self.width[-1], name="y")
+        if y.shape[0] != batch:
+            raise ValueError(f"y must have shape ({batch}, {self.width[-1]}) to match x, got {tuple(y.shape)}")
+        return y
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):
+        """(batch, width[0]) -> (batch, width[-1])."""
+        h = self._check_x(x)
+        for layer in self.layers:
+            h, _ = layer.forward(h)
+        return h
+
+    def _forward_cached(self, x, need_dx: bool):
+        caches = []
+        h = x
+        for l, layer in enumerate(self.layers):
+            h, cache = layer.forward(h, need_dx=need_dx or l > 0)
+            caches.append(cache)
+        return h, caches
+
+    def _backward(self, caches, gy, need_dx: bool):
+        grads = {}
+        for l in range(len(self.layers) - 1, -1, -1):
+            layer_grads, gy = self.layers[l].backward(caches[l], gy, need_dx=need_dx or l > 0)
+            for name, g in layer_grads.items():
+                grads[f"layers.{l}.{name}"] = g
+        ordered = {name: grads[name] for name in self.parameters()}
+        return ordered, gy
+
+    def value_and_grad(self, x, y):
+        """MSE objective mean((model(x) - y)^2) and its gradients.
+
+        x: (batch, width[0]); y: (batch, width[-1]) -> (loss as a 0-d array of the model's
+        namespace, dict of gradients with the keys and shapes of ``parameters()``).
+        """
+        x = self._check_x(x)
+        y = self._check_y(y, x.shape[0])
+        pred, caches = self._forward_cached(x, need_dx=False)
+        loss, gpred = losses.mse(pred, y, self.xp)
+        grads, _ = self._backward(caches, gpred, need_dx=False)
+        return loss, grads
+
+    def vjp(self, x, gy):
+        """Vector-Jacobian product: (y, grads of sum(gy * y) w.r.t. parameters, w.r.t. x).
+
+        x: (batch, width[0]); gy: (batch, width[-1]) -> (y (batch, width[-1]), dict, dx (batch, width[0])).
+        """
+        x = self._check_x(x)
+        gy = self._check_y(gy, x.shape[0])
+        out, caches = self._forward_cached(x, need_dx=True)
+        grads, dx = self._backward(caches, gy, need_dx=True)
+        return out, grads, dx
+
+    # -- moving ---------------------------------------------------------------------------
+    def to(self, backend=None, *, dtype=None) -> "KAN":
+        """Move the model to another backend and/or dtype, in place; returns the model.
+
+        All new arrays are built before any is swapped in, so a failure leaves the model as it was.
+        """
+        xp = self.xp if backend is None else resolve_backend(backend)
+        name = self._dtype_name if dtype is None else str(dtype)
+        dt = dtype_of(xp, name)
+        new_layers = [layer.moved(xp, dt) for layer in self.layers]
+        self.layers, self.xp, self._dtype_name = new_layers, xp, name
+        return self

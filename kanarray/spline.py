@@ -1,0 +1,132 @@
+"""B-spline grids, bases and least-squares fits, written against the array API standard.
+
+Conventions (pykan's, see ../shared/PAPER.md):
+
+* a grid row holds ``G + 2k + 1`` non-decreasing knots: ``G`` intervals on the grid range
+  plus ``k`` extension knots on each side;
+* the ``G + k`` B-splines of order ``k`` on a row are built by the Cox-de Boor recursion
+  from half-open degree-0 indicators ``t_j <= x < t_{j+1}``, so every basis is zero outside
+  ``[t_0, t_L)``;
+* a division by a zero knot span (repeated knots) counts as zero.
+
+These functions are the generic, dense reference implementation: they build the whole
+``(batch, n_in, G + k)`` basis tensor.  The backends (``kanarray.backends``) provide faster
+local evaluations with the same results.
+"""
+
+from __future__ import annotations
+
+import array_api_compat
+
+__all__ = [
+    "uniform_grid",
+    "extend_grid",
+    "basis",
+    "basis_with_derivative",
+    "coef2curve",
+    "curve2coef",
+]
+
+
+def _xp(x, xp):
+    return array_api_compat.array_namespace(x) if xp is None else xp
+
+
+def _safe_reciprocal(a, xp):
+    """1/a where a != 0, else 0 (repeated knots give zero spans)."""
+    zero = a == 0
+    return xp.where(zero, xp.zeros_like(a), 1.0 / xp.where(zero, xp.ones_like(a), a))
+
+
+def extend_grid(grid, k: int, *, xp=None):
+    """Add ``k`` knots on each side of each row, with the row's average interior spacing.
+
+    grid: (n_in, G + 1) -> (n_in, G + 2k + 1).  The extension is uniform with step
+    ``h = (grid[:, -1] - grid[:, 0]) / G`` even when the interior is not (pykan's rule).
+    """
+    xp = _xp(grid, xp)
+    if k == 0:
+        return grid
+    G = grid.shape[1] - 1
+    h = (grid[:, -1:] - grid[:, :1]) / G
+    steps = xp.arange(1, k + 1, dtype=grid.dtype, device=array_api_compat.device(grid))
+    left = grid[:, :1] - h * xp.flip(steps)[None, :]
+    right = grid[:, -1:] + h * steps[None, :]
+    return xp.concat([left, grid, right], axis=1)
+
+
+def uniform_grid(n_in: int, G: int, k: int, grid_range=(-1.0, 1.0), *, xp, dtype, device=None):
+    """The extended uniform grid of a layer: (n_in, G + 2k + 1)."""
+    lo, hi = float(grid_range[0]), float(grid_range[1])
+    row = xp.linspace(lo, hi, G + 1, dtype=dtype, device=device)
+    interior = xp.broadcast_to(row[None, :], (n_in, G + 1))
+    return extend_grid(interior, k, xp=xp)
+
+
+def _cox_de_boor(x, grid, k: int, xp, keep_previous: bool):
+    """Dense basis of order k (and of order k-1 when keep_previous), (batch, n_in, *)."""
+    x3 = x[:, :, None]
+    g = grid[None, :, :]
+    B = xp.astype((x3 >= g[..., :-1]) & (x3 < g[..., 1:]), x.dtype)
+    previous = None
+    for d in range(1, k + 1):
+        n = B.shape[-1] - 1  # number of order-d bases
+        t_j = g[..., 0:n]
+        t_jd = g[..., d : d + n]
+        t_j1 = g[..., 1 : n + 1]
+        t_jd1 = g[..., d + 1 : d + 1 + n]
+        if d == k and keep_previous:
+            previous = B
+        B = (x3 - t_j) * _safe_reciprocal(t_jd - t_j, xp) * B[..., :-1] + (
+            t_jd1 - x3
+        ) * _safe_reciprocal(t_jd1 - t_j1, xp) * B[..., 1:]
+    return B, previous
+
+
+def basis(x, grid, k: int, *, xp=None):
+    """B-spline bases at x.
+
+    x: (batch, n_in); grid: (n_in, n_knots) non-decreasing rows -> (batch, n_in, n_knots - k - 1).
+    """
+    xp = _xp(x, xp)
+    return _cox_de_boor(x, grid, k, xp, keep_previous=False)[0]
+
+
+def basis_with_derivative(x, grid, k: int, *, xp=None):
+    """Bases and their x-derivatives, both (batch, n_in, n_knots - k - 1)."""
+    xp = _xp(x, xp)
+    B, prev = _cox_de_boor(x, grid, k, xp, keep_previous=True)
+    if k == 0:
+        return B, xp.zeros_like(B)
+    n = B.shape[-1]
+    g = grid[None, :, :]
+    inv_left = _safe_reciprocal(g[..., k : k + n] - g[..., 0:n], xp)
+    inv_right = _safe_reciprocal(g[..., k + 1 : k + 1 + n] - g[..., 1 : n + 1], xp)
+    dB = k * (prev[..., :-1] * inv_left - prev[..., 1:] * inv_right)
+    return B, dB
+
+
+def coef2curve(x, grid, coef, k: int, *, xp=None):
+    """Spline values sum_j coef[i, o, j] B_ij(x[b, i]).
+
+    x: (batch, n_in); grid: (n_in, G + 2k + 1); coef: (n_in, n_out, G + k) -> (batch, n_in, n_out).
+    """
+    xp = _xp(x, xp)
+    B = basis(x, grid, k, xp=xp)  # (batch, n_in, nb)
+    # (n_in, batch, nb) @ (n_in, nb, n_out) -> (n_in, batch, n_out)
+    out = xp.matmul(xp.permute_dims(B, (1, 0, 2)), xp.permute_dims(coef, (0, 2, 1)))
+    return xp.permute_dims(out, (1, 0, 2))
+
+
+def curve2coef(x, y, grid, k: int, *, xp=None):
+    """Least-squares (minimum-norm) coefficients reproducing y on the samples x.
+
+    x: (batch, n_in); y: (batch, n_in, n_out); grid: (n_in, G + 2k + 1) -> coef (n_in, n_out, G + k).
+    Solved with a pseudo-inverse, so rank-deficient systems (fewer distinct samples than
+    bases in some interval) give the minimum-norm solution rather than NaN.
+    """
+    xp = _xp(x, xp)
+    B = xp.permute_dims(basis(x, grid, k, xp=xp), (1, 0, 2))  # (n_in, batch, nb)
+    pinv = xp.linalg.pinv(B)  # (n_in, nb, batch)
+    coef = xp.matmul(pinv, xp.permute_dims(y, (1, 0, 2)))  # (n_in, nb, n_out)
+    return xp.permute_dims(coef, (0, 2, 1))
