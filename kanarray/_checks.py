@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import operator
 
+import numpy as np
+
 from ._namespace import backend_name, namespace_of
+
+_NDARRAY = np.ndarray
 
 __all__ = ["as_batch", "check_width", "check_positive_int"]
 
@@ -41,7 +45,7 @@ def as_batch(a, *, xp, dtype, n_features: int, name: str):
     Lists and Python scalars are converted; arrays must already be in namespace ``xp``
     (no silent host/device moves).  Integer and boolean arrays are cast to ``dtype``.
     """
-    ns = namespace_of(a)
+    ns = xp if type(a) is _NDARRAY and xp.__name__ == "array_api_compat.numpy" else namespace_of(a)
     if ns is None:
         try:
             a = xp.asarray(a)
@@ -58,11 +62,13 @@ def as_batch(a, *, xp, dtype, n_features: int, name: str):
         raise ValueError(f"{name} must have shape (batch, {n_features}), got shape {tuple(a.shape)}{hint}")
     if a.shape[0] == 0:
         raise ValueError(f"{name} must hold at least one sample, got shape {tuple(a.shape)}")
-    if xp.isdtype(a.dtype, "complex floating"):
+    if a.dtype == dtype:
+        pass
+    elif xp.isdtype(a.dtype, "complex floating"):
         raise TypeError(f"{name} has complex dtype {a.dtype}; expected real numbers")
-    if not xp.isdtype(a.dtype, ("bool", "integral", "real floating")):
+    elif not xp.isdtype(a.dtype, ("bool", "integral", "real floating")):
         raise TypeError(f"{name} has dtype {a.dtype}; expected a real numeric dtype")
-    if a.dtype != dtype:
+    else:
         a = xp.astype(a, dtype)
     finite = xp.isfinite(a)
     if not bool(xp.all(finite)):

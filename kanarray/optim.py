@@ -27,6 +27,7 @@ class Adam:
         self.params = params
         self.lr, self.betas, self.eps = float(lr), (float(b1), float(b2)), float(eps)
         self.t = 0
+        self.xp = {name: array_api_compat.array_namespace(p) for name, p in params.items()}
         self.m = {name: None for name in params}
         self.v = {name: None for name in params}
 
@@ -39,7 +40,7 @@ class Adam:
         c1, c2 = 1 - b1**self.t, 1 - b2**self.t
         for name, p in self.params.items():
             g = grads[name]
-            xp = array_api_compat.array_namespace(p)
+            xp = self.xp[name]
             if self.m[name] is None:
                 self.m[name] = xp.zeros_like(p)
                 self.v[name] = xp.zeros_like(p)

@@ -38,10 +38,11 @@ def _is_uniform(grid):
 def interval_index(x, grid, *, uniform=None, h=None, exact=True):
     """Knot interval of every input.
 
-    x: (B, n); grid: (n, L + 1) -> (idx, u).  idx (B, n) int is in [0, L - 1] with
+    x: (B, n); grid: (n, L + 1) -> (idx, frac).  idx (B, n) int is in [0, L - 1] with
     ``grid[i, idx] <= x < grid[i, idx + 1]`` for inputs on the grid, and L for inputs off
     the grid (``x < grid[i, 0]`` or ``x >= grid[i, L]``).  On uniform rows the index comes
-    from arithmetic and u = clip((x - t_0) / h, 0, L) is returned too (else None);
+    from arithmetic and frac = (x - t_idx) / h is returned too (else None; off the grid it
+    is finite but meaningless);
     ``exact=False`` skips the correction of inputs within rounding of a knot, harmless
     where the bases are continuous (values for k >= 1, derivatives for k >= 2).
     """
@@ -49,16 +50,20 @@ def interval_index(x, grid, *, uniform=None, h=None, exact=True):
     L = grid.shape[1] - 1
     if uniform is None:
         uniform, h = _is_uniform(grid)
-    u = None
+    frac = None
     if np.all(uniform):
         u = (x - grid[:, 0]) / h
         np.clip(u, 0, L, out=u)
-        idx = np.minimum(u, L - 1).astype(np.intp)  # truncation = floor, since u >= 0
+        lower = np.floor(np.minimum(u, L - 1))
+        idx = lower.astype(np.intp)
         if exact:
             flat = grid.reshape(-1)
             base = np.arange(n) * (L + 1)
             idx -= (x < np.take(flat, base + idx)) & (idx > 0)
             idx += (x >= np.take(flat, base + idx + 1)) & (idx < L - 1)
+            frac = u - idx
+        else:
+            frac = np.subtract(u, lower, out=u)
     else:
         idx = np.empty((B, n), dtype=np.intp)
         for i in range(n):
@@ -66,7 +71,7 @@ def interval_index(x, grid, *, uniform=None, h=None, exact=True):
         np.clip(idx, 0, L - 1, out=idx)
     off_grid = (x < grid[:, 0]) | (x >= grid[:, -1])
     idx[off_grid] = L
-    return idx, u
+    return idx, frac
 
 
 @functools.lru_cache(maxsize=None)
@@ -117,7 +122,84 @@ def _recursion_general(x, knot, k):
     return N, previous
 
 
-def local_basis(x, grid, k: int, *, need_deriv: bool):
+class GridTables:
+    """Everything the kernels derive from one grid (n, L + 1) and order k, computed once.
+
+    uniform: all rows equally spaced; t0, h (n,): first knot and spacing per row;
+    cols (n * (L + 1), k + 1) int32: for row i and interval v (v = L: off the grid), the
+    basis-matrix column of each of the k + 1 entries (``n * nb`` for bases that do not
+    exist); knots_t (len(q), n * (L + 1)): for non-uniform grids, the knots t[v + q]
+    (q = 1-k .. k) each interval's recursion reads, padded past the row ends.
+    """
+
+    def __init__(self, grid, k: int):
+        n, L1 = grid.shape
+        L = L1 - 1
+        nb = L - k
+        self.k, self.L, self.n, self.nb = k, L, n, nb
+        uniform, h = _is_uniform(grid)
+        self.uniform_rows, self.h = uniform, h
+        self.uniform = bool(np.all(uniform))
+        self.t0 = grid[:, 0].copy()
+        self.tL = grid[:, -1].copy()
+        self.row_base = np.arange(n, dtype=np.intp) * (L + 1)
+        basis_of = np.arange(L + 1)[:, None] - k + np.arange(k + 1)
+        exists = (basis_of >= 0) & (basis_of < nb)
+        exists[L] = False
+        row = np.arange(n)
+        self.cols = (
+            np.where(exists[None], row[:, None, None] * nb + basis_of[None], n * nb)
+            .astype(np.int32)
+            .reshape(n * (L + 1), k + 1)
+        )
+        self._cardinal = {}
+        self.knots_t = None
+        if not (self.uniform and k >= 1):
+            step = np.where(h > 0, h, 1.0)[:, None]
+            pad = np.arange(1, k + 1, dtype=grid.dtype)
+            tpad = np.concatenate([grid[:, :1] - step * pad[::-1], grid, grid[:, -1:] + step * pad], axis=1)
+            self.q = np.arange(1 - k, k + 1) if k >= 1 else np.arange(0, 2)
+            where = np.clip(np.arange(L + 1)[:, None] + k + self.q[None, :], 0, L + 2 * k)
+            knots = tpad[:, where]  # (n, L + 1, len(q))
+            knots[:, L, :] = np.arange(len(self.q), dtype=grid.dtype)  # off-grid row: harmless spaced knots
+            self.knots_t = np.ascontiguousarray(knots.reshape(n * (L + 1), len(self.q)).T)
+
+
+    def cardinal(self, dtype):
+        """(C, D, 1/h as (1, n, 1)) in ``dtype`` for the uniform fast path."""
+        key = np.dtype(dtype).str
+        got = self._cardinal.get(key)
+        if got is None:
+            C, D = cardinal_coefficients(self.k, np.dtype(dtype).name)
+            got = (C, D, (1.0 / self.h).astype(dtype)[None, :, None])
+            self._cardinal[key] = got
+        return got
+
+
+class _TableCache:
+    """GridTables by grid identity, each checked against a copy of the grid it was built
+    from on every use, so an in-place edit of the grid is always seen."""
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self.entries: dict = {}
+
+    def get(self, grid, k: int) -> GridTables:
+        key = (id(grid), k, grid.shape, grid.dtype.str)
+        hit = self.entries.get(key)
+        if hit is not None and np.array_equal(hit[0], grid):
+            return hit[1]
+        tables = GridTables(grid, k)
+        if len(self.entries) >= self.size:
+            self.entries.pop(next(iter(self.entries)))
+        self.entries[key] = (grid.copy(), tables)
+        return tables
+
+
+_tables = _TableCache()
+
+
+def local_basis(x, grid, k: int, *, need_deriv: bool, tables: GridTables | None = None):
     """The k + 1 non-zero bases (and their x-derivatives) at each input.
 
     x: (B, n); grid: (n, L + 1) -> cols (B, n, k + 1) int32, vals (B, n, k + 1),
@@ -128,47 +210,30 @@ def local_basis(x, grid, k: int, *, need_deriv: bool):
     without masking the values.
     """
     B, n = x.shape
-    L = grid.shape[1] - 1
-    nb = L - k
+    t = GridTables(grid, k) if tables is None else tables
+    L = t.L
     dtype = x.dtype
-    uniform, h = _is_uniform(grid)
-    fast = k >= 1 and bool(np.all(uniform))
-    idx, u = interval_index(x, grid, uniform=uniform, h=h, exact=not fast or (need_deriv and k <= 1))
-    row = np.arange(n, dtype=np.intp)
-    table_index = (row * (L + 1) + idx).reshape(-1)  # row of the (n * (L + 1), k + 1) column table
-
-    basis_of = np.arange(L + 1)[:, None] - k + np.arange(k + 1)  # (L + 1, k + 1); interval L = off grid
-    exists = (basis_of >= 0) & (basis_of < nb)
-    exists[L] = False
-    col_table = np.where(exists[None], row[:, None, None] * nb + basis_of[None], n * nb).astype(np.int32)
-    cols = np.take(col_table.reshape(n * (L + 1), k + 1), table_index, axis=0).reshape(B, n, k + 1)
+    fast = k >= 1 and t.uniform
+    idx, frac = interval_index(x, grid, uniform=t.uniform_rows, h=t.h, exact=not fast or (need_deriv and k <= 1))
+    table_index = (t.row_base + idx).reshape(-1)
+    cols = np.take(t.cols, table_index, axis=0).reshape(B, n, k + 1)
 
     dvals = None
     if fast:
         # equal spacing: the bases are fixed polynomials of the fraction f within the interval
-        C, D = cardinal_coefficients(k, dtype.name)
+        C, D, inv_h = t.cardinal(dtype)
         powers = np.empty((k + 1, B * n), dtype=dtype)  # rows 1, f, f^2, ...
         powers[0] = 1
-        np.subtract(u.reshape(-1), np.minimum(idx, L - 1).reshape(-1), out=powers[1], casting="unsafe")
+        powers[1] = frac.reshape(-1)
         for p in range(2, k + 1):
             np.multiply(powers[p - 1], powers[1], out=powers[p])
         vals = (powers.T @ C).reshape(B, n, k + 1)
         if need_deriv:
             dvals = (powers.T @ D).reshape(B, n, k + 1)
-            dvals *= (1.0 / h).astype(dtype)[None, :, None]
+            dvals *= inv_h
     else:
-        # knots t[idx + q] for q in 1-k .. k, padded beyond the row ends with the row's
-        # spacing so the recursion never reads out of bounds (padded knots only feed bases
-        # that do not exist, whose entries go to the zero-weight column)
-        step = np.where(h > 0, h, 1.0)[:, None]
-        pad = np.arange(1, k + 1, dtype=grid.dtype)
-        tpad = np.concatenate([grid[:, :1] - step * pad[::-1], grid, grid[:, -1:] + step * pad], axis=1)
-        q = np.arange(1 - k, k + 1) if k >= 1 else np.arange(0, 2)
-        knots = tpad[:, np.clip(np.arange(L + 1)[:, None] + k + q[None, :], 0, L + 2 * k)]  # (n, L + 1, len(q))
-        knots[:, L, :] = np.arange(len(q), dtype=grid.dtype)  # off-grid row: harmless spaced knots
-        knots_t = np.ascontiguousarray(knots.reshape(n * (L + 1), len(q)).T)
-        knot_rows = np.take(knots_t, table_index, axis=1).reshape(len(q), B, n)
-        q0 = int(q[0])
+        q0 = int(t.q[0])
+        knot_rows = np.take(t.knots_t, table_index, axis=1).reshape(len(t.q), B, n)
         kr = lambda qq: knot_rows[qq - q0]  # noqa: E731
         xe = np.where(idx < L, x, 0.5 * (kr(0) + kr(1)))
         N, previous = _recursion_general(xe, kr, k)
@@ -225,7 +290,7 @@ class NumpyKernels:
         B, n = x.shape
         m, nb = weight.shape[1], weight.shape[2]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            cols, vals, dvals = local_basis(x, grid, k, need_deriv=need_dx)
+            cols, vals, dvals = local_basis(x, grid, k, need_deriv=need_dx, tables=_tables.get(grid, k))
         mode = self.contraction
         if mode == "auto":
             mode = choose_contraction(B, n, m, nb, k)
@@ -268,7 +333,10 @@ class NumpyKernels:
                 picked = np.take(GW.reshape(-1), flat)
             else:
                 # gather the k + 1 weight rows of each input: (B, n (k + 1), m) @ (B, m, 1)
-                rows = np.take(W2, cols.reshape(B, n * (k + 1)), axis=0)
-                picked = np.matmul(rows, gy[:, :, None]).reshape(B, n, k + 1)
+                if m == 1:
+                    picked = np.take(W2[:, 0], cols) * gy[:, :, None]
+                else:
+                    rows = np.take(W2, cols.reshape(B, n * (k + 1)), axis=0)
+                    picked = np.einsum("bjo,bo->bj", rows, gy).reshape(B, n, k + 1)
             dx = np.einsum("bim,bim->bi", picked, dvals)
         return dweight, dx
