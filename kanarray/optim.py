@@ -32,9 +32,15 @@ class Adam:
         self.v = {name: None for name in params}
 
     def step(self, grads: dict) -> None:
+        """One update from ``grads`` (same keys and shapes as the parameters); all gradients are
+        checked before any parameter changes."""
         missing = set(self.params) - set(grads)
         if missing:
             raise KeyError(f"gradients missing for {sorted(missing)}")
+        for name, p in self.params.items():
+            g = grads[name]
+            if tuple(g.shape) != tuple(p.shape):
+                raise ValueError(f"gradient {name} has shape {tuple(g.shape)}, expected {tuple(p.shape)}")
         self.t += 1
         b1, b2 = self.betas
         c1, c2 = 1 - b1**self.t, 1 - b2**self.t

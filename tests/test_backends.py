@@ -1,0 +1,83 @@
+"""The NumPy kernels (dense and sparse contraction) against the generic array-API kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import array_api_compat.numpy as npx
+from kanarray import spline
+from kanarray.backends import GenericKernels, get_kernels
+from kanarray.backends.numpy import NumpyKernels, choose_contraction
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 5])
+@pytest.mark.parametrize("m", [1, 3, 40])
+@pytest.mark.parametrize("uniform", [True, False])
+@pytest.mark.parametrize("B", [7, 20000])
+def test_numpy_kernels_match_generic(mode, k, m, uniform, B):
+    rng = np.random.default_rng(k + m)
+    n, G = 3, 12
+    grid = np.asarray(spline.uniform_grid(n, G, k, (-1, 1), xp=npx, dtype=np.float64))
+    if not uniform:
+        grid = np.sort(grid + rng.uniform(-0.05, 0.05, grid.shape), axis=1)
+    x = rng.uniform(-1.8, 1.8, (B, n))
+    x[: min(B, 5)] = grid[:, :5].T[: min(B, 5)]
+    weight = rng.normal(size=(n, m, G + k))
+    gy = rng.normal(size=(B, m))
+    ref_y, ctx = GenericKernels(npx).spline_forward(x, grid, weight, k, need_dx=True)
+    ref_w, ref_dx = GenericKernels(npx).spline_backward(ctx, gy, need_dx=True)
+    kernels = NumpyKernels(mode)
+    y, ctx = kernels.spline_forward(x, grid, weight, k, need_dx=True)
+    w, dx = kernels.spline_backward(ctx, gy, need_dx=True)
+    tol = 1e-12 * max(1.0, np.abs(ref_y).max())
+    np.testing.assert_allclose(y, ref_y, atol=tol, rtol=0)
+    np.testing.assert_allclose(w, ref_w, atol=1e-12 * max(1.0, np.abs(ref_w).max()), rtol=0)
+    np.testing.assert_allclose(dx, ref_dx, atol=1e-10 * max(1.0, np.abs(ref_dx).max()), rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["dense", "sparse"])
+def test_float32_kernels_stay_float32_and_close(mode):
+    rng = np.random.default_rng(0)
+    grid = np.asarray(spline.uniform_grid(4, 20, 3, (-1, 1), xp=npx, dtype=np.float64))
+    x = rng.uniform(-1.2, 1.2, (500, 4))
+    weight = rng.normal(size=(4, 5, 23))
+    gy = rng.normal(size=(500, 5))
+    ref_y, ctx = NumpyKernels(mode).spline_forward(x, grid, weight, 3, need_dx=True)
+    ref_w, ref_dx = NumpyKernels(mode).spline_backward(ctx, gy, need_dx=True)
+    f = np.float32
+    y, ctx = NumpyKernels(mode).spline_forward(x.astype(f), grid.astype(f), weight.astype(f), 3, need_dx=True)
+    w, dx = NumpyKernels(mode).spline_backward(ctx, gy.astype(f), need_dx=True)
+    assert y.dtype == w.dtype == dx.dtype == np.float32
+    np.testing.assert_allclose(y, ref_y, atol=1e-4 * np.abs(ref_y).max())
+    np.testing.assert_allclose(w, ref_w, atol=1e-4 * np.abs(ref_w).max())
+    np.testing.assert_allclose(dx, ref_dx, atol=1e-3 * np.abs(ref_dx).max())
+
+
+def test_grid_edit_in_place_is_seen_by_cached_tables():
+    rng = np.random.default_rng(0)
+    grid = np.asarray(spline.uniform_grid(2, 6, 3, (-1, 1), xp=npx, dtype=np.float64))
+    x = rng.uniform(-1, 1, (50, 2))
+    weight = rng.normal(size=(2, 1, 9))
+    kernels = NumpyKernels()
+    before, _ = kernels.spline_forward(x, grid, weight, 3, need_dx=False)
+    grid *= 1.5  # same object, new knots
+    after, _ = kernels.spline_forward(x, grid, weight, 3, need_dx=False)
+    ref, _ = GenericKernels(npx).spline_forward(x, grid, weight, 3, need_dx=False)
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, ref, atol=1e-13)
+
+
+def test_contraction_choice_follows_sparsity():
+    assert choose_contraction(1024, 784, 64, 8, 3) == "dense"
+    assert choose_contraction(4096, 16, 1, 103, 3) == "sparse"
+    assert choose_contraction(4096, 16, 1, 1003, 3) == "sparse"
+
+
+def test_dispatch():
+    assert get_kernels(npx).name == "numpy"
+    strict = pytest.importorskip("array_api_strict")
+    assert get_kernels(strict).name == "generic"
+    with pytest.raises(ValueError, match="contraction"):
+        NumpyKernels("blas")

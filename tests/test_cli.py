@@ -1,0 +1,61 @@
+"""The command line and the demo behind it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import kanarray as ka
+from kanarray.cli import main
+from kanarray.demo import run_demo
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_demo_learns_the_function():
+    lines = []
+    result = run_demo(steps=400, echo=lines.append)
+    assert result["test_rmse"] < 0.05 < result["initial_test_rmse"]
+    assert abs(result["train_rmse"] - result["test_rmse"]) < 0.02
+    assert any("test RMSE" in line for line in lines)
+
+
+def test_cli_demo_prints_progress(capsys):
+    assert main(["demo", "--steps", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "exp(sin(pi x) + y^2)" in out and "test RMSE" in out
+
+
+@pytest.mark.parametrize("argv", [["demo", "--steps", "0"], ["demo", "--lr", "-1"], ["nonsense"], []])
+def test_cli_rejects_bad_arguments(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_module_entry_point_reports_version():
+    out = subprocess.run([sys.executable, "-m", "kanarray", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and ka.__version__ in out.stdout
+
+
+def test_import_stays_light():
+    code = (
+        "import sys, kanarray, numpy as np; kanarray.KAN([2, 3, 1])(np.zeros((4, 2)));"
+        "heavy = [m for m in ('scipy', 'cupy', 'matplotlib', 'sympy', 'onnxruntime', 'onnx', 'torch') if m in sys.modules];"
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_benchmark_script_runs_without_the_peer():
+    script = os.path.join(ROOT, "benchmarks", "bench_step.py")
+    out = subprocess.run([sys.executable, script, "--no-pykan", "--repeats", "1", "--cases", "toy,fine"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| toy") or line.startswith("| fine")]
+    assert len(rows) == 2

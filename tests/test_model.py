@@ -1,0 +1,166 @@
+"""KAN semantics: initialization, live arrays, an independent reference, backends, moves."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.interpolate import BSpline
+
+import array_api_compat.numpy as npx
+import kanarray as ka
+from kanarray import spline
+
+from helpers import host, perturb, random_model
+
+
+def silu(x):
+    return x / (1 + np.exp(-x))
+
+
+def reference_forward(model, x):
+    """The model's function computed edge by edge with scipy's BSpline, loops and all."""
+    h = np.asarray(x, dtype=np.float64)
+    base = {"silu": silu, "identity": lambda v: v, "zero": np.zeros_like}[model.base_fun]
+    for layer in model.layers:
+        grid, coef = host(layer.grid), host(layer.coef)
+        sb, ssp, mask, bias = host(layer.scale_base), host(layer.scale_sp), host(layer.mask), host(layer.bias)
+        k = layer.k
+        out = np.tile(bias, (h.shape[0], 1))
+        for i in range(layer.in_dim):
+            xi = h[:, i]
+            inside = (xi >= grid[i, 0]) & (xi < grid[i, -1])
+            for o in range(layer.out_dim):
+                s = np.zeros_like(xi)
+                for j in range(coef.shape[2]):
+                    knots = grid[i, j : j + k + 2]
+                    on = inside & (xi >= knots[0]) & (xi < knots[-1])
+                    if on.any() and knots[-1] > knots[0]:
+                        s[on] += coef[i, o, j] * BSpline.basis_element(knots, extrapolate=False)(xi[on])
+                out[:, o] += mask[i, o] * (sb[i, o] * base(xi) + ssp[i, o] * s)
+        h = out
+    return h
+
+
+@pytest.mark.parametrize("base_fun", ["silu", "identity", "zero"])
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_forward_matches_edge_by_edge_reference(backend, base_fun, k):
+    model = random_model(backend, [3, 4, 2], grid=5, k=k, base_fun=base_fun, seed=k)
+    x = np.random.default_rng(0).uniform(-2.5, 2.5, (200, 3))
+    y = host(model(model.xp.asarray(x)))
+    assert y.shape == (200, 2)
+    np.testing.assert_allclose(y, reference_forward(model, x), atol=1e-12, rtol=0)
+
+
+def test_initialization_follows_pykan(backend):
+    width, G, k, seed = [3, 4, 2], 6, 3, 7
+    model = ka.KAN(width, grid=G, k=k, seed=seed, backend=backend)
+    rng = np.random.default_rng(seed)
+    for l, layer in enumerate(model.layers):
+        n_in, n_out = width[l], width[l + 1]
+        grid = host(layer.grid)
+        assert grid.shape == (n_in, G + 2 * k + 1)
+        np.testing.assert_allclose(grid[:, k : k + G + 1], np.tile(np.linspace(-1, 1, G + 1), (n_in, 1)), atol=1e-15)
+        np.testing.assert_allclose(np.diff(grid, axis=1), 2 / G, atol=1e-14)
+        assert host(layer.coef).shape == (n_in, n_out, G + k)
+        # the coefficients interpolate pykan's noise (U - 1/2) * 0.3 / G at the interior knots
+        noise = (rng.random((G + 1, n_in, n_out)) - 0.5) * 0.3 / G
+        at_knots = np.asarray(spline.coef2curve(np.ascontiguousarray(grid[:, k : k + G + 1].T), grid, host(layer.coef), k, xp=npx))
+        np.testing.assert_allclose(at_knots, noise, atol=1e-12)
+        expect_sb = (rng.random((n_in, n_out)) * 2 - 1) / math.sqrt(n_in)
+        np.testing.assert_allclose(host(layer.scale_base), expect_sb, atol=1e-15)
+        np.testing.assert_allclose(host(layer.scale_sp), 1 / math.sqrt(n_in), atol=1e-15)
+        assert np.all(host(layer.mask) == 1) and np.all(host(layer.bias) == 0)
+
+
+def test_initialization_is_deterministic_and_seeded():
+    a, b, c = ka.KAN([2, 3, 1], seed=1), ka.KAN([2, 3, 1], seed=1), ka.KAN([2, 3, 1], seed=2)
+    for name, p in a.parameters().items():
+        np.testing.assert_array_equal(p, b.parameters()[name])
+    assert not np.array_equal(a.layers[0].coef, c.layers[0].coef)
+
+
+def test_parameters_are_live_and_named():
+    model = ka.KAN([2, 3, 1])
+    params = model.parameters()
+    assert list(params) == [f"layers.{l}.{n}" for l in range(2) for n in ("coef", "scale_base", "scale_sp", "bias")]
+    assert params["layers.1.coef"] is model.layers[1].coef
+    assert model.num_parameters() == sum(p.size for p in params.values())
+
+
+def test_in_place_edits_change_the_output(backend):
+    model = ka.KAN([2, 3, 1], seed=0, backend=backend)
+    xp = model.xp
+    x = xp.asarray(np.random.default_rng(0).uniform(-1, 1, (64, 2)))
+    y0 = host(model(x))
+    layer = model.layers[0]
+    grid = host(layer.grid)
+    layer.grid[...] = xp.asarray(grid * 0.7)  # in place: the very same array object
+    y1 = host(model(x))
+    assert not np.allclose(y0, y1)
+    np.testing.assert_allclose(y1, reference_forward(model, host(x)), atol=1e-12)
+    layer.coef[0, 0, :] = xp.asarray(np.linspace(-1, 1, layer.coef.shape[2]))
+    y2 = host(model(x))
+    assert not np.allclose(y1, y2)
+    np.testing.assert_allclose(y2, reference_forward(model, host(x)), atol=1e-12)
+    model.layers[1].mask[0, 0] = 0.0
+    np.testing.assert_allclose(host(model(x)), reference_forward(model, host(x)), atol=1e-12)
+
+
+def test_numpy_and_array_api_strict_agree_to_1e12():
+    strict = pytest.importorskip("array_api_strict")
+    rng = np.random.default_rng(0)
+    for k, base_fun in [(1, "silu"), (3, "identity"), (5, "zero"), (3, "silu")]:
+        a = random_model("numpy", [3, 5, 2], grid=6, k=k, base_fun=base_fun, seed=k)
+        b = random_model(strict, [3, 5, 2], grid=6, k=k, base_fun=base_fun, seed=k)
+        x = rng.uniform(-2, 2, (300, 3))
+        y = rng.normal(size=(300, 2))
+        np.testing.assert_allclose(host(b(strict.asarray(x))), a(x), atol=1e-12, rtol=0)
+        la, ga = a.value_and_grad(x, y)
+        lb, gb = b.value_and_grad(strict.asarray(x), strict.asarray(y))
+        assert abs(float(la) - float(lb)) <= 1e-12
+        for name in ga:
+            np.testing.assert_allclose(host(gb[name]), ga[name], atol=1e-12, rtol=0, err_msg=name)
+        _, _, dxa = a.vjp(x, y)
+        _, _, dxb = b.vjp(strict.asarray(x), strict.asarray(y))
+        np.testing.assert_allclose(host(dxb), dxa, atol=1e-12, rtol=0)
+
+
+def test_float32_model(backend):
+    m64 = random_model(backend, [2, 4, 1], seed=3)
+    m32 = random_model(backend, [2, 4, 1], seed=3, dtype="float32")
+    xp = m64.xp
+    x = np.random.default_rng(1).uniform(-1, 1, (100, 2))
+    y32 = m32(xp.asarray(x, dtype=xp.float32))
+    assert y32.dtype == xp.float32
+    assert all(p.dtype == xp.float32 for p in m32.parameters().values())
+    np.testing.assert_allclose(host(y32), host(m64(xp.asarray(x))), atol=1e-5)
+    _, grads = m32.value_and_grad(xp.asarray(x, dtype=xp.float32), xp.asarray(np.ones((100, 1)), dtype=xp.float32))
+    assert all(g.dtype == xp.float32 for g in grads.values())
+
+
+def test_per_layer_grid_k_and_range():
+    model = ka.KAN([2, 3, 1], grid=[4, 7], k=[2, 3], grid_range=[(-2, 2), (-1, 1)])
+    assert model.grid == [4, 7] and model.k == [2, 3]
+    assert model.layers[0].grid.shape == (2, 4 + 4 + 1)
+    assert model.layers[1].coef.shape == (3, 1, 10)
+    np.testing.assert_allclose(model.layers[0].grid[:, 2], -2.0)
+    assert model(np.zeros((5, 2))).shape == (5, 1)
+
+
+def test_to_moves_between_backends_and_dtypes():
+    strict = pytest.importorskip("array_api_strict")
+    model = perturb(ka.KAN([2, 3, 1], seed=0))
+    x = np.random.default_rng(0).uniform(-1, 1, (20, 2))
+    y = model(x)
+    assert model.to(strict) is model and model.backend == "array_api_strict"
+    np.testing.assert_allclose(host(model(strict.asarray(x))), y, atol=1e-14)
+    model.to("numpy", dtype="float32")
+    assert model.dtype == np.float32 and model.layers[0].coef.dtype == np.float32
+    np.testing.assert_allclose(model(x), y, atol=1e-5)
+
+
+def test_repr_names_the_shape():
+    text = repr(ka.KAN([2, 5, 1], grid=5, k=3))
+    assert "width=[2, 5, 1]" in text and "backend='numpy'" in text
