@@ -70,9 +70,11 @@ def test_grid_edit_in_place_is_seen_by_cached_tables():
 
 
 def test_contraction_choice_follows_sparsity():
-    assert choose_contraction(1024, 784, 64, 8, 3) == "dense"
-    assert choose_contraction(4096, 16, 1, 103, 3) == "sparse"
-    assert choose_contraction(4096, 16, 1, 1003, 3) == "sparse"
+    assert choose_contraction(1024, 784, 64, 8, 3) == "dense"  # mnist's first layer
+    assert choose_contraction(4096, 64, 64, 13, 3) == "dense"  # deep's middle layer
+    assert choose_contraction(4096, 16, 1, 103, 3) == "sparse"  # fine's G = 100
+    assert choose_contraction(4096, 64, 64, 1003, 3) == "sparse"
+    assert choose_contraction(1000, 2, 5, 1003, 3) == "dense"  # too small for scipy's overhead
 
 
 def test_dispatch():

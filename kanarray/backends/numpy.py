@@ -35,32 +35,31 @@ def _is_uniform(grid):
     return uniform, h
 
 
-def interval_index(x, grid, *, uniform=None, h=None, exact=True):
+def interval_index(x, grid, *, tables=None, exact=True):
     """Knot interval of every input.
 
     x: (B, n); grid: (n, L + 1) -> (idx, frac).  idx (B, n) int is in [0, L - 1] with
     ``grid[i, idx] <= x < grid[i, idx + 1]`` for inputs on the grid, and L for inputs off
-    the grid (``x < grid[i, 0]`` or ``x >= grid[i, L]``).  On uniform rows the index comes
+    the grid (``x < grid[i, 0]`` or ``x >= grid[i, L]``).  On uniform grids the index comes
     from arithmetic and frac = (x - t_idx) / h is returned too (else None; off the grid it
-    is finite but meaningless);
-    ``exact=False`` skips the correction of inputs within rounding of a knot, harmless
-    where the bases are continuous (values for k >= 1, derivatives for k >= 2).
+    is finite but meaningless); ``exact=False`` skips the correction of inputs within
+    rounding of a knot, harmless where the bases are continuous (values for k >= 1,
+    derivatives for k >= 2).
     """
+    t = GridTables(grid, 0) if tables is None else tables
     B, n = x.shape
-    L = grid.shape[1] - 1
-    if uniform is None:
-        uniform, h = _is_uniform(grid)
+    L = t.L
     frac = None
-    if np.all(uniform):
-        u = (x - grid[:, 0]) / h
+    if t.uniform:
+        u = x - t.t0
+        u *= t.inv_h
         np.clip(u, 0, L, out=u)
         lower = np.floor(np.minimum(u, L - 1))
         idx = lower.astype(np.intp)
         if exact:
             flat = grid.reshape(-1)
-            base = np.arange(n) * (L + 1)
-            idx -= (x < np.take(flat, base + idx)) & (idx > 0)
-            idx += (x >= np.take(flat, base + idx + 1)) & (idx < L - 1)
+            idx -= (x < np.take(flat, t.row_base + idx)) & (idx > 0)
+            idx += (x >= np.take(flat, t.row_base + idx + 1)) & (idx < L - 1)
             frac = u - idx
         else:
             frac = np.subtract(u, lower, out=u)
@@ -69,7 +68,7 @@ def interval_index(x, grid, *, uniform=None, h=None, exact=True):
         for i in range(n):
             idx[:, i] = np.searchsorted(grid[i], x[:, i], side="right") - 1
         np.clip(idx, 0, L - 1, out=idx)
-    off_grid = (x < grid[:, 0]) | (x >= grid[:, -1])
+    off_grid = (x < t.t0) | (x >= t.tL)
     idx[off_grid] = L
     return idx, frac
 
@@ -142,6 +141,8 @@ class GridTables:
         self.uniform = bool(np.all(uniform))
         self.t0 = grid[:, 0].copy()
         self.tL = grid[:, -1].copy()
+        with np.errstate(divide="ignore"):
+            self.inv_h = np.where(h > 0, 1.0 / np.where(h > 0, h, 1.0), 0.0).astype(grid.dtype)
         self.row_base = np.arange(n, dtype=np.intp) * (L + 1)
         basis_of = np.arange(L + 1)[:, None] - k + np.arange(k + 1)
         exists = (basis_of >= 0) & (basis_of < nb)
@@ -214,7 +215,7 @@ def local_basis(x, grid, k: int, *, need_deriv: bool, tables: GridTables | None 
     L = t.L
     dtype = x.dtype
     fast = k >= 1 and t.uniform
-    idx, frac = interval_index(x, grid, uniform=t.uniform_rows, h=t.h, exact=not fast or (need_deriv and k <= 1))
+    idx, frac = interval_index(x, grid, tables=t, exact=not fast or (need_deriv and k <= 1))
     table_index = (t.row_base + idx).reshape(-1)
     cols = np.take(t.cols, table_index, axis=0).reshape(B, n, k + 1)
 
@@ -253,11 +254,15 @@ def local_basis(x, grid, k: int, *, need_deriv: bool, tables: GridTables | None 
 def choose_contraction(B: int, n: int, m: int, nb: int, k: int) -> str:
     """'dense' or 'sparse' for a layer call of this shape.
 
-    Dense costs n * nb * m multiply-adds per sample in BLAS; sparse n * (k + 1) * m in
-    scipy's scalar CSR loops, which are an order of magnitude slower per operation
-    (benchmarks/bench_contraction.py measures the crossover).
+    Dense costs about n * nb * (c + m) per sample through BLAS (building the basis matrix,
+    then GEMMs whose efficiency grows with m); sparse costs n * (k + 1) * m per sample in
+    scipy's scalar CSR loops.  benchmarks/bench_contraction.py measured the crossover on
+    the 2-core benchmark machine at nb ~ 1.5 (k + 1) max(1, m / 10) (see RESULTS.md); below
+    ``_SMALL`` stored entries scipy's call overhead dominates and dense wins.
     """
-    return "sparse" if nb >= 8 * (k + 1) else "dense"
+    if B * n * (k + 1) <= _SMALL:
+        return "dense"
+    return "sparse" if nb > 1.5 * (k + 1) * max(1.0, m / 10) else "dense"
 
 
 _SMALL = 1 << 16  # entries below which a NumPy scatter beats scipy's call overhead
@@ -302,7 +307,8 @@ class NumpyKernels:
             # small: a plain scatter; entries bound for the zero-weight column may overwrite
             # each other there, which is harmless
             basis = np.zeros((B, n * nb + 1), dtype=x.dtype)
-            flat = (np.arange(B) * (n * nb + 1))[:, None, None] + cols
+            flat_dtype = np.int32 if B * (n * nb + 1) < 2**31 else np.intp
+            flat = (np.arange(B, dtype=flat_dtype) * flat_dtype(n * nb + 1))[:, None, None] + cols
             basis.reshape(-1)[flat.reshape(-1)] = vals.reshape(-1)
         else:
             sp = _scipy_sparse()
