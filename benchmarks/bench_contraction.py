@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -24,6 +22,8 @@ import array_api_compat.numpy as npx  # noqa: E402
 from kanarray import spline  # noqa: E402
 from kanarray.backends.numpy import NumpyKernels, choose_contraction  # noqa: E402
 
+from bench_step import median_ms  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 
 def time_mode(mode, x, grid, weight, gy, k, repeats):
     kernels = NumpyKernels(mode)
@@ -32,14 +32,7 @@ def time_mode(mode, x, grid, weight, gy, k, repeats):
         _, ctx = kernels.spline_forward(x, grid, weight, k, need_dx=True)
         kernels.spline_backward(ctx, gy, need_dx=True)
 
-    for _ in range(2):
-        run()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
+    return median_ms(run, repeats, warmup=2)
 
 
 def main(argv=None):

@@ -1,18 +1,22 @@
 """NumPy spline kernels: local basis evaluation and a dense-or-sparse contraction.
 
 At any x only k + 1 of the G + k bases of a row are non-zero.  We find each input's knot
-interval (arithmetic on uniform rows, ``searchsorted`` otherwise; both corrected to the
-exact half-open rule ``t_v <= x < t_{v+1}``), evaluate the k + 1 values with de Boor's
-triangular recursion, and store them as a CSR matrix of shape (B, n * nb) with
+interval (arithmetic on uniform grids, ``searchsorted`` otherwise; both exact under the
+half-open rule ``t_v <= x < t_{v+1}`` where it matters), evaluate the k + 1 values (fixed
+polynomials of the fraction within the interval on uniform grids, de Boor's triangular
+recursion otherwise), and place them in a (B, n * nb + 1) basis matrix with
 n * (k + 1) entries per row.  The contraction with the weights is then either
 
-* dense: ``csr.toarray()`` and BLAS GEMMs, best at small G; or
-* sparse: scipy's CSR products, best at large G, where the dense matrix is mostly zeros.
+* dense: the full matrix and BLAS GEMMs, best at small G; or
+* sparse: a scipy CSR matrix, best at large G, where the dense matrix is mostly zeros;
 
-Small per-row tables (n, L + 1, ...) replace per-element index arithmetic: one gather
-gives each input its columns and its validity mask (bases with an index outside
-[0, nb) and inputs off the grid get weight 0).  They are rebuilt on every call from the
-live grid, so in-place edits of the grid are always seen.
+chosen per call by ``choose_contraction``.  Entries of bases that do not exist (index
+outside [0, nb)) and of inputs off the grid go to the extra last column, whose weight row
+is zero, so no per-element masking is needed.
+
+Per-grid tables (``GridTables``: uniformity, knot interval -> columns, padded knots) are
+cached by grid identity and re-validated against a copy of the grid on every call, so
+in-place edits of the grid are always seen.
 """
 
 from __future__ import annotations
@@ -165,7 +169,6 @@ class GridTables:
             knots[:, L, :] = np.arange(len(self.q), dtype=grid.dtype)  # off-grid row: harmless spaced knots
             self.knots_t = np.ascontiguousarray(knots.reshape(n * (L + 1), len(self.q)).T)
 
-
     def cardinal(self, dtype):
         """(C, D, 1/h as (1, n, 1)) in ``dtype`` for the uniform fast path."""
         key = np.dtype(dtype).str
@@ -257,12 +260,12 @@ def choose_contraction(B: int, n: int, m: int, nb: int, k: int) -> str:
     Dense costs about n * nb * (c + m) per sample through BLAS (building the basis matrix,
     then GEMMs whose efficiency grows with m); sparse costs n * (k + 1) * m per sample in
     scipy's scalar CSR loops.  benchmarks/bench_contraction.py measured the crossover on
-    the 2-core benchmark machine at nb ~ 1.5 (k + 1) max(1, m / 10) (see RESULTS.md); below
+    the 2-core benchmark machine at nb ~ 1.2 (k + 1) max(1, m / 10) (see RESULTS.md); below
     ``_SMALL`` stored entries scipy's call overhead dominates and dense wins.
     """
     if B * n * (k + 1) <= _SMALL:
         return "dense"
-    return "sparse" if nb > 1.5 * (k + 1) * max(1.0, m / 10) else "dense"
+    return "sparse" if nb > 1.2 * (k + 1) * max(1.0, m / 10) else "dense"
 
 
 _SMALL = 1 << 16  # entries below which a NumPy scatter beats scipy's call overhead
