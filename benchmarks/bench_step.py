@@ -6,6 +6,7 @@ A training step is forward + backward + an Adam update, full batch, MSE loss, fo
 libraries.  pykan (PyPI ``pykan`` on the CPU build of torch, not a kanarray dependency) is
 run in the same process after ``model.speed()``; times are medians over ``--repeats`` runs
 after warm-up, and the ratio column is pykan / kanarray.  Prints a markdown table.
+``--nonuniform`` jitters the knots of both models the same way, as a grid update would.
 """
 
 from __future__ import annotations
@@ -51,8 +52,21 @@ def data(case, seed=0):
     return x, y
 
 
-def bench_kanarray(case, repeats, backend="numpy"):
+def jittered_grids(case, seed=1):
+    """Sorted knots moved by up to 20% of a cell: what a grid update leaves (non-uniform rows)."""
+    rng = np.random.default_rng(seed)
+    G, k, w = case["grid"], 3, case["width"]
+    h = 2.0 / G
+    base = np.linspace(-1 - k * h, 1 + k * h, G + 2 * k + 1)
+    return [np.sort(base + rng.uniform(-0.2 * h, 0.2 * h, (w[l], base.size)), axis=1).astype(case["dtype"])
+            for l in range(len(w) - 1)]
+
+
+def bench_kanarray(case, repeats, backend="numpy", nonuniform=False):
     model = ka.KAN(case["width"], grid=case["grid"], k=3, dtype=case["dtype"], backend=backend, seed=0)
+    if nonuniform:
+        for layer, grid in zip(model.layers, jittered_grids(case)):
+            layer.grid[...] = grid
     x, y = data(case)
     opt = Adam(model.parameters(), lr=1e-4)
 
@@ -63,7 +77,7 @@ def bench_kanarray(case, repeats, backend="numpy"):
     return median_ms(lambda: model(x), repeats), median_ms(step, repeats)
 
 
-def bench_pykan(case, repeats):
+def bench_pykan(case, repeats, nonuniform=False):
     import torch
     from kan import KAN as PyKAN
 
@@ -72,6 +86,9 @@ def bench_pykan(case, repeats):
         model = PyKAN(list(case["width"]), grid=case["grid"], k=3, seed=0, auto_save=False,
                       ckpt_path=os.path.join(tmp, "ckpt"), device="cpu")
     model.speed()
+    if nonuniform:
+        for layer, grid in zip(model.act_fun, jittered_grids(case)):
+            layer.grid.data = torch.from_numpy(grid)
     x, y = (torch.from_numpy(a) for a in data(case))
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
@@ -95,6 +112,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--no-pykan", action="store_true", help="time kanarray alone")
+    parser.add_argument("--nonuniform", action="store_true",
+                        help="jitter the knots (as after a grid update) in both libraries")
     args = parser.parse_args(argv)
     names = args.cases.split(",")
     unknown = [n for n in names if n not in CASES]
@@ -105,17 +124,17 @@ def main(argv=None):
 
         torch.set_num_threads(os.cpu_count() or 1)
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
-          f"median of {args.repeats}")
+          f"median of {args.repeats}, {'non-uniform' if args.nonuniform else 'uniform'} grids")
     print("| case | shape | G | batch | dtype | kanarray fwd ms | kanarray step ms | pykan fwd ms | pykan step ms "
           "| fwd ratio | step ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         case = CASES[name]
-        kf, ks = bench_kanarray(case, args.repeats)
+        kf, ks = bench_kanarray(case, args.repeats, nonuniform=args.nonuniform)
         if args.no_pykan:
             pf = ps = float("nan")
         else:
-            pf, ps = bench_pykan(case, args.repeats)
+            pf, ps = bench_pykan(case, args.repeats, nonuniform=args.nonuniform)
         print(f"| {name} | {case['width']} | {case['grid']} | {case['batch']} | {case['dtype']} | {kf:.2f} | {ks:.2f} "
               f"| {pf:.2f} | {ps:.2f} | {pf / kf:.1f}x | {ps / ks:.1f}x |", flush=True)
 

@@ -52,9 +52,10 @@ def test_import_stays_light():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_benchmark_script_runs_without_the_peer():
+@pytest.mark.parametrize("extra", [[], ["--nonuniform"]])
+def test_benchmark_script_runs_without_the_peer(extra):
     script = os.path.join(ROOT, "benchmarks", "bench_step.py")
-    out = subprocess.run([sys.executable, script, "--no-pykan", "--repeats", "1", "--cases", "toy,fine"],
+    out = subprocess.run([sys.executable, script, "--no-pykan", "--repeats", "1", "--cases", "toy,fine", *extra],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
     rows = [line for line in out.stdout.splitlines() if line.startswith("| toy") or line.startswith("| fine")]

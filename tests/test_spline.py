@@ -132,13 +132,15 @@ def test_zero_outside_extended_knots(xp, k):
     assert np.all(dense == 0) and np.all(ddense == 0)
 
 
-@pytest.mark.parametrize("uniform", [True, False])
-def test_interval_index_is_exact_half_open(uniform):
+@pytest.mark.parametrize("kind", ["uniform", "random", "repeats", "clustered"])
+def test_interval_index_is_exact_half_open(kind):
     rng = np.random.default_rng(3)
-    if uniform:
+    if kind == "uniform":
         grid = np.asarray(spline.uniform_grid(2, 50, 3, (-1, 1), xp=npx, dtype=np.float64))
+    elif kind == "clustered":  # most knots in a tiny range: the bin lookup gives way to searchsorted
+        grid = np.sort(np.concatenate([rng.uniform(-1, 1, (2, 6)), rng.uniform(0.1, 0.1001, (2, 51))], axis=1), axis=1)
     else:
-        grid = random_grid(rng, 2, 50, 3)
+        grid = random_grid(rng, 2, 50, 3, repeats=kind == "repeats")
     knots = grid.T.copy()  # every knot of both rows, exactly
     x = np.concatenate([knots, np.nextafter(knots, -np.inf), rng.uniform(-2, 2, (200, 2))])
     idx, _ = interval_index(x, grid)

@@ -61,20 +61,49 @@ def interval_index(x, grid, *, tables=None, exact=True):
         lower = np.floor(np.minimum(u, L - 1))
         idx = lower.astype(np.intp)
         if exact:
-            flat = grid.reshape(-1)
-            idx -= (x < np.take(flat, t.row_base + idx)) & (idx > 0)
-            idx += (x >= np.take(flat, t.row_base + idx + 1)) & (idx < L - 1)
+            if not _correct(idx, x, grid, t.row_base, L, rounds=2):  # pragma: no cover - defensive
+                idx = _searchsorted_rows(x, grid)
             frac = u - idx
         else:
             frac = np.subtract(u, lower, out=u)
+    elif t.bins is not None:
+        # look up the interval at the start of x's bin, then step over the few knots in the bin
+        b = x - t.t0
+        b *= t.inv_bin_width
+        np.clip(b, 0, t.n_bins - 1, out=b)
+        idx = np.take(t.bins, t.bin_base + b.astype(np.intp))
+        if not _correct(idx, x, grid, t.row_base, L, rounds=t.max_knots_per_bin + 2):  # pragma: no cover
+            idx = _searchsorted_rows(x, grid)
     else:
-        idx = np.empty((B, n), dtype=np.intp)
-        for i in range(n):
-            idx[:, i] = np.searchsorted(grid[i], x[:, i], side="right") - 1
-        np.clip(idx, 0, L - 1, out=idx)
+        idx = _searchsorted_rows(x, grid)
     off_grid = (x < t.t0) | (x >= t.tL)
     idx[off_grid] = L
     return idx, frac
+
+
+def _correct(idx, x, grid, row_base, L: int, rounds: int) -> bool:
+    """Move each idx (in place) towards the interval with t[idx] <= x < t[idx + 1], one
+    knot per round; True once every idx is there.  ``rounds`` covers the largest distance
+    the callers expect."""
+    flat = grid.reshape(-1)
+    for _ in range(rounds):
+        pos = row_base + idx
+        down = (x < np.take(flat, pos)) & (idx > 0)
+        up = (x >= np.take(flat, pos + 1)) & (idx < L - 1)
+        if not (down.any() or up.any()):
+            return True
+        idx += up
+        idx -= down
+    return False
+
+
+def _searchsorted_rows(x, grid):
+    B, n = x.shape
+    idx = np.empty((B, n), dtype=np.intp)
+    for i in range(n):
+        idx[:, i] = np.searchsorted(grid[i], x[:, i], side="right") - 1
+    np.clip(idx, 0, grid.shape[1] - 2, out=idx)
+    return idx
 
 
 @functools.lru_cache(maxsize=None)
@@ -158,6 +187,7 @@ class GridTables:
             .reshape(n * (L + 1), k + 1)
         )
         self._cardinal = {}
+        self._build_bins(grid)
         self.knots_t = None
         if not (self.uniform and k >= 1):
             step = np.where(h > 0, h, 1.0)[:, None]
@@ -168,6 +198,32 @@ class GridTables:
             knots = tpad[:, where]  # (n, L + 1, len(q))
             knots[:, L, :] = np.arange(len(self.q), dtype=grid.dtype)  # off-grid row: harmless spaced knots
             self.knots_t = np.ascontiguousarray(knots.reshape(n * (L + 1), len(self.q)).T)
+
+    def _build_bins(self, grid):
+        """For non-uniform grids: split each row's range into 4L equal bins and store the
+        interval holding each bin's start, so a search is a lookup plus a few steps."""
+        self.bins = None
+        if self.uniform:
+            return
+        n, L = self.n, self.L
+        span = self.tL - self.t0
+        if not np.all(span > 0):
+            return  # a row with all knots equal: fall back to searchsorted
+        M = 4 * L
+        width = span / M
+        starts = self.t0[:, None] + width[:, None] * np.arange(M)
+        bins = np.stack([np.searchsorted(grid[i], starts[i], side="right") - 1 for i in range(n)])
+        np.clip(bins, 0, L - 1, out=bins)
+        # knots per bin bound the correction steps; heavily clustered knots -> searchsorted
+        ends = np.concatenate([bins[:, 1:], np.full((n, 1), L - 1)], axis=1)
+        most = int(np.max(ends - bins)) if bins.size else 0
+        if most > 8:
+            return
+        self.bins = bins.reshape(-1).astype(np.intp)
+        self.n_bins = M
+        self.bin_base = np.arange(n, dtype=np.intp) * M
+        self.inv_bin_width = (1.0 / width).astype(grid.dtype)
+        self.max_knots_per_bin = most
 
     def cardinal(self, dtype):
         """(C, D, 1/h as (1, n, 1)) in ``dtype`` for the uniform fast path."""
