@@ -66,7 +66,7 @@ def interval_index(x, grid, *, tables=None, exact=True):
             frac = u - idx
         else:
             frac = np.subtract(u, lower, out=u)
-    elif t.bins is not None:
+    elif t.bins is not None and n > 8:
         # look up the interval at the start of x's bin, then step over the few knots in the bin
         b = x - t.t0
         b *= t.inv_bin_width
@@ -134,8 +134,12 @@ def cardinal_coefficients(k: int, dtype: str = "float64"):
     return C.astype(dtype), D.astype(dtype)
 
 
-def _recursion_general(x, knot, k):
-    """de Boor's recursion with per-input knots ``knot(q) = t[idx + q]``, q in 1-k .. k."""
+def _recursion_general(x, knot, inv, k):
+    """de Boor's recursion with per-input knots ``knot(q) = t[idx + q]`` (q = 1-k .. k)
+    and reciprocal spans ``inv(j, r) = 1 / (t[idx + r + 1] - t[idx + 1 - j + r])``.
+
+    Returns (order-k values, order-(k-1) values) as lists of k + 1 and k arrays.
+    """
     left = {j: x - knot(1 - j) for j in range(1, k + 1)}
     right = {j: knot(j) - x for j in range(1, k + 1)}
     N = [np.ones_like(x)]
@@ -145,7 +149,7 @@ def _recursion_general(x, knot, k):
         saved = None
         nxt = []
         for r in range(j):
-            temp = N[r] / (right[r + 1] + left[j - r])
+            temp = N[r] * inv(j, r)
             term = right[r + 1] * temp
             nxt.append(term if saved is None else term + saved)
             saved = left[j - r] * temp
@@ -154,14 +158,21 @@ def _recursion_general(x, knot, k):
     return N, previous
 
 
+def _span_pairs(k: int):
+    """The (j, r) pairs of the recursion, in table order."""
+    return [(j, r) for j in range(1, k + 1) for r in range(j)]
+
+
 class GridTables:
     """Everything the kernels derive from one grid (n, L + 1) and order k, computed once.
 
     uniform: all rows equally spaced; t0, h (n,): first knot and spacing per row;
     cols (n * (L + 1), k + 1) int32: for row i and interval v (v = L: off the grid), the
     basis-matrix column of each of the k + 1 entries (``n * nb`` for bases that do not
-    exist); knots_t (len(q), n * (L + 1)): for non-uniform grids, the knots t[v + q]
-    (q = 1-k .. k) each interval's recursion reads, padded past the row ends.
+    exist); knots_t (2k + k (k + 1) / 2, n * (L + 1)): for non-uniform grids, the knots
+    t[v + q] (q = 1-k .. k) each interval's recursion reads and the reciprocals of its knot
+    spans; bins: for non-uniform grids, the interval at the start of each of 4L equal
+    bins per row (None where knots cluster too much for that to pay).
     """
 
     def __init__(self, grid, k: int):
@@ -190,6 +201,9 @@ class GridTables:
         self._build_bins(grid)
         self.knots_t = None
         if not (self.uniform and k >= 1):
+            # per interval: the 2k knots t[v + q] the recursion reads (padded past the row
+            # ends with the row's spacing) and the reciprocals of its k (k + 1) / 2 spans;
+            # padded knots only feed bases that do not exist, whose entries are dropped
             step = np.where(h > 0, h, 1.0)[:, None]
             pad = np.arange(1, k + 1, dtype=grid.dtype)
             tpad = np.concatenate([grid[:, :1] - step * pad[::-1], grid, grid[:, -1:] + step * pad], axis=1)
@@ -197,7 +211,12 @@ class GridTables:
             where = np.clip(np.arange(L + 1)[:, None] + k + self.q[None, :], 0, L + 2 * k)
             knots = tpad[:, where]  # (n, L + 1, len(q))
             knots[:, L, :] = np.arange(len(self.q), dtype=grid.dtype)  # off-grid row: harmless spaced knots
-            self.knots_t = np.ascontiguousarray(knots.reshape(n * (L + 1), len(self.q)).T)
+            q0 = int(self.q[0])
+            spans = [knots[:, :, r + 1 - q0] - knots[:, :, 1 - j + r - q0] for j, r in _span_pairs(k)]
+            with np.errstate(divide="ignore"):
+                inv = [np.where(d > 0, 1.0 / np.where(d > 0, d, 1.0), 0.0) for d in spans]
+            rows = [knots[:, :, c] for c in range(len(self.q))] + inv
+            self.knots_t = np.stack([r.reshape(-1) for r in rows]).astype(grid.dtype)
 
     def _build_bins(self, grid):
         """For non-uniform grids: split each row's range into 4L equal bins and store the
@@ -292,20 +311,23 @@ def local_basis(x, grid, k: int, *, need_deriv: bool, tables: GridTables | None 
             dvals = (powers.T @ D).reshape(B, n, k + 1)
             dvals *= inv_h
     else:
-        q0 = int(t.q[0])
-        knot_rows = np.take(t.knots_t, table_index, axis=1).reshape(len(t.q), B, n)
-        kr = lambda qq: knot_rows[qq - q0]  # noqa: E731
+        q0, nq = int(t.q[0]), len(t.q)
+        rows = np.take(t.knots_t, table_index, axis=1).reshape(-1, B, n)
+        pair = {jr: nq + c for c, jr in enumerate(_span_pairs(k))}
+        kr = lambda qq: rows[qq - q0]  # noqa: E731
+        inv = lambda j, r: rows[pair[(j, r)]]  # noqa: E731
         xe = np.where(idx < L, x, 0.5 * (kr(0) + kr(1)))
-        N, previous = _recursion_general(xe, kr, k)
+        N, previous = _recursion_general(xe, kr, inv, k)
         vals = np.stack(N, axis=-1).astype(dtype, copy=False)
         if need_deriv:
+            # dB_{v-k+m}/dx = k (N^{k-1}_{m-1} / span(k, m-1) - N^{k-1}_m / span(k, m))
             dvals = np.zeros_like(vals)
             for mm in range(k + 1 if k >= 1 else 0):
                 term = 0.0
                 if mm >= 1:
-                    term = previous[mm - 1] / (kr(mm) - kr(mm - k))
+                    term = previous[mm - 1] * inv(k, mm - 1)
                 if mm <= k - 1:
-                    term = term - previous[mm] / (kr(mm + 1) - kr(mm + 1 - k))
+                    term = term - previous[mm] * inv(k, mm)
                 dvals[..., mm] = k * term
     return cols, vals, dvals
 
