@@ -58,14 +58,13 @@ def interval_index(x, grid, *, tables=None, exact=True):
         u = x - t.t0
         u *= t.inv_h
         np.clip(u, 0, L, out=u)
-        lower = np.floor(np.minimum(u, L - 1))
-        idx = lower.astype(np.intp)
-        if exact:
-            if not _correct(idx, x, grid, t.row_base, L, rounds=2):  # pragma: no cover - defensive
-                idx = _searchsorted_rows(x, grid)
-            frac = u - idx
-        else:
-            frac = np.subtract(u, lower, out=u)
+        idx = np.minimum(u, L - 1).astype(np.intp)  # truncation is floor here: u >= 0
+        if exact and not _correct(idx, x, grid, t.row_base, L, rounds=2):  # pragma: no cover - defensive
+            idx = _searchsorted_rows(x, grid)
+        # the fraction from the interval's own left knot, not from u: u carries an absolute
+        # rounding error of eps * L, which would grow with G
+        frac = x - np.take(grid.reshape(-1), t.row_base + idx)
+        frac *= t.inv_h
     elif t.bins is not None and n > 8:
         # look up the interval at the start of x's bin, then step over the few knots in the bin
         b = x - t.t0
