@@ -83,3 +83,18 @@ def test_dispatch():
     assert get_kernels(strict).name == "generic"
     with pytest.raises(ValueError, match="contraction"):
         NumpyKernels("blas")
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 5e-5)])
+def test_large_grid_accuracy(dtype, tol):
+    """G = 1000 (grid extension's far end): the local kernels stay close to a float64 dense
+    evaluation on the ideal knots, in both contraction modes."""
+    rng = np.random.default_rng(0)
+    G, k = 1000, 3
+    grid64 = np.asarray(spline.uniform_grid(2, G, k, (-1, 1), xp=npx, dtype=np.float64))
+    x = rng.uniform(-1.05, 1.05, (3000, 2)).astype(dtype)
+    weight = rng.normal(size=(2, 2, G + k)).astype(dtype)
+    ref, _ = GenericKernels(npx).spline_forward(x.astype(np.float64), grid64, weight.astype(np.float64), k, need_dx=False)
+    for mode in ("dense", "sparse"):
+        y, _ = NumpyKernels(mode).spline_forward(x, grid64.astype(dtype), weight, k, need_dx=False)
+        assert np.abs(y - ref).max() <= tol * np.abs(ref).max(), mode
