@@ -9,7 +9,6 @@ core sees standard names, while the arrays themselves stay plain ``numpy.ndarray
 
 from __future__ import annotations
 
-import sys
 from types import ModuleType
 
 import array_api_compat
@@ -20,9 +19,8 @@ __all__ = [
     "backend_name",
     "namespace_of",
     "is_numpy_namespace",
-    "is_cupy_namespace",
     "to_numpy",
-    "device_of",
+    "dtype_of",
 ]
 
 _DTYPES = ("float32", "float64")
@@ -87,10 +85,6 @@ def is_numpy_namespace(xp: ModuleType) -> bool:
     return xp.__name__ == "array_api_compat.numpy"
 
 
-def is_cupy_namespace(xp: ModuleType) -> bool:
-    return xp.__name__ == "array_api_compat.cupy"
-
-
 def namespace_of(x):
     """The array-API namespace of array ``x``, or ``None`` if ``x`` is not an array.
 
@@ -104,18 +98,12 @@ def namespace_of(x):
         return None
 
 
-def device_of(x):
-    return array_api_compat.device(x)
-
-
 def to_numpy(x) -> np.ndarray:
     """Host copy (or view, for NumPy) of any array as a ``numpy.ndarray``."""
-    if isinstance(x, np.ndarray):
-        return x
+    if isinstance(x, np.ndarray) or np.isscalar(x):
+        return np.asarray(x)
     if array_api_compat.is_cupy_array(x):
         return x.get()
-    if "numpy" in sys.modules and np.isscalar(x):
-        return np.asarray(x)
     return np.from_dlpack(x)
 
 

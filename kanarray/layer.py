@@ -8,7 +8,8 @@ spline order k, nb = G + k bases per input.
 
 The spline part goes through the backend kernels with the folded weight
 ``coef * (mask * scale_sp)[..., None]``; the base part is one GEMM.  Nothing derived from
-the layer's arrays is kept between calls, so editing them in place is always safe.
+the layer's arrays outlives a call unchecked (the NumPy kernels' per-grid tables are
+validated against the live grid each time), so editing the arrays in place is always safe.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class KANLayer:
         import array_api_compat.numpy as hxp
 
         grid = spline.uniform_grid(in_dim, num, k, grid_range, xp=hxp, dtype=np.float64)
-        interior = grid[:, k : k + num + 1] if k > 0 else grid
+        interior = grid[:, k : k + num + 1]
         noise = (rng.random((num + 1, in_dim, out_dim)) - 0.5) * noise_scale / num
         coef = spline.curve2coef(np.ascontiguousarray(interior.T), noise, grid, k, xp=hxp)
         root = math.sqrt(in_dim)
@@ -124,8 +125,28 @@ class KANLayer:
         return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=xp)
 
     # -- computation ----------------------------------------------------------------------
+    def check_consistent(self) -> None:
+        """Raise ValueError if the arrays' shapes no longer fit together (after a user
+        replaced one of them)."""
+        n, m, nb = self.coef.shape
+        expect = {
+            "grid": (n, nb + self.k + 1),
+            "scale_base": (n, m),
+            "scale_sp": (n, m),
+            "mask": (n, m),
+            "bias": (m,),
+        }
+        for name, shape in expect.items():
+            got = tuple(getattr(self, name).shape)
+            if got != shape:
+                raise ValueError(
+                    f"layer arrays disagree: coef has shape {(n, m, nb)} (k={self.k}), so {name} must have "
+                    f"shape {shape}, got {got}"
+                )
+
     def forward(self, x, *, need_dx: bool = False):
         """x (B, in_dim), already validated -> (y (B, out_dim), cache for ``backward``)."""
+        self.check_consistent()
         xp = self.xp
         mask_sp = self.mask * self.scale_sp
         weight = self.coef * mask_sp[:, :, None]

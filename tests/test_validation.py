@@ -151,3 +151,10 @@ def test_adam_rejects_bad_gradients_before_updating():
     assert opt.t == 0
     with pytest.raises(ValueError, match="lr"):
         Adam(model.parameters(), lr=-1.0)
+
+
+def test_replaced_array_of_the_wrong_shape_is_named():
+    model = ka.KAN([2, 3, 1], grid=5, k=3)
+    model.layers[0].grid = np.zeros((2, 7))
+    with pytest.raises(ValueError, match=r"grid must have shape \(2, 12\), got \(2, 7\)"):
+        model(np.zeros((4, 2)))
