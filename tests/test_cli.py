@@ -60,3 +60,14 @@ def test_benchmark_script_runs_without_the_peer(extra):
     assert out.returncode == 0, out.stderr
     rows = [line for line in out.stdout.splitlines() if line.startswith("| toy") or line.startswith("| fine")]
     assert len(rows) == 2
+
+
+def test_readme_example_runs_and_fits():
+    """The README's code block, executed as written."""
+    import re
+
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert float(namespace["loss"]) ** 0.5 < 5e-3
