@@ -66,7 +66,8 @@ def test_readme_example_runs_and_fits():
     """The README's code block, executed as written."""
     import re
 
-    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
     code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     namespace = {}
     exec(compile(code, "README.md", "exec"), namespace)
