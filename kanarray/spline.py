@@ -59,7 +59,7 @@ def uniform_grid(n_in: int, G: int, k: int, grid_range=(-1.0, 1.0), *, xp, dtype
     """The extended uniform grid of a layer: (n_in, G + 2k + 1)."""
     lo, hi = float(grid_range[0]), float(grid_range[1])
     row = xp.linspace(lo, hi, G + 1, dtype=dtype, device=device)
-    interior = xp.broadcast_to(row[None, :], (n_in, G + 1))
+    interior = xp.zeros((n_in, G + 1), dtype=dtype, device=device) + row[None, :]
     return extend_grid(interior, k, xp=xp)
 
 
