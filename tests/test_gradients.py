@@ -102,3 +102,30 @@ def test_masked_edges_get_zero_gradient(backend):
     for name in ("coef", "scale_base", "scale_sp"):
         g = host(grads[f"layers.0.{name}"])
         assert np.all(g[off] == 0), name
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_architectures_match_finite_differences(seed):
+    """Random depth, widths, G, k and base function; all parameters and the input."""
+    rng = np.random.default_rng(100 + seed)
+    width = [int(w) for w in rng.integers(1, 4, rng.integers(2, 5))]
+    G = int(rng.integers(1, 7))
+    k = int(rng.choice([1, 2, 3, 5]))
+    base_fun = str(rng.choice(["silu", "identity", "zero"]))
+    model = random_model("numpy", width, grid=G, k=k, base_fun=base_fun, seed=seed)
+    x = rng.uniform(-2.5, 2.5, (25, width[0]))
+    y = rng.normal(size=(25, width[-1]))
+    _, grads = model.value_and_grad(x, y)
+    for name, param in model.parameters().items():
+        start = np.array(param, dtype=np.float64)
+
+        def loss_of(values, name=name):
+            set_param(model, name, values)
+            return float(model.value_and_grad(x, y)[0])
+
+        ref = fd_grad(loss_of, start.copy())
+        set_param(model, name, start)
+        assert_grad_close(grads[name], ref, f"{width} G={G} k={k} {base_fun}: {name}")
+    _, _, dx = model.vjp(x, y)
+    ref = fd_grad(lambda v: float(np.sum(model(v) * y)), x.copy())
+    assert_grad_close(dx, ref, "x")
