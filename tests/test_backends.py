@@ -98,3 +98,15 @@ def test_large_grid_accuracy(dtype, tol):
     for mode in ("dense", "sparse"):
         y, _ = NumpyKernels(mode).spline_forward(x, grid64.astype(dtype), weight, k, need_dx=False)
         assert np.abs(y - ref).max() <= tol * np.abs(ref).max(), mode
+
+
+def test_grid_tables_leave_the_cache_with_their_grid():
+    from kanarray.backends.numpy import _tables
+
+    grid = np.asarray(spline.uniform_grid(3, 7, 3, (-1, 1), xp=npx, dtype=np.float64))
+    x = np.zeros((4, 3))
+    NumpyKernels().spline_forward(x, grid, np.ones((3, 1, 10)), 3, need_dx=False)
+    key = (id(grid), 3, grid.shape, grid.dtype.str)
+    assert key in _tables.entries
+    del grid
+    assert key not in _tables.entries

@@ -22,6 +22,7 @@ in-place edits of the grid are always seen.
 from __future__ import annotations
 
 import functools
+import weakref
 
 import numpy as np
 from numpy.polynomial import polynomial as P
@@ -256,7 +257,9 @@ class GridTables:
 
 class _TableCache:
     """GridTables by grid identity, each checked against a copy of the grid it was built
-    from on every use, so an in-place edit of the grid is always seen."""
+    from on every use, so an in-place edit of the grid is always seen.  An entry leaves
+    the cache when its grid array is freed, so the cache holds tables for live grids only
+    (and at most ``size`` of them)."""
 
     def __init__(self, size: int = 64):
         self.size = size
@@ -268,8 +271,10 @@ class _TableCache:
         if hit is not None and np.array_equal(hit[0], grid):
             return hit[1]
         tables = GridTables(grid, k)
-        if len(self.entries) >= self.size:
-            self.entries.pop(next(iter(self.entries)))
+        if hit is None:
+            if len(self.entries) >= self.size:
+                self.entries.pop(next(iter(self.entries)))
+            weakref.finalize(grid, self.entries.pop, key, None)
         self.entries[key] = (grid.copy(), tables)
         return tables
 
