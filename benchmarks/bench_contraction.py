@@ -2,8 +2,8 @@
 
     python benchmarks/bench_contraction.py [--batch 4096] [--n-in 16] [--n-out 16] [--k 3] [--repeats 15]
 
-Times one forward + backward (with dx) of a layer's spline part for each G, median of
-``--repeats``, and prints which contraction ``choose_contraction`` picks.  The rule in
+Times one forward + backward (with dx) of a layer's spline part for each G, both modes
+interleaved, median of ``--repeats``, and prints which contraction ``choose_contraction`` picks.  The rule in
 kanarray/backends/numpy.py should pick the faster one, or one within noise of it.
 """
 
@@ -22,17 +22,17 @@ import array_api_compat.numpy as npx  # noqa: E402
 from kanarray import spline  # noqa: E402
 from kanarray.backends.numpy import NumpyKernels, choose_contraction  # noqa: E402
 
-from bench_step import median_ms  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from bench_step import interleaved_medians  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
-def time_mode(mode, x, grid, weight, gy, k, repeats):
+def forward_backward(mode, x, grid, weight, gy, k):
     kernels = NumpyKernels(mode)
 
     def run():
         _, ctx = kernels.spline_forward(x, grid, weight, k, need_dx=True)
         kernels.spline_backward(ctx, gy, need_dx=True)
 
-    return median_ms(run, repeats, warmup=2)
+    return run
 
 
 def main(argv=None):
@@ -54,8 +54,9 @@ def main(argv=None):
     for G in (int(g) for g in args.grids.split(",")):
         grid = np.asarray(spline.uniform_grid(n, G, k, (-1, 1), xp=npx, dtype=np.float32))
         weight = rng.normal(size=(n, m, G + k)).astype(np.float32)
-        dense = time_mode("dense", x, grid, weight, gy, k, args.repeats)
-        sparse = time_mode("sparse", x, grid, weight, gy, k, args.repeats)
+        ops = {mode: forward_backward(mode, x, grid, weight, gy, k) for mode in ("dense", "sparse")}
+        got = interleaved_medians(ops, args.repeats, warmup=2)
+        dense, sparse = got["dense"], got["sparse"]
         faster = "dense" if dense < sparse else "sparse"
         print(f"| {G} | {dense:.2f} | {sparse:.2f} | {faster} | {choose_contraction(B, n, m, G + k, k)} |", flush=True)
 

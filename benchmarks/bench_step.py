@@ -4,8 +4,10 @@
 
 A training step is forward + backward + an Adam update, full batch, MSE loss, for both
 libraries.  pykan (PyPI ``pykan`` on the CPU build of torch, not a kanarray dependency) is
-run in the same process after ``model.speed()``; times are medians over ``--repeats`` runs
-after warm-up, and the ratio column is pykan / kanarray.  Prints a markdown table.
+run in the same process after ``model.speed()``, its calls interleaved with kanarray's in
+short blocks (see ``interleaved_medians``), so both see the same machine load; times are
+medians over ``--repeats`` samples after warm-up, and the ratio column is pykan / kanarray.
+Prints a markdown table.
 ``--nonuniform`` jitters the knots of both models the same way, as a grid update would.
 """
 
@@ -34,17 +36,6 @@ CASES = {
 }
 
 
-def median_ms(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
-
-
 def data(case, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, (case["batch"], case["width"][0])).astype(case["dtype"])
@@ -62,7 +53,8 @@ def jittered_grids(case, seed=1):
             for l in range(len(w) - 1)]
 
 
-def bench_kanarray(case, repeats, backend="numpy", nonuniform=False):
+def kanarray_ops(case, backend="numpy", nonuniform=False):
+    """{'forward': fn, 'step': fn} for kanarray on this case."""
     model = ka.KAN(case["width"], grid=case["grid"], k=3, dtype=case["dtype"], backend=backend, seed=0)
     if nonuniform:
         for layer, grid in zip(model.layers, jittered_grids(case)):
@@ -74,15 +66,17 @@ def bench_kanarray(case, repeats, backend="numpy", nonuniform=False):
         _, grads = model.value_and_grad(x, y)
         opt.step(grads)
 
-    return median_ms(lambda: model(x), repeats), median_ms(step, repeats)
+    return {"forward": lambda: model(x), "step": step}
 
 
-def bench_pykan(case, repeats, nonuniform=False):
+def pykan_ops(case, nonuniform=False):
+    """{'forward': fn, 'step': fn} for pykan on this case; torch's default dtype must be the
+    case's while they run."""
     import torch
     from kan import KAN as PyKAN
 
-    torch.set_default_dtype(getattr(torch, case["dtype"]))
     with tempfile.TemporaryDirectory() as tmp:
+        # pykan rewrites the width list it is given: pass a copy
         model = PyKAN(list(case["width"]), grid=case["grid"], k=3, seed=0, auto_save=False,
                       ckpt_path=os.path.join(tmp, "ckpt"), device="cpu")
     model.speed()
@@ -102,9 +96,48 @@ def bench_pykan(case, repeats, nonuniform=False):
         loss.backward()
         opt.step()
 
-    result = median_ms(forward, repeats), median_ms(step, repeats)
-    torch.set_default_dtype(torch.float32)
-    return result
+    return {"forward": forward, "step": step}
+
+
+def interleaved_medians(ops: dict, repeats: int, warmup: int = 3, block: int = 3) -> dict:
+    """Median ms of each callable over ``repeats`` samples.
+
+    The operations take turns in blocks of ``block`` consecutive calls (in a rotating order),
+    so that both libraries see the same machine load; the first call of each block only
+    re-warms the caches after the other operations and is not timed.
+    """
+    for fn in ops.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in ops}
+    names = list(ops)
+    rounds = -(-repeats // (block - 1))
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            ops[name]()
+            for _ in range(block - 1):
+                t = time.perf_counter()
+                ops[name]()
+                times[name].append(time.perf_counter() - t)
+    return {name: 1e3 * statistics.median(ts[:repeats]) for name, ts in times.items()}
+
+
+def bench_case(case, repeats, *, with_pykan=True, nonuniform=False):
+    """(kanarray fwd, kanarray step, pykan fwd, pykan step) medians in ms (pykan NaN if skipped)."""
+    ops = {("kanarray", op): fn for op, fn in kanarray_ops(case, nonuniform=nonuniform).items()}
+    if not with_pykan:
+        got = interleaved_medians(ops, repeats)
+        return got[("kanarray", "forward")], got[("kanarray", "step")], float("nan"), float("nan")
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, case["dtype"]))
+    try:
+        ops.update({("pykan", op): fn for op, fn in pykan_ops(case, nonuniform=nonuniform).items()})
+        got = interleaved_medians(ops, repeats)
+    finally:
+        torch.set_default_dtype(previous)
+    return tuple(got[(lib, op)] for lib in ("kanarray", "pykan") for op in ("forward", "step"))
 
 
 def main(argv=None):
@@ -130,11 +163,7 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         case = CASES[name]
-        kf, ks = bench_kanarray(case, args.repeats, nonuniform=args.nonuniform)
-        if args.no_pykan:
-            pf = ps = float("nan")
-        else:
-            pf, ps = bench_pykan(case, args.repeats, nonuniform=args.nonuniform)
+        kf, ks, pf, ps = bench_case(case, args.repeats, with_pykan=not args.no_pykan, nonuniform=args.nonuniform)
         print(f"| {name} | {case['width']} | {case['grid']} | {case['batch']} | {case['dtype']} | {kf:.2f} | {ks:.2f} "
               f"| {pf:.2f} | {ps:.2f} | {pf / kf:.1f}x | {ps / ks:.1f}x |", flush=True)
 

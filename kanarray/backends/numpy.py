@@ -392,8 +392,7 @@ class NumpyKernels:
             # small: a plain scatter; entries bound for the zero-weight column may overwrite
             # each other there, which is harmless
             basis = np.zeros((B, n * nb + 1), dtype=x.dtype)
-            flat_dtype = np.int32 if B * (n * nb + 1) < 2**31 else np.intp
-            flat = (np.arange(B, dtype=flat_dtype) * flat_dtype(n * nb + 1))[:, None, None] + cols
+            flat = (np.arange(B, dtype=np.intp) * (n * nb + 1))[:, None, None] + cols  # intp: no index copy
             basis.reshape(-1)[flat.reshape(-1)] = vals.reshape(-1)
         else:
             sp = _scipy_sparse()
