@@ -65,7 +65,10 @@ def uniform_grid(n_in: int, G: int, k: int, grid_range=(-1.0, 1.0), *, xp, dtype
 
 def _cox_de_boor(x, grid, k: int, xp, keep_previous: bool):
     """Dense basis of order k (and of order k-1 when keep_previous), (batch, n_in, *)."""
-    x3 = x[:, :, None]
+    # every basis vanishes off [t_0, t_L); clipping far inputs to just beyond that keeps
+    # (x - t) finite, so 0 * (x - t) stays 0 instead of becoming NaN
+    span = grid[:, -1] - grid[:, 0] + 1.0
+    x3 = xp.clip(x, grid[:, 0] - span, grid[:, -1] + span)[:, :, None]
     g = grid[None, :, :]
     B = xp.astype((x3 >= g[..., :-1]) & (x3 < g[..., 1:]), x.dtype)
     previous = None

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from scipy.interpolate import BSpline
+from scipy.special import expit
 
 import array_api_compat.numpy as npx
 import kanarray as ka
@@ -16,7 +17,7 @@ from helpers import host, perturb, random_model
 
 
 def silu(x):
-    return x / (1 + np.exp(-x))
+    return x * expit(x)
 
 
 def reference_forward(model, x):
@@ -164,3 +165,18 @@ def test_to_moves_between_backends_and_dtypes():
 def test_repr_names_the_shape():
     text = repr(ka.KAN([2, 5, 1], grid=5, k=3))
     assert "width=[2, 5, 1]" in text and "backend='numpy'" in text
+
+
+@pytest.mark.parametrize("base_fun", ["silu", "identity", "zero"])
+def test_far_inputs_give_finite_outputs_and_gradients(backend, base_fun):
+    """Off the grid only the base branch remains, however far: no inf * 0 = NaN."""
+    model = random_model(backend, [2, 3, 1], seed=0, base_fun=base_fun)
+    xp = model.xp
+    x = np.array([[1e100, 0.0], [-1e120, 0.5], [3e5, -7e7], [1e150, -1e140]])
+    y = host(model(xp.asarray(x)))
+    assert np.all(np.isfinite(y))
+    _, grads = model.value_and_grad(xp.asarray(x), xp.asarray(np.zeros((4, 1))))
+    assert all(np.all(np.isfinite(host(g))) for g in grads.values())
+    _, _, dx = model.vjp(xp.asarray(x), xp.asarray(np.ones((4, 1))))
+    assert np.all(np.isfinite(host(dx)))
+    np.testing.assert_allclose(y[2:3], reference_forward(model, x[2:3]), rtol=1e-12)

@@ -46,8 +46,8 @@ def interval_index(x, grid, *, tables=None, exact=True):
     x: (B, n); grid: (n, L + 1) -> (idx, frac).  idx (B, n) int is in [0, L - 1] with
     ``grid[i, idx] <= x < grid[i, idx + 1]`` for inputs on the grid, and L for inputs off
     the grid (``x < grid[i, 0]`` or ``x >= grid[i, L]``).  On uniform grids the index comes
-    from arithmetic and frac = (x - t_idx) / h is returned too (else None; off the grid it
-    is finite but meaningless); ``exact=False`` skips the correction of inputs within
+    from arithmetic and frac = (x - t_idx) / h, clipped to [0, 1], is returned too (else
+    None; off the grid it is meaningless); ``exact=False`` skips the correction of inputs within
     rounding of a knot, harmless where the bases are continuous (values for k >= 1,
     derivatives for k >= 2).
     """
@@ -66,6 +66,9 @@ def interval_index(x, grid, *, tables=None, exact=True):
         # rounding error of eps * L, which would grow with G
         frac = x - np.take(grid.reshape(-1), t.row_base + idx)
         frac *= t.inv_h
+        # [0, 1] up to rounding on the grid; off the grid it can be huge, and its (dropped)
+        # basis values must still be finite, since inf * 0 would give NaN
+        np.clip(frac, 0.0, 1.0, out=frac)
     elif t.bins is not None and n > 8:
         # look up the interval at the start of x's bin, then step over the few knots in the bin
         b = x - t.t0
