@@ -75,6 +75,7 @@ def test_contraction_choice_follows_sparsity():
     assert choose_contraction(4096, 16, 1, 103, 3) == "sparse"  # fine's G = 100
     assert choose_contraction(4096, 64, 64, 1003, 3) == "sparse"
     assert choose_contraction(1000, 2, 5, 1003, 3) == "dense"  # too small for scipy's overhead
+    assert choose_contraction(200_000, 784, 64, 8, 3) == "sparse"  # dense matrix would be ~5 GB
 
 
 def test_dispatch():

@@ -346,14 +346,18 @@ def choose_contraction(B: int, n: int, m: int, nb: int, k: int) -> str:
     then GEMMs whose efficiency grows with m); sparse costs n * (k + 1) * m per sample in
     scipy's scalar CSR loops.  benchmarks/bench_contraction.py measured the crossover on
     the 2-core benchmark machine at nb ~ 1.2 (k + 1) max(1, m / 10) (see RESULTS.md); below
-    ``_SMALL`` stored entries scipy's call overhead dominates and dense wins.
+    ``_SMALL`` stored entries scipy's call overhead dominates and dense wins; above
+    ``_DENSE_LIMIT`` entries of the dense matrix, sparse is used to bound memory.
     """
     if B * n * (k + 1) <= _SMALL:
         return "dense"
+    if B * (n * nb + 1) > _DENSE_LIMIT:
+        return "sparse"  # the dense basis matrix alone would pass ~1 GiB in float64
     return "sparse" if nb > 1.2 * (k + 1) * max(1.0, m / 10) else "dense"
 
 
 _SMALL = 1 << 16  # entries below which a NumPy scatter beats scipy's call overhead
+_DENSE_LIMIT = 1 << 27  # dense basis-matrix entries above which the sparse form is used
 _sparse_module = None
 
 
