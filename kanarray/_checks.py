@@ -62,13 +62,11 @@ def as_batch(a, *, xp, dtype, n_features: int, name: str):
         raise ValueError(f"{name} must have shape (batch, {n_features}), got shape {tuple(a.shape)}{hint}")
     if a.shape[0] == 0:
         raise ValueError(f"{name} must hold at least one sample, got shape {tuple(a.shape)}")
-    if a.dtype == dtype:
-        pass
-    elif xp.isdtype(a.dtype, "complex floating"):
-        raise TypeError(f"{name} has complex dtype {a.dtype}; expected real numbers")
-    elif not xp.isdtype(a.dtype, ("bool", "integral", "real floating")):
-        raise TypeError(f"{name} has dtype {a.dtype}; expected a real numeric dtype")
-    else:
+    if a.dtype != dtype:
+        if xp.isdtype(a.dtype, "complex floating"):
+            raise TypeError(f"{name} has complex dtype {a.dtype}; expected real numbers")
+        if not xp.isdtype(a.dtype, ("bool", "integral", "real floating")):
+            raise TypeError(f"{name} has dtype {a.dtype}; expected a real numeric dtype")
         a = xp.astype(a, dtype)
     finite = xp.isfinite(a)
     if not bool(xp.all(finite)):

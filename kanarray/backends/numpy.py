@@ -69,7 +69,7 @@ def interval_index(x, grid, *, tables=None, exact=True):
         # [0, 1] up to rounding on the grid; off the grid it can be huge, and its (dropped)
         # basis values must still be finite, since inf * 0 would give NaN
         np.clip(frac, 0.0, 1.0, out=frac)
-    elif t.bins is not None and n > 8:
+    elif t.bins is not None and n > 8:  # with few rows, a searchsorted per row costs fewer calls
         # look up the interval at the start of x's bin, then step over the few knots in the bin
         b = x - t.t0
         b *= t.inv_bin_width
@@ -169,7 +169,7 @@ def _span_pairs(k: int):
 class GridTables:
     """Everything the kernels derive from one grid (n, L + 1) and order k, computed once.
 
-    uniform: all rows equally spaced; t0, h (n,): first knot and spacing per row;
+    uniform: all rows equally spaced; t0, tL, inv_h (n,): first and last knot, 1 / spacing;
     cols (n * (L + 1), k + 1) int32: for row i and interval v (v = L: off the grid), the
     basis-matrix column of each of the k + 1 entries (``n * nb`` for bases that do not
     exist); knots_t (2k + k (k + 1) / 2, n * (L + 1)): for non-uniform grids, the knots
@@ -182,9 +182,8 @@ class GridTables:
         n, L1 = grid.shape
         L = L1 - 1
         nb = L - k
-        self.k, self.L, self.n, self.nb = k, L, n, nb
+        self.k, self.L, self.n = k, L, n
         uniform, h = _is_uniform(grid)
-        self.uniform_rows, self.h = uniform, h
         self.uniform = bool(np.all(uniform))
         self.t0 = grid[:, 0].copy()
         self.tL = grid[:, -1].copy()
@@ -253,7 +252,7 @@ class GridTables:
         got = self._cardinal.get(key)
         if got is None:
             C, D = cardinal_coefficients(self.k, np.dtype(dtype).name)
-            got = (C, D, (1.0 / self.h).astype(dtype)[None, :, None])
+            got = (C, D, self.inv_h.astype(dtype)[None, :, None])
             self._cardinal[key] = got
         return got
 
@@ -361,6 +360,13 @@ _DENSE_LIMIT = 1 << 27  # dense basis-matrix entries above which the sparse form
 _sparse_module = None
 
 
+def _flat_index(cols, width: int):
+    """Positions in a flattened (B, width) matrix of the columns cols (B, n, k + 1).
+
+    intp, so that NumPy indexes with it without converting a copy first."""
+    return (np.arange(cols.shape[0], dtype=np.intp) * width)[:, None, None] + cols
+
+
 def _scipy_sparse():
     global _sparse_module
     if _sparse_module is None:
@@ -399,8 +405,7 @@ class NumpyKernels:
             # small: a plain scatter; entries bound for the zero-weight column may overwrite
             # each other there, which is harmless
             basis = np.zeros((B, n * nb + 1), dtype=x.dtype)
-            flat = (np.arange(B, dtype=np.intp) * (n * nb + 1))[:, None, None] + cols  # intp: no index copy
-            basis.reshape(-1)[flat.reshape(-1)] = vals.reshape(-1)
+            basis.reshape(-1)[_flat_index(cols, n * nb + 1).reshape(-1)] = vals.reshape(-1)
         else:
             sp = _scipy_sparse()
             index_dtype = np.int32 if nnz < 2**31 else np.int64
@@ -426,8 +431,7 @@ class NumpyKernels:
                 # gy @ W2.T (B, n nb + 1) is no larger than the gathered rows: form it and
                 # pick the k + 1 columns of each input
                 GW = gy @ W2.T
-                flat = (np.arange(B) * (n * nb + 1))[:, None, None] + cols
-                picked = np.take(GW.reshape(-1), flat)
+                picked = np.take(GW.reshape(-1), _flat_index(cols, n * nb + 1))
             else:
                 # gather the k + 1 weight rows of each input: (B, n (k + 1), m) @ (B, m, 1)
                 if m == 1:
