@@ -73,3 +73,40 @@ def as_batch(a, *, xp, dtype, n_features: int, name: str):
         bad = int(xp.sum(xp.astype(~finite, xp.int64)))
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s); expected finite numbers")
     return a
+
+
+def as_labels(y, *, xp, batch: int, n_classes: int):
+    """Validate class labels: integers in [0, n_classes) of shape (batch,) or (batch, 1).
+
+    Floating arrays holding whole numbers are accepted; returns an int64 array (batch,).
+    """
+    ns = namespace_of(y)
+    if ns is None:
+        try:
+            y = xp.asarray(y)
+        except Exception as exc:
+            raise TypeError(f"y must be an array of class labels, got {type(y).__name__}") from exc
+    elif ns.__name__ != xp.__name__ and not (type(y) is _NDARRAY and xp.__name__ == "array_api_compat.numpy"):
+        raise TypeError(
+            f"y is a {backend_name(ns)} array but the model is on backend {backend_name(xp)!r}: "
+            f"convert y to {backend_name(xp)}"
+        )
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = xp.reshape(y, (-1,))
+    if y.ndim != 1 or y.shape[0] != batch:
+        raise ValueError(
+            f"y must hold one class label per sample for loss='cross_entropy': shape ({batch},) or ({batch}, 1), "
+            f"got {tuple(y.shape)}"
+        )
+    if xp.isdtype(y.dtype, "real floating"):
+        if not bool(xp.all(xp.isfinite(y))) or not bool(xp.all(y == xp.round(y))):
+            raise ValueError("y must hold whole-number class labels for loss='cross_entropy'; got non-integer values")
+    elif not xp.isdtype(y.dtype, ("integral", "bool")):
+        raise TypeError(f"y has dtype {y.dtype}; expected integer class labels")
+    y = xp.astype(y, xp.int64)
+    if bool(xp.any(y < 0)) or bool(xp.any(y >= n_classes)):
+        raise ValueError(
+            f"class labels must lie in [0, {n_classes}) for a model with {n_classes} outputs; "
+            f"got values from {int(xp.min(y))} to {int(xp.max(y))}"
+        )
+    return y

@@ -119,6 +119,11 @@ class KANLayer:
     def parameters(self) -> dict:
         return {name: getattr(self, name) for name in PARAMETER_NAMES}
 
+    def copy(self) -> "KANLayer":
+        """An independent copy on the same namespace."""
+        arrays = {name: self.xp.asarray(a, copy=True) for name, a in self.arrays().items()}
+        return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=self.xp)
+
     def moved(self, xp, dtype) -> "KANLayer":
         """A copy of this layer on namespace ``xp`` (arrays go through the host)."""
         arrays = {name: xp.asarray(np.ascontiguousarray(to_numpy(a)), dtype=dtype) for name, a in self.arrays().items()}
@@ -144,18 +149,24 @@ class KANLayer:
                     f"shape {shape}, got {got}"
                 )
 
-    def forward(self, x, *, need_dx: bool = False):
-        """x (B, in_dim), already validated -> (y (B, out_dim), cache for ``backward``)."""
+    def forward(self, x, *, need_dx: bool = False, reuse=None):
+        """x (B, in_dim), already validated -> (y (B, out_dim), cache for ``backward``).
+
+        reuse: the cache of an earlier call with the same x and grid; the basis evaluation
+        and base activations in it are used again (``fit`` evaluates one batch many times).
+        """
         self.check_consistent()
         xp = self.xp
         mask_sp = self.mask * self.scale_sp
         weight = self.coef * mask_sp[:, :, None]
-        y, kernel_ctx = get_kernels(xp).spline_forward(x, self.grid, weight, self.k, need_dx=need_dx)
+        y, kernel_ctx = get_kernels(xp).spline_forward(
+            x, self.grid, weight, self.k, need_dx=need_dx, reuse=None if reuse is None else reuse[6]
+        )
         base_x = None
         mask_base = None
         if self.base_fun != "zero":
             f, _ = BASE_FUNCTIONS[self.base_fun]
-            base_x = f(x, xp)
+            base_x = f(x, xp) if reuse is None or reuse[1] is None else reuse[1]
             mask_base = self.mask * self.scale_base
             y = y + xp.matmul(base_x, mask_base)
         y = y + self.bias
@@ -181,6 +192,57 @@ class KANLayer:
             if need_dx:
                 _, df = BASE_FUNCTIONS[self.base_fun]
                 dx = dx + df(x, xp) * xp.matmul(gy, xp.matrix_transpose(mask_base))
+        return grads, dx
+
+    # -- per-edge evaluation (regularization needs every phi_io, not only their sums) -------
+    def forward_edges(self, x, *, need_dx: bool = True, basis_ctx=None):
+        """x (B, in_dim), validated -> (y (B, out_dim), phi (in_dim, B, out_dim), cache).
+
+        Per-edge path, used when a regularization needs the edge activations phi_io(x_bi)
+        themselves.  y equals ``forward(x)[0]``.  basis_ctx: ``cache[0]`` of an earlier call
+        with the same x and grid, whose basis evaluation is then reused (the first layer
+        during ``fit``).
+        """
+        self.check_consistent()
+        xp = self.xp
+        kernels = get_kernels(xp)
+        spl, dspl, basis_ctx = kernels.edge_forward(x, self.grid, self.coef, self.k, need_dx=need_dx, ctx=basis_ctx)
+        mask_sp = (self.mask * self.scale_sp)[:, None, :]
+        phi = mask_sp * spl
+        dphi = mask_sp * dspl if need_dx else None
+        base_x = None
+        if self.base_fun != "zero":
+            f, df = BASE_FUNCTIONS[self.base_fun]
+            xt = xp.permute_dims(x, (1, 0))  # (n, B)
+            base_x = f(xt, xp)
+            mask_base = (self.mask * self.scale_base)[:, None, :]
+            phi = phi + mask_base * base_x[:, :, None]
+            if need_dx:
+                dphi = dphi + mask_base * df(xt, xp)[:, :, None]
+        y = xp.sum(phi, axis=0) + self.bias
+        return y, phi, (basis_ctx, spl, base_x, dphi)
+
+    def backward_edges(self, cache, gy, gphi, *, need_dx: bool = False):
+        """Gradients from dL/dy (B, out_dim) plus a per-edge dL/dphi (in_dim, B, out_dim) (or None).
+
+        Returns (grads dict keyed like ``parameters()``, dx (B, in_dim) or None).
+        """
+        xp = self.xp
+        basis_ctx, spl, base_x, dphi = cache
+        if need_dx and dphi is None:
+            raise ValueError("backward_edges(need_dx=True) needs forward_edges(need_dx=True)")
+        g = gy[None, :, :] if gphi is None else gphi + gy[None, :, :]  # (n, B, m)
+        dspl = get_kernels(xp).edge_backward(basis_ctx, g)  # (n, m, nb)
+        grads = {
+            "coef": dspl * (self.mask * self.scale_sp)[:, :, None],
+            "scale_sp": self.mask * xp.sum(g * spl, axis=1),
+            "bias": xp.sum(gy, axis=0),
+        }
+        if base_x is None:
+            grads["scale_base"] = xp.zeros_like(self.mask)
+        else:
+            grads["scale_base"] = self.mask * xp.sum(g * base_x[:, :, None], axis=1)
+        dx = xp.permute_dims(xp.sum(g * dphi, axis=2), (1, 0)) if need_dx else None
         return grads, dx
 
     def __repr__(self) -> str:

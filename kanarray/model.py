@@ -6,11 +6,12 @@ import math
 
 import numpy as np
 
-from . import losses
 from ._checks import as_batch, check_positive_int, check_width
 from ._namespace import backend_name, dtype_of, resolve_backend
 from .base import BASE_FUNCTIONS
 from .layer import KANLayer
+from .objective import check_targets, evaluate
+from .regularization import Regularization
 
 __all__ = ["KAN"]
 
@@ -94,11 +95,25 @@ class KAN:
             )
             for l in range(n_layers)
         ]
+        self._set_state(width=width, base_fun=base_fun, grid_range=ranges, seed=seed, xp=xp)
+
+    def _set_state(self, *, width, base_fun, grid_range, seed, xp):
         self.width = width
         self.base_fun = base_fun
-        self.grid_range = ranges
+        self.grid_range = grid_range
         self.seed = seed
         self.xp = xp
+        self._samples = None  # inputs of the last fit / update_grid, used by refine
+
+    @classmethod
+    def _assemble(cls, layers, *, width, base_fun, grid_range, seed, xp, dtype_name) -> "KAN":
+        """A KAN around existing layers (refine, load)."""
+        model = cls.__new__(cls)
+        model.layers = list(layers)
+        model._dtype_name = dtype_name
+        model._set_state(width=list(width), base_fun=base_fun, grid_range=[tuple(r) for r in grid_range],
+                         seed=seed, xp=xp)
+        return model
 
     # -- facts ----------------------------------------------------------------------------
     @property
@@ -148,7 +163,9 @@ class KAN:
 
     def forward(self, x):
         """(batch, width[0]) -> (batch, width[-1])."""
-        h = self._check_x(x)
+        return self._forward_plain(self._check_x(x))
+
+    def _forward_plain(self, h):
         for layer in self.layers:
             h, _ = layer.forward(h)
         return h
@@ -170,18 +187,23 @@ class KAN:
         ordered = {name: grads[name] for name in self.parameters()}
         return ordered, gy
 
-    def value_and_grad(self, x, y):
-        """MSE objective mean((model(x) - y)^2) and its gradients.
+    def value_and_grad(self, x, y, *, loss: str = "mse", lamb: float = 0.0, lamb_l1: float = 1.0,
+                       lamb_entropy: float = 2.0, lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0):
+        """The objective loss(model(x), y) + lamb * reg and its gradients.
 
-        x: (batch, width[0]); y: (batch, width[-1]) -> (loss as a 0-d array of the model's
-        namespace, dict of gradients with the keys and shapes of ``parameters()``).
+        x: (batch, width[0]); y: (batch, width[-1]) for loss="mse" (mean squared error), or
+        integer labels (batch,) for loss="cross_entropy" (softmax over the outputs).  The
+        regularization weights are those of ``fit`` (see ``kanarray.regularization``).
+        Returns (objective as a 0-d array of the model's namespace, dict of gradients with the
+        keys and shapes of ``parameters()``).
         """
+        reg = Regularization(lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)
         x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
-        pred, caches = self._forward_cached(x, need_dx=False)
-        loss, gpred = losses.mse(pred, y, self.xp)
-        grads, _ = self._backward(caches, gpred, need_dx=False)
-        return loss, grads
+        if reg.active and x.shape[0] < 2:
+            raise ValueError("regularization (lamb > 0) needs a batch of at least 2 samples (it uses std over the batch)")
+        y = check_targets(self, y, x.shape[0], loss)
+        ev = evaluate(self, x, y, loss=loss, reg=reg)
+        return ev.objective, ev.grads
 
     def vjp(self, x, gy):
         """Vector-Jacobian product: (y, grads of sum(gy * y) w.r.t. parameters, w.r.t. x).
@@ -193,6 +215,89 @@ class KAN:
         out, caches = self._forward_cached(x, need_dx=True)
         grads, dx = self._backward(caches, gy, need_dx=True)
         return out, grads, dx
+
+    # -- training ---------------------------------------------------------------------------
+    def fit(self, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="mse", lamb=0.0, lamb_l1=1.0,
+            lamb_entropy=2.0, lamb_coef=0.0, lamb_coefdiff=0.0, update_grid=True, grid_update_num=10,
+            stop_grid_update_step=50, validation=None, progress=True, seed=None):
+        """Train in place; returns a ``History`` (per-step lists, ``.plot(path)``, ``.optimizer``).
+
+        x: (N, width[0]); y: (N, width[-1]) for loss="mse", or integer labels (N,) for
+        loss="cross_entropy".  opt: "lbfgs" (pykan's: history 10, 20 iterations per step,
+        strong-Wolfe line search; lr 1), "adam", "adamw", "sgd" (lr 1e-2), or an optimizer built on
+        ``model.parameters()`` (its state carries on).  batch_size: minibatches drawn from
+        shuffled epochs (reproducible from ``seed``, default the model's seed); full batch if
+        None.  lamb and lamb_*: the sparsification penalty (``kanarray.regularization``).
+        update_grid: adapt the grids to the batch every stop_grid_update_step // grid_update_num
+        steps while step < stop_grid_update_step (LBFGS then restarts its history).
+        validation: (x_val, y_val), evaluated every step.
+
+        history["train_loss"] / ["val_loss"] are RMSE for mse (like pykan) and the cross-entropy
+        otherwise; history["val_acc"] for cross_entropy; history["reg"] is the penalty (0 when
+        lamb == 0).  If the objective becomes NaN or infinite, the last parameters with a
+        finite loss are restored and ``TrainingDiverged`` (a FloatingPointError, with
+        ``.history``) is raised; Ctrl-C stops after restoring them too and returns the history
+        so far with ``history.interrupted = True``.
+        """
+        from .training import fit
+
+        return fit(self, x, y, steps=steps, opt=opt, lr=lr, batch_size=batch_size, loss=loss, lamb=lamb,
+                   lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff,
+                   update_grid=update_grid, grid_update_num=grid_update_num,
+                   stop_grid_update_step=stop_grid_update_step, validation=validation, progress=progress, seed=seed)
+
+    # -- grids ----------------------------------------------------------------------------
+    def update_grid(self, x, *, grid_eps: float = 0.02) -> None:
+        """Adapt every layer's grid to the samples x (batch, width[0]), in place.
+
+        Layer by layer on fresh activations: knots at the samples' quantiles mixed with a
+        uniform grid over their range (weight grid_eps, pykan's 0.02), extended by k each
+        side; the coefficients are refitted so each edge function is preserved on the
+        samples (``kanarray.grids``).  G and k do not change.  All layers are computed
+        before any is changed.
+        """
+        from .grids import HIDDEN_RELATIVE_SPAN, update_layer_grid
+
+        x = self._check_x(x)
+        if isinstance(grid_eps, bool) or not isinstance(grid_eps, (int, float)) or not 0 <= grid_eps <= 1:
+            raise ValueError(f"grid_eps must be a number in [0, 1], got {grid_eps!r}")
+        new_layers = []
+        h = x
+        for l, layer in enumerate(self.layers):
+            new = layer.copy()
+            update_layer_grid(new, h, grid_eps=grid_eps, relative_floor=HIDDEN_RELATIVE_SPAN if l else 0.0)
+            h, _ = new.forward(h)
+            new_layers.append(new)
+        for layer, new in zip(self.layers, new_layers):
+            layer.grid[...] = new.grid
+            layer.coef[...] = new.coef
+        self._samples = x
+
+    def refine(self, grid, x=None) -> "KAN":
+        """A new KAN on a grid of ``grid`` intervals (an int or one per layer) computing the
+        same function (grid extension).
+
+        Each layer's new knots follow its old ones (so an adapted grid keeps its shape); the
+        new coefficients are the least-squares transfer of every edge's spline, fitted on the
+        layer's activations of x (batch, width[0]) -- by default the inputs of the last
+        ``fit`` or ``update_grid`` -- plus a sweep of every new interval.  Scales, masks and
+        biases are copied.  To carry an optimizer over: ``opt.transferred(new.parameters())``
+        (the coefficients' state is reset, see ``kanarray.optim``).
+        """
+        from .grids import refine_layer
+
+        nums = [check_positive_int(g, "grid") for g in _per_layer(grid, len(self.layers), "grid")]
+        samples = self._samples if x is None else self._check_x(x)
+        new_layers = []
+        h = samples
+        for layer, num in zip(self.layers, nums):
+            new_layers.append(refine_layer(layer, num, h))
+            if h is not None:
+                h, _ = layer.forward(h)
+        model = KAN._assemble(new_layers, width=self.width, base_fun=self.base_fun, grid_range=self.grid_range,
+                              seed=self.seed, xp=self.xp, dtype_name=self._dtype_name)
+        model._samples = samples
+        return model
 
     # -- moving ---------------------------------------------------------------------------
     def to(self, backend=None, *, dtype=None) -> "KAN":

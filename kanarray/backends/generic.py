@@ -17,15 +17,20 @@ class GenericKernels:
     def __init__(self, xp):
         self.xp = xp
 
-    def spline_forward(self, x, grid, weight, k, *, need_dx):
+    def spline_forward(self, x, grid, weight, k, *, need_dx, reuse=None):
+        """x (B, n), weight (n, m, nb) -> (y (B, m), ctx); reuse: the ctx of an earlier call
+        with the same x and grid, whose bases are used again."""
         xp = self.xp
         B, n = x.shape
         m, nb = weight.shape[1], weight.shape[2]
-        if need_dx:
-            Bd, dBd = basis_with_derivative(x, grid, k, xp=xp)
+        if reuse is not None and not (need_dx and reuse[1] is None):
+            Bd2, dBd = reuse[:2]
         else:
-            Bd, dBd = basis(x, grid, k, xp=xp), None
-        Bd2 = xp.reshape(Bd, (B, n * nb))
+            if need_dx:
+                Bd, dBd = basis_with_derivative(x, grid, k, xp=xp)
+            else:
+                Bd, dBd = basis(x, grid, k, xp=xp), None
+            Bd2 = xp.reshape(Bd, (B, n * nb))
         W2 = xp.reshape(xp.permute_dims(weight, (0, 2, 1)), (n * nb, m))
         y = xp.matmul(Bd2, W2)
         return y, (Bd2, dBd, W2, (B, n, m, nb))
@@ -42,3 +47,28 @@ class GenericKernels:
             GW = xp.reshape(xp.matmul(gy, xp.matrix_transpose(W2)), (B, n, nb))
             dx = xp.sum(GW * dBd, axis=2)
         return dweight, dx
+
+    def edge_forward(self, x, grid, weight, k, *, need_dx, ctx=None):
+        """Per-edge spline values: spl[i, b, o] = sum_j weight[i, o, j] B_ij(x[b, i]).
+
+        x (B, n), weight (n, m, nb) -> (spl (n, B, m), dspl = d spl / dx or None, ctx for
+        ``edge_backward``); ctx from an earlier call with the same x and grid is reused.
+        """
+        xp = self.xp
+        if ctx is None or (need_dx and ctx[1] is None):
+            if need_dx:
+                Bd, dBd = basis_with_derivative(x, grid, k, xp=xp)
+                ctx = (xp.permute_dims(Bd, (1, 0, 2)), xp.permute_dims(dBd, (1, 0, 2)))
+            else:
+                ctx = (xp.permute_dims(basis(x, grid, k, xp=xp), (1, 0, 2)), None)
+        basis_t, dbasis_t = ctx  # (n, B, nb)
+        w = xp.permute_dims(weight, (0, 2, 1))  # (n, nb, m)
+        spl = xp.matmul(basis_t, w)
+        dspl = xp.matmul(dbasis_t, w) if need_dx else None
+        return spl, dspl, ctx
+
+    def edge_backward(self, ctx, g):
+        """g = dL/dspl (n, B, m) -> dL/dweight (n, m, nb)."""
+        xp = self.xp
+        basis_t = ctx[0]
+        return xp.permute_dims(xp.matmul(xp.permute_dims(basis_t, (0, 2, 1)), g), (0, 2, 1))

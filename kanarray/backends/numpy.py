@@ -137,33 +137,55 @@ def cardinal_coefficients(k: int, dtype: str = "float64"):
     return C.astype(dtype), D.astype(dtype)
 
 
-def _recursion_general(x, knot, inv, k):
-    """de Boor's recursion with per-input knots ``knot(q) = t[idx + q]`` (q = 1-k .. k)
-    and reciprocal spans ``inv(j, r) = 1 / (t[idx + r + 1] - t[idx + 1 - j + r])``.
+def _safe_inv(d):
+    with np.errstate(divide="ignore"):
+        return np.where(d > 0, 1.0 / np.where(d > 0, d, 1.0), 0.0)
 
-    Returns (order-k values, order-(k-1) values) as lists of k + 1 and k arrays.
+
+def interval_polynomials(grid, k: int, step):
+    """Power-basis coefficients of the k + 1 non-zero bases on every interval of a grid.
+
+    grid: (n, L + 1); step: (n,) spacing for the padding knots past the row ends.  Returns
+    (n, L + 1, k + 1, k + 1) float64 with ``B_{v-k+m}(t_v + f h_v) = sum_p C[i, v, p, m] f**p``
+    for f in [0, 1], h_v = t_{v+1} - t_v, and zeros for v = L (off the grid) and zero-width
+    intervals.  de Boor's recursion run on polynomials in f, vectorised over intervals: each
+    factor (x - t_j) / (t_{j+d} - t_j) is a linear polynomial with coefficients in [0, 1] in
+    magnitude, so no cancellation builds up however uneven the knots.
     """
-    left = {j: x - knot(1 - j) for j in range(1, k + 1)}
-    right = {j: knot(j) - x for j in range(1, k + 1)}
-    N = [np.ones_like(x)]
-    previous = N
-    for j in range(1, k + 1):
-        previous = N
-        saved = None
+    n, L1 = grid.shape
+    L = L1 - 1
+    g = grid.astype(np.float64)
+    pad = np.arange(1, k + 1, dtype=np.float64)
+    st = np.asarray(step, dtype=np.float64)[:, None]
+    tpad = np.concatenate([g[:, :1] - st * pad[::-1], g, g[:, -1:] + st * pad], axis=1)
+    v = np.arange(L)
+
+    def t(q):  # t_{v+q} for every interval v: (n, L)
+        return tpad[:, v + q + k]
+
+    hv = t(1) - t(0)
+    N = [np.ones((n, L, 1))]
+    for d in range(1, k + 1):
         nxt = []
-        for r in range(j):
-            temp = N[r] * inv(j, r)
-            term = right[r + 1] * temp
-            nxt.append(term if saved is None else term + saved)
-            saved = left[j - r] * temp
-        nxt.append(saved)
+        for mp in range(d + 1):  # basis j = v - d + mp
+            q = mp - d
+            poly = np.zeros((n, L, d + 1))
+            if mp >= 1:  # (x - t_j) / (t_{j+d} - t_j) * N_{j, d-1}
+                a = _safe_inv(t(q + d) - t(q))
+                prev = N[mp - 1]
+                poly[..., :d] += ((t(0) - t(q)) * a)[..., None] * prev
+                poly[..., 1:] += (hv * a)[..., None] * prev
+            if mp <= d - 1:  # (t_{j+d+1} - x) / (t_{j+d+1} - t_{j+1}) * N_{j+1, d-1}
+                b = _safe_inv(t(q + d + 1) - t(q + 1))
+                prev = N[mp]
+                poly[..., :d] += ((t(q + d + 1) - t(0)) * b)[..., None] * prev
+                poly[..., 1:] -= (hv * b)[..., None] * prev
+            nxt.append(poly)
         N = nxt
-    return N, previous
-
-
-def _span_pairs(k: int):
-    """The (j, r) pairs of the recursion, in table order."""
-    return [(j, r) for j in range(1, k + 1) for r in range(j)]
+    C = np.zeros((n, L + 1, k + 1, k + 1))
+    C[:, :L] = np.stack(N, axis=-1)
+    C[:, :L][hv <= 0] = 0.0
+    return C
 
 
 class GridTables:
@@ -172,9 +194,9 @@ class GridTables:
     uniform: all rows equally spaced; t0, tL, inv_h (n,): first and last knot, 1 / spacing;
     cols (n * (L + 1), k + 1) int32: for row i and interval v (v = L: off the grid), the
     basis-matrix column of each of the k + 1 entries (``n * nb`` for bases that do not
-    exist); knots_t (2k + k (k + 1) / 2, n * (L + 1)): for non-uniform grids, the knots
-    t[v + q] (q = 1-k .. k) each interval's recursion reads and the reciprocals of its knot
-    spans; bins: for non-uniform grids, the interval at the start of each of 4L equal
+    exist); poly (n * (L + 1), k + 1, k + 1) and inv_span (n * (L + 1),): for non-uniform
+    grids, each interval's bases as polynomials in the fraction f = (x - t_v) / h_v
+    (``interval_polynomials``) and 1 / h_v; bins: for non-uniform grids, the interval at the start of each of 4L equal
     bins per row (None where knots cluster too much for that to pay).
     """
 
@@ -201,24 +223,16 @@ class GridTables:
         )
         self._cardinal = {}
         self._build_bins(grid)
-        self.knots_t = None
+        self.poly = None
         if not (self.uniform and k >= 1):
-            # per interval: the 2k knots t[v + q] the recursion reads (padded past the row
-            # ends with the row's spacing) and the reciprocals of its k (k + 1) / 2 spans;
-            # padded knots only feed bases that do not exist, whose entries are dropped
-            step = np.where(h > 0, h, 1.0)[:, None]
-            pad = np.arange(1, k + 1, dtype=grid.dtype)
-            tpad = np.concatenate([grid[:, :1] - step * pad[::-1], grid, grid[:, -1:] + step * pad], axis=1)
-            self.q = np.arange(1 - k, k + 1) if k >= 1 else np.arange(0, 2)
-            where = np.clip(np.arange(L + 1)[:, None] + k + self.q[None, :], 0, L + 2 * k)
-            knots = tpad[:, where]  # (n, L + 1, len(q))
-            knots[:, L, :] = np.arange(len(self.q), dtype=grid.dtype)  # off-grid row: harmless spaced knots
-            q0 = int(self.q[0])
-            spans = [knots[:, :, r + 1 - q0] - knots[:, :, 1 - j + r - q0] for j, r in _span_pairs(k)]
-            with np.errstate(divide="ignore"):
-                inv = [np.where(d > 0, 1.0 / np.where(d > 0, d, 1.0), 0.0) for d in spans]
-            rows = [knots[:, :, c] for c in range(len(self.q))] + inv
-            self.knots_t = np.stack([r.reshape(-1) for r in rows]).astype(grid.dtype)
+            # per interval: the power-basis coefficients of its k + 1 bases in the fraction
+            # f = (x - t_v) / h_v, and 1 / h_v (0 off the grid and on zero-width intervals)
+            step = np.where(h > 0, h, 1.0)
+            self.poly = interval_polynomials(grid, k, step).reshape(n * (L + 1), k + 1, k + 1).astype(grid.dtype)
+            spans = np.diff(grid.astype(np.float64), axis=1)
+            inv = np.zeros((n, L + 1))
+            inv[:, :L] = _safe_inv(spans)
+            self.inv_span = inv.reshape(-1).astype(grid.dtype)
 
     def _build_bins(self, grid):
         """For non-uniform grids: split each row's range into 4L equal bins and store the
@@ -317,24 +331,26 @@ def local_basis(x, grid, k: int, *, need_deriv: bool, tables: GridTables | None 
             dvals = (powers.T @ D).reshape(B, n, k + 1)
             dvals *= inv_h
     else:
-        q0, nq = int(t.q[0]), len(t.q)
-        rows = np.take(t.knots_t, table_index, axis=1).reshape(-1, B, n)
-        pair = {jr: nq + c for c, jr in enumerate(_span_pairs(k))}
-        kr = lambda qq: rows[qq - q0]  # noqa: E731
-        inv = lambda j, r: rows[pair[(j, r)]]  # noqa: E731
-        xe = np.where(idx < L, x, 0.5 * (kr(0) + kr(1)))
-        N, previous = _recursion_general(xe, kr, inv, k)
-        vals = np.stack(N, axis=-1).astype(dtype, copy=False)
+        # any grid: gather each interval's polynomial table and evaluate it at the fraction
+        E = B * n
+        frac = x - np.take(grid.reshape(-1), t.row_base + np.minimum(idx, L - 1))
+        inv_span = np.take(t.inv_span, table_index).reshape(B, n)
+        frac *= inv_span
+        np.clip(frac, 0.0, 1.0, out=frac)
+        f = frac.reshape(-1)
+        powers = np.empty((k + 1, E), dtype=dtype)
+        powers[0] = 1
+        for p in range(1, k + 1):
+            np.multiply(powers[p - 1], f, out=powers[p])
+        tab = np.take(t.poly, table_index, axis=0)  # (E, k + 1 powers, k + 1 bases)
+        vals = np.einsum("pe,epm->em", powers, tab).reshape(B, n, k + 1)
         if need_deriv:
-            # dB_{v-k+m}/dx = k (N^{k-1}_{m-1} / span(k, m-1) - N^{k-1}_m / span(k, m))
-            dvals = np.zeros_like(vals)
-            for mm in range(k + 1 if k >= 1 else 0):
-                term = 0.0
-                if mm >= 1:
-                    term = previous[mm - 1] * inv(k, mm - 1)
-                if mm <= k - 1:
-                    term = term - previous[mm] * inv(k, mm)
-                dvals[..., mm] = k * term
+            if k == 0:
+                dvals = np.zeros_like(vals)
+            else:
+                dpow = powers[:k] * np.arange(1, k + 1, dtype=dtype)[:, None]  # d f^p / df = p f^(p-1)
+                dvals = np.einsum("pe,epm->em", dpow, tab[:, 1:, :]).reshape(B, n, k + 1)
+                dvals *= inv_span[:, :, None]
     return cols, vals, dvals
 
 
@@ -389,17 +405,25 @@ class NumpyKernels:
             raise ValueError(f"contraction must be 'auto', 'dense' or 'sparse', got {contraction!r}")
         self.contraction = contraction
 
-    def spline_forward(self, x, grid, weight, k, *, need_dx):
+    def spline_forward(self, x, grid, weight, k, *, need_dx, reuse=None):
+        """x (B, n), weight (n, m, nb) -> (y (B, m), ctx for ``spline_backward``).
+
+        reuse: the ctx of an earlier call with the same x and grid; its basis matrix is used
+        again (only the weight changed), unless need_dx asks for derivatives it lacks.
+        """
         B, n = x.shape
         m, nb = weight.shape[1], weight.shape[2]
+        # weight rows by basis column, plus the zero row of the "dropped entries" column
+        W2 = np.zeros((n * nb + 1, m), dtype=weight.dtype)
+        W2[:-1].reshape(n, nb, m)[...] = np.transpose(weight, (0, 2, 1))
+        if reuse is not None and not (need_dx and reuse[2] is None):
+            basis, cols, dvals = reuse[:3]
+            return np.asarray(basis @ W2), (basis, cols, dvals, W2, (B, n, m, nb, k))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             cols, vals, dvals = local_basis(x, grid, k, need_deriv=need_dx, tables=_tables.get(grid, k))
         mode = self.contraction
         if mode == "auto":
             mode = choose_contraction(B, n, m, nb, k)
-        # weight rows by basis column, plus the zero row of the "dropped entries" column
-        W2 = np.zeros((n * nb + 1, m), dtype=weight.dtype)
-        W2[:-1].reshape(n, nb, m)[...] = np.transpose(weight, (0, 2, 1))
         nnz = B * n * (k + 1)
         if mode == "dense" and nnz <= _SMALL:
             # small: a plain scatter; entries bound for the zero-weight column may overwrite
@@ -441,3 +465,41 @@ class NumpyKernels:
                     picked = np.einsum("bjo,bo->bj", rows, gy).reshape(B, n, k + 1)
             dx = np.einsum("bim,bim->bi", picked, dvals)
         return dweight, dx
+
+    def edge_forward(self, x, grid, weight, k, *, need_dx, ctx=None):
+        """Per-edge spline values: spl[i, b, o] = sum_j weight[i, o, j] B_ij(x[b, i]).
+
+        x (B, n), weight (n, m, nb) -> (spl (n, B, m), dspl = d spl / dx or None, ctx for
+        ``edge_backward``).  ctx from an earlier call with the same x and grid skips the basis
+        evaluation (pass need_dx no larger than it had).
+        """
+        B, n = x.shape
+        m, nb = weight.shape[1], weight.shape[2]
+        if ctx is None or (need_dx and ctx[2] is None):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                cols, vals, dvals = local_basis(x, grid, k, need_deriv=need_dx, tables=_tables.get(grid, k))
+            ctx = (cols, vals, dvals, (B, n, m, nb, k))
+        cols, vals, dvals, _ = ctx
+        W2 = np.zeros((n * nb + 1, m), dtype=weight.dtype)
+        W2[:-1].reshape(n, nb, m)[...] = np.transpose(weight, (0, 2, 1))
+        rows = np.take(W2, cols, axis=0)  # (B, n, k + 1, m); dropped entries read the zero row
+        spl = np.einsum("bit,bito->ibo", vals, rows)
+        dspl = np.einsum("bit,bito->ibo", dvals, rows) if need_dx else None
+        return spl, dspl, ctx
+
+    def edge_backward(self, ctx, g):
+        """g = dL/dspl (n, B, m) -> dL/dweight (n, m, nb)."""
+        cols, vals, _, (B, n, m, nb, k) = ctx
+        width = n * nb + 1
+        flat_cols = cols.reshape(-1)
+        gt = np.transpose(g, (1, 0, 2))  # (B, n, m)
+        if m <= 8:
+            dW2 = np.empty((m, width), dtype=g.dtype)
+            for o in range(m):
+                dW2[o] = np.bincount(flat_cols, weights=(vals * gt[:, :, o : o + 1]).reshape(-1), minlength=width)
+            return dW2[:, :-1].reshape(m, n, nb).transpose(1, 0, 2)
+        sp = _scipy_sparse()
+        indptr = np.arange(0, B * n * (k + 1) + 1, k + 1)
+        S = sp.csr_matrix((vals.reshape(-1), flat_cols, indptr), shape=(B * n, width))
+        dW2 = np.asarray(S.T @ gt.reshape(B * n, m))  # (width, m)
+        return dW2[:-1].reshape(n, nb, m).transpose(0, 2, 1)

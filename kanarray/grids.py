@@ -1,0 +1,157 @@
+"""Changing a layer's grid while keeping its edge functions: adaptation to samples
+(``update_layer_grid``, pykan's ``update_grid_from_samples``) and extension to a finer grid
+(``refine_layer``, pykan's ``refine``).
+
+Both refit the spline coefficients by weighted least squares against the old spline, on
+two kinds of points: the samples (weight 1 each), and a sweep of k + 1 points inside every
+interval of the new grid (small total weight, 1% of the samples').  The sweep makes the
+system full rank whatever the samples are (duplicates, empty intervals, fewer samples than
+bases), so the solve never fails, and it keeps the old function where no samples fall.
+The normal equations are accumulated and solved in float64 with a tiny ridge, on any
+backend, and the result is cast back to the layer's dtype.
+"""
+
+from __future__ import annotations
+
+import array_api_compat
+
+from . import spline
+from .layer import KANLayer
+
+__all__ = ["adaptive_interior", "refined_interior", "fit_coef", "update_layer_grid", "refine_layer"]
+
+GRID_EPS = 0.02
+_SWEEP_SHARE = 0.01
+MIN_SPAN = 1e-3
+HIDDEN_RELATIVE_SPAN = 0.05
+_RIDGE = 1e-12
+
+
+def _device(a):
+    return array_api_compat.device(a)
+
+
+def adaptive_interior(x_sorted, num: int, *, grid_eps: float = GRID_EPS, relative_floor: float = 0.0, xp):
+    """pykan's sample grid: order statistics mixed with a uniform grid over the samples' range.
+
+    x_sorted: (S, n) sorted along axis 0 -> (n, num + 1).  A row whose samples span less than
+    ``MIN_SPAN * max(1, |x|)`` (a constant input, or a hidden node that has died) gets a
+    uniform grid of that span around its samples instead: knots squeezed onto a range of
+    rounding size would make the edge function arbitrarily steep and training ill-conditioned.
+    """
+    S = x_sorted.shape[0]
+    ids = [int(S / num * i) for i in range(num)] + [S - 1]
+    adaptive = xp.permute_dims(xp.take(x_sorted, xp.asarray(ids, device=_device(x_sorted)), axis=0), (1, 0))
+    lo, hi = adaptive[:, :1], adaptive[:, -1:]
+    steps = xp.arange(num + 1, dtype=x_sorted.dtype, device=_device(x_sorted))[None, :]
+    uniform = lo + (hi - lo) / num * steps
+    grid = grid_eps * uniform + (1 - grid_eps) * adaptive
+    scale = xp.maximum(xp.maximum(xp.abs(lo), xp.abs(hi)), xp.ones_like(lo))
+    min_span = MIN_SPAN * scale
+    if relative_floor:
+        min_span = xp.maximum(min_span, relative_floor * xp.max(hi - lo))
+    narrow = (hi - lo) < min_span
+    centre = (lo + hi) / 2
+    widened = centre - min_span / 2 + min_span / num * steps
+    return xp.where(narrow, widened, grid)
+
+
+def refined_interior(old_interior, num: int, *, xp):
+    """Knots of a finer (or coarser) grid at equally spaced positions along the old knots,
+    linearly interpolated, so an adapted grid keeps its shape: (n, G_old + 1) -> (n, num + 1)."""
+    g_old = old_interior.shape[1] - 1
+    pos = [g_old * i / num for i in range(num + 1)]
+    left = [min(int(p), g_old - 1) for p in pos]
+    dev = _device(old_interior)
+    frac = xp.asarray([p - j for p, j in zip(pos, left)], dtype=old_interior.dtype, device=dev)
+    lo = xp.take(old_interior, xp.asarray(left, device=dev), axis=1)
+    hi = xp.take(old_interior, xp.asarray([j + 1 for j in left], device=dev), axis=1)
+    return lo + frac[None, :] * (hi - lo)
+
+
+def _cover(interior, samples, xp):
+    """Move the end knots out to the samples' range where samples lie beyond them: a finer
+    grid has narrower extension intervals, whose incomplete bases could not follow the old
+    function there."""
+    lo = xp.minimum(interior[:, :1], xp.min(samples, axis=0)[:, None])
+    hi = xp.maximum(interior[:, -1:], xp.max(samples, axis=0)[:, None])
+    return xp.concat([lo, interior[:, 1:-1], hi], axis=1)
+
+
+def _sweep(grid, k: int, xp):
+    """k + 1 points inside each interior interval of every row: (num * (k + 1), n)."""
+    interior = grid[:, k : grid.shape[1] - k]
+    left, right = interior[:, :-1], interior[:, 1:]  # (n, num)
+    fracs = [(j + 0.5) / (k + 1) for j in range(k + 1)]
+    pts = [left + f * (right - left) for f in fracs]  # each (n, num)
+    stacked = xp.stack(pts, axis=2)  # (n, num, k+1)
+    return xp.permute_dims(xp.reshape(stacked, (grid.shape[0], -1)), (1, 0))
+
+
+def fit_coef(new_grid, k: int, old_grid, old_coef, samples=None, *, xp):
+    """Coefficients on ``new_grid`` whose spline best matches the old spline.
+
+    new_grid (n, G' + 2k + 1), old_grid (n, G + 2k + 1), old_coef (n, m, G + k), samples
+    (S, n) or None; all float64 -> coef (n, m, G' + k) float64.
+    """
+    sweep = _sweep(new_grid, k, xp)
+    P = sweep.shape[0]
+    if samples is None:
+        points = sweep
+        weights = xp.ones((P,), dtype=sweep.dtype, device=_device(sweep))
+    else:
+        S = samples.shape[0]
+        points = xp.concat([samples, sweep], axis=0)
+        w_sweep = _SWEEP_SHARE * S / P
+        weights = xp.concat([
+            xp.ones((S,), dtype=sweep.dtype, device=_device(sweep)),
+            xp.full((P,), w_sweep, dtype=sweep.dtype, device=_device(sweep)),
+        ])
+    target = xp.permute_dims(spline.coef2curve(points, old_grid, old_coef, k, xp=xp), (1, 0, 2))  # (n, N, m)
+    A = xp.permute_dims(spline.basis(points, new_grid, k, xp=xp), (1, 0, 2))  # (n, N, nb)
+    Aw = A * weights[None, :, None]
+    At = xp.permute_dims(Aw, (0, 2, 1))
+    M = xp.matmul(At, A)  # (n, nb, nb)
+    nb = M.shape[-1]
+    eye = xp.eye(nb, dtype=M.dtype, device=_device(M))
+    trace = xp.sum(M * eye, axis=(1, 2))
+    M = M + (_RIDGE * trace / nb)[:, None, None] * eye
+    coef = xp.linalg.solve(M, xp.matmul(At, target))  # (n, nb, m)
+    return xp.permute_dims(coef, (0, 2, 1))
+
+
+def _as64(a, xp):
+    return xp.astype(a, xp.float64)
+
+
+def update_layer_grid(layer: KANLayer, x, *, grid_eps: float = GRID_EPS, relative_floor: float = 0.0) -> None:
+    """Adapt ``layer``'s grid to the samples x (S, in_dim) in place and refit its coefficients
+    so every edge function is preserved on the samples.  G and k are unchanged."""
+    xp, k, num = layer.xp, layer.k, layer.num
+    x64 = _as64(x, xp)
+    old_grid = _as64(layer.grid, xp)
+    interior = adaptive_interior(xp.sort(x64, axis=0), num, grid_eps=grid_eps, relative_floor=relative_floor, xp=xp)
+    new_grid = spline.extend_grid(interior, k, xp=xp)
+    coef = fit_coef(new_grid, k, old_grid, _as64(layer.coef, xp), x64, xp=xp)
+    dtype = layer.coef.dtype
+    # in place: optimizers hold the live coefficient array
+    layer.grid[...] = xp.astype(new_grid, dtype)
+    layer.coef[...] = xp.astype(coef, dtype)
+
+
+def refine_layer(layer: KANLayer, num: int, x=None) -> KANLayer:
+    """A copy of ``layer`` on a grid of ``num`` intervals whose knots follow the old ones, with
+    coefficients fitted to the old splines (on the samples x (S, in_dim) if given; the end
+    knots move out to cover samples beyond them)."""
+    xp, k = layer.xp, layer.k
+    old_grid = _as64(layer.grid, xp)
+    interior = refined_interior(old_grid[:, k : k + layer.num + 1], num, xp=xp)
+    samples = None if x is None else _as64(x, xp)
+    if samples is not None:
+        interior = _cover(interior, samples, xp)
+    new_grid = spline.extend_grid(interior, k, xp=xp)
+    coef = fit_coef(new_grid, k, old_grid, _as64(layer.coef, xp), samples, xp=xp)
+    dtype = layer.coef.dtype
+    copy = {name: xp.asarray(a, copy=True) for name, a in layer.arrays().items() if name not in ("grid", "coef")}
+    return KANLayer(grid=xp.astype(new_grid, dtype), coef=xp.astype(coef, dtype), **copy, k=k,
+                    base_fun=layer.base_fun, xp=xp)

@@ -1,0 +1,128 @@
+"""The training objective: loss(model(x), y) + lamb * reg, with its gradients.
+
+Without regularization the fast path runs (backend kernels, no per-edge tensors); with it
+every layer is evaluated edge by edge (``KANLayer.forward_edges``) because the penalty needs
+the standard deviation of each edge's activation, and its gradient flows back through the
+activations of earlier layers as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import losses
+from .regularization import EdgeSpread, GramSpread, Regularization, gram_stats, penalty
+
+__all__ = ["Evaluation", "evaluate", "check_targets"]
+
+
+@dataclass
+class Evaluation:
+    """objective = loss + lamb * reg (0-d arrays; reg is None without regularization);
+    pred (B, width[-1]); grads keyed like ``model.parameters()`` (None if not asked for)."""
+
+    objective: object
+    loss: object
+    reg: object
+    pred: object
+    grads: dict | None
+
+
+def check_targets(model, y, batch: int, loss: str):
+    """Validate y for ``loss``: (batch, width[-1]) values for mse, integer labels in
+    [0, width[-1]) of shape (batch,) or (batch, 1) for cross_entropy."""
+    if loss == "mse":
+        return model._check_y(y, batch)
+    if loss != "cross_entropy":
+        raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
+    from ._checks import as_labels
+
+    return as_labels(y, xp=model.xp, batch=batch, n_classes=model.width[-1])
+
+
+def _use_gram(layer, batch: int) -> bool:
+    """The Gram form costs n m (nb + 1)^2 per call against about B n m (k + 1) edge by edge."""
+    nb = layer.coef.shape[2]
+    return batch >= 2 and (nb + 1) ** 2 <= batch * (layer.k + 1)
+
+
+def evaluate(model, x, y, *, loss: str = "mse", reg: Regularization | None = None, grad: bool = True,
+             cache: dict | None = None) -> Evaluation:
+    """x (B, width[0]) and y already validated (``model._check_x``, ``check_targets``).
+
+    cache: a dict the caller owns and clears whenever x or the first layer's grid changes
+    (``fit`` evaluates one batch many times).  The first layer's basis evaluation is kept
+    there, and with regularization its edges' spread is computed from a per-batch Gram
+    matrix (``regularization.GramSpread``) instead of edge by edge.
+    """
+    xp = model.xp
+    loss_fn = losses.LOSSES[loss]
+    reg = reg or Regularization()
+    layers = model.layers
+    if cache is None:
+        cache = {}
+        first_fixed = False  # nothing to amortise the Gram matrix over
+    else:
+        first_fixed = True
+
+    if not reg.active:
+        h = x
+        caches = []
+        for l, layer in enumerate(layers):
+            h, lc = layer.forward(h, need_dx=grad and l > 0, reuse=cache.get("first") if l == 0 else None)
+            if l == 0:
+                cache["first"] = lc
+            caches.append(lc)
+        value, gpred = loss_fn(h, y, xp)
+        if not grad:
+            return Evaluation(value, value, None, h, None)
+        grads, _ = model._backward(caches, gpred, need_dx=False)
+        return Evaluation(value, value, None, h, grads)
+
+    h = x
+    kinds, caches, spreads = [], [], []
+    for l, layer in enumerate(layers):
+        if l == 0 and first_fixed and _use_gram(layer, x.shape[0]):
+            out, lc = layer.forward(h, need_dx=False, reuse=cache.get("first"))
+            cache["first"] = lc
+            if "gram" not in cache:
+                cache["gram"] = gram_stats(layer, h)
+            spread = GramSpread(layer, cache["gram"])
+            kinds.append("gram")
+        else:
+            out, phi, lc = layer.forward_edges(h, need_dx=l > 0, basis_ctx=cache.get("edges") if l == 0 else None)
+            if l == 0:
+                cache["edges"] = lc[0]
+            spread = EdgeSpread(h, phi, xp)
+            kinds.append("edges")
+        caches.append(lc)
+        spreads.append(spread)
+        h = out
+    pred = h
+    value, gpred = loss_fn(pred, y, xp)
+    coefs = [layer.coef for layer in layers]
+    reg_value, spread_grads, coef_grads = penalty([(s.sphi, s.sx) for s in spreads], coefs, reg, xp, grad=grad)
+    objective = value + reg.lamb * reg_value
+    if not grad:
+        return Evaluation(objective, value, reg_value, pred, None)
+    grads = {}
+    gy = gpred
+    for l in range(len(layers) - 1, -1, -1):
+        dsphi, dsx = spread_grads[l]
+        need_dx = l > 0
+        if kinds[l] == "gram":
+            layer_grads, gx = layers[l].backward(caches[l], gy, need_dx=need_dx)
+            for name, g in spreads[l].backward(dsphi).items():
+                layer_grads[name] = layer_grads[name] + reg.lamb * g
+        else:
+            gphi, gx_reg = spreads[l].backward(dsphi, dsx)
+            layer_grads, gx = layers[l].backward_edges(caches[l], gy, reg.lamb * gphi, need_dx=need_dx)
+            if need_dx:
+                gx = gx + reg.lamb * gx_reg
+        if coef_grads[l] is not None:
+            layer_grads["coef"] = layer_grads["coef"] + reg.lamb * coef_grads[l]
+        for name, g in layer_grads.items():
+            grads[f"layers.{l}.{name}"] = g
+        gy = gx
+    ordered = {name: grads[name] for name in model.parameters()}
+    return Evaluation(objective, value, reg_value, pred, ordered)

@@ -1,0 +1,266 @@
+"""``KAN.fit``: the training loop (pykan's ``fit`` semantics) with grid updates, validation,
+minibatches, a progress bar, and recovery from divergence or Ctrl-C."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from ._checks import check_positive_int
+from ._namespace import to_numpy
+from .objective import check_targets, evaluate
+from .optim import LBFGS, SGD, Adam, AdamW, Optimizer
+from .regularization import Regularization
+
+__all__ = ["History", "TrainingDiverged", "fit"]
+
+OPTIMIZERS = {"lbfgs": LBFGS, "adam": Adam, "adamw": AdamW, "sgd": SGD}
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 1e-2, "adamw": 1e-2, "sgd": 1e-2}
+
+
+class TrainingDiverged(FloatingPointError):
+    """The objective became NaN or infinite; the model holds the last finite parameters and
+    ``history`` the curves up to the failure."""
+
+    def __init__(self, message: str, history: "History"):
+        super().__init__(message)
+        self.history = history
+
+
+class History(dict):
+    """Per-step curves: ``train_loss``, ``val_loss`` (RMSE for mse, cross-entropy otherwise),
+    ``reg`` (the penalty; 0 when lamb == 0), ``val_acc`` (cross_entropy with validation).
+
+    Attributes: ``optimizer`` (to continue training or save), ``interrupted`` (Ctrl-C).
+    """
+
+    def __init__(self, keys):
+        super().__init__({key: [] for key in keys})
+        self.optimizer = None
+        self.interrupted = False
+
+    def plot(self, path) -> None:
+        """Write a PNG of the curves (log scale) to ``path`` atomically."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        curves = [(k, v) for k, v in self.items() if k != "val_acc" and v]
+        if not curves:
+            raise ValueError("the history is empty: nothing to plot")
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for key, values in curves:
+            steps = np.arange(1, len(values) + 1)
+            values = np.asarray(values, dtype=float)
+            positive = values > 0
+            if positive.any():
+                ax.semilogy(steps[positive], values[positive], label=key)
+        ax.set_xlabel("step")
+        ax.set_ylabel("value")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = os.fspath(path)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            fig.savefig(tmp, format="png", dpi=100)
+            os.replace(tmp, path)
+        finally:
+            plt.close(fig)
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def _check_number(name, value, minimum=0.0):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
+        raise ValueError(f"{name} must be a finite number >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def _make_optimizer(model, opt, lr):
+    params = model.parameters()
+    if isinstance(opt, Optimizer):
+        if lr is not None:
+            raise ValueError("lr applies to an optimizer built by fit; set it on your optimizer instead")
+        if set(opt.params) != set(params) or any(opt.params[n] is not params[n] for n in params):
+            raise ValueError(
+                "the optimizer is bound to other arrays than this model's parameters; build it on "
+                "model.parameters() (after refine: opt.transferred(new_model.parameters()))"
+            )
+        return opt
+    if not isinstance(opt, str) or opt.lower() not in OPTIMIZERS:
+        raise ValueError(f"opt must be one of {sorted(OPTIMIZERS)} or an optimizer instance, got {opt!r}")
+    name = opt.lower()
+    lr = DEFAULT_LR[name] if lr is None else _check_number("lr", lr)
+    if lr <= 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if name == "lbfgs":  # pykan's settings
+        return LBFGS(params, lr=lr, history_size=10, max_iter=20, tolerance_grad=1e-32, tolerance_change=1e-32,
+                     tolerance_ys=1e-32)
+    return OPTIMIZERS[name](params, lr=lr)
+
+
+class _Snapshot:
+    """Copies of every layer array; ``restore`` writes them back in place (optimizers keep
+    their references to the live arrays)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.arrays = None
+
+    def take(self):
+        xp = self.model.xp
+        self.arrays = [{n: xp.asarray(a, copy=True) for n, a in layer.arrays().items()} for layer in self.model.layers]
+
+    def restore(self):
+        if self.arrays is None:
+            return
+        for layer, saved in zip(self.model.layers, self.arrays):
+            for name, a in saved.items():
+                getattr(layer, name)[...] = a
+
+
+def _batches(n: int, batch_size, rng):
+    """Endless stream of index arrays (None = full batch): shuffled epochs."""
+    if batch_size is None:
+        while True:
+            yield None
+    while True:
+        perm = rng.permutation(n)
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield perm[start : start + batch_size]
+
+
+def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="mse", lamb=0.0, lamb_l1=1.0,
+        lamb_entropy=2.0, lamb_coef=0.0, lamb_coefdiff=0.0, update_grid=True, grid_update_num=10,
+        stop_grid_update_step=50, validation=None, progress=True, seed=None) -> History:
+    """See ``KAN.fit``."""
+    # ---- validate everything before anything changes
+    if loss not in ("mse", "cross_entropy"):
+        raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
+    x = model._check_x(x)
+    n = x.shape[0]
+    y = check_targets(model, y, n, loss)
+    steps = check_positive_int(steps, "steps")
+    reg = Regularization(lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)
+    if batch_size is not None:
+        batch_size = check_positive_int(batch_size, "batch_size")
+        if batch_size > n:
+            raise ValueError(f"batch_size must be at most the number of samples ({n}), got {batch_size}")
+    if reg.active and (batch_size or n) < 2:
+        raise ValueError("regularization (lamb > 0) needs batches of at least 2 samples (it uses std over the batch)")
+    grid_update_num = check_positive_int(grid_update_num, "grid_update_num")
+    stop_grid_update_step = check_positive_int(stop_grid_update_step, "stop_grid_update_step", minimum=0)
+    if validation is not None:
+        try:
+            x_val, y_val = validation
+        except (TypeError, ValueError):
+            raise ValueError("validation must be a pair (x_val, y_val)") from None
+        x_val = model._check_x(x_val)
+        y_val = check_targets(model, y_val, x_val.shape[0], loss)
+    optimizer = _make_optimizer(model, opt, lr)
+    rng = np.random.default_rng(model.seed if seed is None else seed)
+
+    xp = model.xp
+    keys = ["train_loss", "val_loss", "reg"] + (["val_acc"] if loss == "cross_entropy" else [])
+    history = History(keys)
+    history.optimizer = optimizer
+    grid_every = max(1, stop_grid_update_step // grid_update_num)
+    batches = _batches(n, batch_size, rng)
+    good = _Snapshot(model)
+    good.take()
+    zero = xp.zeros((), dtype=model.dtype)
+    bar = _progress(steps) if progress else None
+    step = 0
+    basis_cache: dict = {}
+    try:
+        for step in range(steps):
+            idx = next(batches)
+            if idx is None:
+                xb, yb = x, y
+            else:
+                basis_cache.clear()
+                ids = xp.asarray(idx, device=getattr(x, "device", None))
+                xb, yb = xp.take(x, ids, axis=0), xp.take(y, ids, axis=0)
+            if update_grid and step % grid_every == 0 and step < stop_grid_update_step:
+                model.update_grid(xb)
+                basis_cache.clear()
+                if isinstance(optimizer, LBFGS):
+                    optimizer.reset()
+            if isinstance(optimizer, LBFGS):
+                parts = {}
+
+                def closure():
+                    ev = evaluate(model, xb, yb, loss=loss, reg=reg, cache=basis_cache)
+                    parts[id(ev.objective)] = ev
+                    return ev.objective, ev.grads
+
+                raw = optimizer.step(closure)
+                ev = parts[id(raw)]
+                finite_now = _is_finite(ev.objective, xp)
+                if finite_now:
+                    good.take()
+            else:
+                ev = evaluate(model, xb, yb, loss=loss, reg=reg, cache=basis_cache)
+                finite_now = _is_finite(ev.objective, xp)
+                if finite_now:
+                    good.take()
+                    optimizer.step(ev.grads)
+            if not finite_now:
+                good.restore()
+                raise TrainingDiverged(_diverged_message(step, optimizer, reg), history)
+            scalars = [ev.loss, zero if ev.reg is None else ev.reg]
+            if validation is not None:
+                val = evaluate(model, x_val, y_val, loss=loss, grad=False)
+                scalars.append(val.loss)
+                if loss == "cross_entropy":
+                    from .losses import accuracy
+
+                    scalars.append(accuracy(val.pred, y_val, xp))
+            values = [float(v) for v in to_numpy(xp.stack([xp.reshape(s, ()) for s in scalars]))]
+            train = math.sqrt(values[0]) if loss == "mse" else values[0]
+            history["train_loss"].append(train)
+            history["reg"].append(values[1])
+            if validation is not None:
+                history["val_loss"].append(math.sqrt(values[2]) if loss == "mse" else values[2])
+                if loss == "cross_entropy":
+                    history["val_acc"].append(values[3])
+            if bar is not None:
+                text = f"train {train:.3e}"
+                if validation is not None:
+                    text += f" | val {history['val_loss'][-1]:.3e}"
+                text += f" | reg {values[1]:.3e}"
+                bar.set_postfix_str(text, refresh=False)
+                bar.update(1)
+    except KeyboardInterrupt:
+        good.restore()
+        history.interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    model._samples = x
+    return history
+
+
+def _is_finite(a, xp) -> bool:
+    return math.isfinite(float(a))
+
+
+def _diverged_message(step, optimizer, reg) -> str:
+    name = type(optimizer).__name__
+    hint = "a smaller lr" if not isinstance(optimizer, LBFGS) else "opt='adam' with a small lr (e.g. 1e-3)"
+    extra = ", a smaller lamb" if reg.active else ""
+    return (
+        f"the objective became NaN or infinite at step {step} ({name}); the model was restored to the last "
+        f"parameters with a finite loss. Try {hint}{extra}, or rescale the data (inputs within the grid range, "
+        f"outputs of order 1)."
+    )
+
+
+def _progress(steps):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=steps, desc="fit", leave=True)
