@@ -1,8 +1,14 @@
 """kanarray: Kolmogorov-Arnold Networks on the Python array API, with hand-written gradients."""
 
+from . import optim
+from .checkpoint import CheckpointError, load, load_optimizer
 from .layer import KANLayer
 from .model import KAN
+from .training import History, TrainingDiverged
 
 __version__ = "0.1.0"
 
-__all__ = ["KAN", "KANLayer", "__version__"]
+__all__ = [
+    "KAN", "KANLayer", "optim", "load", "load_optimizer", "CheckpointError", "History", "TrainingDiverged",
+    "__version__",
+]

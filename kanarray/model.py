@@ -299,6 +299,14 @@ class KAN:
         model._samples = samples
         return model
 
+    # -- checkpoints ----------------------------------------------------------------------
+    def save(self, path, *, optimizer=None) -> None:
+        """Write the model (and an optimizer's state) to one file, atomically and without
+        pickle; read it back with ``kanarray.load(path)`` (see ``kanarray.checkpoint``)."""
+        from .checkpoint import save
+
+        save(self, path, optimizer=optimizer)
+
     # -- moving ---------------------------------------------------------------------------
     def to(self, backend=None, *, dtype=None) -> "KAN":
         """Move the model to another backend and/or dtype, in place; returns the model.

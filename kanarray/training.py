@@ -176,6 +176,9 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
     bar = _progress(steps) if progress else None
     step = 0
     basis_cache: dict = {}
+    # non-finite values are handled below (restore and raise); NumPy need not warn about them
+    errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+    errstate.__enter__()
     try:
         for step in range(steps):
             idx = next(batches)
@@ -239,6 +242,7 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
         good.restore()
         history.interrupted = True
     finally:
+        errstate.__exit__(None, None, None)
         if bar is not None:
             bar.close()
     model._samples = x

@@ -6,42 +6,12 @@ import math
 
 import numpy as np
 import pytest
-from scipy.interpolate import BSpline
-from scipy.special import expit
 
 import array_api_compat.numpy as npx
 import kanarray as ka
 from kanarray import spline
 
-from helpers import host, perturb, random_model
-
-
-def silu(x):
-    return x * expit(x)
-
-
-def reference_forward(model, x):
-    """The model's function computed edge by edge with scipy's BSpline, loops and all."""
-    h = np.asarray(x, dtype=np.float64)
-    base = {"silu": silu, "identity": lambda v: v, "zero": np.zeros_like}[model.base_fun]
-    for layer in model.layers:
-        grid, coef = host(layer.grid), host(layer.coef)
-        sb, ssp, mask, bias = host(layer.scale_base), host(layer.scale_sp), host(layer.mask), host(layer.bias)
-        k = layer.k
-        out = np.tile(bias, (h.shape[0], 1))
-        for i in range(layer.in_dim):
-            xi = h[:, i]
-            inside = (xi >= grid[i, 0]) & (xi < grid[i, -1])
-            for o in range(layer.out_dim):
-                s = np.zeros_like(xi)
-                for j in range(coef.shape[2]):
-                    knots = grid[i, j : j + k + 2]
-                    on = inside & (xi >= knots[0]) & (xi < knots[-1])
-                    if on.any() and knots[-1] > knots[0]:
-                        s[on] += coef[i, o, j] * BSpline.basis_element(knots, extrapolate=False)(xi[on])
-                out[:, o] += mask[i, o] * (sb[i, o] * base(xi) + ssp[i, o] * s)
-        h = out
-    return h
+from helpers import host, perturb, random_model, reference_forward
 
 
 @pytest.mark.parametrize("base_fun", ["silu", "identity", "zero"])

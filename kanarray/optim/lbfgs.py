@@ -113,7 +113,8 @@ class LBFGS(Optimizer):
         raw, grads = closure()
         g = self._flat_grad(grads)
         xp = self.xp
-        f_arr = xp.asarray(raw, dtype=g.dtype) if not hasattr(raw, "shape") else raw
+        # a Python or NumPy scalar from a host-side closure becomes an array of the namespace
+        f_arr = raw if type(raw) is type(g) else xp.asarray(float(raw), dtype=g.dtype)
         if d is None:
             f = float(f_arr)
             gtd = None
@@ -170,6 +171,7 @@ class LBFGS(Optimizer):
                 t = min(1.0, 1.0 / float(xp.sum(xp.abs(g)))) * self.lr
             else:
                 t = self.lr
+            self.d, self.t = d, t
             gtd = self._dot(g, d)
             if gtd > -self.tolerance_change:
                 break
@@ -185,7 +187,7 @@ class LBFGS(Optimizer):
                 if it != self.max_iter - 1:
                     raw, f, g, _ = self._evaluate(closure)
                     evals += 1
-            self.d, self.t = d, t
+            self.t = t
             result = raw
             if evals >= self.max_eval:
                 break

@@ -1,0 +1,201 @@
+"""Checkpoints: one zip file holding ``kanarray.json`` (format tag, version, model config,
+array manifest, optional optimizer config) and one ``.npy`` member per array.
+
+No pickle anywhere: arrays are written and read by ``numpy.lib.format`` with
+``allow_pickle=False`` and must be real floating point.  ``save`` writes a temporary file in
+the target directory and renames it over the target, so an interrupted save leaves any
+previous file intact.  ``load`` checks the format tag, the version, every member's CRC (zip),
+dtype, shape (against the manifest and against each other) and finiteness before building
+anything, and raises ``CheckpointError`` (a ValueError) naming what was wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from ._namespace import resolve_backend, to_numpy
+
+__all__ = ["CheckpointError", "save", "load", "load_optimizer", "FORMAT", "VERSION"]
+
+FORMAT = "kanarray-checkpoint"
+VERSION = 1
+_HEADER = "kanarray.json"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable kanarray checkpoint."""
+
+
+def _npy_bytes(a) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(to_numpy(a)), allow_pickle=False)
+    return buf.getvalue()
+
+
+def save(model, path, optimizer=None) -> None:
+    """Write ``model`` (and ``optimizer``'s state, if given) to ``path`` atomically."""
+    path = os.fspath(path)
+    if optimizer is not None:
+        params = model.parameters()
+        if set(optimizer.params) != set(params) or any(optimizer.params[n] is not params[n] for n in params):
+            raise ValueError("the optimizer is bound to other arrays than this model's parameters")
+    arrays = {}
+    for l, layer in enumerate(model.layers):
+        for name, a in layer.arrays().items():
+            arrays[f"model/layers.{l}.{name}"] = a
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": {
+            "width": list(model.width),
+            "k": list(model.k),
+            "base_fun": model.base_fun,
+            "grid_range": [list(r) for r in model.grid_range],
+            "seed": model.seed,
+            "dtype": model._dtype_name,
+        },
+        "optimizer": None,
+    }
+    if optimizer is not None:
+        config, opt_arrays = optimizer.state_dict()
+        header["optimizer"] = config
+        for name, a in opt_arrays.items():
+            arrays[f"optimizer/{name}"] = a
+    header["arrays"] = {name: {"shape": list(a.shape), "dtype": str(to_numpy(a).dtype)} for name, a in arrays.items()}
+    payload = {name: _npy_bytes(a) for name, a in arrays.items()}  # everything converted before writing
+
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".kanarray-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+                zf.writestr(_HEADER, json.dumps(header, indent=1))
+                for name, data in payload.items():
+                    zf.writestr(name + ".npy", data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _read(path):
+    """(header, {name: numpy array}) after every check."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path!r}")
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise CheckpointError(f"{path!r} is not a kanarray checkpoint (not a zip archive, or truncated)") from exc
+    with zf:
+        try:
+            header = json.loads(zf.read(_HEADER).decode("utf-8"))
+        except KeyError:
+            raise CheckpointError(f"{path!r} is not a kanarray checkpoint (no {_HEADER} inside)") from None
+        except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError, OSError) as exc:
+            raise CheckpointError(f"{path!r}: the checkpoint header is corrupted ({exc})") from exc
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise CheckpointError(f"{path!r} is not a kanarray checkpoint (format tag {header.get('format')!r})"
+                                  if isinstance(header, dict) else f"{path!r}: malformed checkpoint header")
+        version = header.get("version")
+        if version != VERSION:
+            raise CheckpointError(
+                f"{path!r} has checkpoint format version {version!r}; this kanarray reads version {VERSION}"
+            )
+        manifest = header.get("arrays")
+        if not isinstance(manifest, dict) or not isinstance(header.get("model"), dict):
+            raise CheckpointError(f"{path!r}: malformed checkpoint header (no model or array manifest)")
+        arrays = {}
+        for name, meta in manifest.items():
+            try:
+                raw = zf.read(name + ".npy")
+            except KeyError:
+                raise CheckpointError(f"{path!r}: array {name!r} is missing") from None
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise CheckpointError(f"{path!r}: array {name!r} is corrupted ({exc})") from exc
+            try:
+                a = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+            except ValueError as exc:
+                raise CheckpointError(f"{path!r}: array {name!r} cannot be read without pickle ({exc})") from exc
+            except Exception as exc:
+                raise CheckpointError(f"{path!r}: array {name!r} is corrupted ({exc})") from exc
+            if a.dtype.kind != "f":
+                raise CheckpointError(f"{path!r}: array {name!r} has dtype {a.dtype}; expected floating point")
+            if list(a.shape) != list(meta.get("shape", [])) or str(a.dtype) != meta.get("dtype"):
+                raise CheckpointError(
+                    f"{path!r}: array {name!r} has shape {a.shape} and dtype {a.dtype}, but the manifest says "
+                    f"{tuple(meta.get('shape', []))} and {meta.get('dtype')}"
+                )
+            if not np.all(np.isfinite(a)):
+                raise CheckpointError(f"{path!r}: array {name!r} holds NaN or infinite values")
+            arrays[name] = a
+    return header, arrays
+
+
+def load(path, *, backend="numpy", dtype=None):
+    """The KAN saved at ``path``, on ``backend`` (any backend, whichever it was saved from) in
+    ``dtype`` (default: the saved one).  Bit-exact when the dtype is unchanged."""
+    from .layer import KANLayer
+    from .model import KAN
+    from ._namespace import dtype_of
+
+    header, arrays = _read(path)
+    cfg = header["model"]
+    try:
+        width = [int(w) for w in cfg["width"]]
+        ks = [int(k) for k in cfg["k"]]
+        base_fun, seed = cfg["base_fun"], cfg["seed"]
+        grid_range = [tuple(float(v) for v in r) for r in cfg["grid_range"]]
+        dtype_name = str(dtype or cfg["dtype"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{os.fspath(path)!r}: malformed model config ({exc})") from exc
+    n_layers = len(width) - 1
+    if len(ks) != n_layers or len(grid_range) != n_layers:
+        raise CheckpointError(f"{os.fspath(path)!r}: model config lists {len(ks)} orders for {n_layers} layers")
+    xp = resolve_backend(backend)
+    dt = dtype_of(xp, dtype_name)
+    layers = []
+    for l in range(n_layers):
+        parts = {}
+        for name in KANLayer.ARRAY_NAMES:
+            key = f"model/layers.{l}.{name}"
+            if key not in arrays:
+                raise CheckpointError(f"{os.fspath(path)!r}: array {key!r} is missing")
+            parts[name] = xp.asarray(arrays[key], dtype=dt)
+        layer = KANLayer(**parts, k=ks[l], base_fun=base_fun, xp=xp)
+        try:
+            layer.check_consistent()
+        except ValueError as exc:
+            raise CheckpointError(f"{os.fspath(path)!r}: layer {l}: {exc}") from exc
+        if (layer.in_dim, layer.out_dim) != (width[l], width[l + 1]):
+            raise CheckpointError(
+                f"{os.fspath(path)!r}: layer {l} maps {layer.in_dim} -> {layer.out_dim}, but width is {width}"
+            )
+        layers.append(layer)
+    return KAN._assemble(layers, width=width, base_fun=base_fun, grid_range=grid_range, seed=seed, xp=xp,
+                         dtype_name=dtype_name)
+
+
+def load_optimizer(path, model):
+    """The optimizer saved with ``model.save(path, optimizer=...)``, rebuilt on
+    ``model.parameters()``; None if the checkpoint holds no optimizer."""
+    from .optim import optimizer_from_state
+
+    header, arrays = _read(path)
+    config = header.get("optimizer")
+    if config is None:
+        return None
+    state = {name[len("optimizer/"):]: a for name, a in arrays.items() if name.startswith("optimizer/")}
+    try:
+        return optimizer_from_state(model.parameters(), config, state)
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{os.fspath(path)!r}: optimizer state does not fit this model ({exc})") from exc
