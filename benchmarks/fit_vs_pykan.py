@@ -1,6 +1,6 @@
 """Wall time and accuracy of a whole ``fit`` next to pykan's, on the training issue's first step.
 
-    python benchmarks/fit_vs_pykan.py [--repeats 3] [--seeds 0] [--no-pykan]
+    python benchmarks/fit_vs_pykan.py [--repeats 3] [--seeds 0] [--no-pykan] [--backend numpy|cupy]
 
 The problem: f(x1, x2) = exp(sin(pi x1) + x2^2), x uniform in [-1, 1]^2, 1000 training and
 1000 test points (data seed 0); a [2, 5, 1] KAN with G = 3, k = 3, float64, trained 50 LBFGS
@@ -39,9 +39,9 @@ def dataset(seed: int = 0):
     return x_train, f(x_train), x_test, f(x_test)
 
 
-def run_kanarray(seed, data):
-    x, y, xt, yt = data
-    model = ka.KAN([2, 5, 1], grid=GRID, k=3, seed=seed)
+def run_kanarray(seed, data, backend="numpy"):
+    model = ka.KAN([2, 5, 1], grid=GRID, k=3, seed=seed, backend=backend)
+    x, y, xt, yt = (model.xp.asarray(a) for a in data)
     start = time.perf_counter()
     history = model.fit(x, y, steps=STEPS, opt="lbfgs", lamb=LAMB, validation=(xt, yt), progress=False)
     seconds = time.perf_counter() - start
@@ -72,6 +72,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seeds", default="0", help="comma-separated model seeds")
     parser.add_argument("--no-pykan", action="store_true")
+    parser.add_argument("--backend", default="numpy", help="kanarray's backend (numpy or cupy)")
     args = parser.parse_args(argv)
     data = dataset()
     use_pykan = not args.no_pykan
@@ -81,13 +82,14 @@ def main(argv=None):
         except ImportError:
             print("pykan is not installed (pip install '.[bench]'); running kanarray only", file=sys.stderr)
             use_pykan = False
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
+          f"kanarray backend {args.backend}")
     print("| seed | kanarray s (median) | pykan s (median) | speed-up | kanarray test RMSE | pykan test RMSE |")
     print("|---|---|---|---|---|---|")
     for seed in (int(s) for s in args.seeds.split(",")):
         ours, theirs = [], []
         for _ in range(args.repeats):
-            ours.append(run_kanarray(seed, data))
+            ours.append(run_kanarray(seed, data, args.backend))
             if use_pykan:
                 theirs.append(run_pykan(seed, data))
         t_ours = statistics.median(s for s, _ in ours)
