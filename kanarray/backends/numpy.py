@@ -101,12 +101,22 @@ def _correct(idx, x, grid, row_base, L: int, rounds: int) -> bool:
 
 
 def _searchsorted_rows(x, grid):
+    """Index of the last knot <= x in each row (clipped to [0, L - 1]): (B, n) intp."""
     B, n = x.shape
-    idx = np.empty((B, n), dtype=np.intp)
-    for i in range(n):
-        idx[:, i] = np.searchsorted(grid[i], x[:, i], side="right") - 1
-    np.clip(idx, 0, grid.shape[1] - 2, out=idx)
+    L1 = grid.shape[1]
+    if L1 <= _COUNT_KNOTS:
+        # few knots: counting them in one vectorised comparison beats n searchsorted calls
+        idx = np.count_nonzero(x[:, :, None] >= grid[None, :, :], axis=2).astype(np.intp)
+        idx -= 1
+    else:
+        idx = np.empty((B, n), dtype=np.intp)
+        for i in range(n):
+            idx[:, i] = np.searchsorted(grid[i], x[:, i], side="right") - 1
+    np.clip(idx, 0, L1 - 2, out=idx)
     return idx
+
+
+_COUNT_KNOTS = 24
 
 
 @functools.lru_cache(maxsize=None)
@@ -194,9 +204,9 @@ class GridTables:
     uniform: all rows equally spaced; t0, tL, inv_h (n,): first and last knot, 1 / spacing;
     cols (n * (L + 1), k + 1) int32: for row i and interval v (v = L: off the grid), the
     basis-matrix column of each of the k + 1 entries (``n * nb`` for bases that do not
-    exist); poly (n * (L + 1), k + 1, k + 1) and inv_span (n * (L + 1),): for non-uniform
+    exist); poly_p (k + 1, n * (L + 1), k + 1) and inv_span (n * (L + 1),): for non-uniform
     grids, each interval's bases as polynomials in the fraction f = (x - t_v) / h_v
-    (``interval_polynomials``) and 1 / h_v; bins: for non-uniform grids, the interval at the start of each of 4L equal
+    (``interval_polynomials``, power-major) and 1 / h_v; bins: for non-uniform grids, the interval at the start of each of 4L equal
     bins per row (None where knots cluster too much for that to pay).
     """
 
@@ -223,12 +233,13 @@ class GridTables:
         )
         self._cardinal = {}
         self._build_bins(grid)
-        self.poly = None
+        self.poly_p = None
         if not (self.uniform and k >= 1):
             # per interval: the power-basis coefficients of its k + 1 bases in the fraction
             # f = (x - t_v) / h_v, and 1 / h_v (0 off the grid and on zero-width intervals)
             step = np.where(h > 0, h, 1.0)
-            self.poly = interval_polynomials(grid, k, step).reshape(n * (L + 1), k + 1, k + 1).astype(grid.dtype)
+            poly = interval_polynomials(grid, k, step).reshape(n * (L + 1), k + 1, k + 1)
+            self.poly_p = np.ascontiguousarray(poly.transpose(1, 0, 2)).astype(grid.dtype)  # power-major
             spans = np.diff(grid.astype(np.float64), axis=1)
             inv = np.zeros((n, L + 1))
             inv[:, :L] = _safe_inv(spans)
@@ -338,19 +349,24 @@ def local_basis(x, grid, k: int, *, need_deriv: bool, tables: GridTables | None 
         frac *= inv_span
         np.clip(frac, 0.0, 1.0, out=frac)
         f = frac.reshape(-1)
-        powers = np.empty((k + 1, E), dtype=dtype)
-        powers[0] = 1
-        for p in range(1, k + 1):
-            np.multiply(powers[p - 1], f, out=powers[p])
-        tab = np.take(t.poly, table_index, axis=0)  # (E, k + 1 powers, k + 1 bases)
-        vals = np.einsum("pe,epm->em", powers, tab).reshape(B, n, k + 1)
+        # Horner's scheme on the gathered coefficients, p-major: tab[p] is (E, k + 1)
+        tab = np.take(t.poly_p, table_index, axis=1)  # (k + 1 powers, E, k + 1 bases)
+        fe = f[:, None]
+        vals = tab[k].copy()
+        for p in range(k - 1, -1, -1):
+            vals *= fe
+            vals += tab[p]
+        vals = vals.reshape(B, n, k + 1)
         if need_deriv:
             if k == 0:
                 dvals = np.zeros_like(vals)
             else:
-                dpow = powers[:k] * np.arange(1, k + 1, dtype=dtype)[:, None]  # d f^p / df = p f^(p-1)
-                dvals = np.einsum("pe,epm->em", dpow, tab[:, 1:, :]).reshape(B, n, k + 1)
-                dvals *= inv_span[:, :, None]
+                dvals = tab[k] * k
+                for p in range(k - 1, 0, -1):
+                    dvals *= fe
+                    dvals += tab[p] * p
+                dvals *= inv_span.reshape(-1, 1)
+                dvals = dvals.reshape(B, n, k + 1)
     return cols, vals, dvals
 
 
