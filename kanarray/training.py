@@ -10,6 +10,7 @@ import numpy as np
 
 from ._checks import check_positive_int
 from ._namespace import to_numpy
+from .losses import accuracy
 from .objective import check_targets, evaluate
 from .optim import LBFGS, SGD, Adam, AdamW, Optimizer
 from .regularization import Regularization
@@ -161,6 +162,7 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
             raise ValueError("validation must be a pair (x_val, y_val)") from None
         x_val = model._check_x(x_val)
         y_val = check_targets(model, y_val, x_val.shape[0], loss)
+        validation = (x_val, y_val)
     optimizer = _make_optimizer(model, opt, lr)
     rng = np.random.default_rng(model.seed if seed is None else seed)
 
@@ -172,7 +174,6 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
     batches = _batches(n, batch_size, rng)
     good = _Snapshot(model)
     good.take()
-    zero = xp.zeros((), dtype=model.dtype)
     bar = _progress(steps) if progress else None
     step = 0
     basis_cache: dict = {}
@@ -201,29 +202,19 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
                     parts[id(ev.objective)] = ev
                     return ev.objective, ev.grads
 
-                raw = optimizer.step(closure)
-                ev = parts[id(raw)]
-                finite_now = _is_finite(ev.objective, xp)
-                if finite_now:
-                    good.take()
+                ev = parts[id(optimizer.step(closure))]  # the evaluation at the point the step ended on
+                values = _scalars(model, ev, validation, loss)
             else:
                 ev = evaluate(model, xb, yb, loss=loss, reg=reg, cache=basis_cache)
-                finite_now = _is_finite(ev.objective, xp)
-                if finite_now:
-                    good.take()
-                    optimizer.step(ev.grads)
-            if not finite_now:
+                values = _scalars(model, ev, validation, loss)  # checked before the update uses them
+            # values: loss, reg and validation figures at the parameters ev was computed at, in one
+            # host transfer per step
+            if not all(math.isfinite(v) for v in values[:2]):
                 good.restore()
                 raise TrainingDiverged(_diverged_message(step, optimizer, reg), history)
-            scalars = [ev.loss, zero if ev.reg is None else ev.reg]
-            if validation is not None:
-                val = evaluate(model, x_val, y_val, loss=loss, grad=False)
-                scalars.append(val.loss)
-                if loss == "cross_entropy":
-                    from .losses import accuracy
-
-                    scalars.append(accuracy(val.pred, y_val, xp))
-            values = [float(v) for v in to_numpy(xp.stack([xp.reshape(s, ()) for s in scalars]))]
+            good.take()
+            if not isinstance(optimizer, LBFGS):
+                optimizer.step(ev.grads)
             train = math.sqrt(values[0]) if loss == "mse" else values[0]
             history["train_loss"].append(train)
             history["reg"].append(values[1])
@@ -249,8 +240,17 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
     return history
 
 
-def _is_finite(a, xp) -> bool:
-    return math.isfinite(float(a))
+def _scalars(model, ev, validation, loss):
+    """[train loss, reg (0 without), validation loss, validation accuracy] as floats, one transfer."""
+    xp = model.xp
+    items = [ev.loss, xp.zeros((), dtype=model.dtype) if ev.reg is None else ev.reg]
+    if validation is not None:
+        x_val, y_val = validation
+        val = evaluate(model, x_val, y_val, loss=loss, grad=False)
+        items.append(val.loss)
+        if loss == "cross_entropy":
+            items.append(accuracy(val.pred, y_val, xp))
+    return [float(v) for v in to_numpy(xp.stack([xp.reshape(a, ()) for a in items]))]
 
 
 def _diverged_message(step, optimizer, reg) -> str:

@@ -103,20 +103,13 @@ def _correct(idx, x, grid, row_base, L: int, rounds: int) -> bool:
 def _searchsorted_rows(x, grid):
     """Index of the last knot <= x in each row (clipped to [0, L - 1]): (B, n) intp."""
     B, n = x.shape
-    L1 = grid.shape[1]
-    if L1 <= _COUNT_KNOTS:
-        # few knots: counting them in one vectorised comparison beats n searchsorted calls
-        idx = np.count_nonzero(x[:, :, None] >= grid[None, :, :], axis=2).astype(np.intp)
-        idx -= 1
-    else:
-        idx = np.empty((B, n), dtype=np.intp)
-        for i in range(n):
-            idx[:, i] = np.searchsorted(grid[i], x[:, i], side="right") - 1
-    np.clip(idx, 0, L1 - 2, out=idx)
-    return idx
-
-
-_COUNT_KNOTS = 24
+    xt = np.ascontiguousarray(x.T)
+    idx = np.empty((n, B), dtype=np.intp)
+    for i in range(n):
+        idx[i] = np.searchsorted(grid[i], xt[i], side="right")
+    idx -= 1
+    np.clip(idx, 0, grid.shape[1] - 2, out=idx)
+    return idx.T
 
 
 @functools.lru_cache(maxsize=None)
