@@ -74,3 +74,16 @@ def test_readme_example_runs_and_fits(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["history"]["val_loss"][-1] <= 1e-3
     assert (tmp_path / "hello.kan").exists() and (tmp_path / "curves.png").exists()
+
+
+def test_fit_and_scaling_benchmarks_run_without_the_peer(tmp_path):
+    fit = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "fit_vs_pykan.py"), "--no-pykan",
+                          "--repeats", "1"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert fit.returncode == 0, fit.stderr
+    assert any(line.startswith("| 0 |") for line in fit.stdout.splitlines())
+    png = tmp_path / "scaling.png"
+    scaling = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "scaling.py"), "--grids", "3,6",
+                              "--steps", "3", "--png", str(png)], capture_output=True, text=True, cwd=ROOT,
+                             timeout=300)
+    assert scaling.returncode == 0, scaling.stderr
+    assert "slope" in scaling.stdout and png.read_bytes()[:4] == b"\x89PNG"

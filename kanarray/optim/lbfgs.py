@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from .._namespace import to_numpy
 from ._base import Optimizer, check_hyper
 
 __all__ = ["LBFGS"]
@@ -119,8 +120,7 @@ class LBFGS(Optimizer):
             f = float(f_arr)
             gtd = None
         else:  # one host transfer for both scalars
-            both = xp.stack([xp.reshape(f_arr, ()), xp.vecdot(g, d)])
-            f, gtd = (float(v) for v in both)
+            f, gtd = (float(v) for v in to_numpy(xp.stack([xp.reshape(f_arr, ()), xp.vecdot(g, d)])))
         if not math.isfinite(f):
             f = math.inf
         self.func_evals += 1
