@@ -59,6 +59,7 @@ def save(model, path, optimizer=None) -> None:
             "grid_range": [list(r) for r in model.grid_range],
             "seed": model.seed,
             "dtype": model._dtype_name,
+            "bias_trainable": model.bias_trainable,
         },
         "optimizer": None,
     }
@@ -156,6 +157,7 @@ def load(path, *, backend="numpy", dtype=None):
         base_fun, seed = cfg["base_fun"], cfg["seed"]
         grid_range = [tuple(float(v) for v in r) for r in cfg["grid_range"]]
         dtype_name = str(dtype or cfg["dtype"])
+        bias_trainable = bool(cfg.get("bias_trainable", False))
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{os.fspath(path)!r}: malformed model config ({exc})") from exc
     n_layers = len(width) - 1
@@ -182,7 +184,7 @@ def load(path, *, backend="numpy", dtype=None):
             )
         layers.append(layer)
     return KAN._assemble(layers, width=width, base_fun=base_fun, grid_range=grid_range, seed=seed, xp=xp,
-                         dtype_name=dtype_name)
+                         dtype_name=dtype_name, bias_trainable=bias_trainable)
 
 
 def load_optimizer(path, model):

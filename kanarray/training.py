@@ -190,10 +190,8 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
                 ids = xp.asarray(idx, device=getattr(x, "device", None))
                 xb, yb = xp.take(x, ids, axis=0), xp.take(y, ids, axis=0)
             if update_grid and step % grid_every == 0 and step < stop_grid_update_step:
-                model.update_grid(xb)
+                model.update_grid(xb)  # the optimizer keeps its state, as in pykan
                 basis_cache.clear()
-                if isinstance(optimizer, LBFGS):
-                    optimizer.reset()
             if isinstance(optimizer, LBFGS):
                 parts = {}
 

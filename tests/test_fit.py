@@ -217,6 +217,6 @@ def test_refined_model_continues_with_a_transferred_optimizer():
     new = model.refine(6)
     opt = history.optimizer.transferred(new.parameters())
     assert opt.steps["layers.0.coef"] == 0 and opt.steps["layers.0.scale_base"] == 3
-    assert opt.state["m"]["layers.0.coef"] is None and opt.state["m"]["layers.0.bias"] is not None
+    assert opt.state["m"]["layers.0.coef"] is None and opt.state["m"]["layers.0.scale_sp"] is not None
     new.fit(x, y, steps=2, opt=opt, progress=False)
     assert opt.steps["layers.0.coef"] == 2

@@ -55,9 +55,23 @@ def test_initialization_is_deterministic_and_seeded():
 def test_parameters_are_live_and_named():
     model = ka.KAN([2, 3, 1])
     params = model.parameters()
-    assert list(params) == [f"layers.{l}.{n}" for l in range(2) for n in ("coef", "scale_base", "scale_sp", "bias")]
+    assert list(params) == [f"layers.{l}.{n}" for l in range(2) for n in ("coef", "scale_base", "scale_sp")]
     assert params["layers.1.coef"] is model.layers[1].coef
     assert model.num_parameters() == sum(p.size for p in params.values())
+    with_bias = ka.KAN([2, 3, 1], bias_trainable=True).parameters()
+    assert list(with_bias) == [f"layers.{l}.{n}" for l in range(2) for n in ("coef", "scale_base", "scale_sp", "bias")]
+    assert set(model.value_and_grad(np.zeros((4, 2)), np.zeros((4, 1)))[1]) == set(params)
+    with pytest.raises(ValueError, match="bias_trainable"):
+        ka.KAN([2, 3, 1], bias_trainable="yes")
+
+
+def test_fixed_biases_do_not_move_in_training():
+    model = ka.KAN([2, 3, 1], seed=0)
+    model.layers[1].bias[...] = 0.25
+    x = np.random.default_rng(0).uniform(-1, 1, (50, 2))
+    model.fit(x, np.sin(x[:, :1]), steps=3, progress=False)
+    np.testing.assert_array_equal(model.layers[1].bias, [0.25])
+    assert not np.array_equal(model.layers[1].coef, ka.KAN([2, 3, 1], seed=0).layers[1].coef)
 
 
 def test_in_place_edits_change_the_output(backend):

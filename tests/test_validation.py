@@ -142,7 +142,7 @@ def test_adam_rejects_bad_gradients_before_updating():
     _, grads = model.value_and_grad(x, y)
     before = snapshot(model)
     with pytest.raises(KeyError, match="missing"):
-        opt.step({k: v for k, v in grads.items() if not k.endswith("bias")})
+        opt.step({k: v for k, v in grads.items() if not k.endswith("scale_sp")})
     bad = dict(grads)
     bad["layers.1.coef"] = np.zeros((1, 1))
     with pytest.raises(ValueError, match="layers.1.coef"):
