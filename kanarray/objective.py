@@ -3,7 +3,8 @@
 Without regularization the fast path runs (backend kernels, no per-edge tensors); with it
 every layer is evaluated edge by edge (``KANLayer.forward_edges``) because the penalty needs
 the standard deviation of each edge's activation, and its gradient flows back through the
-activations of earlier layers as well.
+activations of earlier layers as well -- except the first layer inside ``fit``, whose inputs
+are fixed data: its spreads come from a per-batch Gram matrix (``regularization.GramSpread``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import losses
+from ._checks import as_labels
 from .regularization import EdgeSpread, GramSpread, Regularization, gram_stats, penalty
 
 __all__ = ["Evaluation", "evaluate", "check_targets"]
@@ -35,8 +37,6 @@ def check_targets(model, y, batch: int, loss: str):
         return model._check_y(y, batch)
     if loss != "cross_entropy":
         raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
-    from ._checks import as_labels
-
     return as_labels(y, xp=model.xp, batch=batch, n_classes=model.width[-1])
 
 
