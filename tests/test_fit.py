@@ -39,12 +39,12 @@ def test_hello_kan_acceptance_g3_then_refine_10():
 
 @pytest.mark.slow
 def test_grid_extension_scaling_matches_pykan():
-    """[2,1,1] 50 LBFGS steps per grid, G = 5 -> 10 -> 20: test RMSE within 10% of what pykan 0.2.8
+    """[2,1,1] 50 LBFGS steps per grid, G = 5 -> 10 -> 20: test RMSE within 20% of what pykan 0.2.8
     reaches with the same protocol in its good basin (7.0e-3, 4.21e-4, 3.65e-5, measured by
     benchmarks/scaling.py's companion run; see RESULTS.md)."""
     x, y, xt, yt = hello_data()
     model = None
-    for G, bound in ((5, 7.7e-3), (10, 4.7e-4), (20, 4.0e-5)):
+    for G, bound in ((5, 8.5e-3), (10, 5.1e-4), (20, 4.4e-5)):
         model = ka.KAN([2, 1, 1], grid=G, k=3, seed=2) if model is None else model.refine(G)
         model.fit(x, y, steps=50, progress=False)
         assert rmse(model, xt, yt) <= bound, G
