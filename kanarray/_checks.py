@@ -3,6 +3,7 @@ changes, and every error says what was wrong and what was expected."""
 
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -11,7 +12,7 @@ from ._namespace import backend_name, namespace_of
 
 _NDARRAY = np.ndarray
 
-__all__ = ["as_batch", "check_width", "check_positive_int"]
+__all__ = ["as_batch", "as_labels", "check_width", "check_positive_int", "check_number"]
 
 
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
@@ -21,6 +22,23 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
     return value
+
+
+def check_number(name: str, value, *, minimum: float = 0.0, strict: bool = False, below: float | None = None) -> float:
+    """A finite real number >= minimum (> minimum if strict, < below if given) as a float,
+    else ValueError.  Booleans and strings are refused, not converted."""
+    try:
+        if isinstance(value, (bool, str, bytes)):
+            raise TypeError
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    ok = math.isfinite(v) and (v > minimum if strict else v >= minimum) and (below is None or v < below)
+    if not ok:
+        rel = ">" if strict else ">="
+        upper = f" and < {below}" if below is not None else ""
+        raise ValueError(f"{name} must be a finite number {rel} {minimum}{upper}, got {value!r}")
+    return v
 
 
 def check_width(width) -> list[int]:
@@ -39,24 +57,31 @@ def check_width(width) -> list[int]:
     return [int(w) for w in width]
 
 
+def _in_namespace(a, xp, name: str, expected: str):
+    """a as an array of namespace xp: lists and scalars are converted; an array of another
+    namespace is refused (no silent host/device moves)."""
+    ns = xp if type(a) is _NDARRAY and xp.__name__ == "array_api_compat.numpy" else namespace_of(a)
+    if ns is None:
+        try:
+            return xp.asarray(a)
+        except Exception as exc:
+            raise TypeError(f"{name} must be {expected}, got {type(a).__name__}") from exc
+    if ns.__name__ != xp.__name__:
+        raise TypeError(
+            f"{name} is a {backend_name(ns)} array but the model is on backend "
+            f"{backend_name(xp)!r}: convert {name} to {backend_name(xp)} or move the model with "
+            f"model.to({backend_name(ns)!r})"
+        )
+    return a
+
+
 def as_batch(a, *, xp, dtype, n_features: int, name: str):
     """Validate a (batch, n_features) array and return it in the model's dtype.
 
     Lists and Python scalars are converted; arrays must already be in namespace ``xp``
     (no silent host/device moves).  Integer and boolean arrays are cast to ``dtype``.
     """
-    ns = xp if type(a) is _NDARRAY and xp.__name__ == "array_api_compat.numpy" else namespace_of(a)
-    if ns is None:
-        try:
-            a = xp.asarray(a)
-        except Exception as exc:
-            raise TypeError(f"{name} must be an array of shape (batch, {n_features}), got {type(a).__name__}") from exc
-    elif ns.__name__ != xp.__name__:
-        raise TypeError(
-            f"{name} is a {backend_name(ns)} array but the model is on backend "
-            f"{backend_name(xp)!r}: convert {name} to {backend_name(xp)} or move the model with "
-            f"model.to({backend_name(ns)!r})"
-        )
+    a = _in_namespace(a, xp, name, f"an array of shape (batch, {n_features})")
     if a.ndim != 2 or a.shape[1] != n_features:
         hint = " (use x.reshape(-1, 1) for a single feature)" if a.ndim == 1 and n_features == 1 else ""
         raise ValueError(f"{name} must have shape (batch, {n_features}), got shape {tuple(a.shape)}{hint}")
@@ -80,17 +105,7 @@ def as_labels(y, *, xp, batch: int, n_classes: int):
 
     Floating arrays holding whole numbers are accepted; returns an int64 array (batch,).
     """
-    ns = namespace_of(y)
-    if ns is None:
-        try:
-            y = xp.asarray(y)
-        except Exception as exc:
-            raise TypeError(f"y must be an array of class labels, got {type(y).__name__}") from exc
-    elif ns.__name__ != xp.__name__ and not (type(y) is _NDARRAY and xp.__name__ == "array_api_compat.numpy"):
-        raise TypeError(
-            f"y is a {backend_name(ns)} array but the model is on backend {backend_name(xp)!r}: "
-            f"convert y to {backend_name(xp)}"
-        )
+    y = _in_namespace(y, xp, "y", "an array of class labels")
     if y.ndim == 2 and y.shape[1] == 1:
         y = xp.reshape(y, (-1,))
     if y.ndim != 1 or y.shape[0] != batch:

@@ -42,9 +42,7 @@ def save(model, path, optimizer=None) -> None:
     """Write ``model`` (and ``optimizer``'s state, if given) to ``path`` atomically."""
     path = os.fspath(path)
     if optimizer is not None:
-        params = model.parameters()
-        if set(optimizer.params) != set(params) or any(optimizer.params[n] is not params[n] for n in params):
-            raise ValueError("the optimizer is bound to other arrays than this model's parameters")
+        optimizer.check_bound(model.parameters())
     arrays = {}
     for l, layer in enumerate(model.layers):
         for name, a in layer.arrays().items():

@@ -183,11 +183,15 @@ class KAN:
             h, _ = layer.forward(h)
         return h
 
-    def _forward_cached(self, x, need_dx: bool):
+    def _forward_cached(self, x, need_dx: bool, *, backward: bool = True, reuse_first=None):
+        """(output, per-layer caches).  Hidden layers keep the x-derivatives a backward pass
+        needs (unless backward=False); reuse_first: the first layer's cache of an earlier
+        call with the same x and grid."""
         caches = []
         h = x
         for l, layer in enumerate(self.layers):
-            h, cache = layer.forward(h, need_dx=need_dx or l > 0)
+            h, cache = layer.forward(h, need_dx=need_dx or (backward and l > 0),
+                                     reuse=reuse_first if l == 0 else None)
             caches.append(cache)
         return h, caches
 
@@ -212,8 +216,7 @@ class KAN:
         """
         reg = Regularization(lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)
         x = self._check_x(x)
-        if reg.active and x.shape[0] < 2:
-            raise ValueError("regularization (lamb > 0) needs a batch of at least 2 samples (it uses std over the batch)")
+        reg.check_batch(x.shape[0])
         y = check_targets(self, y, x.shape[0], loss)
         ev = evaluate(self, x, y, loss=loss, reg=reg)
         return ev.objective, ev.grads

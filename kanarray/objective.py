@@ -66,13 +66,8 @@ def evaluate(model, x, y, *, loss: str = "mse", reg: Regularization | None = Non
         first_fixed = True
 
     if not reg.active:
-        h = x
-        caches = []
-        for l, layer in enumerate(layers):
-            h, lc = layer.forward(h, need_dx=grad and l > 0, reuse=cache.get("first") if l == 0 else None)
-            if l == 0:
-                cache["first"] = lc
-            caches.append(lc)
+        h, caches = model._forward_cached(x, need_dx=False, backward=grad, reuse_first=cache.get("first"))
+        cache["first"] = caches[0]
         value, gpred = loss_fn(h, y, xp)
         if not grad:
             return Evaluation(value, value, None, h, None)

@@ -19,6 +19,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+from ._checks import check_number
+from . import spline
+from .spline import safe_reciprocal
+
 __all__ = ["Regularization", "EdgeSpread", "GramSpread", "gram_stats", "penalty"]
 
 _EPS_LOG = 1e-4
@@ -37,13 +41,18 @@ class Regularization:
 
     def __post_init__(self):
         for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{f.name} must be a finite number >= 0, got {value!r}")
+            check_number(f.name, getattr(self, f.name))
 
     @property
     def active(self) -> bool:
         return self.lamb > 0
+
+    def check_batch(self, batch: int) -> None:
+        """The penalty uses standard deviations over the batch: it needs two samples."""
+        if self.active and batch < 2:
+            raise ValueError(
+                "regularization (lamb > 0) needs batches of at least 2 samples (it uses std over the batch)"
+            )
 
 
 def _std(a, axis: int, xp):
@@ -51,12 +60,7 @@ def _std(a, axis: int, xp):
     n = a.shape[axis]
     centred = a - xp.mean(a, axis=axis, keepdims=True)
     std = xp.sqrt(xp.sum(centred * centred, axis=axis) / (n - 1))
-    return std, centred, _safe_inv((n - 1) * std, xp)
-
-
-def _safe_inv(a, xp):
-    zero = a == 0
-    return xp.where(zero, xp.zeros_like(a), 1.0 / xp.where(zero, xp.ones_like(a), a))
+    return std, centred, safe_reciprocal((n - 1) * std, xp)
 
 
 class EdgeSpread:
@@ -81,7 +85,6 @@ def gram_stats(layer, x):
     of each input's features [b(x_i), B_i1(x_i), ..., B_inb(x_i)] (n, nb + 1, nb + 1), and
     std(x_i) + 0.1 (n,).  Every edge's activation is phi_io = w_io . features_i, so its
     variance is w_io^T C_i w_io whatever the parameters: computed once per batch and grid."""
-    from . import spline
     from .base import BASE_FUNCTIONS
 
     xp = layer.xp
@@ -115,7 +118,7 @@ class GramSpread:
     def backward(self, dsphi):
         """dL/dsphi (n, m) -> dL/d{coef, scale_base, scale_sp}."""
         xp, layer = self.xp, self.layer
-        dw = (dsphi * _safe_inv(self.sphi, xp))[:, :, None] * self._cw * layer.mask[:, :, None]
+        dw = (dsphi * safe_reciprocal(self.sphi, xp))[:, :, None] * self._cw * layer.mask[:, :, None]
         return {
             "scale_base": dw[:, :, 0],
             "scale_sp": xp.sum(dw[:, :, 1:] * layer.coef, axis=2),

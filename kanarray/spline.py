@@ -32,7 +32,7 @@ def _xp(x, xp):
     return array_api_compat.array_namespace(x) if xp is None else xp
 
 
-def _safe_reciprocal(a, xp):
+def safe_reciprocal(a, xp):
     """1/a where a != 0, else 0 (repeated knots give zero spans)."""
     zero = a == 0
     return xp.where(zero, xp.zeros_like(a), 1.0 / xp.where(zero, xp.ones_like(a), a))
@@ -80,9 +80,9 @@ def _cox_de_boor(x, grid, k: int, xp, keep_previous: bool):
         t_jd1 = g[..., d + 1 : d + 1 + n]
         if d == k and keep_previous:
             previous = B
-        B = (x3 - t_j) * _safe_reciprocal(t_jd - t_j, xp) * B[..., :-1] + (
+        B = (x3 - t_j) * safe_reciprocal(t_jd - t_j, xp) * B[..., :-1] + (
             t_jd1 - x3
-        ) * _safe_reciprocal(t_jd1 - t_j1, xp) * B[..., 1:]
+        ) * safe_reciprocal(t_jd1 - t_j1, xp) * B[..., 1:]
     return B, previous
 
 
@@ -103,8 +103,8 @@ def basis_with_derivative(x, grid, k: int, *, xp=None):
         return B, xp.zeros_like(B)
     n = B.shape[-1]
     g = grid[None, :, :]
-    inv_left = _safe_reciprocal(g[..., k : k + n] - g[..., 0:n], xp)
-    inv_right = _safe_reciprocal(g[..., k + 1 : k + 1 + n] - g[..., 1 : n + 1], xp)
+    inv_left = safe_reciprocal(g[..., k : k + n] - g[..., 0:n], xp)
+    inv_right = safe_reciprocal(g[..., k + 1 : k + 1 + n] - g[..., 1 : n + 1], xp)
     dB = k * (prev[..., :-1] * inv_left - prev[..., 1:] * inv_right)
     return B, dB
 

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from ._checks import check_positive_int
+from ._checks import check_number, check_positive_int
 from ._namespace import to_numpy
 from .losses import accuracy
 from .objective import check_targets, evaluate
@@ -75,29 +75,17 @@ class History(dict):
                 os.remove(tmp)
 
 
-def _check_number(name, value, minimum=0.0):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name} must be a finite number >= {minimum}, got {value!r}")
-    return float(value)
-
-
 def _make_optimizer(model, opt, lr):
     params = model.parameters()
     if isinstance(opt, Optimizer):
         if lr is not None:
             raise ValueError("lr applies to an optimizer built by fit; set it on your optimizer instead")
-        if set(opt.params) != set(params) or any(opt.params[n] is not params[n] for n in params):
-            raise ValueError(
-                "the optimizer is bound to other arrays than this model's parameters; build it on "
-                "model.parameters() (after refine: opt.transferred(new_model.parameters()))"
-            )
+        opt.check_bound(params)
         return opt
     if not isinstance(opt, str) or opt.lower() not in OPTIMIZERS:
         raise ValueError(f"opt must be one of {sorted(OPTIMIZERS)} or an optimizer instance, got {opt!r}")
     name = opt.lower()
-    lr = DEFAULT_LR[name] if lr is None else _check_number("lr", lr)
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    lr = DEFAULT_LR[name] if lr is None else check_number("lr", lr, strict=True)
     if name == "lbfgs":  # pykan's settings
         return LBFGS(params, lr=lr, history_size=10, max_iter=20, tolerance_grad=1e-32, tolerance_change=1e-32,
                      tolerance_ys=1e-32)
@@ -113,8 +101,7 @@ class _Snapshot:
         self.arrays = None
 
     def take(self):
-        xp = self.model.xp
-        self.arrays = [{n: xp.asarray(a, copy=True) for n, a in layer.arrays().items()} for layer in self.model.layers]
+        self.arrays = [layer.copy().arrays() for layer in self.model.layers]
 
     def restore(self):
         if self.arrays is None:
@@ -151,8 +138,7 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
         batch_size = check_positive_int(batch_size, "batch_size")
         if batch_size > n:
             raise ValueError(f"batch_size must be at most the number of samples ({n}), got {batch_size}")
-    if reg.active and (batch_size or n) < 2:
-        raise ValueError("regularization (lamb > 0) needs batches of at least 2 samples (it uses std over the batch)")
+    reg.check_batch(batch_size or n)
     grid_update_num = check_positive_int(grid_update_num, "grid_update_num")
     stop_grid_update_step = check_positive_int(stop_grid_update_step, "stop_grid_update_step", minimum=0)
     if validation is not None:

@@ -212,8 +212,7 @@ class GridTables:
         self.uniform = bool(np.all(uniform))
         self.t0 = grid[:, 0].copy()
         self.tL = grid[:, -1].copy()
-        with np.errstate(divide="ignore"):
-            self.inv_h = np.where(h > 0, 1.0 / np.where(h > 0, h, 1.0), 0.0).astype(grid.dtype)
+        self.inv_h = _safe_inv(h).astype(grid.dtype)
         self.row_base = np.arange(n, dtype=np.intp) * (L + 1)
         basis_of = np.arange(L + 1)[:, None] - k + np.arange(k + 1)
         exists = (basis_of >= 0) & (basis_of < nb)

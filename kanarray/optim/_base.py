@@ -3,27 +3,13 @@ carry-over of state to new parameter arrays (after a grid extension)."""
 
 from __future__ import annotations
 
-import math
-
 import array_api_compat
+
+from .._checks import check_number as check_hyper
 
 __all__ = ["Optimizer", "check_hyper", "optimizer_from_state"]
 
 _REGISTRY: dict[str, type] = {}
-
-
-def check_hyper(name: str, value, *, minimum: float = 0.0, strict: bool = False, below: float | None = None) -> float:
-    """A finite float >= minimum (> minimum if strict, < below if given), else ValueError."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    ok = math.isfinite(v) and (v > minimum if strict else v >= minimum) and (below is None or v < below)
-    if not ok:
-        rel = ">" if strict else ">="
-        upper = f" and < {below}" if below is not None else ""
-        raise ValueError(f"{name} must be a finite number {rel} {minimum}{upper}, got {value!r}")
-    return v
 
 
 class Optimizer:
@@ -41,6 +27,14 @@ class Optimizer:
             raise ValueError("params must be a non-empty dict name -> array, such as model.parameters()")
         self.params = params
         self.xp = array_api_compat.array_namespace(*params.values())
+
+    def check_bound(self, params: dict) -> None:
+        """ValueError unless this optimizer updates exactly the arrays in ``params``."""
+        if set(self.params) != set(params) or any(self.params[n] is not params[n] for n in params):
+            raise ValueError(
+                "the optimizer is bound to other arrays than this model's parameters; build it on "
+                "model.parameters() (after refine: opt.transferred(new_model.parameters()))"
+            )
 
     def hyper(self) -> dict:
         return {name: getattr(self, name) for name in self.HYPER}
