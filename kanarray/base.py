@@ -6,7 +6,7 @@ namespace.  "zero" switches the base branch off.
 
 from __future__ import annotations
 
-__all__ = ["BASE_FUNCTIONS", "sigmoid"]
+__all__ = ["BASE_FUNCTIONS", "base_with_grad", "sigmoid"]
 
 
 def sigmoid(x, xp):
@@ -40,3 +40,16 @@ BASE_FUNCTIONS = {
     "identity": (_identity, _ones),
     "zero": (_zeros, _zeros),
 }
+
+
+def base_with_grad(name: str, x, xp, *, need_grad: bool = True):
+    """(b(x), b'(x) or None) for base function ``name``, sharing the work between the two
+    (one sigmoid for SiLU)."""
+    if name == "silu":
+        s = sigmoid(x, xp)
+        value = x * s
+        if not need_grad:
+            return value, None
+        return value, s * (1.0 + (x - value))  # s (1 + x (1 - s))
+    f, df = BASE_FUNCTIONS[name]
+    return f(x, xp), (df(x, xp) if need_grad else None)

@@ -21,7 +21,7 @@ import numpy as np
 from . import spline
 from ._namespace import to_numpy
 from .backends import get_kernels
-from .base import BASE_FUNCTIONS
+from .base import BASE_FUNCTIONS, base_with_grad
 
 __all__ = ["KANLayer"]
 
@@ -201,26 +201,26 @@ class KANLayer:
         Per-edge path, used when a regularization needs the edge activations phi_io(x_bi)
         themselves.  y equals ``forward(x)[0]``.  basis_ctx: ``cache[0]`` of an earlier call
         with the same x and grid, whose basis evaluation is then reused (the first layer
-        during ``fit``).
+        during ``fit``).  ``cache[1]`` is x transposed, (in_dim, B).
         """
         self.check_consistent()
         xp = self.xp
-        kernels = get_kernels(xp)
-        spl, dspl, basis_ctx = kernels.edge_forward(x, self.grid, self.coef, self.k, need_dx=need_dx, ctx=basis_ctx)
+        spl, dspl, basis_ctx = get_kernels(xp).edge_forward(x, self.grid, self.coef, self.k, need_dx=need_dx,
+                                                             ctx=basis_ctx)
         mask_sp = (self.mask * self.scale_sp)[:, None, :]
-        phi = mask_sp * spl
-        dphi = mask_sp * dspl if need_dx else None
+        phi = spl * mask_sp
+        dphi = dspl * mask_sp if need_dx else None
+        # (n, B), laid out row by row (the reshapes copy): every pass below runs along B
+        xt = xp.reshape(xp.reshape(xp.permute_dims(x, (1, 0)), (-1,)), (x.shape[1], x.shape[0]))
         base_x = None
         if self.base_fun != "zero":
-            f, df = BASE_FUNCTIONS[self.base_fun]
-            xt = xp.permute_dims(x, (1, 0))  # (n, B)
-            base_x = f(xt, xp)
+            base_x, dbase = base_with_grad(self.base_fun, xt, xp, need_grad=need_dx)
             mask_base = (self.mask * self.scale_base)[:, None, :]
-            phi = phi + mask_base * base_x[:, :, None]
+            phi += mask_base * base_x[:, :, None]
             if need_dx:
-                dphi = dphi + mask_base * df(xt, xp)[:, :, None]
+                dphi += mask_base * dbase[:, :, None]
         y = xp.sum(phi, axis=0) + self.bias
-        return y, phi, (basis_ctx, spl, base_x, dphi)
+        return y, phi, (basis_ctx, xt, spl, base_x, dphi)
 
     def backward_edges(self, cache, gy, gphi, *, need_dx: bool = False):
         """Gradients from dL/dy (B, out_dim) plus a per-edge dL/dphi (in_dim, B, out_dim) (or None).
@@ -228,7 +228,7 @@ class KANLayer:
         Returns (grads dict keyed like ``parameters()``, dx (B, in_dim) or None).
         """
         xp = self.xp
-        basis_ctx, spl, base_x, dphi = cache
+        basis_ctx, _, spl, base_x, dphi = cache
         if need_dx and dphi is None:
             raise ValueError("backward_edges(need_dx=True) needs forward_edges(need_dx=True)")
         g = gy[None, :, :] if gphi is None else gphi + gy[None, :, :]  # (n, B, m)

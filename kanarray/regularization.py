@@ -65,19 +65,19 @@ def _std(a, axis: int, xp):
 
 class EdgeSpread:
     """std over the batch of every edge activation, from the activations phi (n, B, m) and
-    inputs x (B, n) themselves; ``backward`` gives dL/dphi and dL/dx."""
+    the inputs transposed, xt (n, B); ``backward`` gives dL/dphi and dL/dxt."""
 
-    def __init__(self, x, phi, xp):
+    def __init__(self, xt, phi, xp):
         self.xp = xp
         self.sphi, self._cphi, self._inv_phi = _std(phi, 1, xp)  # (n, m), (n, B, m), (n, m)
-        sx0, self._cx, self._inv_x = _std(x, 0, xp)  # (n,), (B, n), (n,)
+        sx0, self._cx, self._inv_x = _std(xt, 1, xp)  # (n,), (n, B), (n,)
         self.sx = sx0 + X_OFFSET
 
     def backward(self, dsphi, dsx):
-        """dL/dsphi (n, m), dL/dsx (n,) -> (dL/dphi (n, B, m), dL/dx (B, n))."""
+        """dL/dsphi (n, m), dL/dsx (n,) -> (dL/dphi (n, B, m), dL/dxt (n, B))."""
         gphi = (dsphi * self._inv_phi)[:, None, :] * self._cphi
-        gx = (dsx * self._inv_x)[None, :] * self._cx
-        return gphi, gx
+        gxt = (dsx * self._inv_x)[:, None] * self._cx
+        return gphi, gxt
 
 
 def gram_stats(layer, x):
@@ -127,14 +127,18 @@ class GramSpread:
 
 
 def _entropy(v, axis: int, xp):
-    """H along groups summed over ``axis`` and its gradient dH/dv."""
-    other = v.shape[1 - axis]
+    """H along groups summed over ``axis`` and its gradient dH/dv.
+
+    With p = v / total and c = 1 / (groups * ln 2): H = -c sum p ln(p + eps) and
+    dH/dp = -c (ln(p + eps) + p / (p + eps)); dH/dv follows through total."""
     total = xp.sum(v, axis=axis, keepdims=True) + 1
     p = v / total
-    logp = xp.log(p + _EPS_LOG) / math.log(2)
-    h = -xp.sum(p * logp) / other
-    q = -(logp + p / ((p + _EPS_LOG) * math.log(2))) / other  # dH/dp
-    dv = (q - xp.sum(q * p, axis=axis, keepdims=True)) / total
+    shifted = p + _EPS_LOG
+    log_p = xp.log(shifted)
+    c = 1.0 / (v.shape[1 - axis] * math.log(2))
+    h = -c * xp.sum(p * log_p)
+    q = log_p + p / shifted  # -dH/dp / c
+    dv = (xp.sum(q * p, axis=axis, keepdims=True) - q) * (c / total)
     return h, dv
 
 

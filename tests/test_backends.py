@@ -37,6 +37,46 @@ def test_numpy_kernels_match_generic(mode, k, m, uniform, B):
     np.testing.assert_allclose(dx, ref_dx, atol=1e-10 * max(1.0, np.abs(ref_dx).max()), rtol=0)
 
 
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 5])
+@pytest.mark.parametrize("m", [1, 3])
+@pytest.mark.parametrize("uniform", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numpy_edge_kernels_match_generic(k, m, uniform, dtype):
+    """Per-edge values, their x-derivatives and the weight gradient, inputs on knots and off
+    the grid included, and a second call reusing the located inputs."""
+    rng = np.random.default_rng(10 * k + m)
+    n, G, B = 4, 7, 300
+    grid = np.asarray(spline.uniform_grid(n, G, k, (-1, 1), xp=npx, dtype=np.float64))
+    if not uniform:
+        grid = np.sort(grid + rng.uniform(-0.05, 0.05, grid.shape), axis=1)
+    x = rng.uniform(-1.8, 1.8, (B, n))
+    x[:5] = grid[:, :5].T
+    x[5:10] = grid[:, -5:].T
+    grid, x = grid.astype(dtype), x.astype(dtype)
+    g = rng.normal(size=(n, B, m)).astype(dtype)
+    kernels = NumpyKernels()
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    ctx = None
+    for _ in range(2):
+        weight = rng.normal(size=(n, m, G + k)).astype(dtype)
+        ref_spl, ref_dspl, ref_ctx = GenericKernels(npx).edge_forward(
+            x.astype(np.float64), grid.astype(np.float64), weight.astype(np.float64), k, need_dx=True)
+        ref_w = GenericKernels(npx).edge_backward(ref_ctx, g.astype(np.float64))
+        spl, dspl, ctx = kernels.edge_forward(x, grid, weight, k, need_dx=True, ctx=ctx)
+        w = kernels.edge_backward(ctx, g)
+        assert spl.dtype == dspl.dtype == w.dtype == dtype
+        assert spl.shape == (n, B, m) and w.shape == weight.shape
+        scale = max(1.0, np.abs(ref_spl).max())
+        np.testing.assert_allclose(spl, ref_spl, atol=tol * scale, rtol=0)
+        np.testing.assert_allclose(w, ref_w, atol=tol * max(1.0, np.abs(ref_w).max()), rtol=0)
+        # the derivative jumps at knots for k <= 1: compare away from them
+        away = np.min(np.abs(x.T[:, :, None] - grid[:, None, :]), axis=2) > 1e-6 if k <= 1 else slice(None)
+        np.testing.assert_allclose(dspl[away], ref_dspl[away], atol=100 * tol * max(1.0, np.abs(ref_dspl).max()),
+                                   rtol=0)
+        off = (x.T < grid[:, :1]) | (x.T >= grid[:, -1:])
+        assert off.any() and np.all(spl[off] == 0) and np.all(dspl[off] == 0)
+
+
 @pytest.mark.parametrize("mode", ["dense", "sparse"])
 def test_float32_kernels_stay_float32_and_close(mode):
     rng = np.random.default_rng(0)

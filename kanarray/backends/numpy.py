@@ -224,13 +224,15 @@ class GridTables:
             .reshape(n * (L + 1), k + 1)
         )
         self._cardinal = {}
+        self._edge = {}
+        self._grid64 = grid.astype(np.float64)
+        self._step = np.where(h > 0, h, 1.0)
         self._build_bins(grid)
         self.poly_p = None
         if not (self.uniform and k >= 1):
             # per interval: the power-basis coefficients of its k + 1 bases in the fraction
             # f = (x - t_v) / h_v, and 1 / h_v (0 off the grid and on zero-width intervals)
-            step = np.where(h > 0, h, 1.0)
-            poly = interval_polynomials(grid, k, step).reshape(n * (L + 1), k + 1, k + 1)
+            poly = self._polynomials()
             self.poly_p = np.ascontiguousarray(poly.transpose(1, 0, 2)).astype(grid.dtype)  # power-major
             spans = np.diff(grid.astype(np.float64), axis=1)
             inv = np.zeros((n, L + 1))
@@ -262,6 +264,37 @@ class GridTables:
         self.bin_base = np.arange(n, dtype=np.intp) * M
         self.inv_bin_width = (1.0 / width).astype(grid.dtype)
         self.max_knots_per_bin = most
+
+    def _polynomials(self):
+        """``interval_polynomials`` of the grid as (n * (L + 1), k + 1 powers, k + 1 bases), float64."""
+        n, L, k = self.n, self.L, self.k
+        return interval_polynomials(self._grid64, k, self._step).reshape(n * (L + 1), k + 1, k + 1)
+
+    def edge_tables(self, dtype):
+        """For the per-edge kernels, in ``dtype``: (poly (n (L + 1), 2k + 1, k + 1), left
+        (n (L + 1),), inv_span (n (L + 1),)).  poly[e, :k + 1] are interval e's bases as
+        polynomials in f = (x - left[e]) * inv_span[e] (coefficient of f**p in row p), and
+        poly[e, k + 1 + p] the coefficient of f**p in their x-derivatives; rows of intervals
+        off the grid (v = L) and of zero width are zero."""
+        key = np.dtype(dtype).str
+        got = self._edge.get(key)
+        if got is None:
+            n, L, k = self.n, self.L, self.k
+            poly = self._polynomials()
+            spans = np.diff(self._grid64, axis=1)
+            inv = np.zeros((n, L + 1))
+            inv[:, :L] = _safe_inv(spans)
+            inv = inv.reshape(-1)
+            powers = np.arange(1, k + 1, dtype=np.float64)
+            deriv = poly[:, 1:, :] * (powers[None, :, None] * inv[:, None, None])
+            left = np.concatenate([self._grid64[:, :L], self._grid64[:, L - 1 : L]], axis=1).reshape(-1)
+            got = (
+                np.ascontiguousarray(np.concatenate([poly, deriv], axis=1), dtype=dtype),
+                left.astype(dtype),
+                inv.astype(dtype),
+            )
+            self._edge[key] = got
+        return got
 
     def cardinal(self, dtype):
         """(C, D, 1/h as (1, n, 1)) in ``dtype`` for the uniform fast path."""
@@ -478,36 +511,83 @@ class NumpyKernels:
         """Per-edge spline values: spl[i, b, o] = sum_j weight[i, o, j] B_ij(x[b, i]).
 
         x (B, n), weight (n, m, nb) -> (spl (n, B, m), dspl = d spl / dx or None, ctx for
-        ``edge_backward``).  ctx from an earlier call with the same x and grid skips the basis
-        evaluation (pass need_dx no larger than it had).
+        ``edge_backward``).  ctx from an earlier call with the same x and grid skips locating
+        the inputs on the grid.
+
+        Each edge function is one polynomial per knot interval, so instead of evaluating k + 1
+        bases per input and contracting them with the weights, the weights are first
+        contracted with the per-interval basis polynomials (a few hundred numbers per layer),
+        and each input then reads one row of that table and runs Horner's scheme.
         """
         B, n = x.shape
         m, nb = weight.shape[1], weight.shape[2]
-        if ctx is None or (need_dx and ctx[2] is None):
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                cols, vals, dvals = local_basis(x, grid, k, need_deriv=need_dx, tables=_tables.get(grid, k))
-            ctx = (cols, vals, dvals, (B, n, m, nb, k))
-        cols, vals, dvals, _ = ctx
+        t = _tables.get(grid, k)
+        if ctx is None:
+            ctx = _edge_locate(x, grid, t)
+        e, f = ctx[0], ctx[1]
+        poly, _, _ = t.edge_tables(x.dtype)
+        rows = poly if need_dx else poly[:, : k + 1]
         W2 = np.zeros((n * nb + 1, m), dtype=weight.dtype)
         W2[:-1].reshape(n, nb, m)[...] = np.transpose(weight, (0, 2, 1))
-        rows = np.take(W2, cols, axis=0)  # (B, n, k + 1, m); dropped entries read the zero row
-        spl = np.einsum("bit,bito->ibo", vals, rows)
-        dspl = np.einsum("bit,bito->ibo", dvals, rows) if need_dx else None
+        table = rows @ np.take(W2, t.cols, axis=0)  # (n (L + 1), rows, m): each interval's polynomials
+        got = np.take(table.reshape(table.shape[0], -1), e, axis=0).reshape(n * B, -1, m)
+        fe = f[:, None]
+        spl = got[:, k].copy()
+        for p in range(k - 1, -1, -1):
+            spl *= fe
+            spl += got[:, p]
+        spl = spl.reshape(n, B, m)
+        dspl = None
+        if need_dx:
+            if k == 0:
+                dspl = np.zeros_like(spl)
+            else:
+                dspl = got[:, 2 * k].copy()
+                for p in range(k - 2, -1, -1):
+                    dspl *= fe
+                    dspl += got[:, k + 1 + p]
+                dspl = dspl.reshape(n, B, m)
         return spl, dspl, ctx
 
     def edge_backward(self, ctx, g):
-        """g = dL/dspl (n, B, m) -> dL/dweight (n, m, nb)."""
-        cols, vals, _, (B, n, m, nb, k) = ctx
+        """g = dL/dspl (n, B, m) -> dL/dweight (n, m, nb).
+
+        The transpose of ``edge_forward``: per interval, the moments sum g f**p of the inputs
+        in it, then through the basis polynomials back to the weights.
+        """
+        e, f, t, (B, n) = ctx
+        m = g.shape[2]
+        k, nb = t.k, t.L - t.k
+        poly, _, _ = t.edge_tables(g.dtype)
+        n_int = poly.shape[0]
+        gm = np.reshape(g, (n * B, m))
+        moments = np.empty((n_int, k + 1, m), dtype=g.dtype)
+        keys = e if m == 1 else (e[:, None] * m + np.arange(m)).reshape(-1)
+        w = gm
+        for p in range(k + 1):
+            if p:
+                w = w * f[:, None]
+            moments[:, p, :] = np.bincount(keys, weights=w.reshape(-1), minlength=n_int * m).reshape(n_int, m)
+        # (n (L + 1), k + 1 bases, m): each interval's share of every weight row it touches
+        per_row = np.matmul(np.transpose(poly[:, : k + 1], (0, 2, 1)), moments)
         width = n * nb + 1
-        flat_cols = cols.reshape(-1)
-        gt = np.transpose(g, (1, 0, 2))  # (B, n, m)
-        if m <= 8:
-            dW2 = np.empty((m, width), dtype=g.dtype)
-            for o in range(m):
-                dW2[o] = np.bincount(flat_cols, weights=(vals * gt[:, :, o : o + 1]).reshape(-1), minlength=width)
-            return dW2[:, :-1].reshape(m, n, nb).transpose(1, 0, 2)
-        sp = _scipy_sparse()
-        indptr = np.arange(0, B * n * (k + 1) + 1, k + 1)
-        S = sp.csr_matrix((vals.reshape(-1), flat_cols, indptr), shape=(B * n, width))
-        dW2 = np.asarray(S.T @ gt.reshape(B * n, m))  # (width, m)
-        return dW2[:-1].reshape(n, nb, m).transpose(0, 2, 1)
+        flat_cols = t.cols.reshape(-1)
+        dW2 = np.empty((m, width), dtype=g.dtype)
+        for o in range(m):
+            dW2[o] = np.bincount(flat_cols, weights=per_row[:, :, o].reshape(-1), minlength=width)
+        return dW2[:, :-1].reshape(m, n, nb).transpose(1, 0, 2)
+
+
+def _edge_locate(x, grid, t: GridTables):
+    """Where every input lies, edge-major: (interval row e (n B,) intp, fraction f (n B,),
+    tables, (B, n)).  e = i (L + 1) + v for input i in knot interval v (v = L off the grid,
+    whose table rows are zero); f = (x - t_v) / h_v clipped to [0, 1]."""
+    B, n = x.shape
+    xt = np.ascontiguousarray(x.T)
+    idx, _ = interval_index(xt.T, grid, tables=t, exact=True)
+    e = (t.row_base[:, None] + idx.T).reshape(-1)
+    _, left, inv_span = t.edge_tables(x.dtype)
+    f = xt.reshape(-1) - np.take(left, e)
+    f *= np.take(inv_span, e)
+    np.clip(f, 0.0, 1.0, out=f)
+    return e, f, t, (B, n)
