@@ -1,12 +1,13 @@
 """Grid-extension scaling: test RMSE against G for a [2, 1, 1] KAN (the paper's Figure 2.3 setup).
 
-    python benchmarks/scaling.py [--grids 5,10,20,50,100] [--steps 50] [--seed 2] [--png scaling.png]
+    python benchmarks/scaling.py [--grids 5,10,20,50,100] [--steps 50] [--seed 4] [--png scaling.png]
                                  [--pykan-seed 0]
 
 f(x1, x2) = exp(sin(pi x1) + x2^2), x uniform in [-1, 1]^2, 1000 train / 1000 test points,
 float64.  [2, 1, 1] has bad local minima (RMSE ~0.6, the x2 term left out) that catch both
-libraries from some seeds (kanarray seeds 0, 1, 5; pykan seeds 1, 2, 3, 5 of 0-5); the default seeds
-start in the good basin.  The model is trained ``--steps`` LBFGS steps at the first G, then refined to each
+libraries from many seeds (kanarray at G = 5: seeds 4 and 7 of 0-9 reach 7e-3, seed 1 1.3e-2, the
+others stall at 0.5-0.8; pykan: seeds 1, 2, 3, 5 of 0-5 are caught); the default seeds start in the
+good basin.  The model is trained ``--steps`` LBFGS steps at the first G, then refined to each
 next G (``model.refine``) and trained ``--steps`` more.  Prints a markdown table of train and
 test RMSE per G next to pykan 0.2.1's reported values (and, with --pykan-seed, pykan 0.2.8 run on
 the same schedule in the same process), the least-squares slope of
@@ -110,7 +111,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grids", default="5,10,20,50,100")
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--png", default="benchmarks/scaling.png")
     parser.add_argument("--pykan-seed", type=int, default=None,
                         help="also run pykan 0.2.8 on the same schedule with this seed")

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from . import spline
-from ._namespace import to_numpy
+from ._namespace import to_numpy, xsum
 from .backends import get_kernels
 from .base import BASE_FUNCTIONS, base_with_grad
 
@@ -182,8 +182,8 @@ class KANLayer:
         dweight, dx = get_kernels(xp).spline_backward(kernel_ctx, gy, need_dx=need_dx)
         grads = {
             "coef": dweight * mask_sp[:, :, None],
-            "scale_sp": mask * xp.sum(coef * dweight, axis=2),
-            "bias": xp.sum(gy, axis=0),
+            "scale_sp": mask * xsum(xp, coef * dweight, axis=2),
+            "bias": xsum(xp, gy, axis=0),
         }
         if base_x is None:
             grads["scale_base"] = xp.zeros_like(mask)
@@ -219,7 +219,7 @@ class KANLayer:
             phi += mask_base * base_x[:, :, None]
             if need_dx:
                 dphi += mask_base * dbase[:, :, None]
-        y = xp.sum(phi, axis=0) + self.bias
+        y = xsum(xp, phi, axis=0) + self.bias
         return y, phi, (basis_ctx, xt, spl, base_x, dphi)
 
     def backward_edges(self, cache, gy, gphi, *, need_dx: bool = False):
@@ -235,14 +235,14 @@ class KANLayer:
         dspl = get_kernels(xp).edge_backward(basis_ctx, g)  # (n, m, nb)
         grads = {
             "coef": dspl * (self.mask * self.scale_sp)[:, :, None],
-            "scale_sp": self.mask * xp.sum(g * spl, axis=1),
-            "bias": xp.sum(gy, axis=0),
+            "scale_sp": self.mask * xsum(xp, g * spl, axis=1),
+            "bias": xsum(xp, gy, axis=0),
         }
         if base_x is None:
             grads["scale_base"] = xp.zeros_like(self.mask)
         else:
-            grads["scale_base"] = self.mask * xp.sum(g * base_x[:, :, None], axis=1)
-        dx = xp.permute_dims(xp.sum(g * dphi, axis=2), (1, 0)) if need_dx else None
+            grads["scale_base"] = self.mask * xsum(xp, g * base_x[:, :, None], axis=1)
+        dx = xp.permute_dims(xsum(xp, g * dphi, axis=2), (1, 0)) if need_dx else None
         return grads, dx
 
     def __repr__(self) -> str:

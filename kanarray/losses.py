@@ -5,6 +5,8 @@ Each loss maps (pred (B, m), target) -> (loss as a 0-d array, dloss/dpred (B, m)
 
 from __future__ import annotations
 
+from ._namespace import xsum
+
 __all__ = ["mse", "cross_entropy", "accuracy", "LOSSES"]
 
 
@@ -12,7 +14,7 @@ def mse(pred, target, xp):
     """Mean squared error over all entries; target (B, m)."""
     diff = pred - target
     size = diff.shape[0] * diff.shape[1]
-    return xp.sum(diff * diff) / size, (2.0 / size) * diff
+    return xsum(xp, diff * diff) / size, (2.0 / size) * diff
 
 
 def _one_hot(labels, n_classes: int, dtype, xp):
@@ -24,11 +26,11 @@ def cross_entropy(pred, labels, xp):
     """Mean softmax cross-entropy of logits pred (B, C) against integer labels (B,)."""
     shifted = pred - xp.max(pred, axis=1, keepdims=True)
     exp = xp.exp(shifted)
-    total = xp.sum(exp, axis=1, keepdims=True)
+    total = xsum(xp, exp, axis=1, keepdims=True)
     log_prob = shifted - xp.log(total)
     target = _one_hot(labels, pred.shape[1], pred.dtype, xp)
     batch = pred.shape[0]
-    loss = -xp.sum(target * log_prob) / batch
+    loss = -xsum(xp, target * log_prob) / batch
     return loss, (exp / total - target) / batch
 
 

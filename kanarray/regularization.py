@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, fields
 
 from ._checks import check_number
+from ._namespace import xmean, xsum
 from . import spline
 from .spline import safe_reciprocal
 
@@ -58,8 +59,8 @@ class Regularization:
 def _std(a, axis: int, xp):
     """(std with ddof=1 along axis, centred a, reciprocal of (B-1) std with 0 where std == 0)."""
     n = a.shape[axis]
-    centred = a - xp.mean(a, axis=axis, keepdims=True)
-    std = xp.sqrt(xp.sum(centred * centred, axis=axis) / (n - 1))
+    centred = a - xmean(xp, a, axis=axis, keepdims=True)
+    std = xp.sqrt(xsum(xp, centred * centred, axis=axis) / (n - 1))
     return std, centred, safe_reciprocal((n - 1) * std, xp)
 
 
@@ -93,7 +94,7 @@ def gram_stats(layer, x):
     xt = xp.permute_dims(x, (1, 0))
     base = BASE_FUNCTIONS[layer.base_fun][0](xt, xp) if layer.base_fun != "zero" else xp.zeros_like(xt)
     feats = xp.concat([base[:, :, None], basis_t], axis=2)  # (n, B, nb + 1)
-    feats = feats - xp.mean(feats, axis=1, keepdims=True)
+    feats = feats - xmean(xp, feats, axis=1, keepdims=True)
     cov = xp.matmul(xp.permute_dims(feats, (0, 2, 1)), feats) / (B - 1)
     sx = xp.std(x, axis=0, correction=1) + X_OFFSET
     return cov, sx
@@ -112,7 +113,7 @@ class GramSpread:
         w = xp.concat([layer.scale_base[:, :, None], layer.scale_sp[:, :, None] * layer.coef], axis=2)
         self._w = layer.mask[:, :, None] * w  # (n, m, nb + 1)
         self._cw = xp.matmul(self._w, cov)  # (n, m, nb + 1); C is symmetric
-        var = xp.sum(self._cw * self._w, axis=2)
+        var = xsum(xp, self._cw * self._w, axis=2)
         self.sphi = xp.sqrt(xp.maximum(var, xp.zeros_like(var)))
 
     def backward(self, dsphi):
@@ -121,7 +122,7 @@ class GramSpread:
         dw = (dsphi * safe_reciprocal(self.sphi, xp))[:, :, None] * self._cw * layer.mask[:, :, None]
         return {
             "scale_base": dw[:, :, 0],
-            "scale_sp": xp.sum(dw[:, :, 1:] * layer.coef, axis=2),
+            "scale_sp": xsum(xp, dw[:, :, 1:] * layer.coef, axis=2),
             "coef": dw[:, :, 1:] * layer.scale_sp[:, :, None],
         }
 
@@ -131,14 +132,14 @@ def _entropy(v, axis: int, xp):
 
     With p = v / total and c = 1 / (groups * ln 2): H = -c sum p ln(p + eps) and
     dH/dp = -c (ln(p + eps) + p / (p + eps)); dH/dv follows through total."""
-    total = xp.sum(v, axis=axis, keepdims=True) + 1
+    total = xsum(xp, v, axis=axis, keepdims=True) + 1
     p = v / total
     shifted = p + _EPS_LOG
     log_p = xp.log(shifted)
     c = 1.0 / (v.shape[1 - axis] * math.log(2))
-    h = -c * xp.sum(p * log_p)
+    h = -c * xsum(xp, p * log_p)
     q = log_p + p / shifted  # -dH/dp / c
-    dv = (xp.sum(q * p, axis=axis, keepdims=True) - q) * (c / total)
+    dv = (xsum(xp, q * p, axis=axis, keepdims=True) - q) * (c / total)
     return h, dv
 
 
@@ -157,15 +158,15 @@ def penalty(spreads, coefs, reg: Regularization, xp, *, grad: bool = True):
         h_row, dv_row = _entropy(v, 0, xp)  # rows are output nodes: sum over inputs (axis 0)
         h_col, dv_col = _entropy(v, 1, xp)
         m = coef.shape[1]
-        term = reg.lamb_l1 * xp.sum(v) + reg.lamb_entropy * (h_row + h_col)
+        term = reg.lamb_l1 * xsum(xp, v) + reg.lamb_entropy * (h_row + h_col)
         if reg.lamb_coef or reg.lamb_coefdiff:
             diff = coef[:, :, 1:] - coef[:, :, :-1]
-            term = term + reg.lamb_coef * xp.sum(xp.abs(coef)) / m + reg.lamb_coefdiff * xp.sum(xp.abs(diff)) / m
+            term = term + reg.lamb_coef * xsum(xp, xp.abs(coef)) / m + reg.lamb_coefdiff * xsum(xp, xp.abs(diff)) / m
         total = term if total is None else total + term
         if not grad:
             continue
         dv = reg.lamb_l1 + reg.lamb_entropy * (dv_row + dv_col)  # (n, m)
-        spread_grads.append((dv / sx[:, None], -xp.sum(dv * sphi, axis=1) / (sx * sx)))
+        spread_grads.append((dv / sx[:, None], -xsum(xp, dv * sphi, axis=1) / (sx * sx)))
         gcoef = None
         if reg.lamb_coef or reg.lamb_coefdiff:
             gcoef = (reg.lamb_coef / m) * xp.sign(coef)

@@ -141,13 +141,21 @@ def test_large_grid_accuracy(dtype, tol):
         assert np.abs(y - ref).max() <= tol * np.abs(ref).max(), mode
 
 
-def test_grid_tables_leave_the_cache_with_their_grid():
-    from kanarray.backends.numpy import _tables
+def test_grid_table_cache_is_keyed_by_content_and_bounded():
+    from kanarray.backends.numpy import _TableCache
 
+    cache = _TableCache(size=3)
     grid = np.asarray(spline.uniform_grid(3, 7, 3, (-1, 1), xp=npx, dtype=np.float64))
-    x = np.zeros((4, 3))
-    NumpyKernels().spline_forward(x, grid, np.ones((3, 1, 10)), 3, need_dx=False)
-    key = (id(grid), 3, grid.shape, grid.dtype.str)
-    assert key in _tables.entries
-    del grid
-    assert key not in _tables.entries
+    first = cache.get(grid, 3)
+    assert cache.get(grid.copy(), 3) is first  # equal knots in another array: shared
+    assert cache.get(grid.astype(np.float32), 3) is not first  # another dtype: its own
+    grid[0, 0] -= 0.5  # edited in place: another key, new tables
+    edited = cache.get(grid, 3)
+    assert edited is not first and edited.t0[0] == grid[0, 0]
+    for shift in range(5):
+        cache.get(grid + shift, 3)
+    assert len(cache.entries) == 3
+    small = _TableCache(max_bytes=1)
+    small.get(grid, 3)
+    small.get(grid + 1, 3)
+    assert len(small.entries) == 1  # over the byte budget only the newest stays

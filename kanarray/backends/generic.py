@@ -48,6 +48,10 @@ class GenericKernels:
             dx = xp.sum(GW * dBd, axis=2)
         return dweight, dx
 
+    def dense_basis(self, x, grid, k):
+        """All bases at x, edge-major: x (B, n) -> (n, B, nb)."""
+        return self.xp.permute_dims(basis(x, grid, k, xp=self.xp), (1, 0, 2))
+
     def edge_forward(self, x, grid, weight, k, *, need_dx, ctx=None):
         """Per-edge spline values: spl[i, b, o] = sum_j weight[i, o, j] B_ij(x[b, i]).
 

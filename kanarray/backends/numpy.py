@@ -14,15 +14,14 @@ chosen per call by ``choose_contraction``.  Entries of bases that do not exist (
 outside [0, nb)) and of inputs off the grid go to the extra last column, whose weight row
 is zero, so no per-element masking is needed.
 
-Per-grid tables (``GridTables``: uniformity, knot interval -> columns, padded knots) are
-cached by grid identity and re-validated against a copy of the grid on every call, so
-in-place edits of the grid are always seen.
+Per-grid tables (``GridTables``: uniformity, knot interval -> columns, per-interval
+polynomials) are cached by the grid's content, so in-place edits of the grid are always seen.
 """
 
 from __future__ import annotations
 
 import functools
-import weakref
+from collections import OrderedDict
 
 import numpy as np
 from numpy.polynomial import polynomial as P
@@ -161,10 +160,9 @@ def interval_polynomials(grid, k: int, step):
     pad = np.arange(1, k + 1, dtype=np.float64)
     st = np.asarray(step, dtype=np.float64)[:, None]
     tpad = np.concatenate([g[:, :1] - st * pad[::-1], g, g[:, -1:] + st * pad], axis=1)
-    v = np.arange(L)
 
     def t(q):  # t_{v+q} for every interval v: (n, L)
-        return tpad[:, v + q + k]
+        return tpad[:, q + k : q + k + L]
 
     hv = t(1) - t(0)
     N = [np.ones((n, L, 1))]
@@ -225,6 +223,7 @@ class GridTables:
         )
         self._cardinal = {}
         self._edge = {}
+        self._poly64 = None
         self._grid64 = grid.astype(np.float64)
         self._step = np.where(h > 0, h, 1.0)
         self._build_bins(grid)
@@ -267,8 +266,10 @@ class GridTables:
 
     def _polynomials(self):
         """``interval_polynomials`` of the grid as (n * (L + 1), k + 1 powers, k + 1 bases), float64."""
-        n, L, k = self.n, self.L, self.k
-        return interval_polynomials(self._grid64, k, self._step).reshape(n * (L + 1), k + 1, k + 1)
+        if self._poly64 is None:
+            n, L, k = self.n, self.L, self.k
+            self._poly64 = interval_polynomials(self._grid64, k, self._step).reshape(n * (L + 1), k + 1, k + 1)
+        return self._poly64
 
     def edge_tables(self, dtype):
         """For the per-edge kernels, in ``dtype``: (poly (n (L + 1), 2k + 1, k + 1), left
@@ -308,26 +309,31 @@ class GridTables:
 
 
 class _TableCache:
-    """GridTables by grid identity, each checked against a copy of the grid it was built
-    from on every use, so an in-place edit of the grid is always seen.  An entry leaves
-    the cache when its grid array is freed, so the cache holds tables for live grids only
-    (and at most ``size`` of them)."""
+    """GridTables by grid *content* (order k, shape, dtype and the knots' bytes), least
+    recently used first out: an edited grid simply has another key, equal grids in
+    different arrays share their tables, and nothing refers to the grid arrays.  Holds at
+    most ``size`` entries and about ``max_bytes`` of tables (the newest entry always stays)."""
 
-    def __init__(self, size: int = 64):
-        self.size = size
-        self.entries: dict = {}
+    def __init__(self, size: int = 32, max_bytes: int = 256 << 20):
+        self.size, self.max_bytes = size, max_bytes
+        self.entries: OrderedDict = OrderedDict()
+        self.nbytes = 0
 
     def get(self, grid, k: int) -> GridTables:
-        key = (id(grid), k, grid.shape, grid.dtype.str)
+        key = (k, grid.shape, grid.dtype.str, grid.tobytes())
         hit = self.entries.get(key)
-        if hit is not None and np.array_equal(hit[0], grid):
-            return hit[1]
+        if hit is not None:
+            self.entries.move_to_end(key)
+            return hit[0]
         tables = GridTables(grid, k)
-        if hit is None:
-            if len(self.entries) >= self.size:
-                self.entries.pop(next(iter(self.entries)))
-            weakref.finalize(grid, self.entries.pop, key, None)
-        self.entries[key] = (grid.copy(), tables)
+        n, L1 = grid.shape
+        # bound on what the tables may grow to (per-interval polynomial tables in two dtypes)
+        size = n * L1 * ((k + 1) * (k + 1) * 2 + (2 * k + 1) * (k + 1) * 2 + k + 8) * 8
+        self.entries[key] = (tables, size)
+        self.nbytes += size
+        while len(self.entries) > 1 and (len(self.entries) > self.size or self.nbytes > self.max_bytes):
+            _, (_, dropped) = self.entries.popitem(last=False)
+            self.nbytes -= dropped
         return tables
 
 
@@ -506,6 +512,16 @@ class NumpyKernels:
                     picked = np.einsum("bjo,bo->bj", rows, gy).reshape(B, n, k + 1)
             dx = np.einsum("bim,bim->bi", picked, dvals)
         return dweight, dx
+
+    def dense_basis(self, x, grid, k):
+        """All bases at x, edge-major: x (B, n) -> (n, B, nb), zeros included."""
+        B, n = x.shape
+        nb = grid.shape[1] - k - 1
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            cols, vals, _ = local_basis(x, grid, k, need_deriv=False, tables=_tables.get(grid, k))
+        flat = np.zeros((B, n * nb + 1), dtype=x.dtype)
+        flat.reshape(-1)[_flat_index(cols, n * nb + 1).reshape(-1)] = vals.reshape(-1)
+        return np.ascontiguousarray(flat[:, :-1].reshape(B, n, nb).transpose(1, 0, 2))
 
     def edge_forward(self, x, grid, weight, k, *, need_dx, ctx=None):
         """Per-edge spline values: spl[i, b, o] = sum_j weight[i, o, j] B_ij(x[b, i]).
