@@ -201,12 +201,18 @@ class KANLayer:
         Per-edge path, used when a regularization needs the edge activations phi_io(x_bi)
         themselves.  y equals ``forward(x)[0]``.  basis_ctx: ``cache[0]`` of an earlier call
         with the same x and grid, whose basis evaluation is then reused (the first layer
-        during ``fit``).  ``cache[1]`` is x transposed, (in_dim, B).
+        during ``fit``).  ``cache[1]`` is x transposed, (in_dim, B).  With the NumPy kernels
+        and numba installed, the whole pass is one compiled loop (``backends.numba_edges``).
         """
         self.check_consistent()
         xp = self.xp
-        spl, dspl, basis_ctx = get_kernels(xp).edge_forward(x, self.grid, self.coef, self.k, need_dx=need_dx,
-                                                             ctx=basis_ctx)
+        kernels = get_kernels(xp)
+        if getattr(kernels, "fused", False):
+            y, phi, xt, ctx = kernels.edge_layer_forward(
+                x, self.grid, self.coef, self.mask * self.scale_sp, self.mask * self.scale_base, self.bias, self.k,
+                self.base_fun, need_dx=need_dx)
+            return y, phi, (None, xt, ctx)
+        spl, dspl, basis_ctx = kernels.edge_forward(x, self.grid, self.coef, self.k, need_dx=need_dx, ctx=basis_ctx)
         mask_sp = (self.mask * self.scale_sp)[:, None, :]
         phi = spl * mask_sp
         dphi = dspl * mask_sp if need_dx else None
@@ -228,6 +234,12 @@ class KANLayer:
         Returns (grads dict keyed like ``parameters()``, dx (B, in_dim) or None).
         """
         xp = self.xp
+        if len(cache) == 3:  # fused forward
+            mask_sp = self.mask * self.scale_sp
+            dweight, gsp, gsb, dxt = get_kernels(xp).edge_layer_backward(cache[2], gy, gphi, need_dx=need_dx)
+            grads = {"coef": dweight * mask_sp[:, :, None], "scale_sp": self.mask * gsp,
+                     "bias": xsum(xp, gy, axis=0), "scale_base": self.mask * gsb}
+            return grads, (xp.permute_dims(dxt, (1, 0)) if need_dx else None)
         basis_ctx, _, spl, base_x, dphi = cache
         if need_dx and dphi is None:
             raise ValueError("backward_edges(need_dx=True) needs forward_edges(need_dx=True)")

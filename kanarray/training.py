@@ -163,6 +163,7 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
     bar = _progress(steps) if progress else None
     step = 0
     basis_cache: dict = {}
+    val_cache: dict = {}  # the validation inputs' first-layer bases, until the next grid update
     # non-finite values are handled below (restore and raise); NumPy need not warn about them
     errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     errstate.__enter__()
@@ -178,6 +179,7 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
             if update_grid and step % grid_every == 0 and step < stop_grid_update_step:
                 model.update_grid(xb)  # the optimizer keeps its state, as in pykan
                 basis_cache.clear()
+                val_cache.clear()
             if isinstance(optimizer, LBFGS):
                 parts = {}
 
@@ -187,10 +189,10 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
                     return ev.objective, ev.grads
 
                 ev = parts[id(optimizer.step(closure))]  # the evaluation at the point the step ended on
-                values = _scalars(model, ev, validation, loss)
+                values = _scalars(model, ev, validation, loss, val_cache)
             else:
                 ev = evaluate(model, xb, yb, loss=loss, reg=reg, cache=basis_cache)
-                values = _scalars(model, ev, validation, loss)  # checked before the update uses them
+                values = _scalars(model, ev, validation, loss, val_cache)  # checked before the update uses them
             # values: loss, reg and validation figures at the parameters ev was computed at, in one
             # host transfer per step
             if not all(math.isfinite(v) for v in values[:2]):
@@ -224,13 +226,15 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
     return history
 
 
-def _scalars(model, ev, validation, loss):
-    """[train loss, reg (0 without), validation loss, validation accuracy] as floats, one transfer."""
+def _scalars(model, ev, validation, loss, val_cache):
+    """[train loss, reg (0 without), validation loss, validation accuracy] as floats, one transfer.
+
+    val_cache: ``evaluate``'s cache for the validation inputs (cleared on grid updates)."""
     xp = model.xp
     items = [ev.loss, xp.zeros((), dtype=model.dtype) if ev.reg is None else ev.reg]
     if validation is not None:
         x_val, y_val = validation
-        val = evaluate(model, x_val, y_val, loss=loss, grad=False)
+        val = evaluate(model, x_val, y_val, loss=loss, grad=False, cache=val_cache)
         items.append(val.loss)
         if loss == "cross_entropy":
             items.append(accuracy(val.pred, y_val, xp))

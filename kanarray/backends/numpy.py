@@ -26,6 +26,8 @@ from collections import OrderedDict
 import numpy as np
 from numpy.polynomial import polynomial as P
 
+from ..base import base_with_grad
+
 __all__ = ["NumpyKernels", "interval_index", "local_basis", "choose_contraction"]
 
 
@@ -443,14 +445,20 @@ class NumpyKernels:
     """Local B-spline kernels for NumPy arrays.
 
     contraction: 'auto' (by shape), 'dense' or 'sparse' (tests and benchmarks force one).
+    fused: run ``KANLayer``'s per-edge passes as one compiled loop each (``numba_edges``);
+    by default whenever numba is installed and KANARRAY_NUMBA is not 0.
     """
 
     name = "numpy"
 
-    def __init__(self, contraction: str = "auto"):
+    def __init__(self, contraction: str = "auto", *, fused: bool | None = None):
         if contraction not in ("auto", "dense", "sparse"):
             raise ValueError(f"contraction must be 'auto', 'dense' or 'sparse', got {contraction!r}")
         self.contraction = contraction
+        from . import numba_edges
+
+        # fused: the compiled per-edge layer passes (None: whenever numba is installed)
+        self.fused = numba_edges.available() if fused is None else bool(fused)
 
     def spline_forward(self, x, grid, weight, k, *, need_dx, reuse=None):
         """x (B, n), weight (n, m, nb) -> (y (B, m), ctx for ``spline_backward``).
@@ -512,6 +520,55 @@ class NumpyKernels:
                     picked = np.einsum("bjo,bo->bj", rows, gy).reshape(B, n, k + 1)
             dx = np.einsum("bim,bim->bi", picked, dvals)
         return dweight, dx
+
+    # -- fused per-edge layer (compiled, when numba is installed) ------------------------
+    def edge_layer_forward(self, x, grid, weight, msp, mb, bias, k, base_fun, *, need_dx):
+        """The whole per-edge layer in one compiled pass (``numba_edges.forward``).
+
+        x (B, n), weight = coef (n, m, nb), msp / mb = masked spline / base scales (n, m),
+        bias (m,) -> (y (B, m), phi (n, B, m), xt (n, B), ctx for ``edge_layer_backward``).
+        """
+        from . import numba_edges
+
+        B, n = x.shape
+        m, nb = weight.shape[1], weight.shape[2]
+        dtype = x.dtype
+        t = _tables.get(grid, k)
+        poly, left, inv_span = t.edge_tables(dtype)
+        W2 = np.zeros((n * nb + 1, m), dtype=dtype)
+        W2[:-1].reshape(n, nb, m)[...] = np.transpose(weight, (0, 2, 1))
+        table = poly @ np.take(W2, t.cols, axis=0)  # (n (L + 1), 2k + 1, m)
+        xt = np.ascontiguousarray(x.T)
+        base, dbase = base_with_grad(base_fun, xt, np, need_grad=True)
+        y, phi, ctx = numba_edges.forward(
+            xt, np.ascontiguousarray(grid, dtype=dtype), table, left, inv_span, k,
+            np.ascontiguousarray(msp, dtype=dtype), np.ascontiguousarray(mb, dtype=dtype),
+            np.ascontiguousarray(bias, dtype=dtype), np.ascontiguousarray(base, dtype=dtype),
+            np.ascontiguousarray(dbase, dtype=dtype), need_dx)
+        return y, phi, xt, (ctx, t, (B, n, m, nb))
+
+    def edge_layer_backward(self, ctx, gy, gphi, *, need_dx):
+        """gy (B, m), gphi (n, B, m) or None -> (d/dweight (n, m, nb) of sum g spl, sum_b g spl
+        (n, m), sum_b g b(x) (n, m), dL/dxt (n, B) or None), with g = gy + gphi."""
+        from . import numba_edges
+
+        kctx, t, (B, n, m, nb) = ctx
+        k = t.k
+        poly, _, _ = t.edge_tables(gy.dtype)
+        moments, gsp, gsb, dxt = numba_edges.backward(kctx, gy, gphi, poly.shape[0], need_dx)
+        return self._moments_to_weights(moments, poly, t, n, m, nb), gsp, gsb, dxt
+
+    def _moments_to_weights(self, moments, poly, t, n, m, nb):
+        """Per-interval moments (n (L + 1), k + 1, m) -> weight gradient (n, m, nb)."""
+        k = t.k
+        # (n (L + 1), k + 1 bases, m): each interval's share of every weight row it touches
+        per_row = np.matmul(np.transpose(poly[:, : k + 1], (0, 2, 1)), moments)
+        width = n * nb + 1
+        flat_cols = t.cols.reshape(-1)
+        dW2 = np.empty((m, width), dtype=moments.dtype)
+        for o in range(m):
+            dW2[o] = np.bincount(flat_cols, weights=per_row[:, :, o].reshape(-1), minlength=width)
+        return dW2[:, :-1].reshape(m, n, nb).transpose(1, 0, 2)
 
     def dense_basis(self, x, grid, k):
         """All bases at x, edge-major: x (B, n) -> (n, B, nb), zeros included."""
@@ -584,14 +641,7 @@ class NumpyKernels:
             if p:
                 w = w * f[:, None]
             moments[:, p, :] = np.bincount(keys, weights=w.reshape(-1), minlength=n_int * m).reshape(n_int, m)
-        # (n (L + 1), k + 1 bases, m): each interval's share of every weight row it touches
-        per_row = np.matmul(np.transpose(poly[:, : k + 1], (0, 2, 1)), moments)
-        width = n * nb + 1
-        flat_cols = t.cols.reshape(-1)
-        dW2 = np.empty((m, width), dtype=g.dtype)
-        for o in range(m):
-            dW2[o] = np.bincount(flat_cols, weights=per_row[:, :, o].reshape(-1), minlength=width)
-        return dW2[:, :-1].reshape(m, n, nb).transpose(1, 0, 2)
+        return self._moments_to_weights(moments, poly, t, n, m, nb)
 
 
 def _edge_locate(x, grid, t: GridTables):
