@@ -31,7 +31,7 @@ HIDDEN_RELATIVE_SPAN = 0.05
 # the edge function can bend sharply (seen: one test point in a thousand, just outside the
 # training box, raising the test RMSE from 4e-4 to 1e-3).  With the margin those
 # activations stay on the pieces the samples fitted.
-HIDDEN_MARGIN = 0.05
+HIDDEN_MARGIN = 0.02
 _RIDGE = 1e-12
 
 

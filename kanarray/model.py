@@ -268,8 +268,9 @@ class KAN:
         """Adapt every layer's grid to the samples x (batch, width[0]), in place.
 
         Layer by layer on fresh activations: knots at the samples' quantiles mixed with a
-        uniform grid over their range (weight grid_eps, pykan's 0.02; hidden layers reach 5% of
-        the range further on each side, ``grids.HIDDEN_MARGIN``), extended by k each side; the coefficients are refitted so each edge function is preserved on the
+        uniform grid over their range (weight grid_eps, pykan's 0.02; hidden layers reach 2% of
+        the range further on each side, ``grids.HIDDEN_MARGIN``), extended by k each side; the
+        coefficients are refitted so each edge function is preserved on the
         samples (``kanarray.grids``).  G and k do not change.  All layers are computed
         before any is changed.
         """
