@@ -23,6 +23,7 @@ __all__ = [
     "dtype_of",
     "xsum",
     "xmean",
+    "xflat",
 ]
 
 _DTYPES = ("float32", "float64")
@@ -134,3 +135,11 @@ def xmean(xp: ModuleType, a, axis=None, keepdims: bool = False):
         count = a.size if axis is None else a.shape[axis]
         return _add_reduce(a, axis=axis, keepdims=keepdims) / count
     return xp.mean(a, axis=axis, keepdims=keepdims)
+
+
+def xflat(xp: ModuleType, a):
+    """``xp.reshape(a, (-1,))``, through the array's own method for NumPy arrays (a view when
+    a is contiguous)."""
+    if type(a) is np.ndarray:
+        return a.reshape(-1)
+    return xp.reshape(a, (-1,))

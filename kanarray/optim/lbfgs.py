@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 
-from .._namespace import to_numpy
+import numpy as np
+
+from .._namespace import to_numpy, xflat
 from ._base import Optimizer, check_hyper
 
 __all__ = ["LBFGS"]
@@ -94,16 +96,23 @@ class LBFGS(Optimizer):
     # -- flat vectors ---------------------------------------------------------------------
     def _flat(self, arrays) -> object:
         xp = self.xp
-        return xp.concat([xp.reshape(a, (-1,)) for a in arrays])
+        return xp.concat([xflat(xp, a) for a in arrays])
 
     def _flat_grad(self, grads: dict):
         self.check_grads(grads)
         return self._flat([grads[n] for n in self._names])
 
     def _set_flat(self, vec) -> None:
+        params = self.params
+        if all(type(p) is np.ndarray and p.flags.c_contiguous for p in params.values()):
+            off = 0  # NumPy: write through flat views, no reshapes
+            for name, size in zip(self._names, self._sizes):
+                params[name].reshape(-1)[...] = vec[off : off + size]
+                off += size
+            return
         off = 0
         for name, shape, size in zip(self._names, self._shapes, self._sizes):
-            self.params[name][...] = self.xp.reshape(vec[off : off + size], shape)
+            params[name][...] = self.xp.reshape(vec[off : off + size], shape)
             off += size
 
     def _dot(self, a, b) -> float:
