@@ -153,11 +153,25 @@ def penalty(spreads, coefs, reg: Regularization, xp, *, grad: bool = True):
     """
     total = None
     spread_grads, coef_grads = [], []
+    compiled = _compiled_penalty(xp)
     for (sphi, sx), coef in zip(spreads, coefs):
+        m = coef.shape[1]
+        if compiled is not None and grad:
+            value, dsphi, dsx = compiled(sphi, sx, reg.lamb_l1, reg.lamb_entropy, _EPS_LOG)
+            term = xp.asarray(value, dtype=sphi.dtype)
+            spread_grads.append((xp.astype(dsphi, sphi.dtype, copy=False), xp.astype(dsx, sx.dtype, copy=False)))
+            if reg.lamb_coef or reg.lamb_coefdiff:
+                diff = coef[:, :, 1:] - coef[:, :, :-1]
+                term = term + reg.lamb_coef * xsum(xp, xp.abs(coef)) / m + reg.lamb_coefdiff * xsum(
+                    xp, xp.abs(diff)) / m
+                coef_grads.append(_coef_grad(coef, diff, reg, m, xp))
+            else:
+                coef_grads.append(None)
+            total = term if total is None else total + term
+            continue
         v = sphi / sx[:, None]
         h_row, dv_row = _entropy(v, 0, xp)  # rows are output nodes: sum over inputs (axis 0)
         h_col, dv_col = _entropy(v, 1, xp)
-        m = coef.shape[1]
         term = reg.lamb_l1 * xsum(xp, v) + reg.lamb_entropy * (h_row + h_col)
         if reg.lamb_coef or reg.lamb_coefdiff:
             diff = coef[:, :, 1:] - coef[:, :, :-1]
@@ -167,14 +181,32 @@ def penalty(spreads, coefs, reg: Regularization, xp, *, grad: bool = True):
             continue
         dv = reg.lamb_l1 + reg.lamb_entropy * (dv_row + dv_col)  # (n, m)
         spread_grads.append((dv / sx[:, None], -xsum(xp, dv * sphi, axis=1) / (sx * sx)))
-        gcoef = None
-        if reg.lamb_coef or reg.lamb_coefdiff:
-            gcoef = (reg.lamb_coef / m) * xp.sign(coef)
-            if reg.lamb_coefdiff:
-                s = (reg.lamb_coefdiff / m) * xp.sign(diff)
-                zero = xp.zeros_like(coef[:, :, :1])
-                gcoef = gcoef + xp.concat([zero, s], axis=2) - xp.concat([s, zero], axis=2)
-        coef_grads.append(gcoef)
+        coef_grads.append(_coef_grad(coef, diff, reg, m, xp) if reg.lamb_coef or reg.lamb_coefdiff else None)
     if not grad:
         return total, None, None
     return total, spread_grads, coef_grads
+
+
+def _coef_grad(coef, diff, reg: Regularization, m: int, xp):
+    """d/dcoef of lamb_coef sum|coef| / m + lamb_coefdiff sum|diff(coef)| / m."""
+    gcoef = (reg.lamb_coef / m) * xp.sign(coef)
+    if reg.lamb_coefdiff:
+        s = (reg.lamb_coefdiff / m) * xp.sign(diff)
+        zero = xp.zeros_like(coef[:, :, :1])
+        gcoef = gcoef + xp.concat([zero, s], axis=2) - xp.concat([s, zero], axis=2)
+    return gcoef
+
+
+def _compiled_penalty(xp):
+    """``numba_edges.spread_penalty`` when the NumPy kernels run fused, else None."""
+    from ._namespace import is_numpy_namespace
+
+    if not is_numpy_namespace(xp):
+        return None
+    from .backends import get_kernels
+
+    if not getattr(get_kernels(xp), "fused", False):
+        return None
+    from .backends.numba_edges import spread_penalty
+
+    return spread_penalty

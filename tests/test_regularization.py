@@ -129,3 +129,28 @@ def test_regularization_needs_two_samples():
     model = random_model("numpy", [2, 3, 1], grid=3)
     with pytest.raises(ValueError, match="at least 2 samples"):
         model.value_and_grad(np.zeros((1, 2)), np.zeros((1, 1)), lamb=0.1)
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (5, 1), (1, 1), (7, 3)])
+def test_compiled_penalty_matches_numpy_passes(shape, monkeypatch):
+    """The one-call compiled penalty (numba) against the NumPy passes, masked (zero) edges included."""
+    pytest.importorskip("numba")
+    import array_api_compat.numpy as npx
+    from kanarray.backends import get_kernels
+    from kanarray.regularization import penalty
+
+    rng = np.random.default_rng(shape[0])
+    sphi = rng.uniform(0, 2, shape)
+    sphi[0, 0] = 0.0
+    sx = rng.uniform(0.1, 1.5, shape[0])
+    coef = rng.normal(size=(*shape, 6))
+    reg = Regularization(lamb=1e-3, lamb_l1=0.7, lamb_entropy=2.0, lamb_coef=0.3, lamb_coefdiff=0.2)
+    out = {}
+    for fused in (False, True):
+        monkeypatch.setattr(get_kernels(npx), "fused", fused)
+        out[fused] = penalty([(sphi, sx)], [coef], reg, npx)
+    (v0, s0, c0), (v1, s1, c1) = out[False], out[True]
+    np.testing.assert_allclose(v1, v0, rtol=1e-13)
+    np.testing.assert_allclose(s1[0][0], s0[0][0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(s1[0][1], s0[0][1], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(c1[0], c0[0], rtol=0, atol=0)
