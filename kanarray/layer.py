@@ -229,14 +229,19 @@ class KANLayer:
         return y, phi, (basis_ctx, xt, spl, base_x, dphi)
 
     def backward_edges(self, cache, gy, gphi, *, need_dx: bool = False):
-        """Gradients from dL/dy (B, out_dim) plus a per-edge dL/dphi (in_dim, B, out_dim) (or None).
+        """Gradients from dL/dy (B, out_dim) plus a per-edge dL/dphi (in_dim, B, out_dim) (or None;
+        after a compiled forward also a ``regularization.SpreadGradient``, which adds its dL/dx).
 
         Returns (grads dict keyed like ``parameters()``, dx (B, in_dim) or None).
         """
         xp = self.xp
         if len(cache) == 3:  # fused forward
             mask_sp = self.mask * self.scale_sp
-            dweight, gsp, gsb, dxt = get_kernels(xp).edge_layer_backward(cache[2], gy, gphi, need_dx=need_dx)
+            spread = None
+            if isinstance(gphi, tuple):  # a regularization.SpreadGradient, applied inside the loop
+                spread, gphi = gphi, None
+            dweight, gsp, gsb, dxt = get_kernels(xp).edge_layer_backward(cache[2], gy, gphi, need_dx=need_dx,
+                                                                         spread=spread)
             grads = {"coef": dweight * mask_sp[:, :, None], "scale_sp": self.mask * gsp,
                      "bias": xsum(xp, gy, axis=0), "scale_base": self.mask * gsb}
             return grads, (xp.permute_dims(dxt, (1, 0)) if need_dx else None)

@@ -88,7 +88,7 @@ def evaluate(model, x, y, *, loss: str = "mse", reg: Regularization | None = Non
             out, phi, lc = layer.forward_edges(h, need_dx=l > 0, basis_ctx=cache.get("edges") if l == 0 else None)
             if l == 0:
                 cache["edges"] = lc[0]
-            spread = EdgeSpread(lc[1], phi, xp)
+            spread = EdgeSpread(lc[1], phi, xp, compiled=lc[0] is None)
             kinds.append("edges")
         caches.append(lc)
         spreads.append(spread)
@@ -110,10 +110,10 @@ def evaluate(model, x, y, *, loss: str = "mse", reg: Regularization | None = Non
             for name, g in spreads[l].backward(dsphi).items():
                 layer_grads[name] = layer_grads[name] + reg.lamb * g
         else:
-            gphi, gxt_reg = spreads[l].backward(dsphi, dsx)
-            layer_grads, gx = layers[l].backward_edges(caches[l], gy, reg.lamb * gphi, need_dx=need_dx)
-            if need_dx:
-                gx = gx + reg.lamb * xp.permute_dims(gxt_reg, (1, 0))
+            gphi, gxt_reg = spreads[l].backward(reg.lamb * dsphi, reg.lamb * dsx)
+            layer_grads, gx = layers[l].backward_edges(caches[l], gy, gphi, need_dx=need_dx)
+            if need_dx and gxt_reg is not None:
+                gx = gx + xp.permute_dims(gxt_reg, (1, 0))
         if coef_grads[l] is not None:
             layer_grads["coef"] = layer_grads["coef"] + reg.lamb * coef_grads[l]
         for name, g in layer_grads.items():

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 from ._checks import check_number
 from ._namespace import xmean, xsum
 from . import spline
 from .spline import safe_reciprocal
 
-__all__ = ["Regularization", "EdgeSpread", "GramSpread", "gram_stats", "penalty"]
+__all__ = ["Regularization", "EdgeSpread", "SpreadGradient", "GramSpread", "gram_stats", "penalty"]
 
 _EPS_LOG = 1e-4
 X_OFFSET = 0.1
@@ -66,19 +67,46 @@ def _std(a, axis: int, xp):
 
 class EdgeSpread:
     """std over the batch of every edge activation, from the activations phi (n, B, m) and
-    the inputs transposed, xt (n, B); ``backward`` gives dL/dphi and dL/dxt."""
+    the inputs transposed, xt (n, B); ``backward`` gives dL/dphi and dL/dxt.
 
-    def __init__(self, xt, phi, xp):
+    compiled: the layer ran through the compiled per-edge passes (``backends.numba_edges``);
+    the statistics then come from one compiled pass, and ``backward`` returns a
+    ``SpreadGradient`` for the layer's compiled backward to apply, with no dL/dxt array."""
+
+    def __init__(self, xt, phi, xp, *, compiled: bool = False):
         self.xp = xp
-        self.sphi, self._cphi, self._inv_phi = _std(phi, 1, xp)  # (n, m), (n, B, m), (n, m)
-        sx0, self._cx, self._inv_x = _std(xt, 1, xp)  # (n,), (n, B), (n,)
+        self.compiled = compiled
+        if compiled:
+            from .backends.numba_edges import spread_stats
+
+            self._phi, self._xt = phi, xt
+            self.sphi, self._inv_phi, self._phi_mean, sx0, self._inv_x, self._x_mean = spread_stats(phi, xt)
+        else:
+            self.sphi, self._cphi, self._inv_phi = _std(phi, 1, xp)  # (n, m), (n, B, m), (n, m)
+            sx0, self._cx, self._inv_x = _std(xt, 1, xp)  # (n,), (n, B), (n,)
         self.sx = sx0 + X_OFFSET
 
     def backward(self, dsphi, dsx):
-        """dL/dsphi (n, m), dL/dsx (n,) -> (dL/dphi (n, B, m), dL/dxt (n, B))."""
+        """dL/dsphi (n, m), dL/dsx (n,) -> (dL/dphi (n, B, m), dL/dxt (n, B)), or
+        (``SpreadGradient``, None) when compiled."""
+        if self.compiled:
+            return SpreadGradient(self._phi, dsphi * self._inv_phi, self._phi_mean, self._xt, dsx * self._inv_x,
+                                  self._x_mean), None
         gphi = (dsphi * self._inv_phi)[:, None, :] * self._cphi
         gxt = (dsx * self._inv_x)[:, None] * self._cx
         return gphi, gxt
+
+
+class SpreadGradient(NamedTuple):
+    """dL/dphi = a (phi - phi_mean) and dL/dxt = c (xt - x_mean), not formed: phi (n, B, m),
+    a and phi_mean (n, m), xt (n, B), c and x_mean (n,)."""
+
+    phi: object
+    a: object
+    phi_mean: object
+    xt: object
+    c: object
+    x_mean: object
 
 
 def gram_stats(layer, x):

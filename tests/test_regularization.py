@@ -41,8 +41,22 @@ def _data(xp, seed=1, batch=40, n_in=3, n_out=2):
     return x, y, xp.asarray(x), xp.asarray(y)
 
 
+@pytest.fixture(params=["compiled", "numpy-passes"])
+def passes(request, backend, monkeypatch):
+    """On the NumPy backend, run the per-edge passes both compiled (numba, when installed)
+    and as NumPy passes; other backends have one path."""
+    if request.param == "numpy-passes":
+        if backend != "numpy":
+            pytest.skip("one path only on this backend")
+        import array_api_compat.numpy as npx
+        from kanarray.backends import get_kernels
+
+        monkeypatch.setattr(get_kernels(npx), "fused", False)
+    return request.param
+
+
 @pytest.mark.parametrize("cached", [False, True], ids=["edges", "gram"])
-def test_penalty_matches_pykans_formula(backend, cached):
+def test_penalty_matches_pykans_formula(backend, passes, cached):
     model = random_model(backend, [3, 4, 2], grid=3)
     x, y, xd, yd = _data(model.xp)
     ev = evaluate(model, xd, yd, reg=REG, cache={} if cached else None)
@@ -53,7 +67,7 @@ def test_penalty_matches_pykans_formula(backend, cached):
 
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
 @pytest.mark.parametrize("cached", [False, True], ids=["edges", "gram"])
-def test_objective_gradients_match_finite_differences(backend, loss, cached):
+def test_objective_gradients_match_finite_differences(backend, passes, loss, cached):
     model = random_model(backend, [3, 4, 2], grid=3, seed=2)
     xp = model.xp
     x, y, xd, yd = _data(xp)

@@ -29,7 +29,7 @@ from importlib.util import find_spec
 
 import numpy as np
 
-__all__ = ["available", "forward", "backward", "spread_penalty"]
+__all__ = ["available", "forward", "backward", "spread_penalty", "spread_stats"]
 
 
 def available() -> bool:
@@ -103,19 +103,23 @@ def _kernels():
                             dphi[i, b, o] = msp[i, o] * dacc + mb[i, o] * db
 
         @njit
-        def backward_loop(gy, gphi, has_gphi, e, f, spl, base, dphi, need_dx, k, moments, gsp, gsb, dxt):
+        def backward_loop(gy, gphi, has_gphi, spread, has_spread, e, f, spl, base, dphi, need_dx, k,
+                          moments, gsp, gsb, dxt):
             n, B = e.shape
             m = gy.shape[1]
+            phi, a, phi_mean, xt, c, x_mean = spread
             for i in range(n):
                 for b in range(B):
                     row = e[i, b]
                     fr = f[i, b]
                     bv = base[i, b]
-                    dx = 0.0
+                    dx = c[i] * (xt[i, b] - x_mean[i]) if has_spread else 0.0
                     for o in range(m):
                         g = gy[b, o]
                         if has_gphi:
                             g += gphi[i, b, o]
+                        if has_spread:
+                            g += a[i, o] * (phi[i, b, o] - phi_mean[i, o])
                         w = g
                         for p in range(k + 1):
                             moments[row, p, o] += w
@@ -169,7 +173,35 @@ def _kernels():
                 dsx[i] = -acc / (sx[i] * sx[i])
             return lamb_l1 * total_v + lamb_entropy * h
 
-        _compiled = (forward_loop, backward_loop, spread_penalty)
+        @njit
+        def spread_stats(phi, xt, s_phi, inv_phi, phi_mean, s_x, inv_x, x_mean):
+            n, B, m = phi.shape
+            for i in range(n):
+                total = 0.0
+                for b in range(B):
+                    total += xt[i, b]
+                mean = total / B
+                ss = 0.0
+                for b in range(B):
+                    d = xt[i, b] - mean
+                    ss += d * d
+                x_mean[i] = mean
+                s_x[i] = math.sqrt(ss / (B - 1))
+                inv_x[i] = 1.0 / ((B - 1) * s_x[i]) if s_x[i] != 0.0 else 0.0
+                for o in range(m):
+                    total = 0.0
+                    for b in range(B):
+                        total += phi[i, b, o]
+                    mean = total / B
+                    ss = 0.0
+                    for b in range(B):
+                        d = phi[i, b, o] - mean
+                        ss += d * d
+                    phi_mean[i, o] = mean
+                    s_phi[i, o] = math.sqrt(ss / (B - 1))
+                    inv_phi[i, o] = 1.0 / ((B - 1) * s_phi[i, o]) if s_phi[i, o] != 0.0 else 0.0
+
+        _compiled = (forward_loop, backward_loop, spread_penalty, spread_stats)
     return _compiled
 
 
@@ -195,9 +227,13 @@ def forward(xt, knots, table, left, inv_span, k: int, msp, mb, bias, base, dbase
     return y, phi, (e, f, spl, base, dphi if need_dx else None, k)
 
 
-def backward(ctx, gy, gphi, n_rows: int, need_dx: bool):
+def backward(ctx, gy, gphi, n_rows: int, need_dx: bool, spread=None):
     """gy (B, m), gphi (n, B, m) or None -> (moments (n_rows, k + 1, m), sum_b g spl (n, m),
-    sum_b g b(x) (n, m), dL/dxt (n, B) or None), with g = gy + gphi."""
+    sum_b g b(x) (n, m), dL/dxt (n, B) or None), with g = gy + gphi.
+
+    spread: (phi (n, B, m), a (n, m), phi_mean (n, m), xt (n, B), c (n,), x_mean (n,)) adds
+    a (phi - phi_mean) to g and c (xt - x_mean) to dL/dxt: the gradient of a penalty on
+    the spreads (``EdgeSpread``), without forming it."""
     e, f, spl, base, dphi, k = ctx
     if need_dx and dphi is None:
         raise ValueError("backward(need_dx=True) needs forward(need_dx=True)")
@@ -209,10 +245,15 @@ def backward(ctx, gy, gphi, n_rows: int, need_dx: bool):
     gsb = np.zeros((n, m), dtype=dtype)
     dxt = np.empty((n, B) if need_dx else (1, 1), dtype=dtype)
     has_gphi = gphi is not None
+    has_spread = spread is not None
+    if not has_spread:  # placeholders of the right types
+        spread = (spl, gsp, gsp, base, gsp[:, 0], gsp[:, 0])
+    else:
+        spread = tuple(np.ascontiguousarray(a, dtype=dtype) for a in spread)
     backward_loop = _kernels()[1]
     backward_loop(np.ascontiguousarray(gy, dtype=dtype),
-                  np.ascontiguousarray(gphi, dtype=dtype) if has_gphi else spl, has_gphi, e, f, spl, base,
-                  dphi if need_dx else spl, need_dx, k, moments, gsp, gsb, dxt)
+                  np.ascontiguousarray(gphi, dtype=dtype) if has_gphi else spl, has_gphi, spread, has_spread,
+                  e, f, spl, base, dphi if need_dx else spl, need_dx, k, moments, gsp, gsb, dxt)
     return moments, gsp, gsb, (dxt if need_dx else None)
 
 
@@ -225,3 +266,13 @@ def spread_penalty(sphi, sx, lamb_l1: float, lamb_entropy: float, eps: float):
     dsx = np.empty_like(sx)
     value = _kernels()[2](sphi, sx, float(lamb_l1), float(lamb_entropy), float(eps), dsphi, dsx)
     return value, dsphi, dsx
+
+
+def spread_stats(phi, xt):
+    """Batch statistics of the edge activations phi (n, B, m) and inputs xt (n, B) in one
+    compiled pass (two-pass, centred sums, ddof 1): (std phi (n, m), 1 / ((B - 1) std phi)
+    or 0, mean phi (n, m), std x (n,), 1 / ((B - 1) std x) or 0, mean x (n,))."""
+    n, B, m = phi.shape
+    out = [np.empty((n, m), dtype=phi.dtype) for _ in range(3)] + [np.empty(n, dtype=phi.dtype) for _ in range(3)]
+    _kernels()[3](phi, np.ascontiguousarray(xt, dtype=phi.dtype), *out)
+    return tuple(out)

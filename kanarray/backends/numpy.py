@@ -547,15 +547,15 @@ class NumpyKernels:
             np.ascontiguousarray(dbase, dtype=dtype), need_dx)
         return y, phi, xt, (ctx, t, (B, n, m, nb))
 
-    def edge_layer_backward(self, ctx, gy, gphi, *, need_dx):
+    def edge_layer_backward(self, ctx, gy, gphi, *, need_dx, spread=None):
         """gy (B, m), gphi (n, B, m) or None -> (d/dweight (n, m, nb) of sum g spl, sum_b g spl
-        (n, m), sum_b g b(x) (n, m), dL/dxt (n, B) or None), with g = gy + gphi."""
+        (n, m), sum_b g b(x) (n, m), dL/dxt (n, B) or None), with g = gy + gphi; spread: a
+        penalty gradient in the affine form of ``numba_edges.backward``, added in the loop."""
         from . import numba_edges
 
         kctx, t, (B, n, m, nb) = ctx
-        k = t.k
         poly, _, _ = t.edge_tables(gy.dtype)
-        moments, gsp, gsb, dxt = numba_edges.backward(kctx, gy, gphi, poly.shape[0], need_dx)
+        moments, gsp, gsb, dxt = numba_edges.backward(kctx, gy, gphi, poly.shape[0], need_dx, spread)
         return self._moments_to_weights(moments, poly, t, n, m, nb), gsp, gsb, dxt
 
     def _moments_to_weights(self, moments, poly, t, n, m, nb):
