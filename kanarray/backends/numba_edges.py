@@ -48,16 +48,15 @@ def _kernels():
 
         njit = numba.njit(cache=True, nogil=True)
 
+        # Each pass is its own simple loop: numba cannot prove the arrays distinct, so one loop
+        # doing everything reloads its inputs after every store (measured 2.5x slower).
         @njit
         def forward_loop(xt, knots, table, left, inv_span, k, msp, mb, bias, base, dbase, need_dx,
                          y, phi, spl, dphi, e, f):
             n, B = xt.shape
             L = knots.shape[1] - 1
             m = msp.shape[1]
-            for b in range(B):
-                for o in range(m):
-                    y[b, o] = bias[o]
-            for i in range(n):
+            for i in range(n):  # locate
                 lo_knot, hi_knot = knots[i, 0], knots[i, L]
                 for b in range(B):
                     xv = xt[i, b]
@@ -84,52 +83,77 @@ def _kernels():
                         fr = 1.0
                     e[i, b] = row
                     f[i, b] = fr
-                    bv = base[i, b]
-                    db = dbase[i, b]
+            for i in range(n):  # spline values and slopes (Horner)
+                for b in range(B):
+                    row = e[i, b]
+                    fr = f[i, b]
                     for o in range(m):
                         acc = table[row, k, o]
                         for p in range(k - 1, -1, -1):
                             acc = acc * fr + table[row, p, o]
-                        ph = msp[i, o] * acc + mb[i, o] * bv
                         spl[i, b, o] = acc
-                        phi[i, b, o] = ph
-                        y[b, o] += ph
                         if need_dx:
                             dacc = 0.0
                             if k > 0:
                                 dacc = table[row, 2 * k, o]
                                 for p in range(k - 2, -1, -1):
                                     dacc = dacc * fr + table[row, k + 1 + p, o]
-                            dphi[i, b, o] = msp[i, o] * dacc + mb[i, o] * db
+                            dphi[i, b, o] = dacc
+            for b in range(B):
+                for o in range(m):
+                    y[b, o] = bias[o]
+            for i in range(n):  # edges and node sums
+                for o in range(m):
+                    s, t = msp[i, o], mb[i, o]
+                    for b in range(B):
+                        ph = s * spl[i, b, o] + t * base[i, b]
+                        phi[i, b, o] = ph
+                        y[b, o] += ph
+                    if need_dx:
+                        for b in range(B):
+                            dphi[i, b, o] = s * dphi[i, b, o] + t * dbase[i, b]
 
         @njit
         def backward_loop(gy, gphi, has_gphi, spread, has_spread, e, f, spl, base, dphi, need_dx, k,
-                          moments, gsp, gsb, dxt):
+                          moments, gsp, gsb, dxt, g):
             n, B = e.shape
             m = gy.shape[1]
             phi, a, phi_mean, xt, c, x_mean = spread
-            for i in range(n):
+            for i in range(n):  # g = dL/dphi, and dL/dx
+                for o in range(m):
+                    for b in range(B):
+                        g[i, b, o] = gy[b, o]
+                    if has_gphi:
+                        for b in range(B):
+                            g[i, b, o] += gphi[i, b, o]
+                    if has_spread:
+                        ai, mi = a[i, o], phi_mean[i, o]
+                        for b in range(B):
+                            g[i, b, o] += ai * (phi[i, b, o] - mi)
+                if need_dx:
+                    for b in range(B):
+                        dx = c[i] * (xt[i, b] - x_mean[i]) if has_spread else 0.0
+                        for o in range(m):
+                            dx += g[i, b, o] * dphi[i, b, o]
+                        dxt[i, b] = dx
+            for i in range(n):  # per-interval moments sum g f**p
                 for b in range(B):
                     row = e[i, b]
                     fr = f[i, b]
-                    bv = base[i, b]
-                    dx = c[i] * (xt[i, b] - x_mean[i]) if has_spread else 0.0
                     for o in range(m):
-                        g = gy[b, o]
-                        if has_gphi:
-                            g += gphi[i, b, o]
-                        if has_spread:
-                            g += a[i, o] * (phi[i, b, o] - phi_mean[i, o])
-                        w = g
+                        w = g[i, b, o]
                         for p in range(k + 1):
                             moments[row, p, o] += w
                             w *= fr
-                        gsp[i, o] += g * spl[i, b, o]
-                        gsb[i, o] += g * bv
-                        if need_dx:
-                            dx += g * dphi[i, b, o]
-                    if need_dx:
-                        dxt[i, b] = dx
+            for i in range(n):  # scale gradients
+                for o in range(m):
+                    acc_sp = 0.0
+                    acc_b = 0.0
+                    for b in range(B):
+                        acc_sp += g[i, b, o] * spl[i, b, o]
+                        acc_b += g[i, b, o] * base[i, b]
+                    gsp[i, o] = acc_sp
+                    gsb[i, o] = acc_b
 
         @njit
         def spread_penalty(sphi, sx, lamb_l1, lamb_entropy, eps, dsphi, dsx):
@@ -253,7 +277,8 @@ def backward(ctx, gy, gphi, n_rows: int, need_dx: bool, spread=None):
     backward_loop = _kernels()[1]
     backward_loop(np.ascontiguousarray(gy, dtype=dtype),
                   np.ascontiguousarray(gphi, dtype=dtype) if has_gphi else spl, has_gphi, spread, has_spread,
-                  e, f, spl, base, dphi if need_dx else spl, need_dx, k, moments, gsp, gsb, dxt)
+                  e, f, spl, base, dphi if need_dx else spl, need_dx, k, moments, gsp, gsb, dxt,
+                  np.empty((n, B, m), dtype=dtype))
     return moments, gsp, gsb, (dxt if need_dx else None)
 
 
