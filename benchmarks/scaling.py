@@ -5,9 +5,9 @@
 
 f(x1, x2) = exp(sin(pi x1) + x2^2), x uniform in [-1, 1]^2, 1000 train / 1000 test points,
 float64.  [2, 1, 1] has bad local minima (RMSE ~0.6, the x2 term left out) that catch both
-libraries from many seeds (kanarray at G = 5: seeds 4 and 7 of 0-9 reach 7e-3, seed 1 1.7e-2, the
-others stall at 0.5-0.8; pykan: seeds 1, 2, 3, 5 of 0-5 are caught); the default seeds start in the
-good basin.  The model is trained ``--steps`` LBFGS steps at the first G, then refined to each
+libraries from many seeds (kanarray at G = 5: seeds 1, 2, 4 and 7 of 0-9 reach 7e-3, the others
+stall at 0.5-0.8; pykan: seeds 1, 2, 3, 5 of 0-5 are caught); the default seeds start in the good
+basin.  The model is trained ``--steps`` LBFGS steps at the first G, then refined to each
 next G (``model.refine``) and trained ``--steps`` more.  Prints a markdown table of train and
 test RMSE per G next to pykan 0.2.1's reported values (and, with --pykan-seed, pykan 0.2.8 run on
 the same schedule in the same process), the least-squares slope of

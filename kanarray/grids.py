@@ -25,13 +25,6 @@ GRID_EPS = 0.02
 _SWEEP_SHARE = 0.01
 MIN_SPAN = 1e-3
 HIDDEN_RELATIVE_SPAN = 0.05
-# A hidden node's grid reaches this fraction of its samples' span beyond them on each side.
-# Unseen inputs map to hidden activations a little outside the training ones; past the end
-# knot a new polynomial piece starts whose top coefficient no sample constrains, and there
-# the edge function can bend sharply (seen: one test point in a thousand, just outside the
-# training box, raising the test RMSE from 4e-4 to 1e-3).  With the margin those
-# activations stay on the pieces the samples fitted.
-HIDDEN_MARGIN = 0.02
 _RIDGE = 1e-12
 
 
@@ -39,16 +32,13 @@ def _device(a):
     return array_api_compat.device(a)
 
 
-def adaptive_interior(x_sorted, num: int, *, grid_eps: float = GRID_EPS, relative_floor: float = 0.0,
-                      margin: float = 0.0, xp):
+def adaptive_interior(x_sorted, num: int, *, grid_eps: float = GRID_EPS, relative_floor: float = 0.0, xp):
     """pykan's sample grid: order statistics mixed with a uniform grid over the samples' range.
 
     x_sorted: (S, n) sorted along axis 0 -> (n, num + 1).  A row whose samples span less than
     ``MIN_SPAN * max(1, |x|)`` (a constant input, or a hidden node that has died) gets a
     uniform grid of that span around its samples instead: knots squeezed onto a range of
     rounding size would make the edge function arbitrarily steep and training ill-conditioned.
-    ``margin`` moves the end knots out by that fraction of the span (hidden layers, see
-    ``HIDDEN_MARGIN``).
     """
     S = x_sorted.shape[0]
     ids = [int(S / num * i) for i in range(num)] + [S - 1]
@@ -57,9 +47,6 @@ def adaptive_interior(x_sorted, num: int, *, grid_eps: float = GRID_EPS, relativ
     steps = xp.arange(num + 1, dtype=x_sorted.dtype, device=_device(x_sorted))[None, :]
     uniform = lo + (hi - lo) / num * steps
     grid = grid_eps * uniform + (1 - grid_eps) * adaptive
-    if margin:
-        out = margin * (hi - lo)
-        grid = xp.concat([grid[:, :1] - out, grid[:, 1:-1], grid[:, -1:] + out], axis=1)
     scale = xp.maximum(xp.maximum(xp.abs(lo), xp.abs(hi)), xp.ones_like(lo))
     min_span = MIN_SPAN * scale
     if relative_floor:
@@ -140,15 +127,13 @@ def _as64(a, xp):
     return xp.astype(a, xp.float64, copy=False)
 
 
-def update_layer_grid(layer: KANLayer, x, *, grid_eps: float = GRID_EPS, relative_floor: float = 0.0,
-                      margin: float = 0.0) -> None:
+def update_layer_grid(layer: KANLayer, x, *, grid_eps: float = GRID_EPS, relative_floor: float = 0.0) -> None:
     """Adapt ``layer``'s grid to the samples x (S, in_dim) in place and refit its coefficients
     so every edge function is preserved on the samples.  G and k are unchanged."""
     xp, k, num = layer.xp, layer.k, layer.num
     x64 = _as64(x, xp)
     old_grid = _as64(layer.grid, xp)
-    interior = adaptive_interior(xp.sort(x64, axis=0), num, grid_eps=grid_eps, relative_floor=relative_floor,
-                                 margin=margin, xp=xp)
+    interior = adaptive_interior(xp.sort(x64, axis=0), num, grid_eps=grid_eps, relative_floor=relative_floor, xp=xp)
     new_grid = spline.extend_grid(interior, k, xp=xp)
     coef = fit_coef(new_grid, k, old_grid, _as64(layer.coef, xp), x64, xp=xp)
     dtype = layer.coef.dtype

@@ -268,13 +268,12 @@ class KAN:
         """Adapt every layer's grid to the samples x (batch, width[0]), in place.
 
         Layer by layer on fresh activations: knots at the samples' quantiles mixed with a
-        uniform grid over their range (weight grid_eps, pykan's 0.02; hidden layers reach 2% of
-        the range further on each side, ``grids.HIDDEN_MARGIN``), extended by k each side; the
-        coefficients are refitted so each edge function is preserved on the
+        uniform grid over their range (weight grid_eps, pykan's 0.02), extended by k each
+        side; the coefficients are refitted so each edge function is preserved on the
         samples (``kanarray.grids``).  G and k do not change.  All layers are computed
         before any is changed.
         """
-        from .grids import HIDDEN_MARGIN, HIDDEN_RELATIVE_SPAN, update_layer_grid
+        from .grids import HIDDEN_RELATIVE_SPAN, update_layer_grid
 
         x = self._check_x(x)
         if isinstance(grid_eps, bool) or not isinstance(grid_eps, (int, float)) or not 0 <= grid_eps <= 1:
@@ -283,9 +282,7 @@ class KAN:
         h = x
         for l, layer in enumerate(self.layers):
             new = layer.copy()
-            hidden = l > 0
-            update_layer_grid(new, h, grid_eps=grid_eps, relative_floor=HIDDEN_RELATIVE_SPAN if hidden else 0.0,
-                              margin=HIDDEN_MARGIN if hidden else 0.0)
+            update_layer_grid(new, h, grid_eps=grid_eps, relative_floor=HIDDEN_RELATIVE_SPAN if l else 0.0)
             h, _ = new.forward(h)
             new_layers.append(new)
         for layer, new in zip(self.layers, new_layers):
