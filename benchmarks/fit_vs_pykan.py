@@ -93,14 +93,14 @@ def main(argv=None):
             use_pykan = False
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
           f"kanarray backend {args.backend}")
-    extra = " kanarray test RMSE after refine(10) |" if args.refine else ""
-    print(f"| seed | kanarray s (median) | pykan s (median) | speed-up | kanarray test RMSE | pykan test RMSE |{extra}")
-    print("|---|---|---|---|---|---|" + ("---|" if args.refine else ""))
     # one untimed fit of each first: imports, numba's compile-cache load, torch's first-call setup
     cold_ours = run_kanarray(0, data, args.backend)[0]
     cold_theirs = run_pykan(0, data)[0] if use_pykan else None
     print(f"first fit in this process (not in the table): kanarray {cold_ours:.2f} s"
           + (f", pykan {cold_theirs:.2f} s" if use_pykan else ""))
+    extra = " kanarray test RMSE after refine(10) |" if args.refine else ""
+    print(f"| seed | kanarray s (median) | pykan s (median) | speed-up | kanarray test RMSE | pykan test RMSE |{extra}")
+    print("|---|---|---|---|---|---|" + ("---|" if args.refine else ""))
     for seed in (int(s) for s in args.seeds.split(",")):
         ours, theirs = [], []
         for _ in range(args.repeats):
