@@ -376,7 +376,6 @@ def local_basis(x, grid, k: int, *, need_deriv: bool, tables: GridTables | None 
             dvals *= inv_h
     else:
         # any grid: gather each interval's polynomial table and evaluate it at the fraction
-        E = B * n
         frac = x - np.take(grid.reshape(-1), t.row_base + np.minimum(idx, L - 1))
         inv_span = np.take(t.inv_span, table_index).reshape(B, n)
         frac *= inv_span
