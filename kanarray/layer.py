@@ -235,7 +235,7 @@ class KANLayer:
         Returns (grads dict keyed like ``parameters()``, dx (B, in_dim) or None).
         """
         xp = self.xp
-        if len(cache) == 3:  # fused forward
+        if cache[0] is None:  # the compiled forward's cache: (None, xt, kernel ctx)
             mask_sp = self.mask * self.scale_sp
             spread = None
             if isinstance(gphi, tuple):  # a regularization.SpreadGradient, applied inside the loop

@@ -181,38 +181,39 @@ def penalty(spreads, coefs, reg: Regularization, xp, *, grad: bool = True):
     """
     total = None
     spread_grads, coef_grads = [], []
-    compiled = _compiled_penalty(xp)
+    compiled = _compiled_penalty(xp) if grad else None
     for (sphi, sx), coef in zip(spreads, coefs):
-        m = coef.shape[1]
-        if compiled is not None and grad:
+        if compiled is not None:
             value, dsphi, dsx = compiled(sphi, sx, reg.lamb_l1, reg.lamb_entropy, _EPS_LOG)
             term = xp.asarray(value, dtype=sphi.dtype)
             spread_grads.append((xp.astype(dsphi, sphi.dtype, copy=False), xp.astype(dsx, sx.dtype, copy=False)))
-            if reg.lamb_coef or reg.lamb_coefdiff:
-                diff = coef[:, :, 1:] - coef[:, :, :-1]
-                term = term + reg.lamb_coef * xsum(xp, xp.abs(coef)) / m + reg.lamb_coefdiff * xsum(
-                    xp, xp.abs(diff)) / m
-                coef_grads.append(_coef_grad(coef, diff, reg, m, xp))
-            else:
-                coef_grads.append(None)
-            total = term if total is None else total + term
-            continue
-        v = sphi / sx[:, None]
-        h_row, dv_row = _entropy(v, 0, xp)  # rows are output nodes: sum over inputs (axis 0)
-        h_col, dv_col = _entropy(v, 1, xp)
-        term = reg.lamb_l1 * xsum(xp, v) + reg.lamb_entropy * (h_row + h_col)
+        else:
+            term, spread_grad = _spread_penalty(sphi, sx, reg, xp, grad=grad)
+            spread_grads.append(spread_grad)
+        gcoef = None
         if reg.lamb_coef or reg.lamb_coefdiff:
+            m = coef.shape[1]
             diff = coef[:, :, 1:] - coef[:, :, :-1]
             term = term + reg.lamb_coef * xsum(xp, xp.abs(coef)) / m + reg.lamb_coefdiff * xsum(xp, xp.abs(diff)) / m
+            if grad:
+                gcoef = _coef_grad(coef, diff, reg, m, xp)
+        coef_grads.append(gcoef)
         total = term if total is None else total + term
-        if not grad:
-            continue
-        dv = reg.lamb_l1 + reg.lamb_entropy * (dv_row + dv_col)  # (n, m)
-        spread_grads.append((dv / sx[:, None], -xsum(xp, dv * sphi, axis=1) / (sx * sx)))
-        coef_grads.append(_coef_grad(coef, diff, reg, m, xp) if reg.lamb_coef or reg.lamb_coefdiff else None)
     if not grad:
         return total, None, None
     return total, spread_grads, coef_grads
+
+
+def _spread_penalty(sphi, sx, reg: Regularization, xp, *, grad: bool):
+    """One layer's L1 + entropy terms in array-API passes: (value, (d/dsphi, d/dsx) or None)."""
+    v = sphi / sx[:, None]
+    h_row, dv_row = _entropy(v, 0, xp)  # rows are output nodes: sum over inputs (axis 0)
+    h_col, dv_col = _entropy(v, 1, xp)
+    value = reg.lamb_l1 * xsum(xp, v) + reg.lamb_entropy * (h_row + h_col)
+    if not grad:
+        return value, None
+    dv = reg.lamb_l1 + reg.lamb_entropy * (dv_row + dv_col)  # (n, m)
+    return value, (dv / sx[:, None], -xsum(xp, dv * sphi, axis=1) / (sx * sx))
 
 
 def _coef_grad(coef, diff, reg: Regularization, m: int, xp):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 from importlib.util import find_spec
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -225,7 +226,8 @@ def _kernels():
                     s_phi[i, o] = math.sqrt(ss / (B - 1))
                     inv_phi[i, o] = 1.0 / ((B - 1) * s_phi[i, o]) if s_phi[i, o] != 0.0 else 0.0
 
-        _compiled = (forward_loop, backward_loop, spread_penalty, spread_stats)
+        _compiled = SimpleNamespace(forward_loop=forward_loop, backward_loop=backward_loop,
+                                    spread_penalty=spread_penalty, spread_stats=spread_stats)
     return _compiled
 
 
@@ -246,8 +248,7 @@ def forward(xt, knots, table, left, inv_span, k: int, msp, mb, bias, base, dbase
     dphi = np.empty((n, B, m) if need_dx else (1, 1, 1), dtype=dtype)
     e = np.empty((n, B), dtype=np.intp)
     f = np.empty((n, B), dtype=dtype)
-    forward_loop = _kernels()[0]
-    forward_loop(xt, knots, table, left, inv_span, k, msp, mb, bias, base, dbase, need_dx, y, phi, spl, dphi, e, f)
+    _kernels().forward_loop(xt, knots, table, left, inv_span, k, msp, mb, bias, base, dbase, need_dx, y, phi, spl, dphi, e, f)
     return y, phi, (e, f, spl, base, dphi if need_dx else None, k)
 
 
@@ -274,8 +275,7 @@ def backward(ctx, gy, gphi, n_rows: int, need_dx: bool, spread=None):
         spread = (spl, gsp, gsp, base, gsp[:, 0], gsp[:, 0])
     else:
         spread = tuple(np.ascontiguousarray(a, dtype=dtype) for a in spread)
-    backward_loop = _kernels()[1]
-    backward_loop(np.ascontiguousarray(gy, dtype=dtype),
+    _kernels().backward_loop(np.ascontiguousarray(gy, dtype=dtype),
                   np.ascontiguousarray(gphi, dtype=dtype) if has_gphi else spl, has_gphi, spread, has_spread,
                   e, f, spl, base, dphi if need_dx else spl, need_dx, k, moments, gsp, gsb, dxt,
                   np.empty((n, B, m), dtype=dtype))
@@ -289,7 +289,7 @@ def spread_penalty(sphi, sx, lamb_l1: float, lamb_entropy: float, eps: float):
     sx = np.ascontiguousarray(sx, dtype=np.float64)
     dsphi = np.empty_like(sphi)
     dsx = np.empty_like(sx)
-    value = _kernels()[2](sphi, sx, float(lamb_l1), float(lamb_entropy), float(eps), dsphi, dsx)
+    value = _kernels().spread_penalty(sphi, sx, float(lamb_l1), float(lamb_entropy), float(eps), dsphi, dsx)
     return value, dsphi, dsx
 
 
@@ -299,5 +299,5 @@ def spread_stats(phi, xt):
     or 0, mean phi (n, m), std x (n,), 1 / ((B - 1) std x) or 0, mean x (n,))."""
     n, B, m = phi.shape
     out = [np.empty((n, m), dtype=phi.dtype) for _ in range(3)] + [np.empty(n, dtype=phi.dtype) for _ in range(3)]
-    _kernels()[3](phi, np.ascontiguousarray(xt, dtype=phi.dtype), *out)
+    _kernels().spread_stats(phi, np.ascontiguousarray(xt, dtype=phi.dtype), *out)
     return tuple(out)

@@ -235,10 +235,7 @@ class GridTables:
             # f = (x - t_v) / h_v, and 1 / h_v (0 off the grid and on zero-width intervals)
             poly = self._polynomials()
             self.poly_p = np.ascontiguousarray(poly.transpose(1, 0, 2)).astype(grid.dtype)  # power-major
-            spans = np.diff(grid.astype(np.float64), axis=1)
-            inv = np.zeros((n, L + 1))
-            inv[:, :L] = _safe_inv(spans)
-            self.inv_span = inv.reshape(-1).astype(grid.dtype)
+            self.inv_span = self._inv_span64().astype(grid.dtype)
 
     def _build_bins(self, grid):
         """For non-uniform grids: split each row's range into 4L equal bins and store the
@@ -273,6 +270,13 @@ class GridTables:
             self._poly64 = interval_polynomials(self._grid64, k, self._step).reshape(n * (L + 1), k + 1, k + 1)
         return self._poly64
 
+    def _inv_span64(self):
+        """1 / h_v per interval, (n * (L + 1),) float64; 0 off the grid and on zero-width intervals."""
+        n, L = self.n, self.L
+        inv = np.zeros((n, L + 1))
+        inv[:, :L] = _safe_inv(np.diff(self._grid64, axis=1))
+        return inv.reshape(-1)
+
     def edge_tables(self, dtype):
         """For the per-edge kernels, in ``dtype``: (poly (n (L + 1), 2k + 1, k + 1), left
         (n (L + 1),), inv_span (n (L + 1),)).  poly[e, :k + 1] are interval e's bases as
@@ -282,12 +286,9 @@ class GridTables:
         key = np.dtype(dtype).str
         got = self._edge.get(key)
         if got is None:
-            n, L, k = self.n, self.L, self.k
+            L, k = self.L, self.k
             poly = self._polynomials()
-            spans = np.diff(self._grid64, axis=1)
-            inv = np.zeros((n, L + 1))
-            inv[:, :L] = _safe_inv(spans)
-            inv = inv.reshape(-1)
+            inv = self._inv_span64()
             powers = np.arange(1, k + 1, dtype=np.float64)
             deriv = poly[:, 1:, :] * (powers[None, :, None] * inv[:, None, None])
             left = np.concatenate([self._grid64[:, :L], self._grid64[:, L - 1 : L]], axis=1).reshape(-1)
@@ -467,9 +468,7 @@ class NumpyKernels:
         """
         B, n = x.shape
         m, nb = weight.shape[1], weight.shape[2]
-        # weight rows by basis column, plus the zero row of the "dropped entries" column
-        W2 = np.zeros((n * nb + 1, m), dtype=weight.dtype)
-        W2[:-1].reshape(n, nb, m)[...] = np.transpose(weight, (0, 2, 1))
+        W2 = _weight_rows(weight)
         if reuse is not None and not (need_dx and reuse[2] is None):
             basis, cols, dvals = reuse[:3]
             return np.asarray(basis @ W2), (basis, cols, dvals, W2, (B, n, m, nb, k))
@@ -533,17 +532,16 @@ class NumpyKernels:
         m, nb = weight.shape[1], weight.shape[2]
         dtype = x.dtype
         t = _tables.get(grid, k)
-        poly, left, inv_span = t.edge_tables(dtype)
-        W2 = np.zeros((n * nb + 1, m), dtype=dtype)
-        W2[:-1].reshape(n, nb, m)[...] = np.transpose(weight, (0, 2, 1))
-        table = poly @ np.take(W2, t.cols, axis=0)  # (n (L + 1), 2k + 1, m)
+        _, left, inv_span = t.edge_tables(dtype)
+        table = _interval_table(t, weight, dtype, with_derivative=True)
         xt = np.ascontiguousarray(x.T)
-        base, dbase = base_with_grad(base_fun, xt, np, need_grad=True)
+        base, dbase = base_with_grad(base_fun, xt, np, need_grad=need_dx)
+        base = np.ascontiguousarray(base, dtype=dtype)
         y, phi, ctx = numba_edges.forward(
             xt, np.ascontiguousarray(grid, dtype=dtype), table, left, inv_span, k,
             np.ascontiguousarray(msp, dtype=dtype), np.ascontiguousarray(mb, dtype=dtype),
-            np.ascontiguousarray(bias, dtype=dtype), np.ascontiguousarray(base, dtype=dtype),
-            np.ascontiguousarray(dbase, dtype=dtype), need_dx)
+            np.ascontiguousarray(bias, dtype=dtype), base,
+            np.ascontiguousarray(dbase, dtype=dtype) if need_dx else base, need_dx)
         return y, phi, xt, (ctx, t, (B, n, m, nb))
 
     def edge_layer_backward(self, ctx, gy, gphi, *, need_dx, spread=None):
@@ -592,16 +590,12 @@ class NumpyKernels:
         and each input then reads one row of that table and runs Horner's scheme.
         """
         B, n = x.shape
-        m, nb = weight.shape[1], weight.shape[2]
+        m = weight.shape[1]
         t = _tables.get(grid, k)
         if ctx is None:
             ctx = _edge_locate(x, grid, t)
         e, f = ctx[0], ctx[1]
-        poly, _, _ = t.edge_tables(x.dtype)
-        rows = poly if need_dx else poly[:, : k + 1]
-        W2 = np.zeros((n * nb + 1, m), dtype=weight.dtype)
-        W2[:-1].reshape(n, nb, m)[...] = np.transpose(weight, (0, 2, 1))
-        table = rows @ np.take(W2, t.cols, axis=0)  # (n (L + 1), rows, m): each interval's polynomials
+        table = _interval_table(t, weight, x.dtype, with_derivative=need_dx)
         got = np.take(table.reshape(table.shape[0], -1), e, axis=0).reshape(n * B, -1, m)
         fe = f[:, None]
         spl = got[:, k].copy()
@@ -641,6 +635,23 @@ class NumpyKernels:
                 w = w * f[:, None]
             moments[:, p, :] = np.bincount(keys, weights=w.reshape(-1), minlength=n_int * m).reshape(n_int, m)
         return self._moments_to_weights(moments, poly, t, n, m, nb)
+
+
+def _weight_rows(weight, dtype=None):
+    """weight (n, m, nb) as rows by basis column, (n nb + 1, m), plus the zero row of the
+    "dropped entries" column."""
+    n, m, nb = weight.shape
+    W2 = np.zeros((n * nb + 1, m), dtype=weight.dtype if dtype is None else dtype)
+    W2[:-1].reshape(n, nb, m)[...] = np.transpose(weight, (0, 2, 1))
+    return W2
+
+
+def _interval_table(t: GridTables, weight, dtype, *, with_derivative: bool):
+    """Every edge's polynomial on every interval: (n (L + 1), k + 1 [+ k], m), the
+    coefficients of f**p in rows 0..k and those of its x-derivative after them."""
+    poly, _, _ = t.edge_tables(dtype)
+    rows = poly if with_derivative else poly[:, : t.k + 1]
+    return rows @ np.take(_weight_rows(weight, dtype), t.cols, axis=0)
 
 
 def _edge_locate(x, grid, t: GridTables):
