@@ -47,6 +47,7 @@ def save(model, path, optimizer=None) -> None:
     for l, layer in enumerate(model.layers):
         for name, a in layer.arrays().items():
             arrays[f"model/layers.{l}.{name}"] = a
+        arrays[f"model/layers.{l}.sym_affine"] = layer.symbolic.affine
     header = {
         "format": FORMAT,
         "version": VERSION,
@@ -58,6 +59,8 @@ def save(model, path, optimizer=None) -> None:
             "seed": model.seed,
             "dtype": model._dtype_name,
             "bias_trainable": model.bias_trainable,
+            # per layer, (in_dim, out_dim) library names of the symbolic edges, null elsewhere
+            "symbolic": [[list(row) for row in layer.symbolic.names] for layer in model.layers],
         },
         "optimizer": None,
     }
@@ -146,6 +149,8 @@ def load(path, *, backend="numpy", dtype=None):
     from .layer import KANLayer
     from .model import KAN
     from ._namespace import dtype_of
+    from .symbolic.edges import SymbolicEdges
+    from .symbolic.library import LIBRARY
 
     header, arrays = _read(path)
     cfg = header["model"]
@@ -156,6 +161,9 @@ def load(path, *, backend="numpy", dtype=None):
         grid_range = [tuple(float(v) for v in r) for r in cfg["grid_range"]]
         dtype_name = str(dtype or cfg["dtype"])
         bias_trainable = bool(cfg.get("bias_trainable", False))
+        symbolic = cfg.get("symbolic")
+        symbolic = None if symbolic is None else [[[None if v is None else str(v) for v in row] for row in names]
+                                                  for names in symbolic]
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{os.fspath(path)!r}: malformed model config ({exc})") from exc
     n_layers = len(width) - 1
@@ -171,7 +179,21 @@ def load(path, *, backend="numpy", dtype=None):
             if key not in arrays:
                 raise CheckpointError(f"{os.fspath(path)!r}: array {key!r} is missing")
             parts[name] = xp.asarray(arrays[key], dtype=dt)
-        layer = KANLayer(**parts, k=ks[l], base_fun=base_fun, xp=xp)
+        sym = None
+        if symbolic is not None:  # older checkpoints have no symbolic branch
+            names = symbolic[l] if l < len(symbolic) else None
+            key = f"model/layers.{l}.sym_affine"
+            if key not in arrays or names is None:
+                raise CheckpointError(f"{os.fspath(path)!r}: layer {l}: symbolic edges are listed incompletely")
+            shape = tuple(parts["coef"].shape[:2])
+            if (len(names), len(names[0]) if names else 0) != shape or any(len(r) != shape[1] for r in names):
+                raise CheckpointError(f"{os.fspath(path)!r}: layer {l}: symbolic names do not form a {shape} table")
+            unknown = sorted({v for row in names for v in row if v is not None and v not in LIBRARY})
+            if unknown:
+                raise CheckpointError(f"{os.fspath(path)!r}: layer {l} uses symbolic functions {unknown} that are not "
+                                      "in the library; register them (kanarray.symbolic.register) before loading")
+            sym = SymbolicEdges(names, xp.asarray(arrays[key], dtype=dt), xp)
+        layer = KANLayer(**parts, k=ks[l], base_fun=base_fun, xp=xp, symbolic=sym)
         try:
             layer.check_consistent()
         except ValueError as exc:

@@ -1,53 +1,157 @@
-"""The demo: fit exp(sin(pi x) + y^2) on [-1, 1]^2 with a [2, 5, 1] KAN (the paper's hello-KAN)."""
+"""``kanarray demo``: the interpretability loop end to end on a built-in toy function.
+
+[2, 5, 1] KAN on G = 3 -> fit with the sparsity penalty -> prune -> refine to G = 10 -> fit
+-> auto_symbolic -> fit -> the recovered formula, with the test RMSE and time of each stage
+and plots of the network.  The settings are those of pykan's hello-KAN tutorial (50 LBFGS
+steps per fit, lamb = 1e-3, its symbolic library), so ``benchmarks/demo_vs_pykan.py`` can
+run the same pipeline with pykan.
+"""
 
 from __future__ import annotations
 
+import os
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from .model import KAN
-from .optim import Adam
 
-__all__ = ["target", "run_demo"]
+__all__ = ["TOYS", "Toy", "run_demo", "HELLOKAN_LIB", "make_data"]
+
+# pykan's hello-KAN tutorial library
+HELLOKAN_LIB = ("x", "x^2", "x^3", "x^4", "exp", "log", "sqrt", "tanh", "sin", "abs")
 
 
-def target(x):
-    """exp(sin(pi x0) + x1^2): (batch, 2) -> (batch, 1)."""
-    return np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:2] ** 2)
+@dataclass(frozen=True)
+class Toy:
+    """A built-in target: f maps (N, 2) -> (N, 1); formula(x_1, x_2) is its sympy form."""
+
+    name: str
+    text: str
+    f: Callable
+    formula: Callable
+    lo: float = -1.0
+    hi: float = 1.0
+    lib: tuple = HELLOKAN_LIB
+
+
+def _expsin_formula(x1, x2):
+    import sympy
+
+    return sympy.exp(sympy.sin(sympy.pi * x1) + x2**2)
+
+
+TOYS = {
+    "expsin": Toy("expsin", "exp(sin(pi x1) + x2^2)",
+                  lambda x: np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:2] ** 2), _expsin_formula),
+    "xy": Toy("xy", "x1 * x2", lambda x: x[:, :1] * x[:, 1:2], lambda x1, x2: x1 * x2),
+    "relativistic": Toy("relativistic", "(x1 + x2) / (1 + x1 x2)  (relativistic velocity addition)",
+                        lambda x: (x[:, :1] + x[:, 1:2]) / (1 + x[:, :1] * x[:, 1:2]),
+                        lambda x1, x2: (x1 + x2) / (1 + x1 * x2), lo=-0.9, hi=0.9,
+                        lib=HELLOKAN_LIB + ("arctanh", "arctan", "1/x", "x^5")),
+}
+
+
+def make_data(toy: Toy, seed: int, n_train: int = 1000, n_test: int = 1000):
+    """(x_train, y_train, x_test, y_test), inputs uniform on [lo, hi]^2."""
+    rng = np.random.default_rng(seed)
+    x_train = rng.uniform(toy.lo, toy.hi, (n_train, 2))
+    x_test = rng.uniform(toy.lo, toy.hi, (n_test, 2))
+    return x_train, toy.f(x_train), x_test, toy.f(x_test)
 
 
 def _rmse(model, x, y) -> float:
-    return float(np.sqrt(np.mean((model(x) - y) ** 2)))
+    return float(np.sqrt(np.mean((np.asarray(model(x)) - y) ** 2)))
 
 
-def run_demo(*, steps: int = 2000, lr: float = 0.01, seed: int = 0, n_train: int = 1000, n_test: int = 1000,
-             report_every: int = 500, echo=print) -> dict:
-    """Train and evaluate; returns {'train_rmse', 'test_rmse', 'initial_test_rmse', 'seconds', 'model'}."""
-    rng = np.random.default_rng(seed)
-    x_train = rng.uniform(-1, 1, (n_train, 2))
-    x_test = rng.uniform(-1, 1, (n_test, 2))
-    y_train, y_test = target(x_train), target(x_test)
-    model = KAN([2, 5, 1], grid=5, k=3, seed=seed)
-    opt = Adam(model.parameters(), lr=lr)
-    initial = _rmse(model, x_test, y_test)
-    echo(f"kanarray demo: fitting exp(sin(pi x) + y^2) with {model}")
-    echo(f"{model.num_parameters()} parameters, {n_train} training and {n_test} test samples, Adam lr={lr}")
-    echo(f"{'step':>6} {'train RMSE':>12}")
+def formula_matches(found, toy: Toy, x_test, digits: int = 4) -> tuple[bool, float]:
+    """(equal as sympy expressions after rounding -- structurally, or as sympy.simplify proves,
+    max |difference| on the test inputs) between the recovered formula and the toy's."""
+    import sympy
+
+    from .symbolic.formula import round_numbers
+
+    x1, x2 = sympy.symbols("x_1 x_2")
+    target = round_numbers(toy.formula(x1, x2), digits)
+    f_found = sympy.lambdify((x1, x2), found, "numpy")
+    with np.errstate(all="ignore"):
+        values = np.broadcast_to(np.asarray(f_found(x_test[:, 0], x_test[:, 1]), dtype=float), (x_test.shape[0],))
+    gap = float(np.max(np.abs(values - toy.f(x_test)[:, 0])))
+    exact = sympy.srepr(found) == sympy.srepr(target)
+    if not exact and gap < 1e-6:  # only then can they be equal: ask sympy (slow on large expressions)
+        exact = any(sympy.simplify(f - target) == 0 for f in (found, sympy.expand_trig(found)))
+    return exact, gap
+
+
+def run_demo(*, function: str = "expsin", seed: int = 1, out_dir: str | None = "kanarray-demo", steps: int = 50,
+             lamb: float = 1e-3, r2_threshold: float = 0.99, progress: bool = False, echo=print) -> dict:
+    """Run the pipeline; returns {'formula', 'exact', 'max_gap', 'test_rmse', 'stages', 'model',
+    'report', 'seconds'} (stages: [(name, test RMSE, seconds)]).  out_dir None: no plots."""
+    if function not in TOYS:
+        raise ValueError(f"unknown function {function!r}: choose one of {sorted(TOYS)}")
+    toy = TOYS[function]
+    x, y, x_test, y_test = make_data(toy, seed)
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+    stages = []
     start = time.perf_counter()
-    for step in range(1, steps + 1):
-        loss, grads = model.value_and_grad(x_train, y_train)
-        opt.step(grads)
-        if report_every and (step % report_every == 0 or step == 1):
-            echo(f"{step:>6} {float(loss) ** 0.5:>12.3e}")
+    echo(f"kanarray demo: recovering f = {toy.text} from {x.shape[0]} samples on [{toy.lo:g}, {toy.hi:g}]^2 "
+         f"(seed {seed})")
+    echo(f"{'stage':<34} {'test RMSE':>10} {'seconds':>8}")
+
+    def stage(name, model, t0):
+        seconds = time.perf_counter() - t0
+        rmse = _rmse(model, x_test, y_test)
+        stages.append((name, rmse, seconds))
+        echo(f"{name:<34} {rmse:>10.3e} {seconds:>8.2f}")
+
+    fit = dict(steps=steps, progress=progress)
+    t0 = time.perf_counter()
+    model = KAN([2, 5, 1], grid=3, k=3, seed=seed)
+    history = model.fit(x, y, lamb=lamb, validation=(x_test, y_test), **fit)
+    stage(f"[2,5,1] G=3, fit, lamb={lamb:g}", model, t0)
+    if out_dir is not None:
+        model.plot(os.path.join(out_dir, "1-trained.png"), title="trained with the sparsity penalty")
+    t0 = time.perf_counter()
+    model = model.prune()
+    stage(f"prune -> {model.width}", model, t0)
+    t0 = time.perf_counter()
+    model = model.refine(10)
+    history2 = model.fit(x, y, validation=(x_test, y_test), **fit)
+    stage("refine to G=10, fit", model, t0)
+    if out_dir is not None:
+        model.plot(os.path.join(out_dir, "2-pruned-refined.png"), title=f"pruned to {model.width}, G = 10")
+    t0 = time.perf_counter()
+    report = model.auto_symbolic(lib=list(toy.lib), r2_threshold=r2_threshold)
+    stage("auto_symbolic", model, t0)
+    t0 = time.perf_counter()
+    history3 = model.fit(x, y, validation=(x_test, y_test), **fit)
+    stage("fit the symbolic parameters", model, t0)
     seconds = time.perf_counter() - start
-    result = dict(
-        train_rmse=_rmse(model, x_train, y_train),
-        test_rmse=_rmse(model, x_test, y_test),
-        initial_test_rmse=initial,
-        seconds=seconds,
-        model=model,
-    )
-    echo(f"test RMSE {initial:.3e} -> {result['test_rmse']:.3e} in {steps} steps ({seconds:.1f} s, "
-         f"{1e3 * seconds / max(steps, 1):.2f} ms/step)")
+    echo(str(report))
+    result = dict(stages=stages, model=model, report=report, seconds=seconds, test_rmse=stages[-1][1],
+                  formula=None, exact=False, max_gap=float("nan"))
+    try:
+        formula = model.symbolic_formula()[0]
+    except ValueError as exc:
+        echo(f"no formula: {exc}")
+    else:
+        exact, gap = formula_matches(formula, toy, x_test)
+        result.update(formula=formula, exact=exact, max_gap=gap)
+        echo(f"recovered formula: {formula}")
+        echo(f"target:            {toy.text}; equal after rounding to 4 digits: {'yes' if exact else 'no'}; "
+             f"max |formula - f| on the test points: {gap:.2e}")
+    echo(f"final test RMSE {result['test_rmse']:.3e}; whole pipeline {seconds:.2f} s")
+    if out_dir is not None:
+        model.plot(os.path.join(out_dir, "3-symbolic.png"), title="symbolic")
+        from .training import History
+
+        curves = History(("train_loss", "val_loss"))
+        for h in (history, history2, history3):
+            for key in ("train_loss", "val_loss"):
+                curves[key].extend(h[key])
+        curves.plot(os.path.join(out_dir, "loss.png"))
+        echo(f"plots written to {os.path.abspath(out_dir)}")
     return result

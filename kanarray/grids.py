@@ -157,4 +157,4 @@ def refine_layer(layer: KANLayer, num: int, x=None) -> KANLayer:
     dtype = layer.coef.dtype
     copy = {name: xp.asarray(a, copy=True) for name, a in layer.arrays().items() if name not in ("grid", "coef")}
     return KANLayer(grid=xp.astype(new_grid, dtype), coef=xp.astype(coef, dtype), **copy, k=k,
-                    base_fun=layer.base_fun, xp=xp)
+                    base_fun=layer.base_fun, xp=xp, symbolic=layer.symbolic.copy())

@@ -4,7 +4,10 @@ Shapes: batch B, inputs n = ``in_dim``, outputs m = ``out_dim``, G grid interval
 spline order k, nb = G + k bases per input.
 
     phi_io(x) = mask_io * (scale_base_io * b(x) + scale_sp_io * sum_j coef_ioj B_ij(x))
-    y_o       = sum_i phi_io(x_i) + bias_o
+    y_o       = sum_i phi_io(x_i) + sum_i psi_io(x_i) + bias_o
+
+where psi_io(x) = c f(a x + b) + d on the edges replaced by a library function (the
+symbolic branch, ``kanarray.symbolic.edges``; such edges have mask 0) and 0 elsewhere.
 
 The spline part goes through the backend kernels with the folded weight
 ``coef * (mask * scale_sp)[..., None]``; the base part is one GEMM.  Nothing derived from
@@ -16,12 +19,14 @@ from __future__ import annotations
 
 import math
 
+import array_api_compat
 import numpy as np
 
 from . import spline
 from ._namespace import to_numpy, xsum
 from .backends import get_kernels
 from .base import BASE_FUNCTIONS, base_with_grad
+from .symbolic.edges import SymbolicEdges
 
 __all__ = ["KANLayer"]
 
@@ -34,10 +39,11 @@ class KANLayer:
     Attributes (live arrays of the layer's namespace):
         grid (in_dim, G + 2k + 1), coef (in_dim, out_dim, G + k), scale_base (in_dim, out_dim),
         scale_sp (in_dim, out_dim), mask (in_dim, out_dim) of 0/1, bias (out_dim,).
-    Trainable: coef, scale_base, scale_sp, bias.
+        symbolic: the symbolic branch (``SymbolicEdges``: names and affine (in_dim, out_dim, 4)).
+    Trainable: coef, scale_base, scale_sp, bias, and sym_affine when some edge is symbolic.
     """
 
-    def __init__(self, *, grid, coef, scale_base, scale_sp, mask, bias, k: int, base_fun: str, xp):
+    def __init__(self, *, grid, coef, scale_base, scale_sp, mask, bias, k: int, base_fun: str, xp, symbolic=None):
         self.grid = grid
         self.coef = coef
         self.scale_base = scale_base
@@ -47,6 +53,10 @@ class KANLayer:
         self.k = int(k)
         self.base_fun = base_fun
         self.xp = xp
+        if symbolic is None:
+            symbolic = SymbolicEdges.empty(coef.shape[0], coef.shape[1], xp, coef.dtype,
+                                           array_api_compat.device(coef))
+        self.symbolic = symbolic
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -117,17 +127,32 @@ class KANLayer:
         return {name: getattr(self, name) for name in self.ARRAY_NAMES}
 
     def parameters(self) -> dict:
-        return {name: getattr(self, name) for name in PARAMETER_NAMES}
+        params = {name: getattr(self, name) for name in PARAMETER_NAMES}
+        if self.symbolic.active:
+            params["sym_affine"] = self.symbolic.affine
+        return params
 
     def copy(self) -> "KANLayer":
         """An independent copy on the same namespace."""
         arrays = {name: self.xp.asarray(a, copy=True) for name, a in self.arrays().items()}
-        return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=self.xp)
+        return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=self.xp, symbolic=self.symbolic.copy())
 
     def moved(self, xp, dtype) -> "KANLayer":
         """A copy of this layer on namespace ``xp`` (arrays go through the host)."""
         arrays = {name: xp.asarray(np.ascontiguousarray(to_numpy(a)), dtype=dtype) for name, a in self.arrays().items()}
-        return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=xp)
+        return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=xp, symbolic=self.symbolic.moved(xp, dtype))
+
+    def subset(self, rows, cols) -> "KANLayer":
+        """A copy keeping inputs ``rows`` and outputs ``cols`` (lists of indices)."""
+        host = {name: to_numpy(a) for name, a in self.arrays().items()}
+        arrays = dict(grid=host["grid"][rows], coef=host["coef"][np.ix_(rows, cols)],
+                      scale_base=host["scale_base"][np.ix_(rows, cols)], scale_sp=host["scale_sp"][np.ix_(rows, cols)],
+                      mask=host["mask"][np.ix_(rows, cols)], bias=host["bias"][cols])
+        dev = array_api_compat.device(self.coef)
+        arrays = {name: self.xp.asarray(np.ascontiguousarray(a), dtype=self.coef.dtype, device=dev)
+                  for name, a in arrays.items()}
+        return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=self.xp,
+                        symbolic=self.symbolic.subset(rows, cols))
 
     # -- computation ----------------------------------------------------------------------
     def check_consistent(self) -> None:
@@ -141,8 +166,9 @@ class KANLayer:
             "mask": (n, m),
             "bias": (m,),
         }
+        expect["sym_affine"] = (n, m, 4)
         for name, shape in expect.items():
-            got = tuple(getattr(self, name).shape)
+            got = tuple((self.symbolic.affine if name == "sym_affine" else getattr(self, name)).shape)
             if got != shape:
                 raise ValueError(
                     f"layer arrays disagree: coef has shape {(n, m, nb)} (k={self.k}), so {name} must have "
@@ -170,13 +196,28 @@ class KANLayer:
             mask_base = self.mask * self.scale_base
             y = y + xp.matmul(base_x, mask_base)
         y = y + self.bias
-        cache = (x, base_x, mask_sp, mask_base, self.coef, self.mask, kernel_ctx, need_dx)
+        y, sym_ctx = self._add_symbolic(x, y)
+        cache = (x, base_x, mask_sp, mask_base, self.coef, self.mask, kernel_ctx, need_dx, sym_ctx)
         return y, cache
+
+    def _add_symbolic(self, x, y):
+        """y plus the symbolic edges' outputs, and their context (None without symbolic edges)."""
+        if not self.symbolic.active:
+            return y, None
+        ys, ctx = self.symbolic.forward(x)
+        return y + ys, ctx
+
+    def _symbolic_backward(self, ctx, gy, grads, dx, need_dx: bool):
+        """Add the symbolic branch's gradients to grads (as "sym_affine") and dx."""
+        if ctx is None:
+            return dx
+        grads["sym_affine"], sdx = self.symbolic.backward(ctx, gy, need_dx=need_dx)
+        return dx + sdx if need_dx and sdx is not None else dx
 
     def backward(self, cache, gy, *, need_dx: bool = False):
         """gy = dL/dy (B, out_dim) -> (grads dict keyed like ``parameters()``, dx (B, in_dim) or None)."""
         xp = self.xp
-        x, base_x, mask_sp, mask_base, coef, mask, kernel_ctx, had_dx = cache
+        x, base_x, mask_sp, mask_base, coef, mask, kernel_ctx, had_dx, sym_ctx = cache
         if need_dx and not had_dx:
             raise ValueError("backward(need_dx=True) needs forward(need_dx=True)")
         dweight, dx = get_kernels(xp).spline_backward(kernel_ctx, gy, need_dx=need_dx)
@@ -192,7 +233,7 @@ class KANLayer:
             if need_dx:
                 _, df = BASE_FUNCTIONS[self.base_fun]
                 dx = dx + df(x, xp) * xp.matmul(gy, xp.matrix_transpose(mask_base))
-        return grads, dx
+        return grads, self._symbolic_backward(sym_ctx, gy, grads, dx, need_dx)
 
     # -- per-edge evaluation (regularization needs every phi_io, not only their sums) -------
     def forward_edges(self, x, *, need_dx: bool = True, basis_ctx=None):
@@ -211,7 +252,8 @@ class KANLayer:
             y, phi, xt, ctx = kernels.edge_layer_forward(
                 x, self.grid, self.coef, self.mask * self.scale_sp, self.mask * self.scale_base, self.bias, self.k,
                 self.base_fun, need_dx=need_dx)
-            return y, phi, (None, xt, ctx)
+            y, sym_ctx = self._add_symbolic(x, y)
+            return y, phi, (None, xt, ctx, sym_ctx)
         spl, dspl, basis_ctx = kernels.edge_forward(x, self.grid, self.coef, self.k, need_dx=need_dx, ctx=basis_ctx)
         mask_sp = (self.mask * self.scale_sp)[:, None, :]
         phi = spl * mask_sp
@@ -225,8 +267,8 @@ class KANLayer:
             phi += mask_base * base_x[:, :, None]
             if need_dx:
                 dphi += mask_base * dbase[:, :, None]
-        y = xsum(xp, phi, axis=0) + self.bias
-        return y, phi, (basis_ctx, xt, spl, base_x, dphi)
+        y, sym_ctx = self._add_symbolic(x, xsum(xp, phi, axis=0) + self.bias)
+        return y, phi, (basis_ctx, xt, spl, base_x, dphi, sym_ctx)
 
     def backward_edges(self, cache, gy, gphi, *, need_dx: bool = False):
         """Gradients from dL/dy (B, out_dim) plus a per-edge dL/dphi (in_dim, B, out_dim) (or None;
@@ -244,8 +286,9 @@ class KANLayer:
                                                                          spread=spread)
             grads = {"coef": dweight * mask_sp[:, :, None], "scale_sp": self.mask * gsp,
                      "bias": xsum(xp, gy, axis=0), "scale_base": self.mask * gsb}
-            return grads, (xp.permute_dims(dxt, (1, 0)) if need_dx else None)
-        basis_ctx, _, spl, base_x, dphi = cache
+            dx = xp.permute_dims(dxt, (1, 0)) if need_dx else None
+            return grads, self._symbolic_backward(cache[3], gy, grads, dx, need_dx)
+        basis_ctx, _, spl, base_x, dphi, sym_ctx = cache
         if need_dx and dphi is None:
             raise ValueError("backward_edges(need_dx=True) needs forward_edges(need_dx=True)")
         g = gy[None, :, :] if gphi is None else gphi + gy[None, :, :]  # (n, B, m)
@@ -260,7 +303,7 @@ class KANLayer:
         else:
             grads["scale_base"] = self.mask * xsum(xp, g * base_x[:, :, None], axis=1)
         dx = xp.permute_dims(xsum(xp, g * dphi, axis=2), (1, 0)) if need_dx else None
-        return grads, dx
+        return grads, self._symbolic_backward(sym_ctx, gy, grads, dx, need_dx)
 
     def __repr__(self) -> str:
         return f"KANLayer({self.in_dim} -> {self.out_dim}, G={self.num}, k={self.k}, base_fun={self.base_fun!r})"

@@ -317,6 +317,88 @@ class KAN:
         model._samples = samples
         return model
 
+    # -- interpretation ---------------------------------------------------------------------
+    def _interpret_samples(self, x):
+        from .symbolic.api import samples_of
+
+        return samples_of(self, x)
+
+    def attribute(self, x=None):
+        """pykan's attribution scores on samples x (batch, width[0]), by default the inputs of the
+        last ``fit``: an ``Attribution`` with edge_scores[l] (width[l], width[l+1]) and
+        node_scores[l] (width[l],) (see ``kanarray.pruning``)."""
+        from .pruning import attribute
+
+        return attribute(self, self._interpret_samples(x))
+
+    def prune_node(self, x=None, threshold: float = 1e-2) -> "KAN":
+        """A new KAN without the hidden nodes whose attribution score is <= threshold."""
+        from .pruning import prune_node
+
+        return prune_node(self, self._interpret_samples(x), threshold)
+
+    def prune_edge(self, x=None, threshold: float = 3e-2) -> "KAN":
+        """A new KAN with the edges whose attribution score is <= threshold masked out."""
+        from .pruning import prune_edge
+
+        return prune_edge(self, self._interpret_samples(x), threshold)
+
+    def prune(self, x=None, node_th: float = 1e-2, edge_th: float = 3e-2) -> "KAN":
+        """A new, smaller KAN: ``prune_node(node_th)`` then ``prune_edge(edge_th)`` with fresh scores.
+        x: samples for the scores (batch, width[0]), by default the inputs of the last ``fit``.
+        The kept nodes and edges compute what they computed before."""
+        from .pruning import prune
+
+        return prune(self, self._interpret_samples(x), node_th, edge_th)
+
+    def suggest_symbolic(self, l, i, j, lib=None, topk: int = 5, *, x=None, weight_simple: float = 0.8):
+        """Library functions c * f(a x + b) + d ranked for edge (layer l, input i, output j), best
+        first: a list of ``Candidate`` (name, r2, complexity, params (a, b, c, d), score).  lib:
+        names from ``kanarray.symbolic.LIBRARY`` (default all); x: samples (default the inputs
+        of the last ``fit``)."""
+        from .symbolic.api import suggest_symbolic
+
+        return suggest_symbolic(self, l, i, j, lib=lib, topk=topk, x=x, weight_simple=weight_simple)
+
+    def fix_symbolic(self, l, i, j, name, *, x=None, fit_params: bool = True, params=None):
+        """Replace edge (l, i, j) by c * f(a x + b) + d, f the library function ``name``, fitted to
+        the edge on samples x (default the inputs of the last ``fit``); returns R^2 of the fit
+        (None if ``params`` = (a, b, c, d) are given instead).  In place; (a, b, c, d) are
+        trained by later fits."""
+        from .symbolic.api import fix_symbolic
+
+        return fix_symbolic(self, l, i, j, name, x=x, fit_params=fit_params, params=params)
+
+    def unfix_symbolic(self, l, i, j) -> None:
+        """Give symbolic edge (l, i, j) its spline back."""
+        from .symbolic.api import unfix_symbolic
+
+        unfix_symbolic(self, l, i, j)
+
+    def auto_symbolic(self, lib=None, r2_threshold: float = 0.99, weight_simple: float = 0.8, *, x=None):
+        """Fix every spline edge to the best-ranked library function (pykan's score
+        weight_simple * complexity + (1 - weight_simple) * log2(1 + 1e-5 - R^2), lower is
+        better) among those with R^2 >= r2_threshold; edges where none reaches it stay splines.  In place; returns an
+        ``AutoSymbolicReport`` (``.fixed``, ``.kept``, printable)."""
+        from .symbolic.api import auto_symbolic
+
+        return auto_symbolic(self, lib=lib, r2_threshold=r2_threshold, weight_simple=weight_simple, x=x)
+
+    def symbolic_formula(self, var_names=None, digits: int = 4, simplify: bool = True) -> list:
+        """One sympy expression per output (biases included), numbers rounded to ``digits``
+        decimals; ValueError listing the edges that are still splines."""
+        from .symbolic.formula import symbolic_formula
+
+        return symbolic_formula(self, var_names=var_names, digits=digits, simplify=simplify)
+
+    def plot(self, path, x=None, *, title=None) -> None:
+        """Write a PNG of the network: every edge drawn with its learned curve over the samples'
+        range (x, default the inputs of the last ``fit``), opacity by attribution score,
+        symbolic edges labelled with their formula."""
+        from .plotting import plot_model
+
+        plot_model(self, path, x=x, title=title)
+
     # -- checkpoints ----------------------------------------------------------------------
     def save(self, path, *, optimizer=None) -> None:
         """Write the model (and an optimizer's state) to one file, atomically and without

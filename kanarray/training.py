@@ -4,7 +4,6 @@ minibatches, a progress bar, and recovery from divergence or Ctrl-C."""
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
@@ -44,15 +43,12 @@ class History(dict):
 
     def plot(self, path) -> None:
         """Write a PNG of the curves (log scale) to ``path`` atomically."""
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        from .plotting import _pyplot, save_png
 
         curves = [(k, v) for k, v in self.items() if k != "val_acc" and v]
         if not curves:
             raise ValueError("the history is empty: nothing to plot")
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = _pyplot().subplots(figsize=(6, 4))
         for key, values in curves:
             steps = np.arange(1, len(values) + 1)
             values = np.asarray(values, dtype=float)
@@ -64,16 +60,7 @@ class History(dict):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        path = os.fspath(path)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        try:
-            fig.savefig(tmp, format="png", dpi=100)
-            os.replace(tmp, path)
-        finally:
-            plt.close(fig)
-            if os.path.exists(tmp):
-                os.remove(tmp)
-
+        save_png(fig, path)
 
 def _make_optimizer(model, opt, lr):
     params = model.parameters()

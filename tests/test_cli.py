@@ -15,21 +15,45 @@ from kanarray.demo import run_demo
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_demo_learns_the_function():
+def test_demo_recovers_the_formula_exactly(tmp_path):
+    """The issue's acceptance: exp(x2^2 + sin(pi x1)) to 4 digits, final test RMSE <= 1e-9 in float64."""
+    import sympy
+
     lines = []
-    result = run_demo(steps=400, echo=lines.append)
-    assert result["test_rmse"] < 0.05 < result["initial_test_rmse"]
-    assert abs(result["train_rmse"] - result["test_rmse"]) < 0.02
-    assert any("test RMSE" in line for line in lines)
+    result = run_demo(out_dir=str(tmp_path), echo=lines.append)
+    x1, x2 = sympy.symbols("x_1 x_2")
+    assert result["formula"] == sympy.exp(x2**2 + sympy.sin(sympy.Float("3.1416", 15) * x1))
+    assert result["exact"] and result["test_rmse"] <= 1e-9
+    assert [name for name, _, _ in result["stages"]][1].startswith("prune -> [2, 1, 1]")
+    for png in ("1-trained.png", "2-pruned-refined.png", "3-symbolic.png", "loss.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+    assert any("recovered formula" in line for line in lines)
 
 
-def test_cli_demo_prints_progress(capsys):
-    assert main(["demo", "--steps", "50"]) == 0
+@pytest.mark.slow
+def test_demo_recovers_relativistic_addition():
+    result = run_demo(function="relativistic", out_dir=None, echo=lambda *a: None)
+    assert result["exact"] and result["test_rmse"] <= 1e-9
+
+
+def test_cli_demo_prints_the_stages(capsys, tmp_path):
+    assert main(["demo", "--out", str(tmp_path / "plots"), "--seed", "1"]) == 0
     out = capsys.readouterr().out
-    assert "exp(sin(pi x) + y^2)" in out and "test RMSE" in out
+    assert "exp(sin(pi x1) + x2^2)" in out and "test RMSE" in out and "exp(x_2**2 + sin(3.1416*x_1))" in out
+    assert (tmp_path / "plots" / "3-symbolic.png").exists()
 
 
-@pytest.mark.parametrize("argv", [["demo", "--steps", "0"], ["demo", "--lr", "-1"], ["nonsense"], []])
+def test_cli_demo_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--seed", "--out", "--function", "expsin", "xy", "relativistic"):
+        assert option in out
+
+
+@pytest.mark.parametrize("argv", [["demo", "--steps", "0"], ["demo", "--lamb", "-1"], ["demo", "--function", "nope"],
+                                  ["nonsense"], []])
 def test_cli_rejects_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -87,3 +111,7 @@ def test_fit_and_scaling_benchmarks_run_without_the_peer(tmp_path):
                              timeout=300)
     assert scaling.returncode == 0, scaling.stderr
     assert "slope" in scaling.stdout and png.read_bytes()[:4] == b"\x89PNG"
+    demo = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "demo_vs_pykan.py"), "--no-pykan"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert demo.returncode == 0, demo.stderr
+    assert any(line.startswith("| 1 | kanarray |") and line.endswith("| yes |") for line in demo.stdout.splitlines())

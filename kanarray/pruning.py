@@ -1,0 +1,152 @@
+"""Attribution scores and pruning (pykan's ``attribute``, ``prune_node``, ``prune_edge``).
+
+For samples x, with phi_io the activation of edge (i, o) of layer l (spline and symbolic
+branches) and y_o the sum at node o:
+
+    edge score  E_l[k, i, o] = std(phi_io) * S_{l+1}[k, o] / (std(y_o) + 1e-4)
+    node score  S_l[k, i]    = sum_o E_l[k, i, o],    S_L = identity (one row k per output)
+
+and the reported scores average over k (std over the batch with ddof=1, like torch.std).
+
+Pruning returns a new model; the one it was called on is never changed.  What a removed
+edge contributed on average over the samples is added to the bias of its output node
+(pykan drops it), so a pruned model starts from nearly the same function: the kept edges
+compute exactly what they did, and the removed ones are replaced by their means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import array_api_compat
+import numpy as np
+
+from ._checks import check_number
+from ._namespace import to_numpy
+
+__all__ = ["Attribution", "attribute", "prune_node", "prune_edge", "prune"]
+
+_NODE_EPS = 1e-4
+
+
+@dataclass
+class Attribution:
+    """edge_scores[l]: (width[l], width[l+1]); node_scores[l]: (width[l],) for l = 0..L;
+    edge_means[l]: (width[l], width[l+1]), each edge's mean activation (NumPy float64 arrays)."""
+
+    edge_scores: list
+    node_scores: list
+    edge_means: list
+
+
+def _edge_activations(layer, x):
+    """(every edge's activation (n, B, m), the layer's output (B, m))."""
+    y, phi, _ = layer.forward_edges(x, need_dx=False)
+    if layer.symbolic.active:
+        phi = phi + layer.symbolic.edge_values(x)
+    return phi, y
+
+
+def attribute(model, x) -> Attribution:
+    """Scores of every edge and node on samples x (batch >= 2, validated)."""
+    if x.shape[0] < 2:
+        raise ValueError("attribution needs at least 2 samples (it uses standard deviations over the batch)")
+    edge_std, node_std, edge_mean = [], [], []
+    h = x
+    for layer in model.layers:
+        phi, h = _edge_activations(layer, h)
+        phi = np.asarray(to_numpy(phi), dtype=np.float64)
+        edge_std.append(np.std(phi, axis=1, ddof=1))
+        edge_mean.append(phi.mean(axis=1))
+        node_std.append(np.std(np.asarray(to_numpy(h), dtype=np.float64), axis=0, ddof=1))
+    L = len(model.layers)
+    score = np.eye(model.width[-1])  # (k, m)
+    node_scores = [None] * (L + 1)
+    edge_scores = [None] * L
+    node_scores[L] = score.mean(axis=0)
+    for l in range(L - 1, -1, -1):
+        e = edge_std[l][None, :, :] * score[:, None, :] / (node_std[l] + _NODE_EPS)[None, None, :]  # (k, n, m)
+        score = e.sum(axis=2)
+        edge_scores[l] = e.mean(axis=0)
+        node_scores[l] = score.mean(axis=0)
+    return Attribution(edge_scores, node_scores, edge_mean)
+
+
+def _threshold(name, value) -> float:
+    return check_number(name, value, minimum=0.0)
+
+
+def _rebuild(model, layers, width):
+    from .model import KAN
+
+    new = KAN._assemble(layers, width=width, base_fun=model.base_fun, grid_range=model.grid_range, seed=model.seed,
+                        xp=model.xp, dtype_name=model._dtype_name, bias_trainable=model.bias_trainable)
+    new._samples = model._samples
+    return new
+
+
+def prune_node(model, x, threshold: float = 1e-2):
+    """A new model without the hidden nodes whose score is <= threshold (inputs and outputs
+    are kept).  ValueError if a hidden layer would lose every node."""
+    threshold = _threshold("node_th", threshold)
+    attribution = attribute(model, x)
+    scores = attribution.node_scores
+    keep = [list(range(model.width[0]))]
+    for l in range(1, len(model.layers)):
+        kept = [int(v) for v in np.nonzero(scores[l] > threshold)[0]]
+        if not kept:
+            raise ValueError(
+                f"pruning with node_th={threshold:g} would remove every node of hidden layer {l} (scores "
+                f"{np.array2string(scores[l], precision=3)}); lower node_th"
+            )
+        keep.append(kept)
+    keep.append(list(range(model.width[-1])))
+    layers = []
+    for l, layer in enumerate(model.layers):
+        removed = np.setdiff1d(np.arange(layer.in_dim), keep[l])
+        lost = attribution.edge_means[l][removed].sum(axis=0)  # (out_dim,)
+        layers.append(_with_bias_shift(layer.subset(keep[l], keep[l + 1]), lost[keep[l + 1]]))
+    return _rebuild(model, layers, [len(k) for k in keep])
+
+
+def _with_bias_shift(layer, shift):
+    """layer with ``shift`` (out_dim,) host values added to its bias, in place; returns it."""
+    if np.any(shift != 0):
+        bias = np.asarray(to_numpy(layer.bias), dtype=np.float64) + shift
+        layer.bias = layer.xp.asarray(bias, dtype=layer.bias.dtype, device=array_api_compat.device(layer.bias))
+    return layer
+
+
+def prune_edge(model, x, threshold: float = 3e-2):
+    """A new model in which every edge with score <= threshold is pruned (mask 0; a symbolic
+    edge loses its function).  ValueError if a layer would lose every edge."""
+    threshold = _threshold("edge_th", threshold)
+    attribution = attribute(model, x)
+    scores = attribution.edge_scores
+    layers = []
+    for l, layer in enumerate(model.layers):
+        live = (to_numpy(layer.mask) != 0) | np.array([[n is not None for n in row] for row in layer.symbolic.names],
+                                                      dtype=bool).reshape(layer.in_dim, layer.out_dim)
+        keep = live & (scores[l] > threshold)
+        if not keep.any():
+            raise ValueError(
+                f"pruning with edge_th={threshold:g} would remove every edge of layer {l} (highest score "
+                f"{scores[l].max():.3g}); lower edge_th"
+            )
+        new = layer.copy()
+        for i, j in zip(*np.nonzero(live & ~keep)):
+            if new.symbolic.names[i][j] is not None:
+                new.symbolic = new.symbolic.with_edge(int(i), int(j), None, None)
+        mask = np.where(keep, to_numpy(layer.mask), 0.0)
+        new.mask = layer.xp.asarray(np.ascontiguousarray(mask), dtype=layer.mask.dtype,
+                                    device=array_api_compat.device(layer.mask))
+        lost = np.where(live & ~keep, attribution.edge_means[l], 0.0).sum(axis=0)
+        layers.append(_with_bias_shift(new, lost))
+    return _rebuild(model, layers, list(model.width))
+
+
+def prune(model, x, node_th: float = 1e-2, edge_th: float = 3e-2):
+    """prune_node, then prune_edge with scores recomputed on the smaller model (pykan's order)."""
+    _threshold("node_th", node_th)
+    _threshold("edge_th", edge_th)
+    return prune_edge(prune_node(model, x, node_th), x, edge_th)

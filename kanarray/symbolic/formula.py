@@ -1,0 +1,91 @@
+"""A fully symbolic KAN as sympy expressions.
+
+Layer by layer, output o of layer l is sum_i c f(a e_i + b) + d over its symbolic edges plus
+its bias, where e_i is the expression of input i.  With simplify=True the expression is
+expanded (products, powers and exp of sums), its numbers rounded to ``digits`` decimals
+(terms whose coefficient rounds to 0 disappear), and exponentials recombined, so constant
+factors that the network spread over several parameters end up as one number.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._namespace import to_numpy
+from .library import get_function
+
+__all__ = ["symbolic_formula", "round_numbers", "tidy", "spline_edges"]
+
+
+def spline_edges(model) -> list[tuple[int, int, int]]:
+    """The live edges that are still splines: [(l, i, j)]."""
+    out = []
+    for l, layer in enumerate(model.layers):
+        mask = to_numpy(layer.mask)
+        for i in range(layer.in_dim):
+            for j in range(layer.out_dim):
+                if layer.symbolic.names[i][j] is None and mask[i, j] != 0:
+                    out.append((l, i, j))
+    return out
+
+
+def round_numbers(expr, digits: int):
+    """expr with every float (and constant such as pi) rounded to ``digits`` decimals; whole
+    numbers become integers."""
+    import sympy
+
+    expr = expr.xreplace({c: sympy.Float(c.evalf(20), 20) for c in expr.atoms(sympy.NumberSymbol)})
+
+    def rounded(f):
+        v = round(float(f), digits)
+        return sympy.Integer(int(v)) if v == int(v) else sympy.Float(v, max(15, digits + 2))
+
+    return expr.xreplace({f: rounded(f) for f in expr.atoms(sympy.Float)})
+
+
+def tidy(expr, digits: int):
+    """Expand, round to ``digits`` decimals, recombine exponentials, round again."""
+    import sympy
+
+    expr = round_numbers(sympy.expand(expr), digits)
+    expr = sympy.powsimp(expr, combine="exp")
+    return round_numbers(sympy.expand(expr, power_exp=False), digits)
+
+
+def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = True) -> list:
+    """One sympy expression per output of ``model``, in the input symbols ``var_names``
+    (default x_1, ..., x_n).  ValueError listing the edges that are still splines, if any."""
+    import sympy
+
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
+        raise ValueError(f"digits must be a non-negative integer, got {digits!r}")
+    left = spline_edges(model)
+    if left:
+        raise ValueError(f"the model still has {len(left)} spline edges (layer, input, output): {left}; fix them with "
+                         "fix_symbolic or auto_symbolic (or prune them) before asking for a formula")
+    n = model.width[0]
+    if var_names is None:
+        symbols = list(sympy.symbols(f"x_1:{n + 1}")) if n > 1 else [sympy.Symbol("x_1")]
+    else:
+        names = list(var_names)
+        if len(names) != n:
+            raise ValueError(f"var_names has {len(names)} names but the model has {n} inputs")
+        symbols = [v if isinstance(v, sympy.Basic) else sympy.Symbol(str(v)) for v in names]
+    exprs = symbols
+    for layer in model.layers:
+        affine = np.asarray(to_numpy(layer.symbolic.affine), dtype=np.float64)
+        bias = np.asarray(to_numpy(layer.bias), dtype=np.float64)
+        outs = []
+        for o in range(layer.out_dim):
+            total = sympy.Float(bias[o])
+            for i in range(layer.in_dim):
+                name = layer.symbolic.names[i][o]
+                if name is None:
+                    continue
+                a, b, c, d = (sympy.Float(v) for v in affine[i, o])
+                total = total + c * get_function(name).sympy_fn(a * exprs[i] + b) + d
+            outs.append(total)
+        exprs = outs
+    if simplify:
+        return [tidy(e, digits) for e in exprs]
+    return [round_numbers(e, digits) for e in exprs]
