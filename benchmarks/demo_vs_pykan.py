@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from kanarray.demo import HELLOKAN_LIB, TOYS, formula_matches, make_data, run_demo  # noqa: E402
@@ -95,7 +94,7 @@ def main(argv=None):
           f"{os.cpu_count()} cpus, python {platform.python_version()}")
     t0 = time.perf_counter()
     run_kanarray(seeds[0])
-    print(f"untimed warm-up run of kanarray: {time.perf_counter() - t0:.2f} s")
+    print(f"untimed warm-up run of kanarray: {time.perf_counter() - t0:.2f} s", flush=True)
     libs = ["kanarray"] + ([] if args.no_pykan else ["pykan"])
     runners = {"kanarray": run_kanarray, "pykan": run_pykan}
     rows = []
@@ -104,6 +103,9 @@ def main(argv=None):
         for _ in range(args.repeats):
             for lib in libs:
                 runs[lib].append(runners[lib](seed))
+                seconds, total, rmse, _, exact = runs[lib][-1]
+                print(f"seed {seed} {lib}: {total:.2f} s (stages " + ", ".join(f"{v:.2f}" for v in seconds)
+                      + f"), test RMSE {rmse:.2e}, formula equal: {exact}", flush=True)
         medians = {}
         for lib in libs:
             stage_medians = [statistics.median(r[0][s] for r in runs[lib]) for s in range(len(STAGES))]

@@ -42,13 +42,15 @@ class _Group:
 
 
 class SymbolicEdges:
-    """names: (in_dim, out_dim) nested tuples of library names or None; affine: array
-    (in_dim, out_dim, 4) of (a, b, c, d)."""
+    """names: (in_dim, out_dim) nested tuples of library names or None (fixed at construction:
+    the methods return new objects); affine: array (in_dim, out_dim, 4) of (a, b, c, d);
+    active: whether any edge is symbolic."""
 
     def __init__(self, names, affine, xp):
         self.names = tuple(tuple(row) for row in names)
         self.affine = affine
         self.xp = xp
+        self.active = any(name is not None for row in self.names for name in row)
         self._plan = None  # (names, dtype, groups), rebuilt when the names or dtype change
 
     @classmethod
@@ -57,10 +59,6 @@ class SymbolicEdges:
                    xp)
 
     # -- facts --------------------------------------------------------------------------------
-    @property
-    def active(self) -> bool:
-        return any(name is not None for row in self.names for name in row)
-
     def edges(self):
         """[(i, o, name)] of the symbolic edges, row by row."""
         return [(i, o, name) for i, row in enumerate(self.names) for o, name in enumerate(row) if name is not None]
