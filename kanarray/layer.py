@@ -23,7 +23,7 @@ import array_api_compat
 import numpy as np
 
 from . import spline
-from ._namespace import to_numpy, xsum
+from ._namespace import is_numpy_namespace, to_numpy, xsum
 from .backends import get_kernels
 from .base import BASE_FUNCTIONS, base_with_grad
 from .symbolic.edges import SymbolicEdges
@@ -183,6 +183,9 @@ class KANLayer:
         """
         self.check_consistent()
         xp = self.xp
+        if self._spline_branch_off():
+            y, sym_ctx = self._add_symbolic(x, xp.zeros((x.shape[0], self.out_dim), dtype=x.dtype) + self.bias)
+            return y, (x, None, None, None, None, None, None, need_dx, sym_ctx)
         mask_sp = self.mask * self.scale_sp
         weight = self.coef * mask_sp[:, :, None]
         y, kernel_ctx = get_kernels(xp).spline_forward(
@@ -199,6 +202,12 @@ class KANLayer:
         y, sym_ctx = self._add_symbolic(x, y)
         cache = (x, base_x, mask_sp, mask_base, self.coef, self.mask, kernel_ctx, need_dx, sym_ctx)
         return y, cache
+
+    def _spline_branch_off(self) -> bool:
+        """Whether every edge's spline branch is masked out (an all-symbolic layer): then the
+        spline and base evaluations are skipped.  Checked on NumPy only, where it costs no
+        device synchronisation."""
+        return self.symbolic.active and is_numpy_namespace(self.xp) and not np.any(self.mask)
 
     def _add_symbolic(self, x, y):
         """y plus the symbolic edges' outputs, and their context (None without symbolic edges)."""
@@ -220,6 +229,11 @@ class KANLayer:
         x, base_x, mask_sp, mask_base, coef, mask, kernel_ctx, had_dx, sym_ctx = cache
         if need_dx and not had_dx:
             raise ValueError("backward(need_dx=True) needs forward(need_dx=True)")
+        if kernel_ctx is None:  # spline branch off (``_spline_branch_off``): its gradients are zero
+            grads = {name: xp.zeros_like(getattr(self, name)) for name in ("coef", "scale_sp", "scale_base")}
+            grads["bias"] = xsum(xp, gy, axis=0)
+            dx = xp.zeros_like(x) if need_dx else None
+            return grads, self._symbolic_backward(sym_ctx, gy, grads, dx, need_dx)
         dweight, dx = get_kernels(xp).spline_backward(kernel_ctx, gy, need_dx=need_dx)
         grads = {
             "coef": dweight * mask_sp[:, :, None],

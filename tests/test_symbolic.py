@@ -255,3 +255,38 @@ def test_symbolic_model_moves_between_backends_and_checkpoints(backend, tmp_path
     moved = ka.load(tmp_path / "s.kan").to(backend)
     assert moved.layers[0].symbolic.names == model.layers[0].symbolic.names
     np.testing.assert_allclose(host(moved(moved.xp.asarray(x))), ref, rtol=1e-13, atol=1e-13)
+
+
+def test_all_symbolic_layer_skips_the_splines_and_keeps_exact_gradients(backend):
+    """A layer whose edges are all symbolic skips the spline evaluation (on NumPy); values and
+    gradients must not change because of it."""
+    from kanarray._namespace import resolve_backend
+
+    xp = resolve_backend(backend)
+    model = ka.KAN([2, 2, 1], grid=3, seed=4, backend=backend)
+    for (l, i, j), name in {(0, 0, 0): "sin", (0, 0, 1): "x^2", (0, 1, 0): "exp", (0, 1, 1): "tanh",
+                            (1, 0, 0): "x", (1, 1, 0): "gaussian"}.items():
+        model.fix_symbolic(l, i, j, name, params=(1.1 + 0.1 * i, 0.2 * j - 0.1, 0.9, 0.05 * l))
+    rng = np.random.default_rng(3)
+    xh = rng.uniform(-1, 1, (25, 2))
+    x, y = xp.asarray(xh), xp.asarray(rng.normal(size=(25, 1)))
+    ref = np.zeros((25, 1))
+    hidden = np.zeros((25, 2))
+    for (i, o), (f, a, b, c, d) in {(0, 0): (np.sin, 1.1, -0.1, 0.9, 0), (0, 1): (np.square, 1.1, 0.1, 0.9, 0),
+                                    (1, 0): (np.exp, 1.2, -0.1, 0.9, 0), (1, 1): (np.tanh, 1.2, 0.1, 0.9, 0)}.items():
+        hidden[:, o] += c * f(a * xh[:, i] + b) + d
+    for i, (f, a, b) in enumerate([(lambda v: v, 1.1, -0.1), (lambda v: np.exp(-v * v), 1.2, -0.1)]):
+        ref[:, 0] += 0.9 * f(a * hidden[:, i] + b) + 0.05
+    np.testing.assert_allclose(host(model(x)), ref, rtol=1e-12, atol=1e-12)
+    _, grads = model.value_and_grad(x, y)
+    for name in ("layers.0.sym_affine", "layers.1.sym_affine"):
+        values = host(model.parameters()[name]).copy()
+
+        def loss_of(v, name=name):
+            _assign(model, name, v)
+            return float(model.value_and_grad(x, y)[0])
+
+        ref_grad = fd_grad(loss_of, values)
+        _assign(model, name, values)
+        assert_grad_close(host(grads[name]), ref_grad, name)
+    assert np.all(host(grads["layers.0.coef"]) == 0) and np.all(host(grads["layers.1.scale_base"]) == 0)
