@@ -11,7 +11,8 @@ own ``ex_round`` leaves some numbers unrounded).  pykan (PyPI ``pykan`` on the C
 ``auto_save=False`` and its checkpoint directory in a temp directory; the libraries alternate
 run by run.  Plots are not part of the timing in either.  Prints, per library, the median
 time of each stage and of the whole pipeline, the final test RMSE, the formula and whether
-it equals the target after rounding; then the ratio of the medians (pykan / kanarray).  One
+it equals the target after rounding (the last run's); then the ratio of the medians (pykan /
+kanarray).  A run that raises is reported as failed and left out of the medians.  One
 untimed kanarray run comes first (imports and numba's compile cache).
 """
 
@@ -102,18 +103,25 @@ def main(argv=None):
         runs = {lib: [] for lib in libs}
         for _ in range(args.repeats):
             for lib in libs:
-                runs[lib].append(runners[lib](seed))
+                try:
+                    runs[lib].append(runners[lib](seed))
+                except Exception as exc:  # a peer's crash is a result too: report it and go on
+                    print(f"seed {seed} {lib}: failed with {type(exc).__name__}: {exc}", flush=True)
+                    rows.append((seed, lib, None, f"failed: {type(exc).__name__}", None, None, None))
+                    continue
                 seconds, total, rmse, _, exact = runs[lib][-1]
                 print(f"seed {seed} {lib}: {total:.2f} s (stages " + ", ".join(f"{v:.2f}" for v in seconds)
                       + f"), test RMSE {rmse:.2e}, formula equal: {exact}", flush=True)
         medians = {}
         for lib in libs:
+            if not runs[lib]:
+                continue
             stage_medians = [statistics.median(r[0][s] for r in runs[lib]) for s in range(len(STAGES))]
             total = statistics.median(r[1] for r in runs[lib])
             rmse, formula, exact = runs[lib][-1][2:]
             medians[lib] = total
             rows.append((seed, lib, stage_medians, total, rmse, formula, exact))
-        if "pykan" in medians:
+        if len(medians) == 2:
             rows.append((seed, "ratio pykan/kanarray", None, medians["pykan"] / medians["kanarray"], None, None, None))
     print()
     print("| seed | library | " + " | ".join(f"{s} (s)" for s in STAGES) + " | total (s) | test RMSE | formula | "
@@ -121,7 +129,8 @@ def main(argv=None):
     print("|" + "---|" * (len(STAGES) + 7))
     for seed, lib, stages, total, rmse, formula, exact in rows:
         if stages is None:
-            print(f"| {seed} | **{lib}** |" + " |" * len(STAGES) + f" **{total:.1f}x** | | | |")
+            cell = total if isinstance(total, str) else f"**{total:.1f}x**"
+            print(f"| {seed} | {lib} |" + " |" * len(STAGES) + f" {cell} | | | |")
             continue
         print(f"| {seed} | {lib} | " + " | ".join(f"{s:.2f}" for s in stages)
               + f" | {total:.2f} | {rmse:.2e} | `{formula}` | {'yes' if exact else 'no'} |")

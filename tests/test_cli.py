@@ -86,18 +86,26 @@ def test_benchmark_script_runs_without_the_peer(extra):
     assert len(rows) == 2
 
 
-def test_readme_example_runs_and_fits(tmp_path, monkeypatch):
-    """The README's code block, executed as written."""
+def test_readme_examples_run_as_documented(tmp_path, monkeypatch):
+    """The README's code blocks, executed as written, one after the other."""
     import re
+
+    import sympy
 
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         text = f.read()
-    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    example, interpret = re.findall(r"```python\n(.*?)```", text, re.S)
     namespace = {}
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(example, "README.md", "exec"), namespace)
     assert namespace["history"]["val_loss"][-1] <= 1e-3
     assert (tmp_path / "hello.kan").exists() and (tmp_path / "curves.png").exists()
+    exec(compile(interpret, "README.md", "exec"), namespace)
+    model = namespace["model"]
+    x1, x2 = sympy.symbols("x_1 x_2")
+    assert model.width == [2, 1, 1]  # as the comments there say
+    assert model.symbolic_formula() == [sympy.exp(x2**2 + sympy.sin(sympy.Float("3.1416", 15) * x1))]
+    assert (tmp_path / "network.png").exists()
 
 
 def test_fit_and_scaling_benchmarks_run_without_the_peer(tmp_path):
