@@ -1,0 +1,77 @@
+"""A small ONNX graph builder: unique names, initializers, and one place that checks every
+operator against the target opset.  onnx is imported by the caller (``to_onnx``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["GraphBuilder", "ExportError", "MIN_OPSET"]
+
+# the opset in which each operator we emit got the signature we use
+OP_SINCE = {
+    "Add": 7, "Sub": 7, "Mul": 7, "Div": 7, "Neg": 6, "Abs": 6, "Sign": 9, "Sqrt": 6, "Exp": 6, "Log": 6,
+    "Sin": 7, "Cos": 7, "Tanh": 6, "Sigmoid": 6, "Asin": 7, "Acos": 7, "Atan": 7, "Atanh": 9, "Min": 8,
+    "Max": 8, "Clip": 11, "Where": 9, "Less": 9, "Greater": 9, "GreaterOrEqual": 12, "Cast": 6,
+    "ReduceSum": 13, "Gather": 11, "Unsqueeze": 13, "MatMul": 9, "Identity": 1, "Reshape": 5,
+}
+MIN_OPSET = 13
+
+
+class ExportError(ValueError):
+    """A model, or a part of one, that cannot be exported as asked."""
+
+
+class GraphBuilder:
+    """Collects nodes and initializers of one graph in float dtype ``dtype`` (numpy)."""
+
+    def __init__(self, opset: int, dtype):
+        import onnx
+
+        self.onnx = onnx
+        self.opset = opset
+        self.dtype = np.dtype(dtype)
+        self.nodes = []
+        self.initializers = []
+        self._names: dict = {}
+        self._consts: dict = {}
+
+    def name(self, hint: str) -> str:
+        count = self._names.get(hint, 0)
+        self._names[hint] = count + 1
+        return hint if count == 0 else f"{hint}_{count}"
+
+    def const(self, value, hint: str = "c", dtype=None) -> str:
+        """An initializer holding ``value`` (in the graph's float dtype unless dtype is given);
+        small scalars are shared."""
+        arr = np.asarray(value, dtype=self.dtype if dtype is None else dtype)
+        key = None
+        if arr.size == 1 and arr.ndim <= 1:
+            key = (arr.dtype.str, arr.shape, arr.tobytes())
+            if key in self._consts:
+                return self._consts[key]
+        name = self.name(hint)
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        if key is not None:
+            self._consts[key] = name
+        return name
+
+    def op(self, op_type: str, *inputs: str, hint: str | None = None, **attrs) -> str:
+        since = OP_SINCE.get(op_type)
+        if since is None:  # pragma: no cover - a programming error, caught by the tests
+            raise ExportError(f"internal: operator {op_type} is not in the exporter's opset table")
+        if since > self.opset:
+            raise ExportError(f"operator {op_type} needs opset >= {since}; asked for opset {self.opset}")
+        out = self.name(hint or op_type.lower())
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [out], name=self.name("n_" + out),
+                                                     **attrs))
+        return out
+
+    # conveniences
+    def add(self, a, b, hint=None):
+        return self.op("Add", a, b, hint=hint)
+
+    def mul(self, a, b, hint=None):
+        return self.op("Mul", a, b, hint=hint)
+
+    def where(self, cond, a, b, hint=None):
+        return self.op("Where", cond, a, b, hint=hint)

@@ -1,0 +1,169 @@
+"""ONNX export: parity with the native forward on onnxruntime and onnx's ReferenceEvaluator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import kanarray as ka
+from kanarray.symbolic import LIBRARY
+
+from helpers import perturb
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from kanarray.export import ExportError, register_onnx, to_onnx  # noqa: E402
+
+
+def _run_ort(proto, x):
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]
+
+
+def _run_reference(proto, x):
+    from onnx.reference import ReferenceEvaluator
+
+    with np.errstate(all="ignore"):  # its Sigmoid overflows in exp for large |x| (the result is right)
+        return ReferenceEvaluator(proto).run(None, {"x": x})[0]
+
+
+def _assert_parity(model, x, *, reference=True):
+    ref = np.asarray(model(x))
+    for dtype, tol in (("float64", 1e-10), ("float32", 1e-5)):
+        proto = to_onnx(model, dtype=dtype)
+        xs = x.astype(dtype)
+        runners = [_run_ort] + ([_run_reference] if reference else [])
+        for run in runners:
+            got = run(proto, xs)
+            assert got.shape == ref.shape and got.dtype == np.dtype(dtype)
+            # float32: the knots are rounded too, so the reference is the native model in float32
+            want = ref if dtype == "float64" else np.asarray(_in_float32(model)(xs), dtype=np.float64)
+            err = np.abs(got - want).max()
+            bound = tol * max(1.0, float(np.abs(want).max()))
+            assert err <= bound, f"{run.__name__} {dtype}: max error {err:.3e} > {bound:.3e}"
+
+
+def _in_float32(model):
+    layers = [layer.moved(model.xp, model.xp.float32) for layer in model.layers]
+    return ka.KAN._assemble(layers, width=model.width, base_fun=model.base_fun, grid_range=model.grid_range,
+                            seed=model.seed, xp=model.xp, dtype_name="float32", bias_trainable=False)
+
+
+def _inputs(model, seed, n=300):
+    """Inputs inside the grid and well outside it (the spline vanishes there, only the base remains)."""
+    rng = np.random.default_rng(seed)
+    lo = min(float(np.min(layer.grid)) for layer in model.layers[:1])
+    hi = max(float(np.max(layer.grid)) for layer in model.layers[:1])
+    span = hi - lo
+    x = rng.uniform(lo - 0.5 * span, hi + 0.5 * span, (n, model.width[0]))
+    x[:5] = lo  # exactly on the first knot
+    x[5:10] = hi  # exactly on the last knot (outside: half-open)
+    return x
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 5])
+@pytest.mark.parametrize("width,G", [([2, 3, 1], 3), ([4, 5, 3], 7), ([3, 2, 2, 2], 20), ([1, 1], 1)])
+def test_spline_models_match_native(width, G, k):
+    model = perturb(ka.KAN(width, grid=G, k=k, seed=G + k), seed=k)  # non-uniform knots, masks, biases
+    _assert_parity(model, _inputs(model, k), reference=G < 20)
+
+
+@pytest.mark.parametrize("base_fun", ["silu", "identity", "zero"])
+def test_trained_grid_updated_model_matches_native(base_fun):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2))
+    y = np.sin(x[:, :1]) * x[:, 1:]
+    model = ka.KAN([2, 4, 1], grid=10, k=3, base_fun=base_fun, seed=0)
+    model.fit(x, y, steps=10, progress=False)  # grid updates: knots at the quantiles
+    _assert_parity(model, np.concatenate([x, rng.uniform(-8, 8, (100, 2))]))
+
+
+def test_pruned_model_matches_native():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (300, 2))
+    y = np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:] ** 2)
+    model = ka.KAN([2, 5, 1], grid=3, seed=1)
+    model.fit(x, y, steps=20, lamb=1e-2, progress=False)
+    pruned = model.prune()
+    assert pruned.width[1] < 5
+    _assert_parity(pruned, x)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in LIBRARY if n != "cube_root_test"))
+def test_every_library_function_exports_exactly(name):
+    """Each function, with its safe clamps, on arguments that reach its singular points."""
+    model = ka.KAN([2, 2], grid=3, seed=0)
+    model.fix_symbolic(0, 0, 1, name, params=(2.5, 0.3, 1.3, -0.2))
+    model.fix_symbolic(0, 1, 0, name, params=(1.0, 0.0, 0.7, 0.1))
+    x = np.concatenate([np.random.default_rng(0).uniform(-3, 3, (300, 2)),
+                        np.array([[0.0, 0.0], [-0.12, 1.0], [-1.0, -1.0], [np.pi / 2, np.pi / 2], [30, 60.0]])])
+    _assert_parity(model, x)
+
+
+def test_symbolic_model_from_the_demo_pipeline_matches_native():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, (500, 2))
+    y = np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:] ** 2)
+    model = ka.KAN([2, 1, 1], grid=5, seed=1)
+    model.fit(x, y, steps=20, progress=False)
+    model.fix_symbolic(0, 0, 0, "sin")  # one symbolic edge next to spline edges
+    _assert_parity(model, x)
+    model.auto_symbolic(lib=["x^2", "exp", "sin"])
+    _assert_parity(model, np.concatenate([x, 3 * x]))
+
+
+def test_graph_is_valid_with_dynamic_batch_and_metadata(tmp_path):
+    rng = np.random.default_rng(0)
+    model = ka.KAN([3, 4, 2], grid=5, seed=0)
+    model.fit(rng.uniform(-1, 1, (100, 3)), rng.normal(size=(100, 2)), steps=2, progress=False)
+    path = tmp_path / "m.onnx"
+    proto = to_onnx(model, path, opset=17, dtype="float64", input_name="inp", output_name="out")
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
+    (inp,), (out,) = inferred.graph.input, inferred.graph.output
+    dims = lambda vi: [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]  # noqa: E731
+    assert (inp.name, dims(inp)) == ("inp", ["batch", 3]) and (out.name, dims(out)) == ("out", ["batch", 2])
+    assert proto.opset_import[0].version == 17
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["width"] == "[3, 4, 2]" and meta["k"] == "[3, 3]" and meta["kanarray_version"] == ka.__version__
+    assert "training_input_range" in meta and meta["training_input_range"] != "null"
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (1, 7, 1000):
+        x = rng.uniform(-1, 1, (batch, 3))
+        np.testing.assert_allclose(session.run(None, {"inp": x})[0], model(x), rtol=1e-12, atol=1e-12)
+
+
+def test_graph_evaluates_only_local_bases():
+    """No basis tensor of size G anywhere: the work per input is k + 1 gathers whatever G is."""
+    small = to_onnx(ka.KAN([2, 3], grid=5, seed=0))
+    big = to_onnx(ka.KAN([2, 3], grid=200, seed=0))
+    ops = lambda p: sorted(n.op_type for n in p.graph.node)  # noqa: E731
+    assert ops(small) == ops(big)
+    assert sum(op == "Gather" for op in ops(big)) == 3 + 1 + 2  # k + 1 tables, left, 1/span + ...
+
+
+def test_export_errors_are_clear_and_leave_no_file(tmp_path):
+    import sympy
+
+    model = ka.KAN([2, 2], grid=3, seed=0)
+    with pytest.raises(ExportError, match="opset >= 13"):
+        to_onnx(model, opset=11)
+    with pytest.raises(ExportError, match="dtype"):
+        to_onnx(model, dtype="float16")
+    name = "softsign_test"
+    ka.symbolic.register(name, lambda z, xp: z / (1 + xp.abs(z)), lambda z, xp: 1 / (1 + xp.abs(z)) ** 2,
+                         lambda s: s / (1 + sympy.Abs(s)), 2, overwrite=True)
+    try:
+        model.fix_symbolic(0, 1, 0, name, params=(1.0, 0.0, 1.0, 0.0))
+        path = tmp_path / "m.onnx"
+        with pytest.raises(ExportError, match=r"\(0, 1, 0, 'softsign_test'\).*register_onnx"):
+            to_onnx(model, path)
+        assert list(tmp_path.iterdir()) == []
+        register_onnx(name, lambda g, z: g.op("Div", z, g.add(g.const(1.0), g.op("Abs", z))))
+        _assert_parity(model, np.random.default_rng(0).uniform(-3, 3, (50, 2)))
+    finally:
+        from kanarray.export.symbolic_ops import EMITTERS
+
+        EMITTERS.pop(name, None)
+        LIBRARY.pop(name, None)
