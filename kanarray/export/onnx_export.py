@@ -52,9 +52,17 @@ def _probe(opset: int, dtype) -> bytes:
              g.const(-1.0), g.const(1.0))
     v = g.where(g.op("Less", v, g.const(0.0)), v, g.mul(v, v))
     v = g.where(g.op("Greater", v, g.const(0.5)), v, g.const(0.0))
-    count = g.op("Cast", g.op("GreaterOrEqual", v, g.const(0.0)), to=onnx.TensorProto.INT64)
+    count = g.op("Cast", g.op("GreaterOrEqual", g.op("Floor", v), g.const(0.0)), to=onnx.TensorProto.INT64)
+    count = g.op("Clip", count, g.const(np.array(0), dtype=np.int64), g.const(np.array(3), dtype=np.int64))
     axis = g.const(np.array([1]), dtype=np.int64)
     idx = g.op("ReduceSum", g.op("Unsqueeze", count, axis), axis, keepdims=0)
+    shape = g.op("Concat", g.op("Shape", v), g.const(np.array([2]), dtype=np.int64), axis=0)
+    zeros = g.op("ConstantOfShape", shape, value=onnx.numpy_helper.from_array(np.zeros(1, dtype=dtype)))
+    slots = g.op("Unsqueeze", g.op("Clip", count, g.const(np.array(0), dtype=np.int64),
+                                   g.const(np.array(1), dtype=np.int64)), axis)
+    spread = g.op("ScatterElements", zeros, slots, g.op("Unsqueeze", v, axis), axis=1)
+    v = g.add(v, g.op("ReduceSum", g.op("Slice", spread, g.const(np.array([0]), dtype=np.int64),
+                                        g.const(np.array([1]), dtype=np.int64), axis), axis, keepdims=0))
     v = g.op("MatMul", g.op("Unsqueeze", g.add(v, g.op("Gather", g.const(np.zeros(4)), idx, axis=0)), axis),
              g.const(np.ones((1, 1))))
     g.nodes.append(onnx.helper.make_node("Identity", [v], ["y"]))
@@ -88,9 +96,13 @@ def default_opset() -> int:
 
 
 def _spline_tables(layer):
-    """Per-edge polynomial tables of a layer's spline branch on the host, float64:
-    knots (n, L + 1), table (k + 1 powers, n (L + 2), m), left (n (L + 2),), inv_span (n (L + 2),).
-    Row i (L + 2) + r of input i: r = 0 below the grid, r = v + 1 for interval v, r = L + 1 above."""
+    """Polynomial tables of a layer's spline branch on the host, float64.
+
+    Returns knots (n, L + 1), basis_table (k + 1 powers, n (L + 2), k + 1 bases), edge_table
+    (k + 1 powers, n (L + 2), m), left and inv_span (n (L + 2),), and the weight (n, m, nb).
+    Row i (L + 2) + r of input i: r = 0 below the grid, r = v + 1 for interval v, r = L + 1 at
+    or above the last knot (zero rows: the B-splines vanish off the grid).
+    """
     from ..backends.numpy import interval_polynomials
 
     grid = np.asarray(to_numpy(layer.grid), dtype=np.float64)
@@ -102,38 +114,118 @@ def _spline_tables(layer):
     h = np.diff(grid, axis=1)
     step = np.where(h.mean(axis=1) > 0, h.mean(axis=1), 1.0)
     C = interval_polynomials(grid, k, step)[:, :L]  # (n, L, k + 1 powers, k + 1 bases)
+    basis_table = np.zeros((k + 1, n, L + 2, k + 1))
+    basis_table[:, :, 1 : L + 1] = C.transpose(2, 0, 1, 3)
     padded = np.concatenate([np.zeros((n, m, k)), weight, np.zeros((n, m, k))], axis=2)  # basis j at j + k
     cols = np.arange(L)[:, None] + np.arange(k + 1)[None, :]  # basis v - k + q sits at v + q
-    gathered = padded[:, :, cols]  # (n, m, L, k + 1 bases)
-    poly = np.einsum("ivpq,iovq->pivo", C, gathered)  # (k + 1 powers, n, L, m)
-    table = np.zeros((k + 1, n, L + 2, m))
-    table[:, :, 1 : L + 1] = poly
+    edge_table = np.zeros((k + 1, n, L + 2, m))
+    edge_table[:, :, 1 : L + 1] = np.einsum("ivpq,iovq->pivo", C, padded[:, :, cols])
     left = np.zeros((n, L + 2))
     left[:, 1 : L + 1] = grid[:, :L]
     inv = np.zeros((n, L + 2))
     with np.errstate(divide="ignore"):
         inv[:, 1 : L + 1] = np.where(h > 0, 1.0 / np.where(h > 0, h, 1.0), 0.0)
-    return grid, table.reshape(k + 1, n * (L + 2), m), left.reshape(-1), inv.reshape(-1)
+    return (grid, basis_table.reshape(k + 1, n * (L + 2), k + 1), edge_table.reshape(k + 1, n * (L + 2), m),
+            left.reshape(-1), inv.reshape(-1), weight)
 
 
-def _emit_spline(g: GraphBuilder, layer, h: str, l: int) -> str:
-    grid, table, left, inv = _spline_tables(layer)
+def _bins(grid):
+    """A lookup that finds r = #{knots <= x} in O(1): the row's range cut into equal bins;
+    ``base[c]`` counts the knots safely below bin c's start, and ``reach`` bounds how many more
+    knots can lie at or below any x of the bin (margins absorb the rounding of the bin index).
+    Returns (n_bins, inv_width (n,), base (n, n_bins) int64, reach, padded knots (n, L + 1 + reach))."""
     n, L1 = grid.shape
-    k = layer.k
-    knots = g.const(grid[None], f"l{l}_knots")  # (1, n, L + 1)
-    axis2 = g.const(np.array([2]), "axis2", dtype=np.int64)
-    at_or_above = g.op("GreaterOrEqual", g.op("Unsqueeze", h, axis2), knots)  # (B, n, L + 1)
-    count = g.op("ReduceSum", g.op("Cast", at_or_above, to=g.onnx.TensorProto.INT64), axis2, keepdims=0)
-    rows = g.op("Add", count, g.const(np.arange(n) * (L1 + 1), f"l{l}_row_offsets", dtype=np.int64),
-                hint=f"l{l}_interval")  # (B, n)
+    span = grid[:, -1] - grid[:, 0]
+    span = np.where(span > 0, span, 1.0)
+    best = None
+    for n_bins in (L1, 4 * L1, 16 * L1, 64 * L1):
+        width = span / n_bins
+        starts = grid[:, :1] + width[:, None] * np.arange(n_bins)
+        margin = 1e-3 * width[:, None]
+        base = np.stack([np.searchsorted(grid[i], starts[i] - margin[i], side="right") for i in range(n)])
+        top = np.stack([np.searchsorted(grid[i], starts[i] + width[i] + margin[i], side="right") for i in range(n)])
+        reach = int(np.max(top - base))
+        if best is None or reach < best[3]:
+            best = (n_bins, 1.0 / span * n_bins, base, reach)
+        if reach <= 2:
+            break
+    n_bins, inv_width, base, reach = best
+    padded = np.concatenate([grid, np.full((n, reach), np.inf)], axis=1)
+    return n_bins, inv_width, base.astype(np.int64), reach, padded
+
+
+def _locate(g: GraphBuilder, h: str, grid, l: int):
+    """(row index i (L + 2) + r (B, n) int64, clipped interval index, the fraction f (B, n))
+    for the tables of ``_spline_tables``."""
+    onnx = g.onnx
+    n, L1 = grid.shape
+    L = L1 - 1
+    n_bins, inv_width, base, reach, padded = _bins(grid)
+    t0, tL = g.const(grid[:, 0], f"l{l}_first_knot"), g.const(grid[:, -1], f"l{l}_last_knot")
+    pos = g.mul(g.op("Sub", h, t0), g.const(inv_width, f"l{l}_inv_bin_width"))
+    bin_ = g.op("Cast", g.op("Floor", g.op("Clip", pos, g.const(0.0), g.const(float(n_bins - 1)))),
+                to=onnx.TensorProto.INT64)
+    bin_ = g.add(bin_, g.const(np.arange(n) * n_bins, f"l{l}_bin_offsets", dtype=np.int64))
+    start = g.op("Gather", g.const(base.reshape(-1), f"l{l}_bin_base", dtype=np.int64), bin_, axis=0)  # (B, n)
+    flat_knots = g.const(np.where(np.isinf(padded), np.finfo(g.dtype).max, padded).reshape(-1), f"l{l}_knots")
+    start = g.add(start, g.const(np.arange(n) * padded.shape[1], f"l{l}_knot_offsets", dtype=np.int64))
+    r = start
+    for q in range(reach):
+        knot = g.op("Gather", flat_knots, g.add(start, g.const(np.array(q), dtype=np.int64)), axis=0)
+        r = g.add(r, g.op("Cast", g.op("GreaterOrEqual", h, knot), to=onnx.TensorProto.INT64))
+    r = g.op("Sub", r, g.const(np.arange(n) * padded.shape[1], dtype=np.int64))  # knots at or below x, per row
+    zero, top = g.const(np.array(0), dtype=np.int64), g.const(np.array(L + 1), dtype=np.int64)
+    r = g.where(g.op("Less", h, t0), zero, g.where(g.op("GreaterOrEqual", h, tL), top, r), hint=f"l{l}_count")
+    rows = g.add(r, g.const(np.arange(n) * (L + 2), f"l{l}_row_offsets", dtype=np.int64), hint=f"l{l}_rows")
+    return rows, r
+
+
+def _horner(g: GraphBuilder, tables, rows, frac3):
+    """sum_p tables[p][rows] * f^p by Horner's scheme; tables: (k + 1, N, w) host arrays."""
+    k = tables.shape[0] - 1
+    acc = g.op("Gather", g.const(tables[k]), rows, axis=0)
+    for p in range(k - 1, -1, -1):
+        acc = g.add(g.mul(acc, frac3), g.op("Gather", g.const(tables[p]), rows, axis=0))
+    return acc
+
+
+def _dense_is_cheaper(n: int, m: int, L: int, k: int) -> bool:
+    """Rough cost in memory passes per (batch, input): per-edge gathers touch m (k + 1) values
+    three times; the dense path fills L + k basis slots a few times and leaves the rest to a
+    GEMM, which runs about 15 multiply-adds per value moved."""
+    nb = L - k
+    return 12 * m > 3 * (L + k) + nb * m / 15
+
+
+def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
+    grid, basis_table, edge_table, left, inv, weight = _spline_tables(layer)
+    n, L1 = grid.shape
+    L, k = L1 - 1, layer.k
+    m = weight.shape[1]
+    rows, r = _locate(g, h, grid, l)
     frac = g.mul(g.op("Sub", h, g.op("Gather", g.const(left, f"l{l}_left"), rows, axis=0)),
                  g.op("Gather", g.const(inv, f"l{l}_inv_span"), rows, axis=0), hint=f"l{l}_frac")
-    frac3 = g.op("Unsqueeze", frac, axis2)  # (B, n, 1)
-    acc = g.op("Gather", g.const(table[k], f"l{l}_poly{k}"), rows, axis=0)  # (B, n, m)
-    for p in range(k - 1, -1, -1):
-        coef_p = g.op("Gather", g.const(table[p], f"l{l}_poly{p}"), rows, axis=0)
-        acc = g.add(g.mul(acc, frac3), coef_p)
-    return g.op("ReduceSum", acc, g.const(np.array([1]), "axis1", dtype=np.int64), keepdims=0, hint=f"l{l}_spline")
+    frac3 = g.op("Unsqueeze", frac, g.const(np.array([2]), "axis2", dtype=np.int64))  # (B, n, 1)
+    dense = strategy == "dense" or (strategy == "auto" and _dense_is_cheaper(n, m, L, k))
+    if not dense:  # every edge's polynomial on its interval: (B, n, m), summed over inputs
+        acc = _horner(g, edge_table, rows, frac3)
+        return g.op("ReduceSum", acc, g.const(np.array([1]), "axis1", dtype=np.int64), keepdims=0,
+                    hint=f"l{l}_spline")
+    # the k + 1 non-zero bases of each input, scattered into (B, n, L + k) at v + q, then one GEMM
+    values = _horner(g, basis_table, rows, frac3)  # (B, n, k + 1)
+    interval = g.op("Clip", g.op("Sub", r, g.const(np.array(1), dtype=np.int64)),
+                    g.const(np.array(0), dtype=np.int64), g.const(np.array(L - 1), dtype=np.int64))
+    slots = g.add(g.op("Unsqueeze", interval, g.const(np.array([2]), "axis2", dtype=np.int64)),
+                  g.const(np.arange(k + 1)[None, None, :], dtype=np.int64))  # (B, n, k + 1)
+    batch = g.op("Gather", g.op("Shape", h), g.const(np.array([0]), dtype=np.int64), axis=0)
+    shape = g.op("Concat", batch, g.const(np.array([n, L + k]), dtype=np.int64), axis=0)
+    zeros = g.op("ConstantOfShape", shape, value=g.onnx.numpy_helper.from_array(np.zeros(1, dtype=g.dtype)))
+    basis = g.op("ScatterElements", zeros, slots, values, axis=2)  # (B, n, L + k)
+    basis = g.op("Slice", basis, g.const(np.array([k]), dtype=np.int64), g.const(np.array([k + L - k]),
+                 dtype=np.int64), g.const(np.array([2]), dtype=np.int64))  # (B, n, nb)
+    flat = g.op("Reshape", basis, g.const(np.array([0, n * (L - k)]), dtype=np.int64))
+    w = weight.transpose(0, 2, 1).reshape(n * (L - k), m)
+    return g.op("MatMul", flat, g.const(w, f"l{l}_coef"), hint=f"l{l}_spline")
 
 
 def _emit_symbolic(g: GraphBuilder, layer, h: str, l: int):
@@ -159,13 +251,13 @@ def _emit_symbolic(g: GraphBuilder, layer, h: str, l: int):
     return out
 
 
-def _emit_layer(g: GraphBuilder, layer, h: str, l: int) -> str:
+def _emit_layer(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
     mask = np.asarray(to_numpy(layer.mask), dtype=np.float64)
     terms = []
     weight = np.asarray(to_numpy(layer.coef), dtype=np.float64) * (
         mask * np.asarray(to_numpy(layer.scale_sp), dtype=np.float64))[:, :, None]
     if np.any(weight != 0):
-        terms.append(_emit_spline(g, layer, h, l))
+        terms.append(_emit_spline(g, layer, h, l, strategy))
     base_w = mask * np.asarray(to_numpy(layer.scale_base), dtype=np.float64)
     if layer.base_fun != "zero" and np.any(base_w != 0):
         b = h if layer.base_fun == "identity" else g.mul(h, g.op("Sigmoid", h), hint=f"l{l}_silu")
@@ -215,14 +307,17 @@ def _metadata(model) -> dict:
 
 
 def to_onnx(model, path=None, *, opset: int | None = None, dtype: str | None = None, input_name: str = "x",
-            output_name: str = "y"):
+            output_name: str = "y", strategy: str = "auto"):
     """The ONNX graph of ``model`` (an ``onnx.ModelProto``); also written to ``path`` if given
     (atomically: a temporary file renamed into place, no partial file on failure).
 
     opset: default the newest that the installed onnx and onnxruntime both support (at least
     13).  dtype: "float32" (default) or "float64".  Input ``input_name`` (batch, width[0]),
     output ``output_name`` (batch, width[-1]), batch dynamic.  Raises ``ExportError`` (a
-    ValueError) naming what cannot be exported.
+    ValueError) naming what cannot be exported.  strategy: how spline layers are evaluated:
+    "local" (per-edge polynomials, k + 1 gathers per input and output), "dense" (the k + 1
+    bases of each input scattered into a (batch, n (G + k)) matrix, then one MatMul), or
+    "auto" (by a cost model of the layer's shape).
     """
     try:
         import onnx
@@ -245,6 +340,8 @@ def to_onnx(model, path=None, *, opset: int | None = None, dtype: str | None = N
             raise ExportError(f"{label} must be a non-empty string, got {name!r}")
     if input_name == output_name:
         raise ExportError("input_name and output_name must differ")
+    if strategy not in ("auto", "local", "dense"):
+        raise ExportError(f"strategy must be 'auto', 'local' or 'dense', got {strategy!r}")
     _check_exportable(model)
 
     g = GraphBuilder(opset, dtype)
@@ -252,7 +349,7 @@ def to_onnx(model, path=None, *, opset: int | None = None, dtype: str | None = N
     g.name(output_name)
     h = input_name
     for l, layer in enumerate(model.layers):
-        h = _emit_layer(g, layer, h, l)
+        h = _emit_layer(g, layer, h, l, strategy)
     g.nodes.append(onnx.helper.make_node("Identity", [h], [output_name], name=g.name("n_output")))
     elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     graph = onnx.helper.make_graph(

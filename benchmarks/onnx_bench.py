@@ -1,0 +1,152 @@
+"""onnxruntime latency of exported KANs, next to kanarray's NumPy forward and a dense
+Cox-de Boor ONNX graph of the same model.
+
+    python benchmarks/onnx_bench.py [--repeats 30] [--cases toy,mnist,fine,deep] [--batches 1,4096]
+
+The cases are the core issue's (``bench_step.CASES``: shapes, G, dtype; k = 3, knots jittered
+like a grid update leaves them, so no uniform-grid shortcut applies).  Three ways to compute
+the same forward pass:
+
+* ``numpy``: ``model(x)`` (kanarray's NumPy backend);
+* ``onnx``: ``kanarray.export.to_onnx(model)`` on onnxruntime's CPU provider;
+* ``dense``: the baseline graph built here -- every basis of every input by the Cox-de Boor
+  recursion on the whole knot vector (degree-0 indicators, then k rounds of Slice / Mul /
+  Add), reshaped to (batch, n * (G + k)) and one MatMul with the coefficients.
+
+Times are medians (ms) of interleaved calls (``bench_step.interleaved_medians``); each
+session uses onnxruntime's default threads (all cores).  The outputs of the three are checked
+against each other before timing.  Prints a markdown table with the ratios numpy / onnx and
+dense / onnx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import kanarray as ka  # noqa: E402
+from bench_step import CASES, interleaved_medians, jittered_grids  # noqa: E402
+from kanarray.export import default_opset, to_onnx  # noqa: E402
+
+
+def build_model(case):
+    model = ka.KAN(case["width"], grid=case["grid"], k=3, seed=0, dtype=case["dtype"])
+    for layer, grid in zip(model.layers, jittered_grids(case)):
+        layer.grid[...] = grid
+    return model
+
+
+def dense_baseline(model, dtype):
+    """The straightforward graph: all bases by Cox-de Boor over the whole knot vector, then MatMul."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits = [], []
+    counter = [0]
+
+    def const(a, dt=dtype):
+        counter[0] += 1
+        name = f"c{counter[0]}"
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(np.asarray(a, dtype=dt)), name))
+        return name
+
+    def node(op, *inputs, **attrs):
+        counter[0] += 1
+        out = f"v{counter[0]}"
+        nodes.append(helper.make_node(op, list(inputs), [out], **attrs))
+        return out
+
+    def sl(x, start, end):
+        return node("Slice", x, const([start], np.int64), const([end], np.int64), const([2], np.int64))
+
+    h = "x"
+    for layer in model.layers:
+        grid = np.asarray(layer.grid, dtype=np.float64)
+        n, L1 = grid.shape
+        k = layer.k
+        nb = L1 - 1 - k
+        xu = node("Unsqueeze", h, const([2], np.int64))  # (B, n, 1)
+        lo, hi = const(grid[None, :, :-1]), const(grid[None, :, 1:])
+        b = node("Cast", node("And", node("GreaterOrEqual", xu, lo), node("Less", xu, hi)),
+                 to=helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))  # (B, n, L)
+        for d in range(1, k + 1):
+            cnt = L1 - 1 - d  # bases of degree d
+            t = grid
+            with np.errstate(divide="ignore"):
+                left_den = t[:, d:d + cnt] - t[:, :cnt]
+                right_den = t[:, d + 1:d + 1 + cnt] - t[:, 1:1 + cnt]
+                inv_l = np.where(left_den > 0, 1 / np.where(left_den > 0, left_den, 1), 0)
+                inv_r = np.where(right_den > 0, 1 / np.where(right_den > 0, right_den, 1), 0)
+            left = node("Mul", node("Mul", node("Sub", xu, const(t[None, :, :cnt])), const(inv_l[None])),
+                        sl(b, 0, cnt))
+            right = node("Mul", node("Mul", node("Sub", const(t[None, :, d + 1:d + 1 + cnt]), xu),
+                                     const(inv_r[None])), sl(b, 1, 1 + cnt))
+            b = node("Add", left, right)
+        flat = node("Reshape", b, const([0, n * nb], np.int64))
+        weight = (np.asarray(layer.coef, np.float64) * np.asarray(layer.mask * layer.scale_sp, np.float64)[:, :, None])
+        spline = node("MatMul", flat, const(weight.transpose(0, 2, 1).reshape(n * nb, -1)))
+        silu = node("Mul", h, node("Sigmoid", h))
+        base = node("MatMul", silu, const(np.asarray(layer.mask * layer.scale_base, np.float64)))
+        h = node("Add", node("Add", spline, base), const(np.asarray(layer.bias, np.float64)))
+    nodes.append(helper.make_node("Identity", [h], ["y"]))
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    graph = helper.make_graph(nodes, "dense_baseline",
+                              [helper.make_tensor_value_info("x", elem, ["batch", model.width[0]])],
+                              [helper.make_tensor_value_info("y", elem, ["batch", model.width[-1]])], inits)
+    opset = default_opset()
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    proto.ir_version = helper.find_min_ir_version_for([helper.make_opsetid("", opset)])
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def session(proto):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--batches", default="1,4096")
+    args = parser.parse_args(argv)
+    import onnxruntime as ort
+
+    print(f"# onnx_bench: {platform.node()}, {os.cpu_count()} cpus, python {platform.python_version()}, "
+          f"numpy {np.__version__}, onnxruntime {ort.__version__}, opset {default_opset()}")
+    print()
+    print("| case | batch | numpy ms | onnx ms | dense baseline ms | numpy / onnx | dense / onnx |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.cases.split(","):
+        case = CASES[name]
+        model = build_model(case)
+        dtype = case["dtype"]
+        ours = session(to_onnx(model, dtype=dtype))
+        dense = session(dense_baseline(model, dtype))
+        rng = np.random.default_rng(0)
+        for batch in (int(b) for b in args.batches.split(",")):
+            x = rng.uniform(-1, 1, (batch, case["width"][0])).astype(dtype)
+            ref = np.asarray(model(x), dtype=np.float64)
+            tol = 1e-4 if dtype == "float32" else 1e-9
+            for label, s in (("onnx", ours), ("dense", dense)):
+                got = s.run(None, {"x": x})[0]
+                err = np.abs(got - ref).max() / max(1.0, np.abs(ref).max())
+                assert err < tol, f"{name} batch {batch}: {label} differs from numpy by {err:.2e}"
+            ops = {"numpy": lambda: model(x), "onnx": lambda: ours.run(None, {"x": x}),
+                   "dense": lambda: dense.run(None, {"x": x})}
+            t = interleaved_medians(ops, args.repeats)
+            print(f"| {name} {case['width']} G={case['grid']} {dtype} | {batch} | {t['numpy']:.3f} | {t['onnx']:.3f} | "
+                  f"{t['dense']:.3f} | {t['numpy'] / t['onnx']:.2f}x | {t['dense'] / t['onnx']:.1f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
