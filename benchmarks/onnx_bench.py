@@ -2,9 +2,10 @@
 Cox-de Boor ONNX graph of the same model.
 
     python benchmarks/onnx_bench.py [--repeats 30] [--cases toy,mnist,fine,deep] [--batches 1,4096]
+                                    [--nonuniform] [--strategy auto|local|dense]
 
-The cases are the core issue's (``bench_step.CASES``: shapes, G, dtype; k = 3, knots jittered
-like a grid update leaves them, so no uniform-grid shortcut applies).  Three ways to compute
+The cases are the core issue's (``bench_step.CASES``: shapes, G, dtype; k = 3; uniform knots,
+or with ``--nonuniform`` jittered like a grid update leaves them).  Three ways to compute
 the same forward pass:
 
 * ``numpy``: ``model(x)`` (kanarray's NumPy backend);
@@ -14,7 +15,8 @@ the same forward pass:
   Add), reshaped to (batch, n * (G + k)) and one MatMul with the coefficients.
 
 Times are medians (ms) of interleaved calls (``bench_step.interleaved_medians``); each
-session uses onnxruntime's default threads (all cores).  The outputs of the three are checked
+session uses onnxruntime's default threads (all cores) with spinning off (spinning workers
+would steal the cores from NumPy's BLAS threads between calls, and the other way round).  The outputs of the three are checked
 against each other before timing.  Prints a markdown table with the ratios numpy / onnx and
 dense / onnx.
 """
@@ -36,17 +38,18 @@ from bench_step import CASES, interleaved_medians, jittered_grids  # noqa: E402
 from kanarray.export import default_opset, to_onnx  # noqa: E402
 
 
-def build_model(case):
+def build_model(case, nonuniform=False):
     model = ka.KAN(case["width"], grid=case["grid"], k=3, seed=0, dtype=case["dtype"])
-    for layer, grid in zip(model.layers, jittered_grids(case)):
-        layer.grid[...] = grid
+    if nonuniform:
+        for layer, grid in zip(model.layers, jittered_grids(case)):
+            layer.grid[...] = grid
     return model
 
 
 def dense_baseline(model, dtype):
     """The straightforward graph: all bases by Cox-de Boor over the whole knot vector, then MatMul."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     nodes, inits = [], []
     counter = [0]
@@ -108,9 +111,13 @@ def dense_baseline(model, dtype):
 
 
 def session(proto):
+    """A CPU session whose idle threads do not spin: the calls interleave with NumPy's BLAS
+    threads on the same cores, and spinning ORT workers would take their time."""
     import onnxruntime as ort
 
-    return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def main(argv=None):
@@ -118,6 +125,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--batches", default="1,4096")
+    parser.add_argument("--nonuniform", action="store_true", help="jitter the knots as a grid update would")
+    parser.add_argument("--strategy", default="auto", choices=["auto", "local", "dense"])
     args = parser.parse_args(argv)
     import onnxruntime as ort
 
@@ -128,9 +137,9 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|")
     for name in args.cases.split(","):
         case = CASES[name]
-        model = build_model(case)
+        model = build_model(case, args.nonuniform)
         dtype = case["dtype"]
-        ours = session(to_onnx(model, dtype=dtype))
+        ours = session(to_onnx(model, dtype=dtype, strategy=args.strategy))
         dense = session(dense_baseline(model, dtype))
         rng = np.random.default_rng(0)
         for batch in (int(b) for b in args.batches.split(",")):

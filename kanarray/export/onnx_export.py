@@ -98,7 +98,7 @@ def default_opset() -> int:
 def _spline_tables(layer):
     """Polynomial tables of a layer's spline branch on the host, float64.
 
-    Returns knots (n, L + 1), basis_table (k + 1 powers, n (L + 2), k + 1 bases), edge_table
+    Returns knots (n, L + 1), basis_table (k + 1 powers, n (L + 2), nb bases), edge_table
     (k + 1 powers, n (L + 2), m), left and inv_span (n (L + 2),), and the weight (n, m, nb).
     Row i (L + 2) + r of input i: r = 0 below the grid, r = v + 1 for interval v, r = L + 1 at
     or above the last knot (zero rows: the B-splines vanish off the grid).
@@ -114,10 +114,13 @@ def _spline_tables(layer):
     h = np.diff(grid, axis=1)
     step = np.where(h.mean(axis=1) > 0, h.mean(axis=1), 1.0)
     C = interval_polynomials(grid, k, step)[:, :L]  # (n, L, k + 1 powers, k + 1 bases)
-    basis_table = np.zeros((k + 1, n, L + 2, k + 1))
-    basis_table[:, :, 1 : L + 1] = C.transpose(2, 0, 1, 3)
-    padded = np.concatenate([np.zeros((n, m, k)), weight, np.zeros((n, m, k))], axis=2)  # basis j at j + k
-    cols = np.arange(L)[:, None] + np.arange(k + 1)[None, :]  # basis v - k + q sits at v + q
+    cols = np.arange(L)[:, None] + np.arange(k + 1)[None, :]  # basis v - k + q sits at v + q (k-padded)
+    basis_rows = np.zeros((k + 1, n, L + 2, L + k))  # every basis on every interval, k-padded columns
+    rows_i, rows_v = np.meshgrid(np.arange(n), np.arange(L), indexing="ij")
+    for q in range(k + 1):
+        basis_rows[:, rows_i, rows_v + 1, rows_v + q] = C[:, :, :, q].transpose(2, 0, 1)
+    basis_table = basis_rows[..., k : L]  # (k + 1, n, L + 2, nb): drop the pad columns
+    padded = np.concatenate([np.zeros((n, m, k)), weight, np.zeros((n, m, k))], axis=2)
     edge_table = np.zeros((k + 1, n, L + 2, m))
     edge_table[:, :, 1 : L + 1] = np.einsum("ivpq,iovq->pivo", C, padded[:, :, cols])
     left = np.zeros((n, L + 2))
@@ -125,7 +128,7 @@ def _spline_tables(layer):
     inv = np.zeros((n, L + 2))
     with np.errstate(divide="ignore"):
         inv[:, 1 : L + 1] = np.where(h > 0, 1.0 / np.where(h > 0, h, 1.0), 0.0)
-    return (grid, basis_table.reshape(k + 1, n * (L + 2), k + 1), edge_table.reshape(k + 1, n * (L + 2), m),
+    return (grid, basis_table.reshape(k + 1, n * (L + 2), L - k), edge_table.reshape(k + 1, n * (L + 2), m),
             left.reshape(-1), inv.reshape(-1), weight)
 
 
@@ -154,9 +157,44 @@ def _bins(grid):
     return n_bins, inv_width, base.astype(np.int64), reach, padded
 
 
-def _locate(g: GraphBuilder, h: str, grid, l: int):
-    """(row index i (L + 2) + r (B, n) int64, clipped interval index, the fraction f (B, n))
-    for the tables of ``_spline_tables``."""
+def _uniform_rows(grid):
+    """(first knots, 1 / spacing) if every row's knots are equally spaced, else None."""
+    h = np.diff(grid, axis=1)
+    step = h[:, :1]
+    if np.all(step > 0) and np.allclose(h, step, rtol=1e-9, atol=0.0):
+        return grid[:, 0], 1.0 / ((grid[:, -1] - grid[:, 0]) / h.shape[1])
+    return None
+
+
+def _locate(g: GraphBuilder, h: str, grid, l: int, left, inv):
+    """(row index i (L + 2) + r (B, n) int64 into the tables of ``_spline_tables``, and the
+    fraction f (B, n) of the interval).  Uniform rows: closed form, r = floor((x - t0) / h) + 1
+    clipped to [0, L + 1], f = its fractional part; otherwise ``_search``.  (For k = 0, whose
+    splines jump at the knots, an input within rounding of an interior knot may land on either
+    side, as in any floating-point evaluation.)"""
+    onnx = g.onnx
+    n, L1 = grid.shape
+    L = L1 - 1
+    uniform = _uniform_rows(grid)
+    if uniform is not None:
+        t0, inv_h = uniform
+        pos = g.op("Clip", g.mul(g.op("Sub", h, g.const(t0, f"l{l}_first_knot")), g.const(inv_h, f"l{l}_inv_h")),
+                   g.const(-1.0), g.const(float(L)), hint=f"l{l}_position")
+        whole = g.op("Floor", pos)
+        # the last knot exactly: (tL - t0) / h may round below L, but the bases vanish there
+        whole = g.where(g.op("GreaterOrEqual", h, g.const(grid[:, -1], f"l{l}_last_knot")), g.const(float(L)), whole)
+        rows = g.add(g.op("Cast", whole, to=onnx.TensorProto.INT64),
+                     g.const(np.arange(n) * (L + 2) + 1, f"l{l}_row_offsets", dtype=np.int64), hint=f"l{l}_rows")
+        return rows, g.op("Sub", pos, whole, hint=f"l{l}_frac")
+    rows = _search(g, h, grid, l)
+    frac = g.mul(g.op("Sub", h, g.op("Gather", g.const(left, f"l{l}_left"), rows, axis=0)),
+                 g.op("Gather", g.const(inv, f"l{l}_inv_span"), rows, axis=0), hint=f"l{l}_frac")
+    return rows, frac
+
+
+def _search(g: GraphBuilder, h: str, grid, l: int):
+    """Row index i (L + 2) + r (B, n) with r = #{knots <= x}, 0 below the grid and L + 1 at or
+    above its last knot, through the bins of ``_bins``."""
     onnx = g.onnx
     n, L1 = grid.shape
     L = L1 - 1
@@ -176,8 +214,7 @@ def _locate(g: GraphBuilder, h: str, grid, l: int):
     r = g.op("Sub", r, g.const(np.arange(n) * padded.shape[1], dtype=np.int64))  # knots at or below x, per row
     zero, top = g.const(np.array(0), dtype=np.int64), g.const(np.array(L + 1), dtype=np.int64)
     r = g.where(g.op("Less", h, t0), zero, g.where(g.op("GreaterOrEqual", h, tL), top, r), hint=f"l{l}_count")
-    rows = g.add(r, g.const(np.arange(n) * (L + 2), f"l{l}_row_offsets", dtype=np.int64), hint=f"l{l}_rows")
-    return rows, r
+    return g.add(r, g.const(np.arange(n) * (L + 2), f"l{l}_row_offsets", dtype=np.int64), hint=f"l{l}_rows")
 
 
 def _horner(g: GraphBuilder, tables, rows, frac3):
@@ -190,11 +227,12 @@ def _horner(g: GraphBuilder, tables, rows, frac3):
 
 
 def _dense_is_cheaper(n: int, m: int, L: int, k: int) -> bool:
-    """Rough cost in memory passes per (batch, input): per-edge gathers touch m (k + 1) values
-    three times; the dense path fills L + k basis slots a few times and leaves the rest to a
-    GEMM, which runs about 15 multiply-adds per value moved."""
+    """Per batch row and input, the per-edge path moves m (k + 1) values through its gathers
+    and Horner steps, the dense path nb (k + 1) and then a GEMM.  Measured with onnxruntime on
+    the benchmark cases (``benchmarks/onnx_bench.py``), the dense path wins once m >= 2 nb;
+    its tables (n (L + 2) nb (k + 1) values) must also stay small."""
     nb = L - k
-    return 12 * m > 3 * (L + k) + nb * m / 15
+    return m >= 2 * nb and n * (L + 2) * nb * (k + 1) <= 1 << 24
 
 
 def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
@@ -202,27 +240,15 @@ def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
     n, L1 = grid.shape
     L, k = L1 - 1, layer.k
     m = weight.shape[1]
-    rows, r = _locate(g, h, grid, l)
-    frac = g.mul(g.op("Sub", h, g.op("Gather", g.const(left, f"l{l}_left"), rows, axis=0)),
-                 g.op("Gather", g.const(inv, f"l{l}_inv_span"), rows, axis=0), hint=f"l{l}_frac")
+    rows, frac = _locate(g, h, grid, l, left, inv)
     frac3 = g.op("Unsqueeze", frac, g.const(np.array([2]), "axis2", dtype=np.int64))  # (B, n, 1)
     dense = strategy == "dense" or (strategy == "auto" and _dense_is_cheaper(n, m, L, k))
     if not dense:  # every edge's polynomial on its interval: (B, n, m), summed over inputs
         acc = _horner(g, edge_table, rows, frac3)
         return g.op("ReduceSum", acc, g.const(np.array([1]), "axis1", dtype=np.int64), keepdims=0,
                     hint=f"l{l}_spline")
-    # the k + 1 non-zero bases of each input, scattered into (B, n, L + k) at v + q, then one GEMM
-    values = _horner(g, basis_table, rows, frac3)  # (B, n, k + 1)
-    interval = g.op("Clip", g.op("Sub", r, g.const(np.array(1), dtype=np.int64)),
-                    g.const(np.array(0), dtype=np.int64), g.const(np.array(L - 1), dtype=np.int64))
-    slots = g.add(g.op("Unsqueeze", interval, g.const(np.array([2]), "axis2", dtype=np.int64)),
-                  g.const(np.arange(k + 1)[None, None, :], dtype=np.int64))  # (B, n, k + 1)
-    batch = g.op("Gather", g.op("Shape", h), g.const(np.array([0]), dtype=np.int64), axis=0)
-    shape = g.op("Concat", batch, g.const(np.array([n, L + k]), dtype=np.int64), axis=0)
-    zeros = g.op("ConstantOfShape", shape, value=g.onnx.numpy_helper.from_array(np.zeros(1, dtype=g.dtype)))
-    basis = g.op("ScatterElements", zeros, slots, values, axis=2)  # (B, n, L + k)
-    basis = g.op("Slice", basis, g.const(np.array([k]), dtype=np.int64), g.const(np.array([k + L - k]),
-                 dtype=np.int64), g.const(np.array([2]), dtype=np.int64))  # (B, n, nb)
+    # every basis of each input (zero but for k + 1 of them) from its interval's row, then one GEMM
+    basis = _horner(g, basis_table, rows, frac3)  # (B, n, nb)
     flat = g.op("Reshape", basis, g.const(np.array([0, n * (L - k)]), dtype=np.int64))
     w = weight.transpose(0, 2, 1).reshape(n * (L - k), m)
     return g.op("MatMul", flat, g.const(w, f"l{l}_coef"), hint=f"l{l}_spline")
