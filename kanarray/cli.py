@@ -42,7 +42,43 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=_positive_int, default=50, help="LBFGS steps per fit (default 50)")
     demo.add_argument("--lamb", type=_positive_float, default=1e-3, help="sparsity penalty of the first fit "
                       "(default 1e-3)")
+    export = commands.add_parser("export", help="write a saved model (.kan) as an ONNX graph",
+                                 description="Export a checkpoint written by model.save() to ONNX (needs "
+                                             "kanarray[onnx]).")
+    export.add_argument("model", help="the .kan checkpoint")
+    export.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    export.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the newest that onnx and "
+                        "onnxruntime here both run)")
+    export.add_argument("--dtype", choices=["float32", "float64"], default="float32",
+                        help="precision of the graph (default float32)")
+    predict = commands.add_parser("predict", help="run an ONNX model on a .npy or .csv file with onnxruntime",
+                                  description="Batched inference through onnxruntime: CUDA when onnxruntime-gpu "
+                                              "offers it, CPU otherwise.")
+    predict.add_argument("model", help="the .onnx file")
+    predict.add_argument("input", help="inputs: .npy, or .csv with one row per sample (optional header)")
+    predict.add_argument("-o", "--output", required=True, help="outputs: .npy or .csv")
+    predict.add_argument("--provider", choices=["cuda", "cpu"], default=None, help="force an execution provider")
+    predict.add_argument("--batch-size", type=_positive_int, default=65536, help="rows per run (default 65536)")
     return parser
+
+
+def _run_export(args) -> int:
+    from .checkpoint import load
+    from .export import to_onnx
+
+    model = load(args.model)
+    proto = to_onnx(model, args.output, opset=args.opset, dtype=args.dtype)
+    print(f"wrote {args.output}: {model} as ONNX opset {proto.opset_import[0].version}, {args.dtype}")
+    return 0
+
+
+def _run_predict(args) -> int:
+    from .export import predict_file
+
+    rows, provider = predict_file(args.model, args.input, args.output, provider=args.provider,
+                                  batch_size=args.batch_size)
+    print(f"wrote {args.output}: {rows} rows ({provider})")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -53,7 +89,12 @@ def main(argv=None) -> int:
         result = run_demo(function=args.function, seed=args.seed, out_dir=None if args.no_plots else args.out,
                           steps=args.steps, lamb=args.lamb)
         return 0 if result["formula"] is not None else 1
-    return 0
+    runner = {"export": _run_export, "predict": _run_predict}[args.command]
+    try:
+        return runner(args)
+    except (ValueError, FileNotFoundError, ImportError) as exc:  # a clear message, no traceback
+        print(f"kanarray {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,7 +2,8 @@
 
 [2, 5, 1] KAN on G = 3 -> fit with the sparsity penalty -> prune -> refine to G = 10 -> fit
 -> auto_symbolic -> fit -> the recovered formula, with the test RMSE and time of each stage
-and plots of the network.  The settings are those of pykan's hello-KAN tutorial (50 LBFGS
+and plots of the network, and (with kanarray[onnx]) ONNX exports of the spline and symbolic
+models checked on onnxruntime.  The settings are those of pykan's hello-KAN tutorial (50 LBFGS
 steps per fit, lamb = 1e-3, its symbolic library), so ``benchmarks/demo_vs_pykan.py`` can
 run the same pipeline with pykan.
 """
@@ -85,10 +86,41 @@ def formula_matches(found, toy: Toy, x_test, digits: int = 4) -> tuple[bool, flo
     return exact, gap
 
 
+def _export_and_check(model, name: str, x_test, out_dir, echo) -> dict | None:
+    """Export ``model`` to out_dir/name.onnx (float64), run it with onnxruntime on the test
+    inputs and report the largest difference from the native model and the latency."""
+    try:
+        from .export import OnnxModel, to_onnx
+    except ImportError:  # pragma: no cover - the package is always importable
+        return None
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        echo(f"ONNX export of the {name} model skipped: pip install 'kanarray[onnx]' for it")
+        return None
+    path = os.path.join(out_dir, f"{name}.onnx")
+    to_onnx(model, path, dtype="float64")
+    served = OnnxModel(path, provider="cpu")
+    gap = float(np.max(np.abs(served(x_test) - np.asarray(model(x_test)))))
+    times = []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        served(x_test)
+        times.append(time.perf_counter() - t0)
+    ms = 1e3 * float(np.median(times))
+    echo(f"ONNX ({name}): {path}; onnxruntime vs native max |difference| {gap:.1e}; {ms:.2f} ms per "
+         f"{x_test.shape[0]} rows")
+    return dict(path=path, max_gap=gap, ms=ms)
+
+
 def run_demo(*, function: str = "expsin", seed: int = 1, out_dir: str | None = "kanarray-demo", steps: int = 50,
              lamb: float = 1e-3, r2_threshold: float = 0.99, progress: bool = False, echo=print) -> dict:
     """Run the pipeline; returns {'formula', 'exact', 'max_gap', 'test_rmse', 'stages', 'model',
-    'report', 'seconds'} (stages: [(name, test RMSE, seconds)]).  out_dir None: no plots."""
+    'report', 'seconds', 'onnx'} (stages: [(name, test RMSE, seconds)]; onnx: for the spline
+    model after refine and for the symbolic one, {'path', 'max_gap', 'ms'} of the exported graph
+    on onnxruntime, or None without onnx installed).  out_dir None: no plots, no exports (and
+    no time spent on them: the stage times never include them)."""
     if function not in TOYS:
         raise ValueError(f"unknown function {function!r}: choose one of {sorted(TOYS)}")
     toy = TOYS[function]
@@ -96,7 +128,6 @@ def run_demo(*, function: str = "expsin", seed: int = 1, out_dir: str | None = "
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
     stages = []
-    start = time.perf_counter()
     echo(f"kanarray demo: recovering f = {toy.text} from {x.shape[0]} samples on [{toy.lo:g}, {toy.hi:g}]^2 "
          f"(seed {seed})")
     echo(f"{'stage':<34} {'test RMSE':>10} {'seconds':>8}")
@@ -121,15 +152,17 @@ def run_demo(*, function: str = "expsin", seed: int = 1, out_dir: str | None = "
     model = model.refine(10)
     history2 = model.fit(x, y, validation=(x_test, y_test), **fit)
     stage("refine to G=10, fit", model, t0)
+    onnx_reports = {}
     if out_dir is not None:
         model.plot(os.path.join(out_dir, "2-pruned-refined.png"), title=f"pruned to {model.width}, G = 10")
+        onnx_reports["spline"] = _export_and_check(model, "spline", x_test, out_dir, echo)
     t0 = time.perf_counter()
     report = model.auto_symbolic(lib=list(toy.lib), r2_threshold=r2_threshold)
     stage("auto_symbolic", model, t0)
     t0 = time.perf_counter()
     history3 = model.fit(x, y, validation=(x_test, y_test), **fit)
     stage("fit the symbolic parameters", model, t0)
-    seconds = time.perf_counter() - start
+    seconds = sum(s for _, _, s in stages)  # the stages only: plots and exports in between are not timed
     echo(str(report))
     result = dict(stages=stages, model=model, report=report, seconds=seconds, test_rmse=stages[-1][1],
                   formula=None, exact=False, max_gap=float("nan"))
@@ -146,6 +179,7 @@ def run_demo(*, function: str = "expsin", seed: int = 1, out_dir: str | None = "
     echo(f"final test RMSE {result['test_rmse']:.3e}; whole pipeline {seconds:.2f} s")
     if out_dir is not None:
         model.plot(os.path.join(out_dir, "3-symbolic.png"), title="symbolic")
+        onnx_reports["symbolic"] = _export_and_check(model, "symbolic", x_test, out_dir, echo)
         from .training import History
 
         curves = History(("train_loss", "val_loss"))
@@ -154,4 +188,5 @@ def run_demo(*, function: str = "expsin", seed: int = 1, out_dir: str | None = "
                 curves[key].extend(h[key])
         curves.plot(os.path.join(out_dir, "loss.png"))
         echo(f"plots written to {os.path.abspath(out_dir)}")
+    result["onnx"] = onnx_reports
     return result

@@ -28,6 +28,14 @@ def test_demo_recovers_the_formula_exactly(tmp_path):
     for png in ("1-trained.png", "2-pruned-refined.png", "3-symbolic.png", "loss.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
     assert any("recovered formula" in line for line in lines)
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        assert result["onnx"] == {"spline": None, "symbolic": None}
+    else:  # both models exported and checked on onnxruntime
+        for name in ("spline", "symbolic"):
+            assert result["onnx"][name]["max_gap"] <= 1e-10 and (tmp_path / f"{name}.onnx").exists()
 
 
 @pytest.mark.slow

@@ -185,3 +185,75 @@ def test_export_errors_are_clear_and_leave_no_file(tmp_path):
 
         EMITTERS.pop(name, None)
         LIBRARY.pop(name, None)
+
+
+def _saved_model(tmp_path):
+    rng = np.random.default_rng(0)
+    model = ka.KAN([3, 4, 2], grid=5, seed=0)
+    model.fit(rng.uniform(-1, 1, (100, 3)), rng.normal(size=(100, 2)), steps=2, progress=False)
+    model.save(tmp_path / "m.kan")
+    return model, rng.uniform(-1.5, 1.5, (37, 3))
+
+
+def test_cli_export_and_predict_npy_and_csv(tmp_path, capsys):
+    from kanarray.cli import main
+
+    model, x = _saved_model(tmp_path)
+    assert main(["export", str(tmp_path / "m.kan"), "-o", str(tmp_path / "m.onnx"), "--dtype", "float64"]) == 0
+    np.save(tmp_path / "x.npy", x)
+    np.savetxt(tmp_path / "x.csv", x, delimiter=",", header="u,v,w", comments="")
+    assert main(["predict", str(tmp_path / "m.onnx"), str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy"),
+                 "--batch-size", "8"]) == 0
+    assert main(["predict", str(tmp_path / "m.onnx"), str(tmp_path / "x.csv"), "-o", str(tmp_path / "y.csv"),
+                 "--provider", "cpu"]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "y.csv", delimiter=","), model(x), rtol=1e-12, atol=1e-12)
+    assert "37 rows (cpu)" in capsys.readouterr().out
+
+
+def test_cli_predict_reports_bad_input_clearly(tmp_path, capsys):
+    from kanarray.cli import main
+
+    _saved_model(tmp_path)
+    assert main(["export", str(tmp_path / "m.kan"), "-o", str(tmp_path / "m.onnx")]) == 0
+    (tmp_path / "bad.csv").write_text("1,2,3\n4,five,6\n")
+    (tmp_path / "wide.csv").write_text("1,2,3,4\n")
+    cases = [
+        (str(tmp_path / "bad.csv"), "line 2: 'five' is not a number"),
+        (str(tmp_path / "wide.csv"), "has 4 columns but the model takes 3"),
+        (str(tmp_path / "missing.npy"), "no input file"),
+    ]
+    for path, message in cases:
+        assert main(["predict", str(tmp_path / "m.onnx"), path, "-o", str(tmp_path / "y.npy")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "y.npy").exists()
+    assert main(["export", str(tmp_path / "nothere.kan"), "-o", str(tmp_path / "z.onnx")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_onnx_model_helper_batches_and_validates(tmp_path):
+    from kanarray.export import OnnxModel
+
+    model, x = _saved_model(tmp_path)
+    to_onnx(model, tmp_path / "m.onnx")  # float32
+    served = OnnxModel(tmp_path / "m.onnx", provider="cpu")
+    assert served.n_inputs == 3 and served.dtype == np.float32
+    np.testing.assert_allclose(served(x, batch_size=5), model(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"shape \(batch, 3\)"):
+        served(np.zeros((4, 2)))
+    with pytest.raises(FileNotFoundError):
+        OnnxModel(tmp_path / "none.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a loadable ONNX model"):
+        OnnxModel(tmp_path / "junk.onnx")
+
+
+def test_cuda_provider_when_present(tmp_path):
+    from kanarray.export import OnnxModel, available_providers
+
+    if "cuda" not in available_providers():
+        pytest.skip("onnxruntime here has no CUDAExecutionProvider")
+    model, x = _saved_model(tmp_path)
+    to_onnx(model, tmp_path / "m.onnx", dtype="float64")
+    served = OnnxModel(tmp_path / "m.onnx", provider="cuda")
+    np.testing.assert_allclose(served(x), model(x), rtol=1e-10, atol=1e-10)

@@ -1,0 +1,157 @@
+"""Running exported graphs with onnxruntime: ``OnnxModel`` (load once, call on NumPy arrays)
+and ``predict_file`` (the ``kanarray predict`` command)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+
+import numpy as np
+
+__all__ = ["OnnxModel", "available_providers", "predict_file", "read_inputs"]
+
+_PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ImportError("running ONNX models needs onnxruntime: pip install 'kanarray[onnx]' (CPU) or "
+                          "'kanarray[onnx-gpu]' (CUDA); never both") from exc
+    return onnxruntime
+
+
+def available_providers() -> list[str]:
+    """Execution providers of the installed onnxruntime, as short names ('cuda', 'cpu')."""
+    have = _ort().get_available_providers()
+    return [short for short, full in _PROVIDERS.items() if full in have]
+
+
+class OnnxModel:
+    """An exported KAN loaded into onnxruntime.
+
+    provider: "cuda", "cpu" or None (CUDA when onnxruntime offers it, else CPU); threads:
+    intra-op threads (None: onnxruntime's default).  ``model(x)`` takes (batch, n_inputs)
+    array-likes, casts them to the graph's dtype, runs them in chunks of ``batch_size`` rows
+    and returns a NumPy array (batch, n_outputs).
+    """
+
+    def __init__(self, path, *, provider: str | None = None, threads: int | None = None):
+        ort = _ort()
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no ONNX model at {path!r}")
+        have = available_providers()
+        if provider is None:
+            provider = "cuda" if "cuda" in have else "cpu"
+        if provider not in _PROVIDERS:
+            raise ValueError(f"provider must be one of {sorted(_PROVIDERS)}, got {provider!r}")
+        if provider not in have:
+            raise ValueError(f"onnxruntime here offers {have}, not {provider!r}"
+                             + (" (install kanarray[onnx-gpu] instead of kanarray[onnx])" if provider == "cuda" else ""))
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        try:
+            self.session = ort.InferenceSession(path, options, providers=[_PROVIDERS[provider]])
+        except Exception as exc:  # onnxruntime raises its own classes for corrupt files
+            raise ValueError(f"{path!r} is not a loadable ONNX model ({exc})") from exc
+        self.provider = provider
+        (inp,), (out,) = self.session.get_inputs(), self.session.get_outputs()
+        self.input_name, self.output_name = inp.name, out.name
+        self.n_inputs = inp.shape[1] if isinstance(inp.shape[1], int) else None
+        self.dtype = np.float64 if inp.type == "tensor(double)" else np.float32
+
+    def __call__(self, x, *, batch_size: int = 65536):
+        x = np.asarray(x)
+        if x.ndim == 1 and self.n_inputs is not None and x.shape[0] == self.n_inputs:
+            x = x[None, :]
+        if x.ndim != 2 or (self.n_inputs is not None and x.shape[1] != self.n_inputs):
+            raise ValueError(f"inputs must have shape (batch, {self.n_inputs}), got {x.shape}")
+        if x.dtype.kind not in "fiub":
+            raise ValueError(f"inputs must be numeric, got dtype {x.dtype}")
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        if x.shape[0] == 0:
+            raise ValueError("inputs are empty (0 rows)")
+        parts = [self.session.run([self.output_name], {self.input_name: x[i : i + batch_size]})[0]
+                 for i in range(0, x.shape[0], batch_size)]
+        return np.concatenate(parts)
+
+
+def read_inputs(path) -> np.ndarray:
+    """A 2-D float array from a .npy file (no pickle) or a .csv file (comma-separated numbers,
+    an optional header line of non-numbers)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no input file at {path!r}")
+    if path.endswith(".npy"):
+        try:
+            x = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"{path!r} is not a plain .npy array ({exc})") from exc
+        if x.dtype.kind not in "fiub":
+            raise ValueError(f"{path!r} holds {x.dtype} values; expected numbers")
+        return np.atleast_2d(x).astype(np.float64)
+    if not path.endswith(".csv"):
+        raise ValueError(f"input {path!r}: expected a .npy or .csv file")
+    rows = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for line_no, row in enumerate(csv.reader(fh), start=1):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            try:
+                rows.append([float(cell) for cell in row])
+            except ValueError:
+                if line_no == 1 and not rows:
+                    continue  # a header
+                bad = next(cell for cell in row if not _is_number(cell))
+                raise ValueError(f"{path!r} line {line_no}: {bad!r} is not a number") from None
+    if not rows:
+        raise ValueError(f"{path!r} holds no data rows")
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        raise ValueError(f"{path!r}: rows have different numbers of columns {sorted(widths)}")
+    return np.array(rows, dtype=np.float64)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
+
+
+def _write_outputs(y: np.ndarray, path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".kanarray-", suffix=os.path.splitext(path)[1], dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if path.endswith(".npy"):
+                np.save(fh, y, allow_pickle=False)
+            else:
+                np.savetxt(fh, y, delimiter=",", fmt="%.17g")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def predict_file(model_path, input_path, output_path, *, provider: str | None = None,
+                 batch_size: int = 65536) -> tuple[int, str]:
+    """Run the ONNX model on the inputs in a .npy/.csv file and write the outputs (.npy, or
+    .csv for any other suffix) atomically.  Returns (rows, provider used)."""
+    output_path = os.fspath(output_path)
+    if not (output_path.endswith(".npy") or output_path.endswith(".csv")):
+        raise ValueError(f"output {output_path!r}: expected a .npy or .csv file name")
+    model = OnnxModel(model_path, provider=provider)
+    x = read_inputs(input_path)
+    if model.n_inputs is not None and x.shape[1] != model.n_inputs:
+        raise ValueError(f"{os.fspath(input_path)!r} has {x.shape[1]} columns but the model takes {model.n_inputs} "
+                         "inputs")
+    y = model(x, batch_size=batch_size)
+    _write_outputs(np.asarray(y), output_path)
+    return x.shape[0], model.provider
