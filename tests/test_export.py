@@ -257,3 +257,31 @@ def test_cuda_provider_when_present(tmp_path):
     to_onnx(model, tmp_path / "m.onnx", dtype="float64")
     served = OnnxModel(tmp_path / "m.onnx", provider="cuda")
     np.testing.assert_allclose(served(x), model(x), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_float32_model_exports_in_both_precisions(dtype):
+    """Knots stored in float32 are uniform only to float32 rounding: a float32 graph uses the
+    closed form, a float64 graph the exact search; both match."""
+    model = ka.KAN([3, 4, 2], grid=7, k=3, seed=5, dtype="float32")  # 2/7 is not a float32 number
+    x = np.random.default_rng(5).uniform(-2, 2, (300, 3))
+    ref = np.asarray(model(x.astype(np.float32)), dtype=np.float64)
+    proto = to_onnx(model, dtype=dtype)
+    names = {init.name for init in proto.graph.initializer}
+    assert ("l0_inv_h" in names) == (dtype == "float32")
+    got = _run_ort(proto, x.astype(dtype))
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * max(1.0, np.abs(ref).max()))
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(width=st.lists(st.integers(1, 4), min_size=2, max_size=4), G=st.integers(1, 12), k=st.sampled_from([1, 2, 3, 5]),
+       seed=st.integers(0, 10_000), jitter=st.booleans(), spread=st.floats(0.5, 4.0))
+def test_random_models_match_native_property(width, G, k, seed, jitter, spread):
+    model = ka.KAN(width, grid=G, k=k, seed=seed)
+    if jitter:
+        perturb(model, seed)
+    x = np.random.default_rng(seed).uniform(-spread, spread, (64, width[0]))
+    _assert_parity(model, x, reference=False)

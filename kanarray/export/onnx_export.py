@@ -157,13 +157,19 @@ def _bins(grid):
     return n_bins, inv_width, base.astype(np.int64), reach, padded
 
 
-def _uniform_rows(grid):
-    """(first knots, 1 / spacing) if every row's knots are equally spaced, else None."""
-    h = np.diff(grid, axis=1)
-    step = h[:, :1]
-    if np.all(step > 0) and np.allclose(h, step, rtol=1e-9, atol=0.0):
-        return grid[:, 0], 1.0 / ((grid[:, -1] - grid[:, 0]) / h.shape[1])
-    return None
+def _uniform_rows(grid, dtype):
+    """(first knots, 1 / spacing) if every row's knots are equally spaced to within the rounding
+    of the graph's dtype (4 ulps of the largest knot), else None.  Knots stored in float32 are
+    uniform for a float32 graph but not for a float64 one, which then takes the exact search."""
+    L = grid.shape[1] - 1
+    step = (grid[:, -1] - grid[:, 0]) / L
+    if not np.all(step > 0):
+        return None
+    straight = grid[:, :1] + step[:, None] * np.arange(L + 1)
+    tol = 4 * np.finfo(dtype).eps * max(1.0, float(np.max(np.abs(grid))))
+    if np.max(np.abs(grid - straight)) > tol:
+        return None
+    return grid[:, 0], 1.0 / step
 
 
 def _locate(g: GraphBuilder, h: str, grid, l: int, left, inv):
@@ -175,7 +181,7 @@ def _locate(g: GraphBuilder, h: str, grid, l: int, left, inv):
     onnx = g.onnx
     n, L1 = grid.shape
     L = L1 - 1
-    uniform = _uniform_rows(grid)
+    uniform = _uniform_rows(grid, g.dtype)
     if uniform is not None:
         t0, inv_h = uniform
         pos = g.op("Clip", g.mul(g.op("Sub", h, g.const(t0, f"l{l}_first_knot")), g.const(inv_h, f"l{l}_inv_h")),
