@@ -285,3 +285,19 @@ def test_random_models_match_native_property(width, G, k, seed, jitter, spread):
         perturb(model, seed)
     x = np.random.default_rng(seed).uniform(-spread, spread, (64, width[0]))
     _assert_parity(model, x, reference=False)
+
+
+@pytest.mark.gpu
+def test_model_trained_on_cupy_exports(tmp_path):
+    cupy = pytest.importorskip("cupy")
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # pragma: no cover - depends on the machine
+        pytest.skip("no CUDA device")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (200, 2))
+    model = ka.KAN([2, 3, 1], grid=5, seed=0, backend="cupy")
+    model.fit(cupy.asarray(x), cupy.asarray(np.sin(x[:, :1]) * x[:, 1:]), steps=5, progress=False)
+    model.fix_symbolic(1, 0, 0, "tanh", params=(1.0, 0.0, 1.0, 0.0))
+    got = _run_ort(to_onnx(model, dtype="float64"), x)
+    np.testing.assert_allclose(got, cupy.asnumpy(model(cupy.asarray(x))), rtol=1e-10, atol=1e-10)
