@@ -13,7 +13,6 @@ OP_SINCE = {
     "Sin": 7, "Cos": 7, "Tanh": 6, "Sigmoid": 6, "Asin": 7, "Acos": 7, "Atan": 7, "Atanh": 9, "Min": 8,
     "Max": 8, "Clip": 11, "Where": 9, "Less": 9, "Greater": 9, "GreaterOrEqual": 12, "Cast": 6,
     "ReduceSum": 13, "Gather": 11, "Unsqueeze": 13, "MatMul": 9, "Identity": 1, "Reshape": 5, "Floor": 6,
-    "Shape": 1, "Concat": 4, "ConstantOfShape": 9, "ScatterElements": 11, "Slice": 10,
 }
 MIN_OPSET = 13
 

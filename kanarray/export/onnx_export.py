@@ -2,13 +2,15 @@
 
 Per layer, for inputs h (batch, n):
 
-* spline branch, evaluated locally: each input's knot interval comes from counting the knots
-  at or below it (GreaterOrEqual + ReduceSum; inputs off the grid land on an all-zero row,
-  exactly as the native B-splines vanish there), then every edge's spline on that interval
-  is a degree-k polynomial in f = (x - t_v) / (t_{v+1} - t_v), gathered from a per-edge
-  table (the B-spline bases as polynomials, ``backends.numpy.interval_polynomials``,
-  contracted with coef * mask * scale_sp on the host) and run through Horner's scheme.  Cost
-  per input and output: k + 1 gathers and k multiply-adds, whatever G is;
+* spline branch, evaluated locally.  Each input's knot interval comes from a closed form on
+  uniform rows (floor((x - t0) / h)) or from a bin lookup plus a comparison or two
+  (``_bins``); inputs off the grid land on all-zero table rows, exactly as the native
+  B-splines vanish there.  On its interval every basis, and so every edge's spline, is a
+  degree-k polynomial in f = (x - t_v) / (t_{v+1} - t_v) (``backends.numpy.interval_polynomials``,
+  contracted with coef * mask * scale_sp on the host).  Two ways to finish, chosen per layer
+  by shape (``_dense_is_cheaper``): gather every edge's k + 1 coefficients and run Horner's
+  scheme (cost per input and output independent of G), or gather each input's row of basis
+  polynomials, evaluate it and contract with one MatMul;
 * base branch: b(h) (SiLU = h * Sigmoid(h)) times mask * scale_base, one MatMul;
 * symbolic edges, grouped by function: gather their inputs, c f(a x + b) + d with the
   library function's safe version in standard operators (``symbolic_ops``), scatter into the
@@ -36,39 +38,36 @@ def _min_ir_version(onnx, opset: int) -> int:
 
 
 def _probe(opset: int, dtype) -> bytes:
-    """A graph using every operator the exporter emits, in ``dtype``, at ``opset``."""
+    """A small graph with every operator the exporter emits, with the element types it uses
+    them on, in ``dtype`` at ``opset``."""
     import onnx
 
     g = GraphBuilder(opset, dtype)
-    v = "x"
-    ops = ("Abs", "Sign", "Sqrt", "Exp", "Log", "Sin", "Cos", "Tanh", "Sigmoid", "Neg")
-    if np.dtype(dtype) == np.float32:  # float64 graphs build these from others (``symbolic_ops``)
-        ops += ("Asin", "Acos", "Atan", "Atanh")
-    else:
+    i64 = dict(dtype=np.int64)
+    v = "x"  # (3,)
+    unary = ["Abs", "Sign", "Sqrt", "Exp", "Log", "Sin", "Cos", "Tanh", "Sigmoid", "Neg", "Floor"]
+    if np.dtype(dtype) == np.float32:
+        unary += ["Asin", "Acos", "Atan", "Atanh"]
+    else:  # float64 graphs take Atan in float32 (``symbolic_ops``)
         v = g.op("Cast", g.op("Atan", g.op("Cast", v, to=onnx.TensorProto.FLOAT)), to=onnx.TensorProto.DOUBLE)
-    for op in ops:
+    for op in unary:
         v = g.op(op, v)
     v = g.op("Clip", g.op("Min", g.op("Div", g.op("Sub", v, g.const(1.0)), g.const(2.0)), g.const(3.0)),
              g.const(-1.0), g.const(1.0))
-    v = g.where(g.op("Less", v, g.const(0.0)), v, g.mul(v, v))
-    v = g.where(g.op("Greater", v, g.const(0.5)), v, g.const(0.0))
-    count = g.op("Cast", g.op("GreaterOrEqual", g.op("Floor", v), g.const(0.0)), to=onnx.TensorProto.INT64)
-    count = g.op("Clip", count, g.const(np.array(0), dtype=np.int64), g.const(np.array(3), dtype=np.int64))
-    axis = g.const(np.array([1]), dtype=np.int64)
-    idx = g.op("ReduceSum", g.op("Unsqueeze", count, axis), axis, keepdims=0)
-    shape = g.op("Concat", g.op("Shape", v), g.const(np.array([2]), dtype=np.int64), axis=0)
-    zeros = g.op("ConstantOfShape", shape, value=onnx.numpy_helper.from_array(np.zeros(1, dtype=dtype)))
-    slots = g.op("Unsqueeze", g.op("Clip", count, g.const(np.array(0), dtype=np.int64),
-                                   g.const(np.array(1), dtype=np.int64)), axis)
-    spread = g.op("ScatterElements", zeros, slots, g.op("Unsqueeze", v, axis), axis=1)
-    v = g.add(v, g.op("ReduceSum", g.op("Slice", spread, g.const(np.array([0]), dtype=np.int64),
-                                        g.const(np.array([1]), dtype=np.int64), axis), axis, keepdims=0))
-    v = g.op("MatMul", g.op("Unsqueeze", g.add(v, g.op("Gather", g.const(np.zeros(4)), idx, axis=0)), axis),
-             g.const(np.ones((1, 1))))
-    g.nodes.append(onnx.helper.make_node("Identity", [v], ["y"]))
+    v = g.where(g.op("Less", v, g.const(0.0)), v, g.mul(v, g.add(v, v)))
+    flag = g.op("Cast", g.op("GreaterOrEqual", v, g.const(0.0)), to=onnx.TensorProto.INT64)
+    idx = g.where(g.op("Greater", v, g.const(0.5)), g.add(flag, g.const(np.array(1), **i64)), flag)
+    table = g.op("Gather", g.const(np.arange(4), **i64), idx, axis=0)  # int64 table, int64 index
+    rows = g.op("Unsqueeze", table, g.const(np.array([0]), **i64))  # (1, 3)
+    gathered = g.op("Gather", g.const(np.ones((4, 2))), rows, axis=0)  # (1, 3, 2)
+    summed = g.op("ReduceSum", gathered, g.const(np.array([2]), **i64), keepdims=0)  # (1, 3)
+    flat = g.op("Reshape", g.op("Unsqueeze", summed, g.const(np.array([2]), **i64)), g.const(np.array([0, 3]), **i64))
+    out = g.add(g.op("MatMul", flat, g.const(np.ones((3, 1)))), g.op("MatMul", g.op("Unsqueeze", v,
+                g.const(np.array([0]), **i64)), g.const(np.ones((3, 1)))))
+    g.nodes.append(onnx.helper.make_node("Identity", [out], ["y"]))
     elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     graph = onnx.helper.make_graph(g.nodes, "probe", [onnx.helper.make_tensor_value_info("x", elem, [3])],
-                                   [onnx.helper.make_tensor_value_info("y", elem, [3, 1])], g.initializers)
+                                   [onnx.helper.make_tensor_value_info("y", elem, [1, 1])], g.initializers)
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
     proto.ir_version = _min_ir_version(onnx, opset)
     return proto.SerializeToString()
