@@ -42,19 +42,23 @@ def _assert_parity(model, x, *, reference=True, strategies=("local", "dense"), f
 def _check(model, x, ref, dtype, tol, strategy, reference, float32_same_rounding):
     proto = to_onnx(model, dtype=dtype, strategy=strategy)
     xs = x.astype(dtype)
+    slack = 0.0
     # float32: the graph holds the parameters rounded to float32, so the reference is that
-    # rounded model evaluated natively in float64 (the exact function the graph approximates)
+    # rounded model evaluated natively in float64 (the exact function the graph approximates);
+    # a deep random model with steep splines amplifies float32 rounding from layer to layer, so
+    # the bound also admits three times the native float32 model's own error on the same inputs
     if dtype == "float64":
         want = ref
-    elif float32_same_rounding:
-        want = np.asarray(_rounded_to_float32(model).to(dtype="float32")(xs), dtype=np.float64)
     else:
-        want = np.asarray(_rounded_to_float32(model)(xs.astype(np.float64)))
+        rounded = _rounded_to_float32(model)
+        native32 = np.asarray(_rounded_to_float32(model).to(dtype="float32")(xs), dtype=np.float64)
+        want = native32 if float32_same_rounding else np.asarray(rounded(xs.astype(np.float64)))
+        slack = 3 * float(np.abs(native32 - np.asarray(rounded(xs.astype(np.float64)))).max())
     for run in [_run_ort] + ([_run_reference] if reference else []):
         got = run(proto, xs)
         assert got.shape == ref.shape and got.dtype == np.dtype(dtype)
         err = np.abs(got - want).max()
-        bound = tol * max(1.0, float(np.abs(want).max()))
+        bound = max(tol * max(1.0, float(np.abs(want).max())), 0.0 if float32_same_rounding else slack)
         assert err <= bound, f"{run.__name__} {dtype} {strategy}: max error {err:.3e} > {bound:.3e}"
 
 

@@ -171,7 +171,7 @@ def _uniform_rows(grid, dtype):
     return grid[:, 0], 1.0 / step
 
 
-def _locate(g: GraphBuilder, h: str, grid, l: int, left, inv):
+def _locate(g: GraphBuilder, h: str, grid, l: int, left, inv, k: int):
     """(row index i (L + 2) + r (B, n) int64 into the tables of ``_spline_tables``, and the
     fraction f (B, n) of the interval).  Uniform rows: closed form, r = floor((x - t0) / h) + 1
     clipped to [0, L + 1], f = its fractional part; otherwise ``_search``.  (For k = 0, whose
@@ -186,8 +186,9 @@ def _locate(g: GraphBuilder, h: str, grid, l: int, left, inv):
         pos = g.op("Clip", g.mul(g.op("Sub", h, g.const(t0, f"l{l}_first_knot")), g.const(inv_h, f"l{l}_inv_h")),
                    g.const(-1.0), g.const(float(L)), hint=f"l{l}_position")
         whole = g.op("Floor", pos)
-        # the last knot exactly: (tL - t0) / h may round below L, but the bases vanish there
-        whole = g.where(g.op("GreaterOrEqual", h, g.const(grid[:, -1], f"l{l}_last_knot")), g.const(float(L)), whole)
+        if k == 0:  # at the last knot (tL - t0) / h may round below L; only k = 0 splines jump there
+            whole = g.where(g.op("GreaterOrEqual", h, g.const(grid[:, -1], f"l{l}_last_knot")), g.const(float(L)),
+                            whole)
         rows = g.add(g.op("Cast", whole, to=onnx.TensorProto.INT64),
                      g.const(np.arange(n) * (L + 2) + 1, f"l{l}_row_offsets", dtype=np.int64), hint=f"l{l}_rows")
         return rows, g.op("Sub", pos, whole, hint=f"l{l}_frac")
@@ -245,7 +246,7 @@ def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
     n, L1 = grid.shape
     L, k = L1 - 1, layer.k
     m = weight.shape[1]
-    rows, frac = _locate(g, h, grid, l, left, inv)
+    rows, frac = _locate(g, h, grid, l, left, inv, k)
     frac3 = g.op("Unsqueeze", frac, g.const(np.array([2]), "axis2", dtype=np.int64))  # (B, n, 1)
     dense = strategy == "dense" or (strategy == "auto" and _dense_is_cheaper(n, m, L, k))
     if not dense:  # every edge's polynomial on its interval: (B, n, m), summed over inputs
