@@ -20,6 +20,7 @@ __all__ = [
     "namespace_of",
     "is_numpy_namespace",
     "to_numpy",
+    "from_host_like",
     "dtype_of",
     "xsum",
     "xmean",
@@ -108,6 +109,11 @@ def to_numpy(x) -> np.ndarray:
     if array_api_compat.is_cupy_array(x):
         return x.get()
     return np.from_dlpack(x)
+
+
+def from_host_like(xp: ModuleType, host, like):
+    """The host array ``host`` as an array of namespace xp with ``like``'s dtype and device."""
+    return xp.asarray(np.ascontiguousarray(host), dtype=like.dtype, device=array_api_compat.device(like))
 
 
 def dtype_of(xp: ModuleType, name: str):

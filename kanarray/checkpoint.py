@@ -14,11 +14,11 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
+from ._atomic import atomic_write
 from ._namespace import resolve_backend, to_numpy
 
 __all__ = ["CheckpointError", "save", "load", "load_optimizer", "FORMAT", "VERSION"]
@@ -72,21 +72,11 @@ def save(model, path, optimizer=None) -> None:
     header["arrays"] = {name: {"shape": list(a.shape), "dtype": str(to_numpy(a).dtype)} for name, a in arrays.items()}
     payload = {name: _npy_bytes(a) for name, a in arrays.items()}  # everything converted before writing
 
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".kanarray-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
-                zf.writestr(_HEADER, json.dumps(header, indent=1))
-                for name, data in payload.items():
-                    zf.writestr(name + ".npy", data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path) as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
+            zf.writestr(_HEADER, json.dumps(header, indent=1))
+            for name, data in payload.items():
+                zf.writestr(name + ".npy", data)
 
 
 def _read(path):

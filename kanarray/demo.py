@@ -89,10 +89,8 @@ def formula_matches(found, toy: Toy, x_test, digits: int = 4) -> tuple[bool, flo
 def _export_and_check(model, name: str, x_test, out_dir, echo) -> dict | None:
     """Export ``model`` to out_dir/name.onnx (float64), run it with onnxruntime on the test
     inputs and report the largest difference from the native model and the latency."""
-    try:
-        from .export import OnnxModel, to_onnx
-    except ImportError:  # pragma: no cover - the package is always importable
-        return None
+    from .export import OnnxModel, to_onnx
+
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401

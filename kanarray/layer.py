@@ -23,7 +23,7 @@ import array_api_compat
 import numpy as np
 
 from . import spline
-from ._namespace import is_numpy_namespace, to_numpy, xsum
+from ._namespace import from_host_like, is_numpy_namespace, to_numpy, xsum
 from .backends import get_kernels
 from .base import BASE_FUNCTIONS, base_with_grad
 from .symbolic.edges import SymbolicEdges
@@ -148,9 +148,7 @@ class KANLayer:
         arrays = dict(grid=host["grid"][rows], coef=host["coef"][np.ix_(rows, cols)],
                       scale_base=host["scale_base"][np.ix_(rows, cols)], scale_sp=host["scale_sp"][np.ix_(rows, cols)],
                       mask=host["mask"][np.ix_(rows, cols)], bias=host["bias"][cols])
-        dev = array_api_compat.device(self.coef)
-        arrays = {name: self.xp.asarray(np.ascontiguousarray(a), dtype=self.coef.dtype, device=dev)
-                  for name, a in arrays.items()}
+        arrays = {name: from_host_like(self.xp, a, self.coef) for name, a in arrays.items()}
         return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=self.xp,
                         symbolic=self.symbolic.subset(rows, cols))
 

@@ -4,10 +4,10 @@ writer shared with ``History.plot``.  matplotlib is imported here only, when a p
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
+from ._atomic import atomic_write
 from ._namespace import to_numpy
 
 __all__ = ["plot_model", "save_png"]
@@ -24,16 +24,11 @@ def _pyplot():
 
 def save_png(fig, path) -> None:
     """Save ``fig`` as a PNG at ``path`` atomically (temporary file, then rename) and close it."""
-    plt = _pyplot()
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
+        with atomic_write(path, ".png.tmp") as fh:
+            fig.savefig(fh, format="png", dpi=100)
     finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _pyplot().close(fig)
 
 
 def _edge_label(name, params, digits: int = 2) -> str:

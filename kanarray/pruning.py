@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import array_api_compat
 import numpy as np
 
 from ._checks import check_number
-from ._namespace import to_numpy
+from ._namespace import from_host_like, to_numpy
 
 __all__ = ["Attribution", "attribute", "prune_node", "prune_edge", "prune"]
 
@@ -113,7 +112,7 @@ def _with_bias_shift(layer, shift):
     """layer with ``shift`` (out_dim,) host values added to its bias, in place; returns it."""
     if np.any(shift != 0):
         bias = np.asarray(to_numpy(layer.bias), dtype=np.float64) + shift
-        layer.bias = layer.xp.asarray(bias, dtype=layer.bias.dtype, device=array_api_compat.device(layer.bias))
+        layer.bias = from_host_like(layer.xp, bias, layer.bias)
     return layer
 
 
@@ -125,8 +124,7 @@ def prune_edge(model, x, threshold: float = 3e-2):
     scores = attribution.edge_scores
     layers = []
     for l, layer in enumerate(model.layers):
-        live = (to_numpy(layer.mask) != 0) | np.array([[n is not None for n in row] for row in layer.symbolic.names],
-                                                      dtype=bool).reshape(layer.in_dim, layer.out_dim)
+        live = (to_numpy(layer.mask) != 0) | layer.symbolic.fixed()
         keep = live & (scores[l] > threshold)
         if not keep.any():
             raise ValueError(
@@ -138,8 +136,7 @@ def prune_edge(model, x, threshold: float = 3e-2):
             if new.symbolic.names[i][j] is not None:
                 new.symbolic = new.symbolic.with_edge(int(i), int(j), None, None)
         mask = np.where(keep, to_numpy(layer.mask), 0.0)
-        new.mask = layer.xp.asarray(np.ascontiguousarray(mask), dtype=layer.mask.dtype,
-                                    device=array_api_compat.device(layer.mask))
+        new.mask = from_host_like(layer.xp, mask, layer.mask)
         lost = np.where(live & ~keep, attribution.edge_means[l], 0.0).sum(axis=0)
         layers.append(_with_bias_shift(new, lost))
     return _rebuild(model, layers, list(model.width))

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import tempfile
 
 import numpy as np
 
+from .._atomic import atomic_write
 from .._namespace import to_numpy
 from .graph import MIN_OPSET, ExportError, GraphBuilder
 
@@ -399,20 +398,7 @@ def to_onnx(model, path=None, *, opset: int | None = None, dtype: str | None = N
     onnx.helper.set_model_props(proto, _metadata(model))
     onnx.checker.check_model(proto, full_check=True)
     if path is not None:
-        _write_atomically(proto.SerializeToString(), os.fspath(path))
+        with atomic_write(path, ".onnx.tmp") as fh:
+            fh.write(proto.SerializeToString())
     return proto
 
-
-def _write_atomically(data: bytes, path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".kanarray-", suffix=".onnx.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 
 import numpy as np
+
+from .._atomic import atomic_write
 
 __all__ = ["OnnxModel", "available_providers", "predict_file", "read_inputs"]
 
@@ -125,19 +126,11 @@ def _is_number(cell: str) -> bool:
 
 
 def _write_outputs(y: np.ndarray, path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".kanarray-", suffix=os.path.splitext(path)[1], dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if path.endswith(".npy"):
-                np.save(fh, y, allow_pickle=False)
-            else:
-                np.savetxt(fh, y, delimiter=",", fmt="%.17g")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, os.path.splitext(path)[1]) as fh:
+        if path.endswith(".npy"):
+            np.save(fh, y, allow_pickle=False)
+        else:
+            np.savetxt(fh, y, delimiter=",", fmt="%.17g")
 
 
 def predict_file(model_path, input_path, output_path, *, provider: str | None = None,

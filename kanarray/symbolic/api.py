@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import array_api_compat
 import numpy as np
 
 from .._checks import check_number
-from .._namespace import to_numpy
+from .._namespace import from_host_like, to_numpy
 from .fitting import Candidate, fit_affine, rank
 from .library import get_function, resolve_library
 
@@ -120,11 +119,9 @@ def suggest_symbolic(model, l, i, j, *, lib=None, topk: int = 5, x=None, weight_
 
 def _set_edge(layer, i, j, name, params) -> tuple:
     """(new mask, new SymbolicEdges) with edge (i, j) symbolic (name) or back to spline (None)."""
-    xp = layer.xp
     mask = np.array(to_numpy(layer.mask), copy=True)
     mask[i, j] = 0.0 if name is not None else 1.0
-    new_mask = xp.asarray(mask, dtype=layer.mask.dtype, device=array_api_compat.device(layer.mask))
-    return new_mask, layer.symbolic.with_edge(i, j, name, params)
+    return from_host_like(layer.xp, mask, layer.mask), layer.symbolic.with_edge(i, j, name, params)
 
 
 def fix_symbolic(model, l, i, j, name, *, x=None, fit_params: bool = True, params=None, **fit_options) -> float | None:
@@ -205,15 +202,7 @@ def auto_symbolic(model, *, lib=None, r2_threshold: float = 0.99, weight_simple:
             report.fixed[edge] = passing[0]
         else:
             report.kept[edge] = max(ranked, key=lambda c: c.r2)
-    updates = {}
-    for (l, i, j), c in report.fixed.items():
+    for (l, i, j), c in report.fixed.items():  # every fit is done: now change the model
         layer = model.layers[l]
-        mask, sym = updates.get(l, (layer.mask, layer.symbolic))
-        host = np.array(to_numpy(mask), copy=True)
-        host[i, j] = 0.0
-        updates[l] = (host, sym.with_edge(i, j, c.name, c.params))
-    for l, (host, sym) in updates.items():
-        layer = model.layers[l]
-        layer.mask = layer.xp.asarray(host, dtype=layer.mask.dtype, device=array_api_compat.device(layer.mask))
-        layer.symbolic = sym
+        layer.mask, layer.symbolic = _set_edge(layer, i, j, c.name, c.params)
     return report

@@ -59,6 +59,11 @@ class SymbolicEdges:
                    xp)
 
     # -- facts --------------------------------------------------------------------------------
+    def fixed(self):
+        """(in_dim, out_dim) bool host array: True where the edge is symbolic."""
+        return np.array([[name is not None for name in row] for row in self.names], dtype=bool).reshape(
+            self.affine.shape[:2])
+
     def edges(self):
         """[(i, o, name)] of the symbolic edges, row by row."""
         return [(i, o, name) for i, row in enumerate(self.names) for o, name in enumerate(row) if name is not None]

@@ -19,14 +19,8 @@ __all__ = ["symbolic_formula", "round_numbers", "tidy", "spline_edges"]
 
 def spline_edges(model) -> list[tuple[int, int, int]]:
     """The live edges that are still splines: [(l, i, j)]."""
-    out = []
-    for l, layer in enumerate(model.layers):
-        mask = to_numpy(layer.mask)
-        for i in range(layer.in_dim):
-            for j in range(layer.out_dim):
-                if layer.symbolic.names[i][j] is None and mask[i, j] != 0:
-                    out.append((l, i, j))
-    return out
+    return [(l, int(i), int(j)) for l, layer in enumerate(model.layers)
+            for i, j in zip(*np.nonzero((to_numpy(layer.mask) != 0) & ~layer.symbolic.fixed()))]
 
 
 def round_numbers(expr, digits: int):
