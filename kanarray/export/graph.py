@@ -12,7 +12,8 @@ OP_SINCE = {
     "Add": 7, "Sub": 7, "Mul": 7, "Div": 7, "Neg": 6, "Abs": 6, "Sign": 9, "Sqrt": 6, "Exp": 6, "Log": 6,
     "Sin": 7, "Cos": 7, "Tanh": 6, "Sigmoid": 6, "Asin": 7, "Acos": 7, "Atan": 7, "Atanh": 9, "Min": 8,
     "Max": 8, "Clip": 11, "Where": 9, "Less": 9, "Greater": 9, "GreaterOrEqual": 12, "Cast": 6,
-    "ReduceSum": 13, "Gather": 11, "Unsqueeze": 13, "MatMul": 9, "Identity": 1, "Reshape": 5, "Floor": 6,
+    "Gather": 11, "Unsqueeze": 13, "MatMul": 9, "Identity": 1, "Reshape": 5, "Floor": 6,
+    "GatherElements": 11, "Gemm": 11, "Concat": 11,
 }
 MIN_OPSET = 13
 

@@ -56,12 +56,15 @@ def _probe(opset: int, dtype) -> bytes:
     v = g.where(g.op("Less", v, g.const(0.0)), v, g.mul(v, g.add(v, v)))
     flag = g.op("Cast", g.op("GreaterOrEqual", v, g.const(0.0)), to=onnx.TensorProto.INT64)
     idx = g.where(g.op("Greater", v, g.const(0.5)), g.add(flag, g.const(np.array(1), **i64)), flag)
-    table = g.op("Gather", g.const(np.arange(4), **i64), idx, axis=0)  # int64 table, int64 index
+    table = g.op("GatherElements", g.const(np.arange(4), **i64), idx, axis=0)  # int64 table, int64 index
+    knots = g.op("GatherElements", g.const(np.ones(4)), table, axis=0)  # (3,)
     rows = g.op("Unsqueeze", table, g.const(np.array([0]), **i64))  # (1, 3)
     gathered = g.op("Gather", g.const(np.ones((4, 2))), rows, axis=0)  # (1, 3, 2)
-    summed = g.op("ReduceSum", gathered, g.const(np.array([2]), **i64), keepdims=0)  # (1, 3)
-    flat = g.op("Reshape", g.op("Unsqueeze", summed, g.const(np.array([2]), **i64)), g.const(np.array([0, 3]), **i64))
-    out = g.add(g.op("MatMul", flat, g.const(np.ones((3, 1)))), g.op("MatMul", g.op("Unsqueeze", v,
+    flat = g.op("Reshape", g.op("Unsqueeze", gathered, g.const(np.array([2]), **i64)), g.const(np.array([0, 6]), **i64))
+    local = g.op("Gemm", g.op("Concat", flat, flat, axis=1), g.const(np.ones((12, 2))), g.const(np.ones(2)))  # (1, 2)
+    placed = g.op("GatherElements", local, g.const(np.zeros((1, 3)), dtype=np.int32), axis=1)  # (1, 3)
+    placed = g.mul(placed, g.op("Unsqueeze", knots, g.const(np.array([0]), **i64)))
+    out = g.add(g.op("MatMul", placed, g.const(np.ones((3, 1)))), g.op("MatMul", g.op("Unsqueeze", v,
                 g.const(np.array([0]), **i64)), g.const(np.ones((3, 1)))))
     g.nodes.append(onnx.helper.make_node("Identity", [out], ["y"]))
     elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
@@ -96,10 +99,11 @@ def default_opset() -> int:
 def _spline_tables(layer):
     """Polynomial tables of a layer's spline branch on the host, float64.
 
-    Returns knots (n, L + 1), basis_table (k + 1 powers, n (L + 2), nb bases), edge_table
-    (k + 1 powers, n (L + 2), m), left and inv_span (n (L + 2),), and the weight (n, m, nb).
-    Row i (L + 2) + r of input i: r = 0 below the grid, r = v + 1 for interval v, r = L + 1 at
-    or above the last knot (zero rows: the B-splines vanish off the grid).
+    Returns knots (n, L + 1), local_table (k + 1 powers, n (L + 2), k + 2): the k + 1 non-zero
+    bases of the interval and a zero column, edge_table (k + 1 powers, n (L + 2), m), left and
+    inv_span (n (L + 2),), and the weight (n, m, nb).  Row i (L + 2) + r of input i: r = 0
+    below the grid, r = v + 1 for interval v, r = L + 1 at or above the last knot (zero rows:
+    the B-splines vanish off the grid).
     """
     from ..backends.numpy import interval_polynomials
 
@@ -113,11 +117,8 @@ def _spline_tables(layer):
     step = np.where(h.mean(axis=1) > 0, h.mean(axis=1), 1.0)
     C = interval_polynomials(grid, k, step)[:, :L]  # (n, L, k + 1 powers, k + 1 bases)
     cols = np.arange(L)[:, None] + np.arange(k + 1)[None, :]  # basis v - k + q sits at v + q (k-padded)
-    basis_rows = np.zeros((k + 1, n, L + 2, L + k))  # every basis on every interval, k-padded columns
-    rows_i, rows_v = np.meshgrid(np.arange(n), np.arange(L), indexing="ij")
-    for q in range(k + 1):
-        basis_rows[:, rows_i, rows_v + 1, rows_v + q] = C[:, :, :, q].transpose(2, 0, 1)
-    basis_table = basis_rows[..., k : L]  # (k + 1, n, L + 2, nb): drop the pad columns
+    local_table = np.zeros((k + 1, n, L + 2, k + 2))
+    local_table[:, :, 1 : L + 1, : k + 1] = C.transpose(2, 0, 1, 3)
     padded = np.concatenate([np.zeros((n, m, k)), weight, np.zeros((n, m, k))], axis=2)
     edge_table = np.zeros((k + 1, n, L + 2, m))
     edge_table[:, :, 1 : L + 1] = np.einsum("ivpq,iovq->pivo", C, padded[:, :, cols])
@@ -126,7 +127,7 @@ def _spline_tables(layer):
     inv = np.zeros((n, L + 2))
     with np.errstate(divide="ignore"):
         inv[:, 1 : L + 1] = np.where(h > 0, 1.0 / np.where(h > 0, h, 1.0), 0.0)
-    return (grid, basis_table.reshape(k + 1, n * (L + 2), L - k), edge_table.reshape(k + 1, n * (L + 2), m),
+    return (grid, local_table.reshape(k + 1, n * (L + 2), k + 2), edge_table.reshape(k + 1, n * (L + 2), m),
             left.reshape(-1), inv.reshape(-1), weight)
 
 
@@ -171,9 +172,11 @@ def _uniform_rows(grid, dtype):
 
 
 def _locate(g: GraphBuilder, h: str, grid, l: int, left, inv, k: int):
-    """(row index i (L + 2) + r (B, n) int64 into the tables of ``_spline_tables``, and the
-    fraction f (B, n) of the interval).  Uniform rows: closed form, r = floor((x - t0) / h) + 1
-    clipped to [0, L + 1], f = its fractional part; otherwise ``_search``.  (For k = 0, whose
+    """(r, rows, f, uniform): r (B, n) int64 the count of knots at or below x (0 below the
+    grid, L + 1 at or above its last knot), rows = i (L + 2) + r, the index into the tables of
+    ``_spline_tables``, f (B, n) the fraction of the interval, and whether the closed form for
+    uniform rows was used: r = floor((x - t0) / h) + 1 clipped to [0, L + 1], f = its
+    fractional part; otherwise ``_search``.  (For k = 0, whose
     splines jump at the knots, an input within rounding of an interior knot may land on either
     side, as in any floating-point evaluation.)"""
     onnx = g.onnx
@@ -188,72 +191,130 @@ def _locate(g: GraphBuilder, h: str, grid, l: int, left, inv, k: int):
         if k == 0:  # at the last knot (tL - t0) / h may round below L; only k = 0 splines jump there
             whole = g.where(g.op("GreaterOrEqual", h, g.const(grid[:, -1], f"l{l}_last_knot")), g.const(float(L)),
                             whole)
-        rows = g.add(g.op("Cast", whole, to=onnx.TensorProto.INT64),
-                     g.const(np.arange(n) * (L + 2) + 1, f"l{l}_row_offsets", dtype=np.int64), hint=f"l{l}_rows")
-        return rows, g.op("Sub", pos, whole, hint=f"l{l}_frac")
-    rows = _search(g, h, grid, l)
-    frac = g.mul(g.op("Sub", h, g.op("Gather", g.const(left, f"l{l}_left"), rows, axis=0)),
-                 g.op("Gather", g.const(inv, f"l{l}_inv_span"), rows, axis=0), hint=f"l{l}_frac")
-    return rows, frac
+        count = g.add(g.op("Cast", whole, to=onnx.TensorProto.INT64), g.const(np.array(1), dtype=np.int64),
+                      hint=f"l{l}_count")
+        rows = g.add(count, g.const(np.arange(n) * (L + 2), f"l{l}_row_offsets", dtype=np.int64), hint=f"l{l}_rows")
+        return count, rows, g.op("Sub", pos, whole, hint=f"l{l}_frac"), True
+    count, rows = _search(g, h, grid, l)
+    frac = g.mul(g.op("Sub", h, _gather_scalars(g, g.const(left, f"l{l}_left"), rows, n)),
+                 _gather_scalars(g, g.const(inv, f"l{l}_inv_span"), rows, n), hint=f"l{l}_frac")
+    return count, rows, frac, False
 
 
 def _search(g: GraphBuilder, h: str, grid, l: int):
-    """Row index i (L + 2) + r (B, n) with r = #{knots <= x}, 0 below the grid and L + 1 at or
-    above its last knot, through the bins of ``_bins``."""
+    """(r, rows): r (B, n) = #{knots <= x}, 0 below the grid and L + 1 at or above its last
+    knot, through the bins of ``_bins``; rows = i (L + 2) + r.  Off the grid no test is needed:
+    the clipped bin is the first or the last, whose counts come out as 0 and L + 1."""
     onnx = g.onnx
     n, L1 = grid.shape
     L = L1 - 1
     n_bins, inv_width, base, reach, padded = _bins(grid)
-    t0, tL = g.const(grid[:, 0], f"l{l}_first_knot"), g.const(grid[:, -1], f"l{l}_last_knot")
-    pos = g.mul(g.op("Sub", h, t0), g.const(inv_width, f"l{l}_inv_bin_width"))
+    pos = g.mul(g.op("Sub", h, g.const(grid[:, 0], f"l{l}_first_knot")), g.const(inv_width, f"l{l}_inv_bin_width"))
     bin_ = g.op("Cast", g.op("Floor", g.op("Clip", pos, g.const(0.0), g.const(float(n_bins - 1)))),
                 to=onnx.TensorProto.INT64)
     bin_ = g.add(bin_, g.const(np.arange(n) * n_bins, f"l{l}_bin_offsets", dtype=np.int64))
-    start = g.op("Gather", g.const(base.reshape(-1), f"l{l}_bin_base", dtype=np.int64), bin_, axis=0)  # (B, n)
+    start = _gather_scalars(g, g.const(base.reshape(-1), f"l{l}_bin_base", dtype=np.int64), bin_, n)  # (B, n)
     flat_knots = g.const(np.where(np.isinf(padded), np.finfo(g.dtype).max, padded).reshape(-1), f"l{l}_knots")
-    start = g.add(start, g.const(np.arange(n) * padded.shape[1], f"l{l}_knot_offsets", dtype=np.int64))
+    at = g.add(start, g.const(np.arange(n) * padded.shape[1], f"l{l}_knot_offsets", dtype=np.int64))
     r = start
     for q in range(reach):
-        knot = g.op("Gather", flat_knots, g.add(start, g.const(np.array(q), dtype=np.int64)), axis=0)
-        r = g.add(r, g.op("Cast", g.op("GreaterOrEqual", h, knot), to=onnx.TensorProto.INT64))
-    r = g.op("Sub", r, g.const(np.arange(n) * padded.shape[1], dtype=np.int64))  # knots at or below x, per row
-    zero, top = g.const(np.array(0), dtype=np.int64), g.const(np.array(L + 1), dtype=np.int64)
-    r = g.where(g.op("Less", h, t0), zero, g.where(g.op("GreaterOrEqual", h, tL), top, r), hint=f"l{l}_count")
-    return g.add(r, g.const(np.arange(n) * (L + 2), f"l{l}_row_offsets", dtype=np.int64), hint=f"l{l}_rows")
+        knot = _gather_scalars(g, flat_knots, at if q == 0 else g.add(at, g.const(np.array(q), dtype=np.int64)), n)
+        r = g.add(r, g.op("Cast", g.op("GreaterOrEqual", h, knot), to=onnx.TensorProto.INT64), hint=f"l{l}_count")
+    return r, g.add(r, g.const(np.arange(n) * (L + 2), f"l{l}_row_offsets", dtype=np.int64), hint=f"l{l}_rows")
 
 
-def _horner(g: GraphBuilder, tables, rows, frac3):
-    """sum_p tables[p][rows] * f^p by Horner's scheme; tables: (k + 1, N, w) host arrays."""
-    k = tables.shape[0] - 1
-    acc = g.op("Gather", g.const(tables[k]), rows, axis=0)
+def _gather_scalars(g: GraphBuilder, table: str, index: str, n: int) -> str:
+    """table[index] for a 1-D table and an (B, n) index, as a GatherElements on the flattened
+    index: onnxruntime runs that about twice as fast as Gather, which copies element by element."""
+    flat = g.op("Reshape", index, g.const(np.array([-1]), dtype=np.int64))
+    return g.op("Reshape", g.op("GatherElements", table, flat, axis=0), g.const(np.array([-1, n]), dtype=np.int64))
+
+
+def _widened(g: GraphBuilder, frac3: str, w: int) -> str:
+    """f (B, n, 1) repeated to (B, n, w) for short rows (w <= 16): a Concat of copies, so that
+    the multiplications by f run on equal shapes.  onnxruntime broadcasts (B, n, 1) onto a short
+    last axis element by element, several times slower than a Concat and an equal-shape Mul
+    together; longer rows broadcast well."""
+    return frac3 if w == 1 or w > 16 else g.op("Concat", *([frac3] * w), axis=2)
+
+
+def _horner(g: GraphBuilder, tables, rows, frac, n: int):
+    """sum_p tables[p][rows] * f^p by Horner's scheme; tables (k + 1, N, w) host arrays, rows
+    and f (B, n).  Returns (B, n, w), or (B, n) when w = 1."""
+    k, w = tables.shape[0] - 1, tables.shape[2]
+    if w == 1:
+        gather = lambda p: _gather_scalars(g, g.const(tables[p, :, 0]), rows, n)  # noqa: E731
+        f = frac
+    else:
+        gather = lambda p: g.op("Gather", g.const(tables[p]), rows, axis=0)  # noqa: E731
+        f = _widened(g, g.op("Unsqueeze", frac, g.const(np.array([2]), "axis2", dtype=np.int64)), w)
+    acc = gather(k)
     for p in range(k - 1, -1, -1):
-        acc = g.add(g.mul(acc, frac3), g.op("Gather", g.const(tables[p]), rows, axis=0))
+        acc = g.add(g.mul(acc, f), gather(p))
     return acc
 
 
 def _dense_is_cheaper(n: int, m: int, L: int, k: int) -> bool:
-    """Per batch row and input, the per-edge path moves m (k + 1) values through its gathers
-    and Horner steps, the dense path nb (k + 1) and then a GEMM.  Measured with onnxruntime on
-    the benchmark cases (``benchmarks/onnx_bench.py``), the dense path wins once m >= 2 nb;
-    its tables (n (L + 2) nb (k + 1) values) must also stay small."""
+    """Per batch row and input, the per-edge path runs Horner's scheme on m values (k + 1
+    gathers, 2k passes), the dense path writes nb basis values (the local bases, one placement
+    gather) and then a GEMM.  Measured with onnxruntime on the benchmark cases
+    (``benchmarks/onnx_bench.py --strategy local|dense``), the dense path wins once m >= nb;
+    its placement table (L + 2) nb must also stay small."""
     nb = L - k
-    return m >= 2 * nb and n * (L + 2) * nb * (k + 1) <= 1 << 24
+    return m >= nb and (L + 2) * nb <= 1 << 24
+
+
+def _cardinal_bases(g: GraphBuilder, frac3: str, n: int, k: int, l: int) -> str:
+    """(B, n, k + 2): the k + 1 non-zero bases of uniform rows (k >= 1) and a zero column.  On
+    every interval they are the same polynomials of f (the pieces of the cardinal B-spline,
+    ``cardinal_coefficients``), so one Gemm (B n, k) @ (k, k + 2) with the constant terms as
+    its bias gives them, with no gathered tables."""
+    from ..backends.numpy import cardinal_coefficients
+
+    C, _ = cardinal_coefficients(k)  # (k + 1 powers, k + 1 bases)
+    M = np.concatenate([C, np.zeros((k + 1, 1))], axis=1)
+    powers = [frac3]
+    for _ in range(k - 1):
+        powers.append(g.mul(powers[-1], frac3))
+    F = powers[0] if k == 1 else g.op("Concat", *powers, axis=2)  # (B, n, k): f, f^2, ..., f^k
+    F = g.op("Reshape", F, g.const(np.array([-1, k]), dtype=np.int64))
+    local = g.op("Gemm", F, g.const(M[1:], f"l{l}_cardinal"), g.const(M[0], f"l{l}_cardinal_const"))
+    return g.op("Reshape", local, g.const(np.array([-1, n, k + 2]), dtype=np.int64), hint=f"l{l}_local_bases")
+
+
+def _place_bases(g: GraphBuilder, local: str, count: str, L: int, k: int, l: int) -> str:
+    """The (B, n, nb) basis matrix from each input's local bases (B, n, k + 2) in one
+    GatherElements: column v - k + q takes local basis q for an input in interval v, and the
+    zero column k + 1 otherwise (off the grid, or not one of the k + 1), by indices gathered
+    from an (L + 2, nb) table with the knot count r (B, n)."""
+    nb = L - k
+    table = np.full((L + 2, nb), k + 1, dtype=np.int32)  # row r = v + 1 for interval v
+    for v in range(L):
+        for q in range(k + 1):
+            if 0 <= v - k + q < nb:
+                table[v + 1, v - k + q] = q
+    index = g.op("Gather", g.const(table, f"l{l}_placement", dtype=np.int32), count, axis=0)  # (B, n, nb)
+    return g.op("GatherElements", local, index, axis=2, hint=f"l{l}_basis")
 
 
 def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
-    grid, basis_table, edge_table, left, inv, weight = _spline_tables(layer)
+    grid, local_table, edge_table, left, inv, weight = _spline_tables(layer)
     n, L1 = grid.shape
     L, k = L1 - 1, layer.k
     m = weight.shape[1]
-    rows, frac = _locate(g, h, grid, l, left, inv, k)
-    frac3 = g.op("Unsqueeze", frac, g.const(np.array([2]), "axis2", dtype=np.int64))  # (B, n, 1)
+    count, rows, frac, uniform = _locate(g, h, grid, l, left, inv, k)
     dense = strategy == "dense" or (strategy == "auto" and _dense_is_cheaper(n, m, L, k))
     if not dense:  # every edge's polynomial on its interval: (B, n, m), summed over inputs
-        acc = _horner(g, edge_table, rows, frac3)
-        return g.op("ReduceSum", acc, g.const(np.array([1]), "axis1", dtype=np.int64), keepdims=0,
-                    hint=f"l{l}_spline")
-    # every basis of each input (zero but for k + 1 of them) from its interval's row, then one GEMM
-    basis = _horner(g, basis_table, rows, frac3)  # (B, n, nb)
+        acc = _horner(g, edge_table, rows, frac, n)
+        # summed over inputs by a 0/1 GEMM: onnxruntime's ReduceSum over a middle axis is slower
+        flat = g.op("Reshape", acc, g.const(np.array([0, n * m]), dtype=np.int64))
+        return g.op("MatMul", flat, g.const(np.tile(np.eye(m), (n, 1)), f"l{l}_sum_inputs"), hint=f"l{l}_spline")
+    # the k + 1 non-zero bases of each input, put in place in the (B, n nb) basis matrix, one GEMM
+    if uniform and k >= 1:
+        local = _cardinal_bases(g, g.op("Unsqueeze", frac, g.const(np.array([2]), "axis2", dtype=np.int64)), n, k, l)
+    else:
+        local = _horner(g, local_table, rows, frac, n)
+    basis = _place_bases(g, local, count, L, k, l)
     flat = g.op("Reshape", basis, g.const(np.array([0, n * (L - k)]), dtype=np.int64))
     w = weight.transpose(0, 2, 1).reshape(n * (L - k), m)
     return g.op("MatMul", flat, g.const(w, f"l{l}_coef"), hint=f"l{l}_spline")
