@@ -60,6 +60,9 @@ def _assert_parity(model, x, *, reference=True, strategies=("local", "dense"), f
 
 def _check(model, x, ref, dtype, tol, strategy, reference, float32_same_rounding):
     proto = to_onnx(model, dtype=dtype, strategy=strategy)
+    used = {i for node in proto.graph.node for i in node.input} | {o.name for o in proto.graph.output}
+    assert all(o in used for node in proto.graph.node for o in node.output), "a node whose output nothing uses"
+    assert all(t.name in used for t in proto.graph.initializer), "an unused initializer"
     xs = x.astype(dtype)
     slack = 0.0
     # float32: the graph holds the parameters rounded to float32, so the reference is that

@@ -67,6 +67,19 @@ class GraphBuilder:
                                                      **attrs))
         return out
 
+    def prune(self, outputs) -> None:
+        """Drop the nodes that no path to ``outputs`` uses, and then unused initializers (an
+        emitter may build a value, such as table rows, that the path it takes does not need)."""
+        needed = set(outputs)
+        kept = []
+        for node in reversed(self.nodes):
+            if any(o in needed for o in node.output):
+                kept.append(node)
+                needed.update(node.input)
+        self.nodes = kept[::-1]
+        self.initializers = [t for t in self.initializers if t.name in needed]
+        self._consts = {key: name for key, name in self._consts.items() if name in needed}
+
     # conveniences
     def add(self, a, b, hint=None):
         return self.op("Add", a, b, hint=hint)

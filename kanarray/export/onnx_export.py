@@ -9,8 +9,10 @@ Per layer, for inputs h (batch, n):
   degree-k polynomial in f = (x - t_v) / (t_{v+1} - t_v) (``backends.numpy.interval_polynomials``,
   contracted with coef * mask * scale_sp on the host).  Two ways to finish, chosen per layer
   by shape (``_dense_is_cheaper``): gather every edge's k + 1 coefficients and run Horner's
-  scheme (cost per input and output independent of G), or gather each input's row of basis
-  polynomials, evaluate it and contract with one MatMul;
+  scheme (cost per input and output independent of G), or compute each input's k + 1
+  non-zero bases (one Gemm on uniform rows, where they are the same polynomials everywhere),
+  put them in place in the (batch, n (G + k)) basis matrix with one GatherElements, and
+  contract with one MatMul;
 * base branch: b(h) (SiLU = h * Sigmoid(h)) times mask * scale_base, one MatMul;
 * symbolic edges, grouped by function: gather their inputs, c f(a x + b) + d with the
   library function's safe version in standard operators (``symbolic_ops``), scatter into the
@@ -408,8 +410,8 @@ def to_onnx(model, path=None, *, opset: int | None = None, dtype: str | None = N
     output ``output_name`` (batch, width[-1]), batch dynamic.  Raises ``ExportError`` (a
     ValueError) naming what cannot be exported.  strategy: how spline layers are evaluated:
     "local" (per-edge polynomials, k + 1 gathers per input and output), "dense" (the k + 1
-    bases of each input scattered into a (batch, n (G + k)) matrix, then one MatMul), or
-    "auto" (by a cost model of the layer's shape).
+    bases of each input placed in a (batch, n (G + k)) matrix, then one MatMul), or "auto"
+    (dense when a layer has at least G + k outputs).
     """
     try:
         import onnx
@@ -443,6 +445,7 @@ def to_onnx(model, path=None, *, opset: int | None = None, dtype: str | None = N
     for l, layer in enumerate(model.layers):
         h = _emit_layer(g, layer, h, l, strategy)
     g.nodes.append(onnx.helper.make_node("Identity", [h], [output_name], name=g.name("n_output")))
+    g.prune([output_name])
     elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     graph = onnx.helper.make_graph(
         g.nodes, "kanarray_kan",
