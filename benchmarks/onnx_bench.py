@@ -14,11 +14,14 @@ the same forward pass:
   recursion on the whole knot vector (degree-0 indicators, then k rounds of Slice / Mul /
   Add), reshaped to (batch, n * (G + k)) and one MatMul with the coefficients.
 
-Times are medians (ms) of interleaved calls (``bench_step.interleaved_medians``); each
-session uses onnxruntime's default threads (all cores) with spinning off (spinning workers
-would steal the cores from NumPy's BLAS threads between calls, and the other way round).  The outputs of the three are checked
-against each other before timing.  Prints a markdown table with the ratios numpy / onnx and
-dense / onnx.
+Times are medians (ms) of interleaved calls (``bench_step.interleaved_medians``).  Neither
+runtime's idle threads spin, so that neither steals the cores from the other between calls:
+each onnxruntime session uses its default threads (all cores) with spinning off, and
+OpenBLAS (NumPy's BLAS) gets ``OPENBLAS_THREAD_TIMEOUT=4`` (set here, before NumPy loads,
+unless already set).  By default OpenBLAS's worker busy-waits about 2^28 cycles (~0.1 s)
+after every GEMM, which slowed the onnxruntime calls that followed a NumPy call by up to 2x
+on this 2-core machine.  The outputs of the three are checked against each other before
+timing.  Prints a markdown table with the ratios numpy / onnx and dense / onnx.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ import os
 import platform
 import sys
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # before NumPy loads OpenBLAS: see the docstring
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -131,7 +136,8 @@ def main(argv=None):
     import onnxruntime as ort
 
     print(f"# onnx_bench: {platform.node()}, {os.cpu_count()} cpus, python {platform.python_version()}, "
-          f"numpy {np.__version__}, onnxruntime {ort.__version__}, opset {default_opset()}")
+          f"numpy {np.__version__}, onnxruntime {ort.__version__}, opset {default_opset()}, "
+          f"OPENBLAS_THREAD_TIMEOUT={os.environ['OPENBLAS_THREAD_TIMEOUT']}")
     print()
     print("| case | batch | numpy ms | onnx ms | dense baseline ms | numpy / onnx | dense / onnx |")
     print("|---|---|---|---|---|---|---|")
