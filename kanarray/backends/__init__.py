@@ -13,12 +13,13 @@ bases nb = G + k, knots L + 1 = G + 2k + 1):
     in the forward as well.
 
 ``generic`` works on any array-API namespace; ``numpy`` evaluates only the k + 1 non-zero
-bases per input and picks a dense or sparse contraction.  A CuPy kernel joins later.
+bases per input and picks a dense or sparse contraction; ``cupy`` does the same with CUDA
+kernels (compiled on first use; the module, and CuPy, load only when a model is on CuPy).
 """
 
 from __future__ import annotations
 
-from .._namespace import is_numpy_namespace
+from .._namespace import backend_name, is_numpy_namespace
 from .generic import GenericKernels
 
 __all__ = ["get_kernels", "GenericKernels"]
@@ -35,6 +36,10 @@ def get_kernels(xp):
             from .numpy import NumpyKernels
 
             kernels = NumpyKernels()
+        elif backend_name(xp) == "cupy":
+            from .cupy import CupyKernels
+
+            kernels = CupyKernels(xp)
         else:
             kernels = GenericKernels(xp)
         _cache[key] = kernels

@@ -1,0 +1,169 @@
+"""Spline kernels for CuPy arrays: CUDA kernels for the local B-spline work, cuBLAS where a
+dense GEMM is cheaper.  Imported only when a model lives on CuPy (``get_kernels``).
+
+The kernels (``cuda_source``) are compiled once per (device, k, dtype) with NVRTC through
+``cupy.RawModule`` and cached.  Per call they run on the current stream with no host
+synchronisation.  Two contractions, as in the NumPy kernels:
+
+* "sparse": the fused kernels touch only the k + 1 non-zero bases of each input; the weight
+  gradient accumulates with atomics (rows sharing an interval add into the same entries);
+* "dense": the (B, n nb) basis matrix is scattered from the same local bases and contracted
+  with cuBLAS (``matmul``); cheaper when nb is small next to k + 1 (``choose_contraction``).
+"""
+
+from __future__ import annotations
+
+import cupy
+
+from .cuda_source import KERNEL_NAMES, THREADS, blocks_for, coef_grad_launch, cuda_source
+from .generic import GenericKernels
+
+__all__ = ["CupyKernels", "choose_contraction"]
+
+_modules: dict = {}
+
+
+def _kernels(k: int, dtype) -> dict:
+    """{name: cupy.RawKernel} for order k and dtype on the current device (compiled once)."""
+    name = cupy.dtype(dtype).name
+    key = (cupy.cuda.runtime.getDevice(), k, name)
+    found = _modules.get(key)
+    if found is None:
+        module = cupy.RawModule(code=cuda_source(k, name), options=("--std=c++14",))
+        found = {kernel: module.get_function(kernel) for kernel in KERNEL_NAMES}
+        _modules[key] = found
+    return found
+
+
+def choose_contraction(B: int, n: int, nb: int, k: int, itemsize: int) -> str:
+    """'dense' when the basis matrix holds at most 4 entries per non-zero one (nb <= 4 (k + 1))
+    and stays under 1 GiB, else 'sparse'.  A GEMM on the dense matrix runs near the GPU's peak
+    while the local kernels gather; the ratio 4 is a first guess to be tuned on a GPU with
+    ``benchmarks/bench_step.py --backend cupy --contraction dense|sparse``."""
+    if nb <= 4 * (k + 1) and B * n * nb * itemsize <= 1 << 30:
+        return "dense"
+    return "sparse"
+
+
+class CupyKernels:
+    """The kernel object of ``backends.get_kernels`` for CuPy (see ``backends/__init__``).
+
+    contraction: 'auto' (by shape, ``choose_contraction``), 'dense' or 'sparse'."""
+
+    name = "cupy"
+
+    def __init__(self, xp, contraction: str = "auto"):
+        if contraction not in ("auto", "dense", "sparse"):
+            raise ValueError(f"contraction must be 'auto', 'dense' or 'sparse', got {contraction!r}")
+        self.xp = xp
+        self.contraction = contraction
+        self._generic = GenericKernels(xp)
+
+    # -- local bases --------------------------------------------------------------------
+    def local_bases(self, x, grid, k: int, *, need_dx: bool):
+        """x (B, n), grid (n, L + 1) -> (cols (B, n) int32, vals (B, n, k + 1), dvals or None).
+
+        cols[b, i] = v - k for x[b, i] in interval v (0 off the grid); vals[b, i, q] = B_{v-k+q}
+        (zero for bases that do not exist and off the grid); dvals their derivatives."""
+        x = cupy.ascontiguousarray(x)
+        grid = cupy.ascontiguousarray(grid, dtype=x.dtype)
+        B, n = x.shape
+        L = grid.shape[1] - 1
+        cols = cupy.empty((B, n), dtype=cupy.int32)
+        vals = cupy.empty((B, n, k + 1), dtype=x.dtype)
+        dvals = cupy.empty((B, n, k + 1), dtype=x.dtype) if need_dx else vals  # unused when not needed
+        _kernels(k, x.dtype)["locate_bases"](
+            blocks_for(B * n), (THREADS,), (x, grid, cupy.int64(B), cupy.int32(n), cupy.int32(L),
+                                          cupy.int32(need_dx), cols, vals, dvals))
+        return cols, vals, (dvals if need_dx else None)
+
+    def _dense(self, cols, vals, nb: int, k: int):
+        B, n = cols.shape
+        dense = cupy.zeros((B, n * nb), dtype=vals.dtype)
+        _kernels(k, vals.dtype)["scatter_dense"](
+            blocks_for(B * n * (k + 1)), (THREADS,), (cols, vals, cupy.int64(B), cupy.int32(n), cupy.int32(nb), dense))
+        return dense
+
+    def _coef_grad(self, cols, vals, g, g_stride_i: int, n: int, m: int, nb: int, k: int):
+        """dwt (n, nb, m): sum over the batch of vals[b, i, q] g_i[b, o] at column cols + q."""
+        B = cols.shape[0]
+        dwt = cupy.zeros((n, nb, m), dtype=vals.dtype)
+        plan = coef_grad_launch(B, n, m, nb, vals.dtype.itemsize)
+        kernel = _kernels(k, vals.dtype)[plan["kernel"]]
+        args = (cols, vals, g, cupy.int64(g_stride_i), cupy.int64(B), cupy.int32(n), cupy.int32(m), cupy.int32(nb))
+        if plan["kernel"] == "coef_grad_shared":
+            args += (cupy.int64(plan["rows"]),)
+        kernel(plan["grid"], plan["block"], args + (dwt,), shared_mem=plan["shared_mem"])
+        return dwt
+
+    # -- layer contraction (KANLayer.forward / backward) ---------------------------------
+    def spline_forward(self, x, grid, weight, k, *, need_dx, reuse=None):
+        """x (B, n), weight (n, m, nb) -> (y (B, m), ctx); reuse: the ctx of an earlier call
+        with the same x and grid, whose local bases (and dense matrix) are used again."""
+        B, n = x.shape
+        m, nb = weight.shape[1], weight.shape[2]
+        if reuse is not None and not (need_dx and reuse[2] is None):
+            cols, vals, dvals, dense = reuse[:4]
+        else:
+            cols, vals, dvals = self.local_bases(x, grid, k, need_dx=need_dx)
+            mode = self.contraction
+            if mode == "auto":
+                mode = choose_contraction(B, n, nb, k, x.dtype.itemsize)
+            dense = self._dense(cols, vals, nb, k) if mode == "dense" else None
+        wt = cupy.ascontiguousarray(cupy.transpose(weight, (0, 2, 1)))  # (n, nb, m)
+        if dense is not None:
+            y = dense @ wt.reshape(n * nb, m)
+        else:
+            y = cupy.empty((B, m), dtype=x.dtype)
+            _kernels(k, x.dtype)["spline_fwd"](
+                blocks_for(B * m), (THREADS,), (cols, vals, wt, cupy.int64(B), cupy.int32(n), cupy.int32(m),
+                                              cupy.int32(nb), y))
+        return y, (cols, vals, dvals, dense, wt, (B, n, m, nb, k))
+
+    def spline_backward(self, ctx, gy, *, need_dx):
+        cols, vals, dvals, dense, wt, (B, n, m, nb, k) = ctx
+        gy = cupy.ascontiguousarray(gy)
+        if dense is not None:
+            dwt = (dense.T @ gy).reshape(n, nb, m)
+        else:
+            dwt = self._coef_grad(cols, vals, gy, 0, n, m, nb, k)
+        dx = None
+        if need_dx:
+            if dvals is None:
+                raise ValueError("need_dx=True in the backward needs need_dx=True in the forward")
+            dx = cupy.empty((B, n), dtype=gy.dtype)
+            _kernels(k, gy.dtype)["spline_dx"](
+                blocks_for(B * n * 32), (THREADS,), (cols, dvals, wt, gy, cupy.int64(B), cupy.int32(n), cupy.int32(m),
+                                                   cupy.int32(nb), dx))
+        return cupy.transpose(dwt, (0, 2, 1)), dx
+
+    # -- per-edge terms (regularised fits, grid updates) ---------------------------------
+    def dense_basis(self, x, grid, k):
+        """All bases at x, edge-major: x (B, n) -> (n, B, nb)."""
+        B, n = x.shape
+        nb = grid.shape[1] - 1 - k
+        cols, vals, _ = self.local_bases(x, grid, k, need_dx=False)
+        return cupy.transpose(self._dense(cols, vals, nb, k).reshape(B, n, nb), (1, 0, 2))
+
+    def edge_forward(self, x, grid, weight, k, *, need_dx, ctx=None):
+        """spl[i, b, o] = sum_j weight[i, o, j] B_ij(x[b, i]): x (B, n), weight (n, m, nb) ->
+        (spl (n, B, m), dspl or None, ctx for ``edge_backward``; reused when given)."""
+        B, n = x.shape
+        m, nb = weight.shape[1], weight.shape[2]
+        if ctx is None or (need_dx and ctx[2] is None):
+            ctx = (*self.local_bases(x, grid, k, need_dx=need_dx), nb, k)
+        cols, vals, dvals = ctx[:3]
+        wt = cupy.ascontiguousarray(cupy.transpose(weight, (0, 2, 1)))
+        spl = cupy.empty((n, B, m), dtype=x.dtype)
+        dspl = cupy.empty((n, B, m), dtype=x.dtype) if need_dx else spl
+        _kernels(k, x.dtype)["edge_fwd"](
+            blocks_for(n * B * m), (THREADS,), (cols, vals, dvals if need_dx else vals, wt, cupy.int64(B), cupy.int32(n),
+                                              cupy.int32(m), cupy.int32(nb), cupy.int32(need_dx), spl, dspl))
+        return spl, (dspl if need_dx else None), ctx
+
+    def edge_backward(self, ctx, g):
+        """g = dL/dspl (n, B, m) -> dL/dweight (n, m, nb)."""
+        cols, vals, _, nb, k = ctx
+        n, B, m = g.shape
+        dwt = self._coef_grad(cols, vals, cupy.ascontiguousarray(g), B * m, n, m, nb, k)
+        return cupy.transpose(dwt, (0, 2, 1))

@@ -1,0 +1,223 @@
+"""The CuPy kernels (``kanarray/backends/cupy.py``): their CUDA source compiles to PTX with nvcc
+wherever nvcc is installed (no GPU needed), and on a GPU they agree with the NumPy kernels
+call by call, for both contractions, duplicate intervals, inputs off the grid, and the
+global-atomics path of the weight gradient.  The rest of the numerical suite runs on CuPy
+through the ``backend`` fixture (marker ``gpu``)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from kanarray.backends.cuda_source import KERNEL_NAMES, cuda_source, shared_tile_fits
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 5])
+def test_cuda_source_compiles_to_ptx(tmp_path, k, dtype):
+    src = tmp_path / f"kan_k{k}_{dtype}.cu"
+    src.write_text(cuda_source(k, dtype))
+    ptx = tmp_path / "out.ptx"
+    run = subprocess.run(["nvcc", "--ptx", "-arch=compute_75", "-std=c++14", str(src), "-o", str(ptx)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    text = ptx.read_text()
+    entries = set(re.findall(r"\.entry\s+(\w+)", text))
+    assert entries == set(KERNEL_NAMES)
+    assert ("f64" if dtype == "float64" else "f32") in text
+
+
+def test_cuda_source_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="dtype"):
+        cuda_source(3, "float16")
+    with pytest.raises(ValueError, match="k must be"):
+        cuda_source(-1, "float32")
+    with pytest.raises(ValueError, match="k must be"):
+        cuda_source(True, "float32")
+    assert shared_tile_fits(100, 8) and not shared_tile_fits(1000, 4)
+
+
+# -- on a GPU -------------------------------------------------------------------------------
+
+def _cupy():
+    cupy = pytest.importorskip("cupy")
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # pragma: no cover - depends on the machine
+        pytest.skip("no CUDA device")
+    return cupy
+
+
+def _case(G, k, n, m, B, dtype, seed, *, jitter=True, same_interval=False):
+    rng = np.random.default_rng(seed)
+    h = 2.0 / G
+    grid = np.tile(np.linspace(-1 - k * h, 1 + k * h, G + 2 * k + 1), (n, 1))
+    if jitter:
+        grid = np.sort(grid + rng.uniform(-0.2 * h, 0.2 * h, grid.shape), axis=1)
+    x = rng.uniform(-1.3, 1.3, (B, n))  # some inputs off the grid
+    x[:3] = grid[:, :1].T  # on the first knot
+    x[3:6] = grid[:, -1:].T  # on the last knot (off the grid: half-open)
+    if same_interval:  # every row in one interval: the gradient sums B duplicates
+        x[:] = 0.5 * (grid[:, G // 2 + k] + grid[:, G // 2 + k + 1])
+    weight = rng.standard_normal((n, m, G + k))
+    return x.astype(dtype), grid.astype(dtype), weight.astype(dtype)
+
+
+SHAPES = [(5, 3, 4, 7, 300, False), (10, 1, 3, 40, 257, False), (7, 2, 2, 33, 1000, True), (3, 0, 5, 2, 64, False),
+          (20, 5, 3, 3, 129, False), (400, 3, 2, 5, 200, False)]  # G, k, n, m, B, all rows in one interval
+
+
+def _check_against_numpy(gpu, to_device, to_host, dtype, G, k, n, m, B, same):
+    """Every call of the CuPy kernel object ``gpu`` against the NumPy kernels."""
+    from kanarray.backends.numpy import NumpyKernels
+
+    x, grid, weight = _case(G, k, n, m, B, dtype, seed=G + k, same_interval=same)
+    gy = np.random.default_rng(1).standard_normal((B, m)).astype(dtype)
+    ref = NumpyKernels(fused=False)
+    rtol = 1e-12 if dtype == "float64" else 1e-5
+    d, h = to_device, to_host
+
+    def close(got, want, atol_scale=1.0):
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(h(got) / scale, want / scale, rtol=rtol, atol=rtol * atol_scale)
+
+    y_ref, ctx_ref = ref.spline_forward(x, grid, weight, k, need_dx=True)
+    y, ctx = gpu.spline_forward(d(x), d(grid), d(weight), k, need_dx=True)
+    close(y, y_ref)
+    dw_ref, dx_ref = ref.spline_backward(ctx_ref, gy, need_dx=True)
+    dw, dx = gpu.spline_backward(ctx, d(gy), need_dx=True)
+    close(dw, dw_ref)
+    close(dx, dx_ref)
+    spl_ref, dspl_ref, ectx_ref = ref.edge_forward(x, grid, weight, k, need_dx=True)
+    spl, dspl, ectx = gpu.edge_forward(d(x), d(grid), d(weight), k, need_dx=True)
+    close(spl, spl_ref)
+    close(dspl, dspl_ref)
+    ge = np.random.default_rng(2).standard_normal(spl_ref.shape).astype(dtype)
+    close(gpu.edge_backward(ectx, d(ge)), ref.edge_backward(ectx_ref, ge))
+    close(gpu.dense_basis(d(x), d(grid), k), ref.dense_basis(x, grid, k))
+    y2, _ = gpu.spline_forward(d(x), d(grid), d(2 * weight), k, need_dx=False, reuse=ctx)  # reused bases
+    close(y2, 2 * y_ref)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("contraction", ["sparse", "dense"])
+@pytest.mark.parametrize("G,k,n,m,B,same", SHAPES)
+def test_cupy_kernels_match_numpy(dtype, contraction, G, k, n, m, B, same):
+    cupy = _cupy()
+    from kanarray._namespace import resolve_backend
+    from kanarray.backends.cupy import CupyKernels
+
+    gpu = CupyKernels(resolve_backend("cupy"), contraction=contraction)
+    _check_against_numpy(gpu, cupy.asarray, cupy.asnumpy, dtype, G, k, n, m, B, same)
+
+
+@pytest.fixture
+def emulated_cupy_kernels():
+    """``kanarray.backends.cupy`` imported against ``cuda_emulator.fake_cupy()``: the CUDA
+    kernels run on the CPU through g++.  The real module (if any) is put back afterwards."""
+    import importlib
+    import sys
+
+    import cuda_emulator
+
+    if not cuda_emulator.available():
+        pytest.skip("g++ is not on PATH")
+    import kanarray.backends as backends
+
+    saved = {name: sys.modules.pop(name, None) for name in ("cupy", "kanarray.backends.cupy")}
+    saved_attr = backends.__dict__.pop("cupy", None)
+    sys.modules["cupy"] = cuda_emulator.fake_cupy()
+    try:
+        yield importlib.import_module("kanarray.backends.cupy").CupyKernels
+    finally:
+        for name, mod in saved.items():
+            sys.modules.pop(name, None)
+            if mod is not None:
+                sys.modules[name] = mod
+        backends.__dict__.pop("cupy", None)
+        if saved_attr is not None:
+            backends.cupy = saved_attr
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("contraction", ["sparse", "dense"])
+@pytest.mark.parametrize("G,k,n,m,B,same", [(G, k, n, m, min(B, 48), same) for G, k, n, m, B, same in SHAPES])
+def test_emulated_cuda_kernels_match_numpy(emulated_cupy_kernels, dtype, contraction, G, k, n, m, B, same):
+    gpu = emulated_cupy_kernels(None, contraction=contraction)
+    _check_against_numpy(gpu, np.ascontiguousarray, np.asarray, dtype, G, k, n, m, B, same)
+
+
+@pytest.mark.gpu
+def test_cupy_weight_gradient_takes_the_global_path_for_long_rows():
+    _cupy()
+    from kanarray.backends.cuda_source import shared_tile_fits as fits
+
+    assert not fits(400 + 3, 8)  # the G = 400 float64 case above runs coef_grad_global
+
+
+@pytest.mark.gpu
+def test_model_on_cupy_uses_the_cuda_kernels_and_matches_numpy():
+    cupy = _cupy()
+    import kanarray as ka
+    from kanarray.backends import get_kernels
+
+    model = ka.KAN([3, 5, 2], grid=7, k=3, seed=0)
+    x = np.random.default_rng(0).uniform(-1, 1, (500, 3))
+    on_gpu = ka.KAN([3, 5, 2], grid=7, k=3, seed=0).to("cupy")  # to() moves in place
+    assert get_kernels(on_gpu.xp).name == "cupy"
+    np.testing.assert_allclose(cupy.asnumpy(on_gpu(cupy.asarray(x))), np.asarray(model(x)), rtol=1e-12, atol=1e-12)
+
+
+def test_emulated_cuda_kernels_train_like_numpy(emulated_cupy_kernels):
+    """The layers calling the CUDA kernels (emulated, on NumPy arrays) where they would on CuPy:
+    a regularised objective and its gradients, a grid update and a refine give what the NumPy
+    kernels give, and a short fit ends at the same parameters up to rounding."""
+    import kanarray as ka
+    from kanarray import backends
+    from kanarray._namespace import resolve_backend
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (40, 2))
+    y = np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:] ** 2)
+
+    def run():
+        model = ka.KAN([2, 3, 1], grid=4, k=3, seed=0)
+        value, grads = model.value_and_grad(x, y, lamb=1e-2)
+        model.update_grid(x)
+        fine = model.refine(7)
+        value2, grads2 = fine.value_and_grad(x, y, lamb=1e-2)
+        fine.fit(x, y, steps=1, progress=False, update_grid=False)
+        return (value, grads, value2, grads2), fine
+
+    want, want_model = run()
+    xp = resolve_backend("numpy")
+    key = xp.__name__
+    saved = backends._cache.get(key)
+    backends._cache[key] = emulated_cupy_kernels(xp)
+    try:
+        assert backends.get_kernels(xp).name == "cupy"
+        got, got_model = run()
+    finally:
+        backends._cache.pop(key)
+        if saved is not None:
+            backends._cache[key] = saved
+    for g, w in zip(got, want):
+        if isinstance(w, dict):
+            assert g.keys() == w.keys()
+            for name in w:
+                np.testing.assert_allclose(np.asarray(g[name]), np.asarray(w[name]), rtol=1e-9, atol=1e-12)
+        elif isinstance(w, (list, tuple)):
+            for a, b in zip(g, w):
+                for name in b:
+                    np.testing.assert_allclose(np.asarray(a[name]), np.asarray(b[name]), rtol=1e-9, atol=1e-12)
+        else:
+            np.testing.assert_allclose(float(g), float(w), rtol=1e-12)
+    for a, b in zip(got_model.layers, want_model.layers):
+        np.testing.assert_allclose(np.asarray(a.grid), np.asarray(b.grid), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(a.coef), np.asarray(b.coef), rtol=1e-7, atol=1e-9)
