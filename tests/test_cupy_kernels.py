@@ -153,12 +153,18 @@ def test_emulated_cuda_kernels_match_numpy(emulated_cupy_kernels, dtype, contrac
     _check_against_numpy(gpu, np.ascontiguousarray, np.asarray, dtype, G, k, n, m, B, same)
 
 
-@pytest.mark.gpu
-def test_cupy_weight_gradient_takes_the_global_path_for_long_rows():
-    _cupy()
-    from kanarray.backends.cuda_source import shared_tile_fits as fits
+@pytest.mark.parametrize("B,n,m,nb,itemsize", [(48, 2, 5, 403, 8), (48, 2, 5, 403, 4), (16384, 256, 64, 103, 4),
+                                                 (100, 1000, 1000, 8, 4), (7, 3, 40, 9, 8)])
+def test_weight_gradient_launch_covers_every_row_and_output(B, n, m, nb, itemsize):
+    from kanarray.backends.cuda_source import coef_grad_launch
 
-    assert not fits(400 + 3, 8)  # the G = 400 float64 case above runs coef_grad_global
+    plan = coef_grad_launch(B, n, m, nb, itemsize)
+    if plan["kernel"] == "coef_grad_global":  # one thread per (b, i, o)
+        assert not shared_tile_fits(nb, itemsize) and plan["grid"][0] * plan["block"][0] >= B * n * m
+        return
+    tiles, inputs, chunks = plan["grid"]
+    assert tiles * 32 >= m and inputs == n and chunks * plan["rows"] >= B > (chunks - 1) * plan["rows"]
+    assert plan["shared_mem"] == nb * 32 * itemsize <= 48 * 1024 and chunks <= 65535
 
 
 @pytest.mark.gpu
