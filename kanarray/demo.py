@@ -56,11 +56,11 @@ TOYS = {
 
 
 def make_data(toy: Toy, seed: int, n_train: int = 1000, n_test: int = 1000):
-    """(x_train, y_train, x_test, y_test), inputs uniform on [lo, hi]^2."""
-    rng = np.random.default_rng(seed)
-    x_train = rng.uniform(toy.lo, toy.hi, (n_train, 2))
-    x_test = rng.uniform(toy.lo, toy.hi, (n_test, 2))
-    return x_train, toy.f(x_train), x_test, toy.f(x_test)
+    """(x_train, y_train, x_test, y_test), inputs uniform on [lo, hi]^2 (``datasets.make_dataset``)."""
+    from .datasets import make_dataset
+
+    d = make_dataset(toy.f, 2, (toy.lo, toy.hi), n_train=n_train, n_test=n_test, seed=seed)
+    return d["train_input"], d["train_label"], d["test_input"], d["test_label"]
 
 
 def _rmse(model, x, y) -> float:

@@ -74,3 +74,12 @@ def reference_forward(model, x):
     for layer in model.layers:
         h = reference_edges(layer, h).sum(axis=1) + host(layer.bias)
     return h
+
+
+def expsin_data(n: int, seed: int):
+    """(x (n, 2), y (n, 1)): the hello-KAN target exp(sin(pi x1) + x2^2) on inputs uniform on
+    [-1, 1]^2, the first draws of default_rng(seed) (``kanarray.datasets.toy_dataset``)."""
+    from kanarray.datasets import toy_dataset
+
+    d = toy_dataset("exp_sin", n_train=n, n_test=1, seed=seed)
+    return d["train_input"], d["train_label"]

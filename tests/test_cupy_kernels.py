@@ -13,6 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from helpers import expsin_data
 from kanarray.backends.cuda_source import KERNEL_NAMES, cuda_source, shared_tile_fits
 
 
@@ -188,9 +189,7 @@ def test_emulated_cuda_kernels_train_like_numpy(emulated_cupy_kernels):
     from kanarray import backends
     from kanarray._namespace import resolve_backend
 
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, (40, 2))
-    y = np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:] ** 2)
+    x, y = expsin_data(40, seed=0)
 
     def run():
         model = ka.KAN([2, 3, 1], grid=4, k=3, seed=0)

@@ -8,7 +8,7 @@ import pytest
 import kanarray as ka
 from kanarray.symbolic import LIBRARY
 
-from helpers import perturb
+from helpers import expsin_data, perturb
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -152,9 +152,7 @@ def test_trained_grid_updated_model_matches_native(base_fun):
 
 
 def test_pruned_model_matches_native():
-    rng = np.random.default_rng(1)
-    x = rng.uniform(-1, 1, (300, 2))
-    y = np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:] ** 2)
+    x, y = expsin_data(300, seed=1)
     model = ka.KAN([2, 5, 1], grid=3, seed=1)
     model.fit(x, y, steps=20, lamb=1e-2, progress=False)
     pruned = model.prune()
@@ -174,9 +172,7 @@ def test_every_library_function_exports_exactly(name):
 
 
 def test_symbolic_model_from_the_demo_pipeline_matches_native():
-    rng = np.random.default_rng(2)
-    x = rng.uniform(-1, 1, (500, 2))
-    y = np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:] ** 2)
+    x, y = expsin_data(500, seed=2)
     model = ka.KAN([2, 1, 1], grid=5, seed=1)
     model.fit(x, y, steps=20, progress=False)
     model.fix_symbolic(0, 0, 0, "sin")  # one symbolic edge next to spline edges

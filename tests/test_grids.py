@@ -8,7 +8,7 @@ import pytest
 import kanarray as ka
 from kanarray.grids import MIN_SPAN
 
-from helpers import host, random_model
+from helpers import expsin_data, host, random_model
 
 
 def pykan_sample_grid(x, G, k, grid_eps=0.02):
@@ -113,9 +113,7 @@ def test_update_grid_rejects_bad_input_before_changing_anything():
 
 
 def _trained(seed=0, G=5):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-1, 1, (1000, 2))
-    y = np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:] ** 2)
+    x, y = expsin_data(1000, seed=seed)
     model = ka.KAN([2, 5, 1], grid=G, seed=seed)
     model.fit(x, y, steps=20, progress=False)
     return model, x

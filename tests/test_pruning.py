@@ -7,13 +7,11 @@ import pytest
 
 import kanarray as ka
 
-from helpers import host, reference_edges
+from helpers import expsin_data, host, reference_edges
 
 
 def _model_and_data(backend="numpy", seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-1, 1, (300, 2))
-    y = np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:] ** 2)
+    x, y = expsin_data(300, seed=seed)
     model = ka.KAN([2, 5, 1], grid=3, seed=1, backend=backend)
     model.fit(x, y, steps=15, lamb=1e-2, progress=False)
     return model, x, y

@@ -9,7 +9,7 @@ import kanarray as ka
 from kanarray.symbolic import LIBRARY, register
 from kanarray.symbolic.fitting import fit_affine
 
-from helpers import host
+from helpers import expsin_data, host
 from test_gradients import assert_grad_close, fd_grad, set_param
 
 PYKAN_SET = ["x", "x^2", "x^3", "x^4", "x^5", "1/x", "1/x^2", "1/x^3", "1/x^4", "1/x^5", "sqrt", "x^1.5",
@@ -80,9 +80,7 @@ def test_fit_canonical_form_and_vectorized_edges():
 
 
 def _trained_expsin(seed=1, steps=30):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-1, 1, (600, 2))
-    y = np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:] ** 2)
+    x, y = expsin_data(600, seed=seed)
     model = ka.KAN([2, 1, 1], grid=5, k=3, seed=seed)
     model.fit(x, y, steps=steps, progress=False)
     return model, x, y
