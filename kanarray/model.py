@@ -235,7 +235,7 @@ class KAN:
     # -- training ---------------------------------------------------------------------------
     def fit(self, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="mse", lamb=0.0, lamb_l1=1.0,
             lamb_entropy=2.0, lamb_coef=0.0, lamb_coefdiff=0.0, update_grid=True, grid_update_num=10,
-            stop_grid_update_step=50, validation=None, progress=True, seed=None):
+            stop_grid_update_step=50, validation=None, progress=True, seed=None, frozen=()):
         """Train in place; returns a ``History`` (per-step lists, ``.plot(path)``, ``.optimizer``).
 
         x: (N, width[0]); y: (N, width[-1]) for loss="mse", or integer labels (N,) for
@@ -248,6 +248,9 @@ class KAN:
         steps while step < stop_grid_update_step (the optimizer keeps its state across them, as in
         pykan; resetting LBFGS there measured slightly worse).
         validation: (x_val, y_val), evaluated every step.
+        frozen: parameters held fixed, by full name ("layers.0.scale_sp") or by name in every
+        layer ("scale_base", "scale_sp", "coef"); an optimizer passed as ``opt`` must then be
+        built on ``kanarray.training.trainable_parameters(model, frozen)``.
 
         history["train_loss"] / ["val_loss"] are RMSE for mse (like pykan) and the cross-entropy
         otherwise; history["val_acc"] for cross_entropy; history["reg"] is the penalty (0 when
@@ -261,7 +264,8 @@ class KAN:
         return fit(self, x, y, steps=steps, opt=opt, lr=lr, batch_size=batch_size, loss=loss, lamb=lamb,
                    lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff,
                    update_grid=update_grid, grid_update_num=grid_update_num,
-                   stop_grid_update_step=stop_grid_update_step, validation=validation, progress=progress, seed=seed)
+                   stop_grid_update_step=stop_grid_update_step, validation=validation, progress=progress, seed=seed,
+                   frozen=frozen)
 
     # -- grids ----------------------------------------------------------------------------
     def update_grid(self, x, *, grid_eps: float = 0.02) -> None:

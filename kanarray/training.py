@@ -62,8 +62,36 @@ class History(dict):
         fig.tight_layout()
         save_png(fig, path)
 
-def _make_optimizer(model, opt, lr):
+def trainable_parameters(model, frozen=()) -> dict:
+    """``model.parameters()`` without the frozen ones.
+
+    frozen: parameter names ("layers.0.scale_sp") or names within every layer ("scale_sp").
+    Raises ValueError for a name that matches no parameter or when nothing is left to train."""
     params = model.parameters()
+    if isinstance(frozen, str):
+        frozen = (frozen,)
+    try:
+        frozen = tuple(frozen)
+    except TypeError:
+        raise ValueError(f"frozen must be a list of parameter names, got {frozen!r}") from None
+    held = set()
+    for name in frozen:
+        if not isinstance(name, str):
+            raise ValueError(f"frozen must be a list of parameter names, got {name!r} in it")
+        matched = {n for n in params if n == name or n.rsplit(".", 1)[-1] == name}
+        if not matched:
+            short = sorted({n.rsplit(".", 1)[-1] for n in params})
+            raise ValueError(f"frozen name {name!r} matches no trainable parameter; expected one of {short} "
+                             f"or a full name such as {next(iter(params))!r}")
+        held |= matched
+    left = {n: a for n, a in params.items() if n not in held}
+    if not left:
+        raise ValueError(f"frozen={list(frozen)} holds every parameter; nothing is left to train")
+    return left
+
+
+def _make_optimizer(model, opt, lr, frozen=()):
+    params = trainable_parameters(model, frozen)
     if isinstance(opt, Optimizer):
         if lr is not None:
             raise ValueError("lr applies to an optimizer built by fit; set it on your optimizer instead")
@@ -111,7 +139,7 @@ def _batches(n: int, batch_size, rng):
 
 def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="mse", lamb=0.0, lamb_l1=1.0,
         lamb_entropy=2.0, lamb_coef=0.0, lamb_coefdiff=0.0, update_grid=True, grid_update_num=10,
-        stop_grid_update_step=50, validation=None, progress=True, seed=None) -> History:
+        stop_grid_update_step=50, validation=None, progress=True, seed=None, frozen=()) -> History:
     """See ``KAN.fit``."""
     # ---- validate everything before anything changes
     if loss not in ("mse", "cross_entropy"):
@@ -136,7 +164,7 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
         x_val = model._check_x(x_val)
         y_val = check_targets(model, y_val, x_val.shape[0], loss)
         validation = (x_val, y_val)
-    optimizer = _make_optimizer(model, opt, lr)
+    optimizer = _make_optimizer(model, opt, lr, frozen)
     rng = np.random.default_rng(model.seed if seed is None else seed)
 
     xp = model.xp

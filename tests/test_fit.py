@@ -181,6 +181,9 @@ BAD_INPUTS = [
     (dict(validation=(np.zeros((3, 3)), np.zeros((3, 1)))), r"\(batch, 2\)"),
     (dict(loss="cross_entropy", y=np.full(10, 5)), r"\[0, 1\)"),
     (dict(loss="cross_entropy", y=np.full(10, 0.5)), "whole-number"),
+    (dict(frozen=["scale"]), "matches no trainable parameter"),
+    (dict(frozen=["coef", "scale_base", "scale_sp"]), "nothing is left to train"),
+    (dict(frozen=[3]), "list of parameter names"),
 ]
 
 
@@ -220,3 +223,32 @@ def test_refined_model_continues_with_a_transferred_optimizer():
     assert opt.state["m"]["layers.0.coef"] is None and opt.state["m"]["layers.0.scale_sp"] is not None
     new.fit(x, y, steps=2, opt=opt, progress=False)
     assert opt.steps["layers.0.coef"] == 2
+
+
+@pytest.mark.parametrize("opt", ["lbfgs", "adam"])
+def test_frozen_parameters_stay_fixed_while_the_others_train(opt):
+    x, y, _, _ = hello_data()
+    model = ka.KAN([2, 3, 1], grid=5, seed=0)
+    before = {n: host(a).copy() for n, a in model.parameters().items()}
+    history = model.fit(x, y, steps=3, opt=opt, frozen=["scale_base", "layers.1.scale_sp"], update_grid=False,
+                        progress=False)
+    after = {n: host(a) for n, a in model.parameters().items()}
+    held = {"layers.0.scale_base", "layers.1.scale_base", "layers.1.scale_sp"}
+    for name in held:
+        np.testing.assert_array_equal(after[name], before[name])
+    for name in set(before) - held:
+        assert not np.array_equal(after[name], before[name]), name
+    assert set(history.optimizer.params) == set(before) - held
+    assert history["train_loss"][-1] < history["train_loss"][0]
+
+
+def test_an_optimizer_for_a_fit_with_frozen_parameters_is_built_on_the_trainable_ones():
+    from kanarray.training import trainable_parameters
+
+    x, y, _, _ = hello_data()
+    model = ka.KAN([2, 3, 1], seed=0)
+    with pytest.raises(ValueError, match="trainable_parameters"):
+        model.fit(x, y, steps=1, opt=Adam(model.parameters()), frozen=["scale_sp"], progress=False)
+    opt = Adam(trainable_parameters(model, ["scale_sp"]), lr=0.01)
+    model.fit(x, y, steps=2, opt=opt, frozen=["scale_sp"], progress=False)
+    assert set(opt.steps) == {"layers.0.coef", "layers.0.scale_base", "layers.1.coef", "layers.1.scale_base"}

@@ -33,7 +33,8 @@ class Optimizer:
         if set(self.params) != set(params) or any(self.params[n] is not params[n] for n in params):
             raise ValueError(
                 "the optimizer is bound to other arrays than this model's parameters; build it on "
-                "model.parameters() (after refine: opt.transferred(new_model.parameters()))"
+                "model.parameters() (after refine: opt.transferred(new_model.parameters()); with fit's frozen: on "
+                "kanarray.training.trainable_parameters(model, frozen))"
             )
 
     def hyper(self) -> dict:
