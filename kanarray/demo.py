@@ -68,22 +68,14 @@ def _rmse(model, x, y) -> float:
 
 
 def formula_matches(found, toy: Toy, x_test, digits: int = 4) -> tuple[bool, float]:
-    """(equal as sympy expressions after rounding -- structurally, or as sympy.simplify proves,
-    max |difference| on the test inputs) between the recovered formula and the toy's."""
+    """(equal after rounding, max |difference| on the test inputs) between the recovered
+    formula and the toy's (``kanarray.symbolic.formula.formulas_agree``)."""
     import sympy
 
-    from .symbolic.formula import round_numbers
+    from .symbolic.formula import formulas_agree
 
     x1, x2 = sympy.symbols("x_1 x_2")
-    target = round_numbers(toy.formula(x1, x2), digits)
-    f_found = sympy.lambdify((x1, x2), found, "numpy")
-    with np.errstate(all="ignore"):
-        values = np.broadcast_to(np.asarray(f_found(x_test[:, 0], x_test[:, 1]), dtype=float), (x_test.shape[0],))
-    gap = float(np.max(np.abs(values - toy.f(x_test)[:, 0])))
-    exact = sympy.srepr(found) == sympy.srepr(target)
-    if not exact and gap < 1e-6:  # only then can they be equal: ask sympy (slow on large expressions)
-        exact = any(sympy.simplify(f - target) == 0 for f in (found, sympy.expand_trig(found)))
-    return exact, gap
+    return formulas_agree(found, toy.formula(x1, x2), (x1, x2), x_test, digits)
 
 
 def _export_and_check(model, name: str, x_test, out_dir, echo) -> dict | None:

@@ -288,3 +288,23 @@ def test_all_symbolic_layer_skips_the_splines_and_keeps_exact_gradients(backend)
         _assign(model, name, values)
         assert_grad_close(host(grads[name]), ref_grad, name)
     assert np.all(host(grads["layers.0.coef"]) == 0) and np.all(host(grads["layers.1.scale_base"]) == 0)
+
+
+def test_formulas_agree_up_to_rounding_and_not_beyond():
+    sympy = pytest.importorskip("sympy")
+    from kanarray.symbolic.formula import formulas_agree
+
+    a, b = sympy.symbols("a b", real=True)
+    plain_a, plain_b = sympy.symbols("a b")  # other assumptions, same names
+    x = np.random.default_rng(0).uniform(0.5, 2, (50, 2))
+    target = (a + b) / (1 + a * b)
+    assert formulas_agree((plain_a + plain_b) / (1 + plain_a * plain_b), target, (a, b), x) == (True, 0.0)
+    near = (1.00004 * plain_a + plain_b) / (1 + plain_a * plain_b)
+    ok, gap = formulas_agree(near, target, (a, b), x)
+    assert ok and 0 < gap < 1e-4
+    off = (1.003 * plain_a + plain_b) / (1 + plain_a * plain_b)  # a real difference, not rounding
+    assert not formulas_agree(off, target, (a, b), x)[0]
+    assert not formulas_agree(plain_a * plain_b, target, (a, b), x)[0]
+    # pi in the target is compared after rounding, as in the recovered formulas
+    ok, _ = formulas_agree(sympy.sin(3.1416 * plain_a), sympy.sin(sympy.pi * a), (a, b), x)
+    assert ok

@@ -14,7 +14,7 @@ import numpy as np
 from .._namespace import to_numpy
 from .library import get_function
 
-__all__ = ["symbolic_formula", "round_numbers", "tidy", "spline_edges"]
+__all__ = ["symbolic_formula", "round_numbers", "tidy", "spline_edges", "formulas_agree"]
 
 
 def spline_edges(model) -> list[tuple[int, int, int]]:
@@ -83,3 +83,38 @@ def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = Tr
     if simplify:
         return [tidy(e, digits) for e in exprs]
     return [round_numbers(e, digits) for e in exprs]
+
+
+def formulas_agree(found, target, symbols, x, digits: int = 4) -> tuple[bool, float]:
+    """Whether a recovered formula is the ground truth, up to rounding.
+
+    found, target: sympy expressions in ``symbols`` (matched by name, so assumptions may
+    differ); x: (N, len(symbols)) NumPy points.  Returns (equal, max |found - target| over x):
+    equal when, with the target's numbers rounded to ``digits`` decimals as ``found``'s are,
+    the two are identical or ``sympy.simplify`` reduces their difference to terms whose
+    coefficients are below 10**-(digits - 1) (rounding noise).  simplify is only tried where
+    the two agree on x to 1e-2 relative, since it is slow on large expressions.
+    """
+    import sympy
+
+    by_name = {s.name: s for s in symbols}
+    found = found.xreplace({s: by_name[s.name] for s in found.free_symbols if s.name in by_name})
+    target_r = round_numbers(target, digits)
+    columns = [np.asarray(x, dtype=np.float64)[:, i] for i in range(len(symbols))]
+    values = []
+    for expr in (found, target):
+        fn = sympy.lambdify(list(symbols), expr, modules=["scipy", "numpy"])
+        with np.errstate(all="ignore"):
+            values.append(np.broadcast_to(np.asarray(fn(*columns), dtype=np.float64), columns[0].shape))
+    gap = float(np.max(np.abs(values[0] - values[1]))) if np.all(np.isfinite(values[0])) else float("inf")
+    if sympy.srepr(found) == sympy.srepr(target_r):
+        return True, gap
+    if not gap <= 1e-2 * max(1.0, float(np.max(np.abs(values[1])))):
+        return False, gap
+    tol = 10.0 ** -(digits - 1)
+    for candidate in (found, sympy.expand_trig(found)):
+        diff = sympy.expand(sympy.simplify(candidate - target_r))
+        diff = diff.xreplace({f: 0 for f in diff.atoms(sympy.Float) if abs(float(f)) < tol})
+        if diff == 0 or sympy.simplify(diff) == 0:
+            return True, gap
+    return False, gap
