@@ -59,7 +59,76 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("-o", "--output", required=True, help="outputs: .npy or .csv")
     predict.add_argument("--provider", choices=["cuda", "cpu"], default=None, help="force an execution provider")
     predict.add_argument("--batch-size", type=_positive_int, default=65536, help="rows per run (default 65536)")
+    _add_reproduce(commands)
     return parser
+
+
+def _int_list(text: str) -> tuple:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 3,5,10, got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    return values
+
+
+def _add_reproduce(commands) -> None:
+    from .reproduce import EXPERIMENTS
+
+    rep = commands.add_parser(
+        "reproduce", help="rerun one of the paper's experiments and write its table and figure",
+        description="scaling: scaling laws of the five toy functions; special: the special-function table; feynman: "
+                    "the Feynman table with symbolic recovery; continual: continual learning, KAN against an MLP. "
+                    "Writes NAME.md and NAME.png into --out and prints the table. Defaults are the paper's settings "
+                    "(hours for scaling on a laptop); --quick runs a tiny version in seconds.")
+    rep.add_argument("name", choices=EXPERIMENTS)
+    rep.add_argument("--out", default="kanarray-reproduce", help="output folder (default ./kanarray-reproduce)")
+    rep.add_argument("--steps", type=_positive_int, default=None,
+                     help="LBFGS steps per grid or phase (default: scaling/special/feynman 200, continual 100)")
+    rep.add_argument("--grids", type=_int_list, default=None, help="grid sizes, e.g. 3,5,10,20 (not for continual)")
+    rep.add_argument("--seeds", type=_int_list, default=None,
+                     help="initializations tried at the first grid (default 0,1,2; continual: the first is used)")
+    rep.add_argument("--only", default=None,
+                     help="comma-separated subset: toy functions, special functions or Feynman equations "
+                          "(feynman: 'all' for all 27; default the six with the paper's numbers)")
+    rep.add_argument("--quick", action="store_true",
+                     help="tiny settings to check that it runs: grids 3,5, 5 steps, one seed, two entries")
+
+
+def _reproduce_options(args) -> dict:
+    options = {}
+    if args.quick:
+        options.update(steps=5, seeds=(0,))
+        if args.name != "continual":
+            options["grids"] = (3, 5)
+        options.update({"feynman": dict(symbolic_steps=5, names=("I.6.2", "II.38.3")),
+                        "special": dict(names=("jv", "sph_harm_m0_n1")),
+                        "scaling": dict(functions=("j0", "exp_sin"))}.get(args.name, {}))
+    if args.steps is not None:
+        options["steps"] = args.steps
+    if args.grids is not None:
+        options["grids"] = args.grids
+    if args.seeds is not None:
+        options["seeds"] = args.seeds
+    if args.only is not None:
+        key = {"scaling": "functions", "special": "names", "feynman": "names"}.get(args.name)
+        if key is None:
+            raise ValueError("--only applies to scaling, special and feynman")
+        options[key] = tuple(args.only.split(","))
+    if args.name == "continual":
+        if "grids" in options:
+            raise ValueError("--grids does not apply to continual (its KAN has G = 200)")
+        options.pop("grids", None)
+        options["seed"] = options.pop("seeds", (0,))[0]
+    return options
+
+
+def _run_reproduce(args) -> int:
+    from .reproduce import reproduce
+
+    reproduce(args.name, args.out, **_reproduce_options(args))
+    return 0
 
 
 def _run_export(args) -> int:
@@ -89,7 +158,7 @@ def main(argv=None) -> int:
         result = run_demo(function=args.function, seed=args.seed, out_dir=None if args.no_plots else args.out,
                           steps=args.steps, lamb=args.lamb)
         return 0 if result["formula"] is not None else 1
-    runner = {"export": _run_export, "predict": _run_predict}[args.command]
+    runner = {"export": _run_export, "predict": _run_predict, "reproduce": _run_reproduce}[args.command]
     try:
         return runner(args)
     except (ValueError, FileNotFoundError, ImportError) as exc:  # a clear message, no traceback

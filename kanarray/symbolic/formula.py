@@ -88,8 +88,8 @@ def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = Tr
 def formulas_agree(found, target, symbols, x, digits: int = 4) -> tuple[bool, float]:
     """Whether a recovered formula is the ground truth, up to rounding.
 
-    found, target: sympy expressions in ``symbols`` (matched by name, so assumptions may
-    differ); x: (N, len(symbols)) NumPy points.  Returns (equal, max |found - target| over x):
+    found, target: sympy expressions in ``symbols`` (matched by name: both are rewritten in
+    ``symbols``, whose assumptions, e.g. positive=True, then hold for both); x: (N, len(symbols)) NumPy points.  Returns (equal, max |found - target| over x):
     equal when, with the target's numbers rounded to ``digits`` decimals as ``found``'s are,
     the two are identical or ``sympy.simplify`` reduces their difference to terms whose
     coefficients are below 10**-(digits - 1) (rounding noise).  simplify is only tried where
@@ -98,7 +98,8 @@ def formulas_agree(found, target, symbols, x, digits: int = 4) -> tuple[bool, fl
     import sympy
 
     by_name = {s.name: s for s in symbols}
-    found = found.xreplace({s: by_name[s.name] for s in found.free_symbols if s.name in by_name})
+    found, target = (e.xreplace({s: by_name[s.name] for s in e.free_symbols if s.name in by_name})
+                     for e in (found, target))
     target_r = round_numbers(target, digits)
     columns = [np.asarray(x, dtype=np.float64)[:, i] for i in range(len(symbols))]
     values = []
@@ -113,7 +114,7 @@ def formulas_agree(found, target, symbols, x, digits: int = 4) -> tuple[bool, fl
         return False, gap
     tol = 10.0 ** -(digits - 1)
     for candidate in (found, sympy.expand_trig(found)):
-        diff = sympy.expand(sympy.simplify(candidate - target_r))
+        diff = sympy.expand(sympy.expand(sympy.simplify(candidate - target_r)).evalf())  # sqrt(2) etc. as numbers
         diff = diff.xreplace({f: 0 for f in diff.atoms(sympy.Float) if abs(float(f)) < tol})
         if diff == 0 or sympy.simplify(diff) == 0:
             return True, gap

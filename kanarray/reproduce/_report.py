@@ -1,0 +1,166 @@
+"""What every reproduction shares: training by grid extension, tables, figures, the output folder."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._atomic import atomic_write
+
+__all__ = ["Report", "markdown_table", "machine", "grid_extension", "rmse", "loglog_slope", "sci"]
+
+
+def sci(value, digits: int = 2) -> str:
+    """3.14e-05 style, '-' for None, 'nan' kept visible."""
+    if value is None:
+        return "-"
+    return f"{value:.{digits}e}"
+
+
+def markdown_table(header, rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """This machine in a line: CPU count, platform, Python and NumPy."""
+    return (f"{os.cpu_count()} CPUs, {platform.machine()} {platform.system()}, Python {platform.python_version()}, "
+            f"NumPy {np.__version__}")
+
+
+def rmse(model, x, y) -> float:
+    out = np.asarray(model(x), dtype=np.float64)
+    return float(np.sqrt(np.mean((out - np.asarray(y, dtype=np.float64)) ** 2)))
+
+
+def loglog_slope(xs, ys) -> float:
+    """Least-squares slope of log(ys) against log(xs); nan with fewer than two points."""
+    xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+    keep = (xs > 0) & (ys > 0) & np.isfinite(ys)
+    if keep.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(xs[keep]), np.log(ys[keep]), 1)[0])
+
+
+@dataclass
+class GridRow:
+    """One grid of a grid-extension run."""
+
+    G: int
+    params: int
+    train: float
+    val: float
+    test: float
+    median: float  # median |prediction - label| on the test set
+    seconds: float
+
+
+def grid_extension(make_model, data: dict, grids, steps: int, *, seeds=(0,), validation=None, **fit_options):
+    """Train at grids[0], then refine to each next G and train again (pykan's loop).
+
+    make_model(G, seed) -> a new KAN; at the first grid every seed in ``seeds`` is trained and
+    the lowest training RMSE is kept (a choice that never looks at the test set).  data:
+    make_dataset's dict (NumPy arrays); validation: (x, y), reported for the callers to pick a
+    grid with.  Returns (rows: [GridRow], models: [KAN, one per G], the seed kept)."""
+    x, y = data["train_input"], data["train_label"]
+    xt, yt = data["test_input"], data["test_label"]
+    rows, models, kept = [], [], None
+    for G in grids:
+        t0 = time.perf_counter()
+        if models:
+            model = models[-1].refine(G)
+            model.fit(x, y, steps=steps, progress=False, **fit_options)
+        else:
+            best = None
+            for seed in seeds:
+                candidate = make_model(G, seed)
+                loss = candidate.fit(x, y, steps=steps, progress=False, **fit_options)["train_loss"][-1]
+                if best is None or loss < best[0]:
+                    best = (loss, seed, candidate)
+            _, kept, model = best
+        seconds = time.perf_counter() - t0
+        errors = np.abs(np.asarray(model(xt)) - yt)
+        rows.append(GridRow(G, model.num_parameters(), rmse(model, x, y),
+                            rmse(model, *validation) if validation is not None else float("nan"),
+                            float(np.sqrt(np.mean(errors ** 2))), float(np.median(errors)), seconds))
+        models.append(model)
+    return rows, models, kept
+
+
+@dataclass
+class Report:
+    """A reproduction's outcome: ``markdown`` (the tables and the settings) and the figure."""
+
+    name: str
+    markdown: str
+    figure: object = None  # a matplotlib figure, written by ``write``
+    results: dict = field(default_factory=dict)
+    seconds: float = math.nan
+
+    def write(self, out_dir) -> list[str]:
+        """Write out_dir/NAME.md (and NAME.png with a figure), atomically; returns the paths."""
+        os.makedirs(out_dir, exist_ok=True)
+        paths = [os.path.join(out_dir, f"{self.name}.md")]
+        with atomic_write(paths[0]) as fh:
+            fh.write((self.markdown + "\n").encode())
+        if self.figure is not None:
+            from ..plotting import save_png
+
+            paths.append(os.path.join(out_dir, f"{self.name}.png"))
+            save_png(self.figure, paths[1])
+        return paths
+
+
+def fit_entry(entry, *, grids, steps: int, seeds, data_seed: int = 0, n_train: int = 1000):
+    """Fit ``entry`` (a ``kanarray.datasets.Dataset``) with its shape by grid extension and pick
+    the grid by the RMSE on a validation draw (independent of the test draw).
+
+    Returns dict(test=test RMSE at the chosen grid, G, seed, rows=[GridRow], model, seconds)."""
+    from ..datasets import make_dataset
+    from ..model import KAN
+
+    t0 = time.perf_counter()
+    data = make_dataset(entry.f, entry.n_var, entry.ranges, n_train=n_train, n_test=1000, seed=data_seed)
+    held = make_dataset(entry.f, entry.n_var, entry.ranges, n_train=1, n_test=1000, seed=data_seed + 1000)
+    shape = list(entry.shape)
+    rows, models, seed = grid_extension(lambda G, s: KAN(shape, grid=G, k=3, seed=s), data, grids, steps,
+                                        seeds=seeds, validation=(held["test_input"], held["test_label"]))
+    pick = int(np.argmin([r.val for r in rows]))
+    return dict(test=rows[pick].test, G=rows[pick].G, seed=seed, rows=rows, model=models[pick],
+                data=data, seconds=time.perf_counter() - t0)
+
+
+def ratio_cell(ours: float, paper) -> str:
+    """'0.52x (below)' comparing our RMSE with the paper's."""
+    if paper is None:
+        return "-"
+    r = ours / paper
+    return f"{r:.2g}x ({'at or below' if r <= 1 else 'above'})"
+
+
+def rmse_figure(labels, ours, paper, recovered=None):
+    """Test RMSE per entry, ours against the paper's (None: not reported); recovered: optional
+    booleans, drawn as filled (recovered) or open (not) markers."""
+    from ..plotting import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(labels) + 2), 3.5))
+    xs = np.arange(len(labels))
+    ax.semilogy(xs, [np.nan if p is None else p for p in paper], "k^", mfc="none", label="paper")
+    if recovered is None:
+        ax.semilogy(xs, ours, "o", color="C0", label="kanarray")
+    else:
+        hit = np.asarray(recovered, dtype=bool)
+        ax.semilogy(xs[hit], np.asarray(ours)[hit], "o", color="C0", label="kanarray, formula recovered")
+        ax.semilogy(xs[~hit], np.asarray(ours)[~hit], "o", color="C0", mfc="none", label="kanarray, not recovered")
+    ax.set_xticks(list(xs), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("test RMSE")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
