@@ -136,6 +136,12 @@ def fit_entry(entry, *, grids, steps: int, seeds, data_seed: int = 0, n_train: i
                 data=data, seconds=time.perf_counter() - t0)
 
 
+def schedule_text(grids, steps: int, seeds) -> str:
+    """How a grid-extension run was trained, for the reports."""
+    return (f"grid extension over G = {', '.join(map(str, grids))} with {steps} LBFGS steps per grid, first-grid "
+            f"seeds {', '.join(map(str, seeds))} (lowest training RMSE kept)")
+
+
 def ratio_cell(ours: float, paper) -> str:
     """'0.52x (below)' comparing our RMSE with the paper's."""
     if paper is None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 
 from ..datasets import FEYNMAN
-from ._report import Report, fit_entry, machine, markdown_table, ratio_cell, rmse, rmse_figure, sci
+from ._report import Report, fit_entry, machine, markdown_table, ratio_cell, rmse, rmse_figure, schedule_text, sci
 
 GRIDS = (3, 5, 10, 20, 50, 100)
 PAPER_SIX = ("I.6.2", "I.16.6", "I.9.18", "I.44.4", "I.37.4", "III.17.37")
@@ -81,9 +81,7 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
              f"{'yes' if ok else 'no'} {'' if formula is None else formula}; {seconds:.0f} s")
     seconds = time.perf_counter() - t_all
     head = (f"## Feynman equations (paper section 3.3, Table 2, dimensionless)\n\n"
-            f"Accuracy: the paper's pruned KAN shapes, grid extension over G = {', '.join(map(str, grids))} with "
-            f"{steps} LBFGS steps per grid (first-grid seeds {', '.join(map(str, seeds))}, lowest training RMSE kept), "
-            f"grid chosen on a validation draw, 1000 training / 1000 test points, float64, ranges from pykan's "
+            f"Accuracy: the paper's pruned KAN shapes, {schedule_text(grids, steps, seeds)}, grid chosen on a validation draw, 1000 training / 1000 test points, float64, ranges from pykan's "
             f"feynman module (see each dataset's note). Recovery: G = 5 fit with lamb = 1e-3, prune, refine to 10, "
             f"fit, auto_symbolic (whole library, R^2 >= 0.99), fit; {symbolic_steps} LBFGS steps per fit; recovered "
             f"when the formula equals the ground truth after rounding to 4 decimals.\n\n"

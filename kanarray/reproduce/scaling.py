@@ -18,7 +18,7 @@ import numpy as np
 
 from ..datasets import TOY, toy_dataset
 from ..model import KAN
-from ._report import Report, grid_extension, loglog_slope, machine, markdown_table, sci
+from ._report import Report, grid_extension, loglog_slope, machine, markdown_table, schedule_text, sci
 
 GRIDS = (3, 5, 10, 20, 50, 100, 200, 500, 1000)
 
@@ -58,9 +58,8 @@ def run(*, functions=tuple(TOY), grids=GRIDS, steps: int = 200, seeds=(0, 1, 2),
              f"{s_median:.2f}; {seconds:.0f} s")
     seconds = time.perf_counter() - t_all
     head = (f"## Scaling laws (paper section 3.1, Figure 3.1)\n\n"
-            f"Grid extension over G = {', '.join(map(str, grids))}, {steps} LBFGS steps per grid, {n_train} "
-            f"training / 1000 test points (data seed {data_seed}), float64; first-grid seeds tried: "
-            f"{', '.join(map(str, seeds))}. Slopes: least squares of log error against log N from the first grid "
+            f"{schedule_text(grids, steps, seeds).capitalize()}; {n_train} training / 1000 test points (data seed "
+            f"{data_seed}), float64. Slopes: least squares of log error against log N from the first grid "
             f"to the grid of lowest test RMSE. Theory: -4. Machine: {machine()}; {seconds:.0f} s in all.\n\n")
     table = markdown_table(("function", "shape", "seed", "best test RMSE", "at G", "slope RMSE", "slope median",
                             "slope over G", "seconds"), summary)

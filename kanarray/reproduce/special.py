@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from ..datasets import SPECIAL
-from ._report import Report, fit_entry, machine, markdown_table, ratio_cell, rmse_figure, sci
+from ._report import Report, fit_entry, machine, markdown_table, ratio_cell, rmse_figure, schedule_text, sci
 
 GRIDS = (3, 5, 10, 20, 50, 100)
 
@@ -40,9 +40,7 @@ def run(*, names=tuple(SPECIAL), grids=GRIDS, steps: int = 200, seeds=(0, 1, 2),
              f"{fit['seconds']:.0f} s")
     seconds = time.perf_counter() - t_all
     head = (f"## Special functions (paper section 3.2, Table 1)\n\n"
-            f"The paper's minimal KAN shapes, grid extension over G = {', '.join(map(str, grids))} with {steps} "
-            f"LBFGS steps per grid, first-grid seeds {', '.join(map(str, seeds))} (lowest training RMSE kept), "
-            f"grid chosen on a validation draw; 1000 training / 1000 test points, float64. Input ranges are ours "
+            f"The paper's minimal KAN shapes, {schedule_text(grids, steps, seeds)}, grid chosen on a validation draw; 1000 training / 1000 test points, float64. Input ranges are ours "
             f"(the paper does not give them). {below} of {len(names)} at or below the paper's RMSE. "
             f"Machine: {machine()}; {seconds:.0f} s in all.\n\n")
     table = markdown_table(("function", "shape", "inputs", "test RMSE", "G", "paper RMSE", "ours / paper", "seconds"),
