@@ -58,7 +58,7 @@ def run(*, functions=tuple(TOY), grids=GRIDS, steps: int = 200, seeds=(0, 1, 2),
              f"{s_median:.2f}; {seconds:.0f} s")
     seconds = time.perf_counter() - t_all
     head = (f"## Scaling laws (paper section 3.1, Figure 3.1)\n\n"
-            f"{schedule_text(grids, steps, seeds).capitalize()}; {n_train} training / 1000 test points (data seed "
+            f"Trained by {schedule_text(grids, steps, seeds)}; {n_train} training / 1000 test points (data seed "
             f"{data_seed}), float64. Slopes: least squares of log error against log N from the first grid "
             f"to the grid of lowest test RMSE. Theory: -4. Machine: {machine()}; {seconds:.0f} s in all.\n\n")
     table = markdown_table(("function", "shape", "seed", "best test RMSE", "at G", "slope RMSE", "slope median",
