@@ -308,3 +308,18 @@ def test_formulas_agree_up_to_rounding_and_not_beyond():
     # pi in the target is compared after rounding, as in the recovered formulas
     ok, _ = formulas_agree(sympy.sin(3.1416 * plain_a), sympy.sin(sympy.pi * a), (a, b), x)
     assert ok
+
+
+def test_formulas_agree_sees_through_constants_spread_over_a_power():
+    sympy = pytest.importorskip("sympy")
+    from kanarray.symbolic.formula import canonical, formulas_agree
+
+    a, b = sympy.symbols("a b", nonnegative=True)
+    x = np.random.default_rng(1).uniform(0, 1, (50, 2))
+    # what a [2, 1, 1] KAN gives for sqrt(1 + a^2 + b^2): the scale split between the two layers
+    found = 23.840712 * sympy.sqrt(0.00175942 * a**2 + 0.00175942 * b**2 + 0.00175942)
+    assert canonical(found) == sympy.sqrt(a**2 + b**2 + 1)
+    assert formulas_agree(found, sympy.sqrt(1 + a**2 + b**2), (a, b), x)[0]
+    assert not formulas_agree(found, sympy.sqrt(1 + a**2 + 2 * b**2), (a, b), x)[0]
+    wrong = 23.840712 * sympy.sqrt(0.00175942 * a**2 + 0.0019 * b**2 + 0.00175942)  # 8% off on b^2
+    assert not formulas_agree(wrong, sympy.sqrt(1 + a**2 + b**2), (a, b), x)[0]

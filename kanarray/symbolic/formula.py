@@ -14,7 +14,7 @@ import numpy as np
 from .._namespace import to_numpy
 from .library import get_function
 
-__all__ = ["symbolic_formula", "round_numbers", "tidy", "spline_edges", "formulas_agree"]
+__all__ = ["symbolic_formula", "round_numbers", "tidy", "spline_edges", "formulas_agree", "canonical"]
 
 
 def spline_edges(model) -> list[tuple[int, int, int]]:
@@ -85,22 +85,60 @@ def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = Tr
     return [round_numbers(e, digits) for e in exprs]
 
 
+def _significant(value: float, digits: int):
+    """value rounded to ``digits`` significant digits, as a sympy Integer when it is a whole number."""
+    import sympy
+
+    if value == 0:
+        return sympy.Integer(0)
+    rounded = float(f"{value:.{digits - 1}e}")
+    return sympy.Integer(int(rounded)) if rounded == int(rounded) else sympy.Float(rounded, 15)
+
+
+def canonical(expr, digits: int = 4):
+    """expr in a form where equal formulas look equal after rounding: every constant evaluated,
+    a constant factor pulled out of each sum inside a power (sqrt(c a + c) -> sqrt(c) sqrt(a + 1),
+    taking the constant term's coefficient, else the largest), numbers rounded to ``digits``
+    significant digits and whole numbers made integers."""
+    import sympy
+
+    expr = expr.xreplace({c: sympy.Float(c.evalf(20), 20) for c in expr.atoms(sympy.NumberSymbol)})
+    expr = expr.replace(lambda e: e.is_number and not e.is_Atom, lambda e: sympy.Float(e.evalf(20), 20)
+                        if e.is_real else e)
+
+    def scaled(p):
+        terms = [t.as_coeff_Mul() for t in p.base.args]
+        consts = [c for c, rest in terms if rest == 1]
+        c = consts[0] if consts else max((c for c, _ in terms), key=lambda v: abs(float(v)))
+        if not c.is_Number or c == 0 or (p.exp.is_Integer is False and c < 0):
+            return p
+        return sympy.Pow(c, p.exp) * sympy.Pow(sympy.expand(p.base / c), p.exp)
+
+    for _ in range(3):  # nested powers: inner ones first come out on the next pass
+        new = expr.replace(lambda e: e.is_Pow and e.base.is_Add, scaled)
+        new = new.xreplace({f: _significant(float(f), digits) for f in new.atoms(sympy.Float)})
+        if new == expr:
+            break
+        expr = new
+    return expr
+
+
 def formulas_agree(found, target, symbols, x, digits: int = 4) -> tuple[bool, float]:
     """Whether a recovered formula is the ground truth, up to rounding.
 
     found, target: sympy expressions in ``symbols`` (matched by name: both are rewritten in
-    ``symbols``, whose assumptions, e.g. positive=True, then hold for both); x: (N, len(symbols)) NumPy points.  Returns (equal, max |found - target| over x):
-    equal when, with the target's numbers rounded to ``digits`` decimals as ``found``'s are,
-    the two are identical or ``sympy.simplify`` reduces their difference to terms whose
-    coefficients are below 10**-(digits - 1) (rounding noise).  simplify is only tried where
-    the two agree on x to 1e-2 relative, since it is slow on large expressions.
+    ``symbols``, whose assumptions, e.g. positive=True, then hold for both); x: (N,
+    len(symbols)) NumPy points.  Returns (equal, max |found - target| over x).  Equal when the
+    ``canonical`` forms (numbers to ``digits`` significant digits) are identical, or when
+    ``sympy.simplify`` reduces the difference of the canonical forms to 0 or to terms with
+    coefficients below 10**-(digits - 1) (rounding noise).  simplify is only tried where the two
+    agree on x to 1e-2 relative, since it is slow on large expressions.
     """
     import sympy
 
     by_name = {s.name: s for s in symbols}
     found, target = (e.xreplace({s: by_name[s.name] for s in e.free_symbols if s.name in by_name})
                      for e in (found, target))
-    target_r = round_numbers(target, digits)
     columns = [np.asarray(x, dtype=np.float64)[:, i] for i in range(len(symbols))]
     values = []
     for expr in (found, target):
@@ -108,13 +146,14 @@ def formulas_agree(found, target, symbols, x, digits: int = 4) -> tuple[bool, fl
         with np.errstate(all="ignore"):
             values.append(np.broadcast_to(np.asarray(fn(*columns), dtype=np.float64), columns[0].shape))
     gap = float(np.max(np.abs(values[0] - values[1]))) if np.all(np.isfinite(values[0])) else float("inf")
-    if sympy.srepr(found) == sympy.srepr(target_r):
+    found_c, target_c = canonical(found, digits), canonical(target, digits)
+    if sympy.srepr(found_c) == sympy.srepr(target_c):
         return True, gap
     if not gap <= 1e-2 * max(1.0, float(np.max(np.abs(values[1])))):
         return False, gap
     tol = 10.0 ** -(digits - 1)
-    for candidate in (found, sympy.expand_trig(found)):
-        diff = sympy.expand(sympy.expand(sympy.simplify(candidate - target_r)).evalf())  # sqrt(2) etc. as numbers
+    for candidate in (found_c, sympy.expand_trig(found_c)):
+        diff = sympy.expand(sympy.expand(sympy.simplify(candidate - target_c)).evalf())
         diff = diff.xreplace({f: 0 for f in diff.atoms(sympy.Float) if abs(float(f)) < tol})
         if diff == 0 or sympy.simplify(diff) == 0:
             return True, gap

@@ -1,0 +1,76 @@
+"""kanarray reproduce: tiny versions of the paper's four experiments, so the code paths keep working."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kanarray.cli import main
+
+pytest.importorskip("scipy")
+pytest.importorskip("sympy")
+pytest.importorskip("matplotlib")
+
+
+@pytest.mark.parametrize("name, rows", [
+    ("scaling", ["| j0 | [1, 1] |", "| exp_sin | [2, 1, 1] |"]),
+    ("special", ["| jv | [2, 2, 1] |", "| sph_harm_m0_n1 | [2, 1, 1] |"]),
+    ("feynman", ["| I.6.2 |", "| II.38.3 |"]),
+    ("continual", ["| 5 | KAN |", "| 5 | MLP |"]),
+])
+def test_quick_reproduction_writes_its_table_and_figure(tmp_path, capsys, name, rows):
+    assert main(["reproduce", name, "--quick", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / f"{name}.md").read_text()
+    assert all(row in text for row in rows), text
+    assert "Machine:" in text
+    png = (tmp_path / f"{name}.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    printed = capsys.readouterr().out
+    assert rows[0] in printed and f"{name}.md" in printed
+
+
+def test_continual_learning_kan_keeps_earlier_peaks_and_the_mlp_forgets():
+    from kanarray.reproduce import continual
+
+    report = continual.run(steps=20, echo=lambda *a: None)
+    errors = report.results["errors"]
+    assert report.results["earlier"]["KAN"] <= 1e-3
+    assert np.all(np.diag(errors["KAN"]) < 1e-3)  # each phase fits its own peak
+    assert report.results["earlier"]["MLP"] > 100 * report.results["earlier"]["KAN"]
+
+
+@pytest.mark.slow
+def test_feynman_recovery_finds_a_formula_and_checks_it_against_the_ground_truth():
+    from kanarray.datasets import FEYNMAN, feynman_dataset
+    from kanarray.reproduce.feynman import recover
+
+    ok, formula, seed, test_rmse = recover(FEYNMAN["II.38.3"], feynman_dataset("II.38.3"), seeds=(2,), steps=50)
+    assert ok and seed == 2 and test_rmse < 1e-8, formula
+    ok, formula, _, _ = recover(FEYNMAN["II.38.3"], feynman_dataset("II.38.3"), seeds=(0,), steps=50)
+    assert not ok and formula is not None  # a formula was found, but it is not a / b
+
+
+def test_scaling_slopes_stop_at_the_lowest_test_error():
+    from kanarray.reproduce._report import GridRow, loglog_slope
+    from kanarray.reproduce.scaling import _slopes
+
+    n = np.array([10.0, 20, 40, 80, 160])
+    test = 3 * n ** -4.0
+    test[-1] = test[-2] * 10  # overfitting at the last grid is not part of the fit
+    rows = [GridRow(G, int(p), 0.0, 0.0, float(t), float(t) / 2, 0.0) for G, p, t in zip([3, 5, 10, 20, 50], n, test)]
+    s_rmse, s_median, upto = _slopes(rows)
+    assert upto == 20 and s_rmse == pytest.approx(-4) and s_median == pytest.approx(-4)
+    assert np.isnan(loglog_slope([1.0], [2.0]))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["continual", "--grids", "3"], "--grids does not apply"),
+    (["continual", "--only", "j0"], "--only applies"),
+    (["special", "--only", "nope"], "unknown special functions"),
+    (["feynman", "--only", "I.99"], "unknown Feynman"),
+    (["scaling", "--only", "nope"], "unknown toy functions"),
+])
+def test_reproduce_refuses_bad_options_with_a_clear_message(tmp_path, capsys, argv, message):
+    assert main(["reproduce", *argv, "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written
