@@ -134,7 +134,8 @@ def fit_entry(entry, *, grids, steps: int, seeds, data_seed: int = 0, n_train: i
     """Fit ``entry`` (a ``kanarray.datasets.Dataset``) with its shape by grid extension and pick
     the grid by the RMSE on a validation draw (independent of the test draw).
 
-    Returns dict(test=test RMSE at the chosen grid, G, seed, rows=[GridRow], model, seconds)."""
+    Returns dict(test=test RMSE at the chosen grid, inside=the same on the test points inside the
+    training box, G, seed, rows=[GridRow], model, data, seconds)."""
     from ..datasets import make_dataset
     from ..model import KAN
 
@@ -145,7 +146,7 @@ def fit_entry(entry, *, grids, steps: int, seeds, data_seed: int = 0, n_train: i
     rows, models, seed = grid_extension(lambda G, s: KAN(shape, grid=G, k=3, seed=s), data, grids, steps,
                                         seeds=seeds, validation=(held["test_input"], held["test_label"]))
     pick = int(np.argmin([r.val for r in rows]))
-    return dict(test=rows[pick].test, G=rows[pick].G, seed=seed, rows=rows, model=models[pick],
+    return dict(test=rows[pick].test, inside=rows[pick].inside, G=rows[pick].G, seed=seed, rows=rows, model=models[pick],
                 data=data, seconds=time.perf_counter() - t0)
 
 

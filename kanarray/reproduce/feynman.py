@@ -91,7 +91,7 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
             below += fit["test"] <= entry.paper_rmse
         seconds = time.perf_counter() - t0
         shown = "-" if formula is None else f"`{canonical(formula)}`"
-        rows.append((name, f"`{ground_truth(entry)}`", list(entry.shape), sci(fit["test"]), fit["G"],
+        rows.append((name, f"`{ground_truth(entry)}`", list(entry.shape), sci(fit["test"]), sci(fit["inside"]), fit["G"],
                      sci(entry.paper_rmse), ratio_cell(fit["test"], entry.paper_rmse),
                      ("yes" if ok else "no") + ("" if seed is None else f" (seed {seed})"), shown, sci(sym_rmse),
                      f"{seconds:.0f}"))
@@ -106,7 +106,7 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
             f"digits (``formulas_agree``).\n\n"
             f"**Recovery rate: {recovered} of {len(names)}.** Test RMSE at or below the paper's: {below} of "
             f"{with_paper}. Machine: {machine()}; {seconds:.0f} s in all.\n\n")
-    table = markdown_table(("equation", "ground truth", "shape", "test RMSE", "G", "paper RMSE", "ours / paper",
+    table = markdown_table(("equation", "ground truth", "shape", "test RMSE", "inside the training box", "G", "paper RMSE", "ours / paper",
                             "recovered", "formula found (4 significant digits)", "its test RMSE", "seconds"), rows)
     figure = rmse_figure(list(names), [float(r[3]) for r in rows], [FEYNMAN[n].paper_rmse for n in names], hits)
     return Report("feynman", head + table, figure,
