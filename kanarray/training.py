@@ -165,6 +165,9 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
         y_val = check_targets(model, y_val, x_val.shape[0], loss)
         validation = (x_val, y_val)
     optimizer = _make_optimizer(model, opt, lr, frozen)
+    if update_grid and any(name.endswith(".coef") and name not in optimizer.params for name in model.parameters()):
+        raise ValueError("frozen coefficients cannot stay fixed while the grid updates (it refits them); "
+                         "pass update_grid=False with frozen coef")
     rng = np.random.default_rng(model.seed if seed is None else seed)
 
     xp = model.xp

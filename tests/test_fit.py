@@ -184,6 +184,7 @@ BAD_INPUTS = [
     (dict(frozen=["scale"]), "matches no trainable parameter"),
     (dict(frozen=["coef", "scale_base", "scale_sp"]), "nothing is left to train"),
     (dict(frozen=[3]), "list of parameter names"),
+    (dict(frozen=["layers.0.coef"]), "update_grid=False"),
 ]
 
 
