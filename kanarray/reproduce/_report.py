@@ -51,9 +51,10 @@ def loglog_slope(xs, ys) -> float:
 def inside_box(x, xt):
     """(N_test,) booleans: test points within the training inputs' per-variable [min, max].
 
-    Grid updates fit each first-layer grid to the training samples' range; outside it a cubic
-    spline reaches only k intervals further, so at large G a test point a hair outside loses its
-    spline term.  Reported next to the test RMSE so that this is seen, not hidden."""
+    Grid updates fit each first-layer grid to the training samples' range; outside it the splines
+    extrapolate the pieces fitted to the few samples near the edge (and k intervals further they
+    vanish), so at large G a test point a hair outside can carry most of the test error.
+    Reported next to the test RMSE so that this is seen, not hidden."""
     x, xt = np.asarray(x), np.asarray(xt)
     return np.all((xt >= x.min(axis=0)) & (xt <= x.max(axis=0)), axis=1)
 
