@@ -11,6 +11,12 @@ import tempfile
 __all__ = ["atomic_write"]
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path, suffix: str = ".tmp"):
     """Yield a binary file handle; on leaving without error the data is flushed, synced and
@@ -19,6 +25,7 @@ def atomic_write(path, suffix: str = ".tmp"):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".kanarray-", suffix=suffix, dir=directory)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make saved files private to the writer
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()

@@ -223,3 +223,16 @@ def test_lbfgs_state_round_trip(tmp_path):
     assert opt2.n_iter == opt.n_iter and opt2.rho == opt.rho and opt2.hyper() == opt.hyper()
     for a, b in zip(opt.s_hist + opt.y_hist, opt2.s_hist + opt2.y_hist):
         np.testing.assert_array_equal(a, b)
+
+
+def test_saved_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        model = ka.KAN([2, 3, 1], seed=0)
+        model.save(tmp_path / "m.kan")
+        assert stat.S_IMODE(os.stat(tmp_path / "m.kan").st_mode) == 0o644
+    finally:
+        os.umask(mask)
