@@ -81,7 +81,7 @@ def _add_reproduce(commands) -> None:
         description="scaling: scaling laws of the five toy functions; special: the special-function table; feynman: "
                     "the Feynman table with symbolic recovery; continual: continual learning, KAN against an MLP. "
                     "Writes NAME.md and NAME.png into --out and prints the table. Defaults are the paper's settings "
-                    "(hours for scaling on a laptop); --quick runs a tiny version in seconds.")
+                    "(scaling: an hour or more on two cores); --quick runs a tiny version in seconds.")
     rep.add_argument("name", choices=EXPERIMENTS)
     rep.add_argument("--out", default="kanarray-reproduce", help="output folder (default ./kanarray-reproduce)")
     rep.add_argument("--steps", type=_positive_int, default=None,
