@@ -42,7 +42,7 @@ def run(*, names=tuple(SPECIAL), grids=GRIDS, steps: int = 200, seeds=tuple(rang
              f"{fit['seconds']:.0f} s")
     seconds = time.perf_counter() - t_all
     head = (f"## Special functions (paper section 3.2, Table 1)\n\n"
-            f"The paper's minimal KAN shapes, {schedule_text(grids, steps, seeds)}, grid chosen on a validation draw; 1000 training / 1000 test points, float64. Input ranges are ours "
+            f"The paper's minimal KAN shapes, {schedule_text(grids, steps, seeds)}, grid chosen on a validation draw (its points inside the training box); 1000 training / 1000 test points, float64. Input ranges are ours "
             f"(the paper does not give them). 'Inside the training box': the test RMSE over the test points within "
             f"the training inputs' range, where the splines interpolate rather than extrapolate. {below} of {len(names)} at or below the paper's RMSE. "
             f"Machine: {machine()}; {seconds:.0f} s in all.\n\n")
