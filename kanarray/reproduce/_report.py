@@ -151,7 +151,8 @@ def fit_entry(entry, *, grids, steps: int, seeds, data_seed: int = 0, n_train: i
     rows, models, seed = grid_extension(lambda G, s: KAN(shape, grid=G, k=3, seed=s), data, grids, steps,
                                         seeds=seeds, validation=(held["test_input"][keep], held["test_label"][keep]))
     pick = int(np.argmin([r.val for r in rows]))
-    return dict(test=rows[pick].test, inside=rows[pick].inside, G=rows[pick].G, seed=seed, rows=rows, model=models[pick],
+    return dict(test=rows[pick].test, inside=rows[pick].inside, G=rows[pick].G, seed=seed, rows=rows,
+                model=models[pick],
                 data=data, seconds=time.perf_counter() - t0)
 
 

@@ -4,7 +4,7 @@ For each dimensionless equation of ``kanarray.datasets.FEYNMAN`` (default: the s
 reports numbers for; ``names="all"`` for all 27):
 
 * accuracy: the paper's pruned KAN shape fitted by grid extension (grid chosen on a
-  validation draw), test RMSE next to the paper's;
+  validation draw, over its points inside the training box), test RMSE next to the paper's;
 * symbolic recovery: the hello-KAN loop on the same shape (G = 5 with the sparsity penalty,
   prune, refine to G = 20, fit, ``auto_symbolic`` with pykan's hello-KAN library, fit the formula's
   parameters), then ``formulas_agree`` with the ground truth (numbers to 4 significant digits);
@@ -91,7 +91,8 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
             below += fit["test"] <= entry.paper_rmse
         seconds = time.perf_counter() - t0
         shown = "-" if formula is None else f"`{canonical(formula)}`"
-        rows.append((name, f"`{ground_truth(entry)}`", list(entry.shape), sci(fit["test"]), sci(fit["inside"]), fit["G"],
+        rows.append((name, f"`{ground_truth(entry)}`", list(entry.shape), sci(fit["test"]), sci(fit["inside"]),
+                     fit["G"],
                      sci(entry.paper_rmse), ratio_cell(fit["test"], entry.paper_rmse),
                      ("yes" if ok else "no") + ("" if seed is None else f" (seed {seed})"), shown, sci(sym_rmse),
                      f"{seconds:.0f}"))
@@ -99,14 +100,17 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
              f"{'yes' if ok else 'no'} {'' if formula is None else formula}; {seconds:.0f} s")
     seconds = time.perf_counter() - t_all
     head = (f"## Feynman equations (paper section 3.3, Table 2, dimensionless)\n\n"
-            f"Accuracy: the paper's pruned KAN shapes, {schedule_text(grids, steps, seeds)}, grid chosen on a validation draw (its points inside the training box), 1000 training / 1000 test points, float64, ranges from pykan's "
+            f"Accuracy: the paper's pruned KAN shapes, {schedule_text(grids, steps, seeds)}, grid chosen on a "
+            f"validation draw (its points inside the training box), 1000 training / 1000 test points, float64, "
+            f"ranges from pykan's "
             f"feynman module (see each dataset's note). Recovery: G = 5 fit with lamb = 1e-3, prune, refine to 20, "
             f"fit, auto_symbolic (library {', '.join(SYMBOLIC_LIB)}; R^2 >= 0.99), fit; {symbolic_steps} LBFGS steps "
             f"per fit; recovered when the formula equals the ground truth with numbers rounded to 4 significant "
             f"digits (``formulas_agree``).\n\n"
             f"**Recovery rate: {recovered} of {len(names)}.** Test RMSE at or below the paper's: {below} of "
             f"{with_paper}. Machine: {machine()}; {seconds:.0f} s in all.\n\n")
-    table = markdown_table(("equation", "ground truth", "shape", "test RMSE", "inside the training box", "G", "paper RMSE", "ours / paper",
+    table = markdown_table(("equation", "ground truth", "shape", "test RMSE", "inside the training box", "G",
+                            "paper RMSE", "ours / paper",
                             "recovered", "formula found (4 significant digits)", "its test RMSE", "seconds"), rows)
     figure = rmse_figure(list(names), [float(r[3]) for r in rows], [FEYNMAN[n].paper_rmse for n in names], hits)
     return Report("feynman", head + table, figure,

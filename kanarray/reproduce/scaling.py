@@ -66,7 +66,8 @@ def run(*, functions=tuple(TOY), grids=GRIDS, steps: int = 200, seeds=tuple(rang
             f"{data_seed}), float64. Slopes: least squares of log error against log N from the first grid "
             f"to the grid of lowest test RMSE. Theory: -4. The first layer's grids follow the training samples' "
             f"range (pykan's grid update), so at large G test points a hair outside it, where the splines extrapolate, "
-            f"carry much of the test error; the RMSE on the test points inside the training box is given as well. Machine: {machine()}; {seconds:.0f} s in all.\n\n")
+            f"carry much of the test error; the RMSE on the test points inside the training box is given as well. "
+            f"Machine: {machine()}; {seconds:.0f} s in all.\n\n")
     table = markdown_table(("function", "shape", "seed", "best test RMSE", "at G", "slope RMSE", "slope median",
                             "slope over G", "best test RMSE inside the training box (test points outside)",
                             "seconds"), summary)
