@@ -4,7 +4,7 @@ For each dimensionless equation of ``kanarray.datasets.FEYNMAN`` (default: the s
 reports numbers for; ``names="all"`` for all 27):
 
 * accuracy: the paper's pruned KAN shape fitted by grid extension (grid chosen on a
-  validation draw, over its points inside the training box), test RMSE next to the paper's;
+  validation draw), test RMSE next to the paper's;
 * symbolic recovery: the hello-KAN loop on the same shape (G = 5 with the sparsity penalty,
   prune, refine to G = 20, fit, ``auto_symbolic`` with pykan's hello-KAN library, fit the formula's
   parameters), then ``formulas_agree`` with the ground truth (numbers to 4 significant digits);
@@ -101,7 +101,7 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
     seconds = time.perf_counter() - t_all
     head = (f"## Feynman equations (paper section 3.3, Table 2, dimensionless)\n\n"
             f"Accuracy: the paper's pruned KAN shapes, {schedule_text(grids, steps, seeds)}, grid chosen on a "
-            f"validation draw (its points inside the training box), 1000 training / 1000 test points, float64, "
+            f"validation draw, 1000 training / 1000 test points, float64, "
             f"ranges from pykan's "
             f"feynman module (see each dataset's note). Recovery: G = 5 fit with lamb = 1e-3, prune, refine to 20, "
             f"fit, auto_symbolic (library {', '.join(SYMBOLIC_LIB)}; R^2 >= 0.99), fit; {symbolic_steps} LBFGS steps "

@@ -2,8 +2,7 @@
 
 Each function of ``kanarray.datasets.SPECIAL`` is fitted with the paper's minimal KAN shape by
 grid extension (default G = 3, 5, 10, 20, 50, 100, ``steps`` LBFGS steps per grid), on 1000
-training points; the grid is chosen on a separate validation draw (its points inside the training
-box) and the test RMSE (1000 independent points) is reported next to the paper's. The paper does
+training points; the grid is chosen on a separate validation draw and the test RMSE (1000 independent points) is reported next to the paper's. The paper does
 not state its input ranges; ours are in each dataset's ``note`` and in the table. ``seeds``:
 initializations tried at the first grid (default 16; with 3, jv, sph_harm_m1_n1 and sph_harm_m2_n2
 stayed 2-3x above the paper's RMSE, with 16 they are 5-10x below).
@@ -43,7 +42,7 @@ def run(*, names=tuple(SPECIAL), grids=GRIDS, steps: int = 200, seeds=tuple(rang
     seconds = time.perf_counter() - t_all
     head = (f"## Special functions (paper section 3.2, Table 1)\n\n"
             f"The paper's minimal KAN shapes, {schedule_text(grids, steps, seeds)}, grid chosen on a validation "
-            f"draw (its points inside the training box); 1000 training / 1000 test points, float64. Input ranges "
+            f"draw; 1000 training / 1000 test points, float64. Input ranges "
             f"are ours "
             f"(the paper does not give them). 'Inside the training box': the test RMSE over the test points within "
             f"the training inputs' range, where the splines interpolate rather than extrapolate. {below} of "
