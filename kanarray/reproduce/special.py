@@ -2,10 +2,11 @@
 
 Each function of ``kanarray.datasets.SPECIAL`` is fitted with the paper's minimal KAN shape by
 grid extension (default G = 3, 5, 10, 20, 50, 100, ``steps`` LBFGS steps per grid), on 1000
-training points; the grid is chosen on a separate validation draw and the test RMSE (1000 independent points) is reported next to the paper's. The paper does
-not state its input ranges; ours are in each dataset's ``note`` and in the table. ``seeds``:
-initializations tried at the first grid (default 16; with 3, jv, sph_harm_m1_n1 and sph_harm_m2_n2
-stayed 2-3x above the paper's RMSE, with 16 they are 5-10x below).
+training points; the grid is chosen on a separate validation draw and the test RMSE (1000
+independent points) is reported next to the paper's. The paper does not state its input ranges;
+ours are in each dataset's ``note`` and in the table. ``seeds``: initializations tried at the
+first grid (default 16; with 3, jv, sph_harm_m1_n1 and sph_harm_m2_n2 stayed 2-3x above the
+paper's RMSE, with 16 they are 5-10x below).
 """
 
 from __future__ import annotations
