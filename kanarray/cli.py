@@ -88,7 +88,8 @@ def _add_reproduce(commands) -> None:
                      help="LBFGS steps per grid or phase (default: scaling/special/feynman 200, continual 100)")
     rep.add_argument("--grids", type=_int_list, default=None, help="grid sizes, e.g. 3,5,10,20 (not for continual)")
     rep.add_argument("--seeds", type=_int_list, default=None,
-                     help="initializations tried at the first grid (default 0-15 for scaling and special, 0,1,2 for feynman; continual: the first is used)")
+                     help="initializations tried at the first grid (default 0-15 for scaling and special, 0,1,2 "
+                          "for feynman; continual: the first is used)")
     rep.add_argument("--only", default=None,
                      help="comma-separated subset: toy functions, special functions or Feynman equations "
                           "(feynman: 'all' for all 27; default the six with the paper's numbers)")
@@ -119,7 +120,6 @@ def _reproduce_options(args) -> dict:
     if args.name == "continual":
         if "grids" in options:
             raise ValueError("--grids does not apply to continual (its KAN has G = 200)")
-        options.pop("grids", None)
         options["seed"] = options.pop("seeds", (0,))[0]
     return options
 

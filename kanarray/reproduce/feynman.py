@@ -101,9 +101,8 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
     seconds = time.perf_counter() - t_all
     head = (f"## Feynman equations (paper section 3.3, Table 2, dimensionless)\n\n"
             f"Accuracy: the paper's pruned KAN shapes, {schedule_text(grids, steps, seeds)}, grid chosen on a "
-            f"validation draw, 1000 training / 1000 test points, float64, "
-            f"ranges from pykan's "
-            f"feynman module (see each dataset's note). Recovery: G = 5 fit with lamb = 1e-3, prune, refine to 20, "
+            f"validation draw, 1000 training / 1000 test points, float64, ranges from pykan's feynman module "
+            f"(see each dataset's note). Recovery: G = 5 fit with lamb = 1e-3, prune, refine to 20, "
             f"fit, auto_symbolic (library {', '.join(SYMBOLIC_LIB)}; R^2 >= 0.99), fit; {symbolic_steps} LBFGS steps "
             f"per fit; recovered when the formula equals the ground truth with numbers rounded to 4 significant "
             f"digits (``formulas_agree``).\n\n"

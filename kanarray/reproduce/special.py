@@ -43,9 +43,8 @@ def run(*, names=tuple(SPECIAL), grids=GRIDS, steps: int = 200, seeds=tuple(rang
     seconds = time.perf_counter() - t_all
     head = (f"## Special functions (paper section 3.2, Table 1)\n\n"
             f"The paper's minimal KAN shapes, {schedule_text(grids, steps, seeds)}, grid chosen on a validation "
-            f"draw; 1000 training / 1000 test points, float64. Input ranges "
-            f"are ours "
-            f"(the paper does not give them). 'Inside the training box': the test RMSE over the test points within "
+            f"draw; 1000 training / 1000 test points, float64. Input ranges are ours (the paper does not give "
+            f"them). 'Inside the training box': the test RMSE over the test points within "
             f"the training inputs' range, where the splines interpolate rather than extrapolate. {below} of "
             f"{len(names)} at or below the paper's RMSE. "
             f"Machine: {machine()}; {seconds:.0f} s in all.\n\n")
