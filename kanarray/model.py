@@ -165,6 +165,12 @@ class KAN:
     def _check_x(self, x):
         return as_batch(x, xp=self.xp, dtype=self.dtype, n_features=self.width[0], name="x")
 
+    def _inputs(self, x):
+        """Raw inputs (batch, width[0]) validated and mapped to what the first layer sees.
+        Every public method taking raw inputs goes through here exactly once; internal
+        paths pass the result on."""
+        return self._check_x(x)
+
     def _check_y(self, y, batch: int):
         y = as_batch(y, xp=self.xp, dtype=self.dtype, n_features=self.width[-1], name="y")
         if y.shape[0] != batch:
@@ -176,7 +182,7 @@ class KAN:
 
     def forward(self, x):
         """(batch, width[0]) -> (batch, width[-1])."""
-        return self._forward_plain(self._check_x(x))
+        return self._forward_plain(self._inputs(x))
 
     def _forward_plain(self, h):
         for layer in self.layers:
@@ -215,7 +221,7 @@ class KAN:
         keys and shapes of ``parameters()``).
         """
         reg = Regularization(lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)
-        x = self._check_x(x)
+        x = self._inputs(x)
         reg.check_batch(x.shape[0])
         y = check_targets(self, y, x.shape[0], loss)
         ev = evaluate(self, x, y, loss=loss, reg=reg)
@@ -226,7 +232,7 @@ class KAN:
 
         x: (batch, width[0]); gy: (batch, width[-1]) -> (y (batch, width[-1]), dict, dx (batch, width[0])).
         """
-        x = self._check_x(x)
+        x = self._inputs(x)
         gy = self._check_y(gy, x.shape[0])
         out, caches = self._forward_cached(x, need_dx=True)
         grads, dx = self._backward(caches, gy, need_dx=True)
@@ -277,11 +283,14 @@ class KAN:
         samples (``kanarray.grids``).  G and k do not change.  All layers are computed
         before any is changed.
         """
-        from .grids import HIDDEN_RELATIVE_SPAN, update_layer_grid
-
-        x = self._check_x(x)
         if isinstance(grid_eps, bool) or not isinstance(grid_eps, (int, float)) or not 0 <= grid_eps <= 1:
             raise ValueError(f"grid_eps must be a number in [0, 1], got {grid_eps!r}")
+        self._adapt_grids(self._inputs(x), grid_eps=grid_eps)
+
+    def _adapt_grids(self, x, *, grid_eps: float = 0.02) -> None:
+        """``update_grid`` on inputs already through ``_inputs``."""
+        from .grids import HIDDEN_RELATIVE_SPAN, update_layer_grid
+
         new_layers = []
         h = x
         for l, layer in enumerate(self.layers):
@@ -308,7 +317,7 @@ class KAN:
         from .grids import refine_layer
 
         nums = [check_positive_int(g, "grid") for g in _per_layer(grid, len(self.layers), "grid")]
-        samples = self._samples if x is None else self._check_x(x)
+        samples = self._samples if x is None else self._inputs(x)
         new_layers = []
         h = samples
         for layer, num in zip(self.layers, nums):

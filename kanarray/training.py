@@ -144,7 +144,7 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
     # ---- validate everything before anything changes
     if loss not in ("mse", "cross_entropy"):
         raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
-    x = model._check_x(x)
+    x = model._inputs(x)
     n = x.shape[0]
     y = check_targets(model, y, n, loss)
     steps = check_positive_int(steps, "steps")
@@ -161,7 +161,7 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
             x_val, y_val = validation
         except (TypeError, ValueError):
             raise ValueError("validation must be a pair (x_val, y_val)") from None
-        x_val = model._check_x(x_val)
+        x_val = model._inputs(x_val)
         y_val = check_targets(model, y_val, x_val.shape[0], loss)
         validation = (x_val, y_val)
     optimizer = _make_optimizer(model, opt, lr, frozen)
@@ -195,7 +195,7 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
                 ids = xp.asarray(idx, device=getattr(x, "device", None))
                 xb, yb = xp.take(x, ids, axis=0), xp.take(y, ids, axis=0)
             if update_grid and step % grid_every == 0 and step < stop_grid_update_step:
-                model.update_grid(xb)  # the optimizer keeps its state, as in pykan
+                model._adapt_grids(xb)  # the optimizer keeps its state, as in pykan
                 basis_cache.clear()
                 val_cache.clear()
             if isinstance(optimizer, LBFGS):

@@ -25,7 +25,7 @@ __all__ = ["suggest_symbolic", "fix_symbolic", "auto_symbolic", "unfix_symbolic"
 def samples_of(model, x):
     """The samples to fit on: x (validated) or the inputs stored by the last fit/update_grid."""
     if x is not None:
-        return model._check_x(x)
+        return model._inputs(x)
     if model._samples is None:
         raise ValueError("no samples to fit on: pass x (batch, %d), or call fit or update_grid first"
                          % model.width[0])
