@@ -1,6 +1,10 @@
 """Checkpoints: one zip file holding ``kanarray.json`` (format tag, version, model config,
 array manifest, optional optimizer config) and one ``.npy`` member per array.
 
+Version 2 adds the input scaling (``KAN.scale_inputs``): arrays ``model/input_shift`` and
+``model/input_scale`` (float64, (width[0],)).  A model without one is written as version 1,
+which older kanarray versions read too; both versions are read.
+
 No pickle anywhere: arrays are written and read by ``numpy.lib.format`` with
 ``allow_pickle=False`` and must be real floating point.  ``save`` writes a temporary file in
 the target directory and renames it over the target, so an interrupted save leaves any
@@ -24,7 +28,8 @@ from ._namespace import resolve_backend, to_numpy
 __all__ = ["CheckpointError", "save", "load", "load_optimizer", "FORMAT", "VERSION"]
 
 FORMAT = "kanarray-checkpoint"
-VERSION = 1
+VERSION = 2  # the newest version, written when the model has an input scaling; 1 otherwise
+_READABLE = (1, 2)
 _HEADER = "kanarray.json"
 
 
@@ -48,9 +53,12 @@ def save(model, path, optimizer=None) -> None:
         for name, a in layer.arrays().items():
             arrays[f"model/layers.{l}.{name}"] = a
         arrays[f"model/layers.{l}.sym_affine"] = layer.symbolic.affine
+    scaling = model.input_scaling
+    if scaling is not None:
+        arrays["model/input_shift"], arrays["model/input_scale"] = scaling
     header = {
         "format": FORMAT,
-        "version": VERSION,
+        "version": VERSION if scaling is not None else 1,
         "model": {
             "width": list(model.width),
             "k": list(model.k),
@@ -99,9 +107,10 @@ def _read(path):
             raise CheckpointError(f"{path!r} is not a kanarray checkpoint (format tag {header.get('format')!r})"
                                   if isinstance(header, dict) else f"{path!r}: malformed checkpoint header")
         version = header.get("version")
-        if version != VERSION:
+        if version not in _READABLE:
             raise CheckpointError(
-                f"{path!r} has checkpoint format version {version!r}; this kanarray reads version {VERSION}"
+                f"{path!r} has checkpoint format version {version!r}; this kanarray reads versions "
+                f"{', '.join(map(str, _READABLE))}"
             )
         manifest = header.get("arrays")
         if not isinstance(manifest, dict) or not isinstance(header.get("model"), dict):
@@ -193,8 +202,18 @@ def load(path, *, backend="numpy", dtype=None):
                 f"{os.fspath(path)!r}: layer {l} maps {layer.in_dim} -> {layer.out_dim}, but width is {width}"
             )
         layers.append(layer)
-    return KAN._assemble(layers, width=width, base_fun=base_fun, grid_range=grid_range, seed=seed, xp=xp,
-                         dtype_name=dtype_name, bias_trainable=bias_trainable)
+    scaling = [arrays.get(f"model/input_{name}") for name in ("shift", "scale")]
+    if (scaling[0] is None) != (scaling[1] is None):
+        raise CheckpointError(f"{os.fspath(path)!r}: the input scaling is incomplete (input_shift and "
+                              "input_scale must both be present or both absent)")
+    model = KAN._assemble(layers, width=width, base_fun=base_fun, grid_range=grid_range, seed=seed, xp=xp,
+                          dtype_name=dtype_name, bias_trainable=bias_trainable)
+    if scaling[0] is not None:
+        try:
+            model._input_map = model._input_map_of(*scaling)
+        except ValueError as exc:
+            raise CheckpointError(f"{os.fspath(path)!r}: bad input scaling ({exc})") from exc
+    return model
 
 
 def load_optimizer(path, model):

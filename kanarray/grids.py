@@ -13,6 +13,8 @@ backend, and the result is cast back to the layer's dtype.
 
 from __future__ import annotations
 
+import math
+
 import array_api_compat
 
 from . import spline
@@ -70,12 +72,15 @@ def refined_interior(old_interior, num: int, *, xp):
     return lo + frac[None, :] * (hi - lo)
 
 
-def _cover(interior, samples, xp):
+def _cover(interior, samples, xp, comm=None):
     """Move the end knots out to the samples' range where samples lie beyond them: a finer
     grid has narrower extension intervals, whose incomplete bases could not follow the old
-    function there."""
-    lo = xp.minimum(interior[:, :1], xp.min(samples, axis=0)[:, None])
-    hi = xp.maximum(interior[:, -1:], xp.max(samples, axis=0)[:, None])
+    function there.  comm: the range of every rank's samples."""
+    s_lo, s_hi = xp.min(samples, axis=0), xp.max(samples, axis=0)
+    if comm is not None:
+        s_lo, s_hi = comm.allreduce(s_lo, op="min"), comm.allreduce(s_hi, op="max")
+    lo = xp.minimum(interior[:, :1], s_lo[:, None])
+    hi = xp.maximum(interior[:, -1:], s_hi[:, None])
     return xp.concat([lo, interior[:, 1:-1], hi], axis=1)
 
 
@@ -89,11 +94,12 @@ def _sweep(grid, k: int, xp):
     return xp.permute_dims(xp.reshape(stacked, (grid.shape[0], -1)), (1, 0))
 
 
-def fit_coef(new_grid, k: int, old_grid, old_coef, samples=None, *, xp):
+def fit_coef(new_grid, k: int, old_grid, old_coef, samples=None, *, xp, comm=None):
     """Coefficients on ``new_grid`` whose spline best matches the old spline.
 
     new_grid (n, G' + 2k + 1), old_grid (n, G + 2k + 1), old_coef (n, m, G + k), samples
-    (S, n) or None; all float64 -> coef (n, m, G' + k) float64.
+    (S, n) or None; all float64 -> coef (n, m, G' + k) float64.  comm: samples is this
+    rank's shard; the normal equations are summed over the ranks (the sweep counted once).
     """
     sweep = _sweep(new_grid, k, xp)
     P = sweep.shape[0]
@@ -101,24 +107,27 @@ def fit_coef(new_grid, k: int, old_grid, old_coef, samples=None, *, xp):
         points = sweep
         weights = xp.ones((P,), dtype=sweep.dtype, device=_device(sweep))
     else:
-        S = samples.shape[0]
-        points = xp.concat([samples, sweep], axis=0)
+        S = samples.shape[0] if comm is None else int(comm.allreduce_scalar(samples.shape[0]))
         w_sweep = _SWEEP_SHARE * S / P
-        weights = xp.concat([
-            xp.ones((S,), dtype=sweep.dtype, device=_device(sweep)),
-            xp.full((P,), w_sweep, dtype=sweep.dtype, device=_device(sweep)),
-        ])
+        points, weights = samples, xp.ones((samples.shape[0],), dtype=sweep.dtype, device=_device(sweep))
+        if comm is None or comm.is_root:
+            points = xp.concat([samples, sweep], axis=0)
+            weights = xp.concat([weights, xp.full((P,), w_sweep, dtype=sweep.dtype, device=_device(sweep))])
     kernels = get_kernels(xp)
     target, _, _ = kernels.edge_forward(points, old_grid, old_coef, k, need_dx=False)  # (n, N, m)
     A = kernels.dense_basis(points, new_grid, k)  # (n, N, nb)
     Aw = A * weights[None, :, None]
     At = xp.permute_dims(Aw, (0, 2, 1))
     M = xp.matmul(At, A)  # (n, nb, nb)
+    rhs = xp.matmul(At, target)  # (n, nb, m)
+    if comm is not None and samples is not None:
+        both = comm.allreduce(xp.concat([xp.reshape(M, (-1,)), xp.reshape(rhs, (-1,))]))
+        M, rhs = xp.reshape(both[: math.prod(M.shape)], M.shape), xp.reshape(both[math.prod(M.shape) :], rhs.shape)
     nb = M.shape[-1]
     eye = xp.eye(nb, dtype=M.dtype, device=_device(M))
     trace = xp.sum(M * eye, axis=(1, 2))
     M = M + (_RIDGE * trace / nb)[:, None, None] * eye
-    coef = xp.linalg.solve(M, xp.matmul(At, target))  # (n, nb, m)
+    coef = xp.linalg.solve(M, rhs)  # (n, nb, m)
     return xp.permute_dims(coef, (0, 2, 1))
 
 
@@ -127,33 +136,37 @@ def _as64(a, xp):
     return xp.astype(a, xp.float64, copy=False)
 
 
-def update_layer_grid(layer: KANLayer, x, *, grid_eps: float = GRID_EPS, relative_floor: float = 0.0) -> None:
+def update_layer_grid(layer: KANLayer, x, *, grid_eps: float = GRID_EPS, relative_floor: float = 0.0,
+                      comm=None) -> None:
     """Adapt ``layer``'s grid to the samples x (S, in_dim) in place and refit its coefficients
-    so every edge function is preserved on the samples.  G and k are unchanged."""
+    so every edge function is preserved on the samples.  G and k are unchanged.
+    comm: x is this rank's shard; the knots are quantiles of every rank's samples
+    (``Communicator.gather_sorted``) and the refit sums the normal equations over ranks."""
     xp, k, num = layer.xp, layer.k, layer.num
     x64 = _as64(x, xp)
     old_grid = _as64(layer.grid, xp)
-    interior = adaptive_interior(xp.sort(x64, axis=0), num, grid_eps=grid_eps, relative_floor=relative_floor, xp=xp)
+    ordered = xp.sort(x64, axis=0) if comm is None else comm.gather_sorted(x64)
+    interior = adaptive_interior(ordered, num, grid_eps=grid_eps, relative_floor=relative_floor, xp=xp)
     new_grid = spline.extend_grid(interior, k, xp=xp)
-    coef = fit_coef(new_grid, k, old_grid, _as64(layer.coef, xp), x64, xp=xp)
+    coef = fit_coef(new_grid, k, old_grid, _as64(layer.coef, xp), x64, xp=xp, comm=comm)
     dtype = layer.coef.dtype
     # in place: optimizers hold the live coefficient array
     layer.grid[...] = xp.astype(new_grid, dtype)
     layer.coef[...] = xp.astype(coef, dtype)
 
 
-def refine_layer(layer: KANLayer, num: int, x=None) -> KANLayer:
+def refine_layer(layer: KANLayer, num: int, x=None, *, comm=None) -> KANLayer:
     """A copy of ``layer`` on a grid of ``num`` intervals whose knots follow the old ones, with
     coefficients fitted to the old splines (on the samples x (S, in_dim) if given; the end
-    knots move out to cover samples beyond them)."""
+    knots move out to cover samples beyond them).  comm: x is this rank's shard of them."""
     xp, k = layer.xp, layer.k
     old_grid = _as64(layer.grid, xp)
     interior = refined_interior(old_grid[:, k : k + layer.num + 1], num, xp=xp)
     samples = None if x is None else _as64(x, xp)
     if samples is not None:
-        interior = _cover(interior, samples, xp)
+        interior = _cover(interior, samples, xp, comm)
     new_grid = spline.extend_grid(interior, k, xp=xp)
-    coef = fit_coef(new_grid, k, old_grid, _as64(layer.coef, xp), samples, xp=xp)
+    coef = fit_coef(new_grid, k, old_grid, _as64(layer.coef, xp), samples, xp=xp, comm=comm)
     dtype = layer.coef.dtype
     copy = {name: xp.asarray(a, copy=True) for name, a in layer.arrays().items() if name not in ("grid", "coef")}
     return KANLayer(grid=xp.astype(new_grid, dtype), coef=xp.astype(coef, dtype), **copy, k=k,

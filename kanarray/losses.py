@@ -1,6 +1,8 @@
 """Loss values with their gradients with respect to the prediction.
 
-Each loss maps (pred (B, m), target) -> (loss as a 0-d array, dloss/dpred (B, m)).
+Each loss maps (pred (B, m), target) -> (loss as a 0-d array, dloss/dpred (B, m)).  ``rows``:
+the number of rows the mean is over when pred is one rank's shard of a larger batch (its
+share of the mean; default B).
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from ._namespace import xsum
 __all__ = ["mse", "cross_entropy", "accuracy", "LOSSES"]
 
 
-def mse(pred, target, xp):
+def mse(pred, target, xp, rows=None):
     """Mean squared error over all entries; target (B, m)."""
     diff = pred - target
-    size = diff.shape[0] * diff.shape[1]
+    size = (diff.shape[0] if rows is None else rows) * diff.shape[1]
     return xsum(xp, diff * diff) / size, (2.0 / size) * diff
 
 
@@ -22,14 +24,14 @@ def _one_hot(labels, n_classes: int, dtype, xp):
     return xp.astype(labels[:, None] == classes[None, :], dtype)
 
 
-def cross_entropy(pred, labels, xp):
+def cross_entropy(pred, labels, xp, rows=None):
     """Mean softmax cross-entropy of logits pred (B, C) against integer labels (B,)."""
     shifted = pred - xp.max(pred, axis=1, keepdims=True)
     exp = xp.exp(shifted)
     total = xsum(xp, exp, axis=1, keepdims=True)
     log_prob = shifted - xp.log(total)
     target = _one_hot(labels, pred.shape[1], pred.dtype, xp)
-    batch = pred.shape[0]
+    batch = pred.shape[0] if rows is None else rows
     loss = -xsum(xp, target * log_prob) / batch
     return loss, (exp / total - target) / batch
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ._checks import as_batch, check_positive_int, check_width
-from ._namespace import backend_name, dtype_of, resolve_backend
+from ._namespace import backend_name, dtype_of, from_host_like, namespace_of, resolve_backend, to_numpy
 from .base import BASE_FUNCTIONS
 from .layer import KANLayer
 from .objective import check_targets, evaluate
@@ -37,6 +37,24 @@ def _check_range(r, layer: int) -> tuple[float, float]:
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(f"grid_range of layer {layer} must be finite with lo < hi, got {r!r}")
     return lo, hi
+
+
+def _host_vector(value, n: int, name: str) -> np.ndarray:
+    """value as a NumPy float64 vector of shape (n,), finite; else ValueError."""
+    if namespace_of(value) is not None:
+        value = to_numpy(value)
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {n} real numbers (one per input, shape ({n},)), got {value!r}") from None
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must be real numbers (one per input, shape ({n},)), got dtype {arr.dtype}")
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), one value per input, got shape {arr.shape}")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must hold finite numbers, got {arr.tolist()}")
+    return arr
 
 
 class KAN:
@@ -112,16 +130,82 @@ class KAN:
         self.seed = seed
         self.xp = xp
         self._samples = None  # inputs of the last fit / update_grid, used by refine
+        self._input_map = None  # (shift, scale) on the host, float64 (width[0],), and in the model's namespace
 
     @classmethod
-    def _assemble(cls, layers, *, width, base_fun, grid_range, seed, xp, dtype_name, bias_trainable) -> "KAN":
-        """A KAN around existing layers (refine, load)."""
+    def _assemble(cls, layers, *, width, base_fun, grid_range, seed, xp, dtype_name, bias_trainable,
+                  input_scaling=None) -> "KAN":
+        """A KAN around existing layers (refine, load, pruning); input_scaling: None or (shift, scale)."""
         model = cls.__new__(cls)
         model.layers = list(layers)
         model._dtype_name = dtype_name
         model._set_state(width=list(width), base_fun=base_fun, grid_range=[tuple(r) for r in grid_range],
                          seed=seed, xp=xp, bias_trainable=bias_trainable)
+        if input_scaling is not None:
+            shift, scale = input_scaling
+            model._input_map = model._input_map_of(shift, scale)
         return model
+
+    # -- input scaling ----------------------------------------------------------------------
+    def _input_map_of(self, shift, scale, xp=None, like=None) -> tuple:
+        """(shift, scale) host float64 (width[0],) checked (finite, scale > 0), with their copies
+        in namespace xp (default the model's) with the dtype and device of ``like`` (default the
+        first layer's grid)."""
+        n = self.width[0]
+        shift, scale = _host_vector(shift, n, "shift").copy(), _host_vector(scale, n, "scale").copy()
+        if not np.all(scale > 0):
+            raise ValueError(f"input scales must be positive, got {scale.tolist()}")
+        xp = self.xp if xp is None else xp
+        like = self.layers[0].grid if like is None else like
+        return shift, scale, from_host_like(xp, shift, like), from_host_like(xp, scale, like)
+
+    def scale_inputs(self, lo, hi) -> None:
+        """Record an affine map of the raw inputs, applied before the first layer by every method
+        that takes inputs: the first layer sees x' = (x - shift) * scale, which takes
+        [lo_i, hi_i] onto the first layer's grid range (g_lo, g_hi).
+
+        lo, hi: (width[0],) finite numbers with lo <= hi, e.g. the training inputs' column
+        minima and maxima.  A constant column (lo_i == hi_i) gets scale 1 and is mapped onto the
+        centre of the grid range.  ``scale_inputs(None, None)`` removes the map.  In place; the
+        inputs kept from the last fit (for refine and the symbolic fits) are re-mapped.  The
+        trained edges are not: call this before training.  ValueError, before anything
+        changes, for wrong shapes, non-finite values or lo > hi.
+        """
+        if lo is None and hi is None:
+            new = None
+        elif lo is None or hi is None:
+            raise ValueError("lo and hi must both be given, or both be None to remove the input scaling")
+        else:
+            n = self.width[0]
+            lo, hi = _host_vector(lo, n, "lo"), _host_vector(hi, n, "hi")
+            bad = np.nonzero(lo > hi)[0]
+            if bad.size:
+                raise ValueError(f"lo must be <= hi for every input, but inputs {bad.tolist()} have lo > hi "
+                                 f"(lo {lo[bad].tolist()}, hi {hi[bad].tolist()})")
+            g_lo, g_hi = self.grid_range[0]
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                span = hi - lo
+                scale = np.where(span > 0, (g_hi - g_lo) / np.where(span > 0, span, 1.0), 1.0)
+                shift = (0.5 * lo + 0.5 * hi) - 0.5 * (g_lo + g_hi) / scale
+            if not (np.all(np.isfinite(scale)) and np.all(scale > 0) and np.all(np.isfinite(shift))):
+                raise ValueError(f"the ranges [lo, hi] = {np.stack([lo, hi], axis=1).tolist()} cannot be mapped "
+                                 f"onto the grid range {(g_lo, g_hi)} in float64 (too wide or too narrow)")
+            new = self._input_map_of(shift, scale)
+        samples = self._samples
+        if samples is not None:
+            if self._input_map is not None:
+                samples = samples / self._input_map[3] + self._input_map[2]
+            if new is not None:
+                samples = (samples - new[2]) * new[3]
+        self._input_map, self._samples = new, samples
+
+    @property
+    def input_scaling(self):
+        """None, or (shift, scale): NumPy float64 copies (width[0],) of the map x' = (x - shift) * scale
+        applied to the raw inputs before the first layer (``scale_inputs``)."""
+        if self._input_map is None:
+            return None
+        return self._input_map[0].copy(), self._input_map[1].copy()
 
     # -- facts ----------------------------------------------------------------------------
     @property
@@ -158,7 +242,8 @@ class KAN:
         return (
             f"KAN(width={self.width}, grid={self.grid}, k={self.k}, base_fun={self.base_fun!r}, "
             f"dtype={self._dtype_name!r}, backend={self.backend!r}"
-            + (", bias_trainable=True)" if self.bias_trainable else ")")
+            + (", bias_trainable=True" if self.bias_trainable else "")
+            + (", input_scaling=True)" if self._input_map is not None else ")")
         )
 
     # -- computation ----------------------------------------------------------------------
@@ -166,10 +251,14 @@ class KAN:
         return as_batch(x, xp=self.xp, dtype=self.dtype, n_features=self.width[0], name="x")
 
     def _inputs(self, x):
-        """Raw inputs (batch, width[0]) validated and mapped to what the first layer sees.
+        """Raw inputs (batch, width[0]) validated and mapped to what the first layer sees,
+        (x - shift) * scale with ``scale_inputs``' map (x itself, validated, without one).
         Every public method taking raw inputs goes through here exactly once; internal
         paths pass the result on."""
-        return self._check_x(x)
+        x = self._check_x(x)
+        if self._input_map is None:
+            return x
+        return (x - self._input_map[2]) * self._input_map[3]
 
     def _check_y(self, y, batch: int):
         y = as_batch(y, xp=self.xp, dtype=self.dtype, n_features=self.width[-1], name="y")
@@ -231,17 +320,20 @@ class KAN:
         """Vector-Jacobian product: (y, grads of sum(gy * y) w.r.t. parameters, w.r.t. x).
 
         x: (batch, width[0]); gy: (batch, width[-1]) -> (y (batch, width[-1]), dict, dx (batch, width[0])).
+        dx is with respect to the raw x (through ``scale_inputs``' map, if any).
         """
         x = self._inputs(x)
         gy = self._check_y(gy, x.shape[0])
         out, caches = self._forward_cached(x, need_dx=True)
         grads, dx = self._backward(caches, gy, need_dx=True)
+        if self._input_map is not None:
+            dx = dx * self._input_map[3]
         return out, grads, dx
 
     # -- training ---------------------------------------------------------------------------
     def fit(self, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="mse", lamb=0.0, lamb_l1=1.0,
             lamb_entropy=2.0, lamb_coef=0.0, lamb_coefdiff=0.0, update_grid=True, grid_update_num=10,
-            stop_grid_update_step=50, validation=None, progress=True, seed=None, frozen=()):
+            stop_grid_update_step=50, validation=None, progress=True, seed=None, frozen=(), comm=None):
         """Train in place; returns a ``History`` (per-step lists, ``.plot(path)``, ``.optimizer``).
 
         x: (N, width[0]); y: (N, width[-1]) for loss="mse", or integer labels (N,) for
@@ -264,6 +356,11 @@ class KAN:
         finite loss are restored and ``TrainingDiverged`` (a FloatingPointError, with
         ``.history``) is raised; Ctrl-C stops after restoring them too and returns the history
         so far with ``history.interrupted = True``.
+
+        comm: an mpi4py communicator (``mpi4py.MPI.COMM_WORLD``) for data-parallel training: each
+        rank passes its shard of x, y (and of validation); the ranks take identical steps on the
+        global objective and end with bit-identical parameters (``kanarray.distributed``).
+        batch_size is then per rank; only rank 0 shows the progress bar.
         """
         from .training import fit
 
@@ -271,23 +368,26 @@ class KAN:
                    lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff,
                    update_grid=update_grid, grid_update_num=grid_update_num,
                    stop_grid_update_step=stop_grid_update_step, validation=validation, progress=progress, seed=seed,
-                   frozen=frozen)
+                   frozen=frozen, comm=comm)
 
     # -- grids ----------------------------------------------------------------------------
-    def update_grid(self, x, *, grid_eps: float = 0.02) -> None:
+    def update_grid(self, x, *, grid_eps: float = 0.02, comm=None) -> None:
         """Adapt every layer's grid to the samples x (batch, width[0]), in place.
 
         Layer by layer on fresh activations: knots at the samples' quantiles mixed with a
         uniform grid over their range (weight grid_eps, pykan's 0.02), extended by k each
         side; the coefficients are refitted so each edge function is preserved on the
         samples (``kanarray.grids``).  G and k do not change.  All layers are computed
-        before any is changed.
+        before any is changed.  comm: an mpi4py communicator whose ranks each pass their
+        shard of the samples (``kanarray.distributed``).
         """
         if isinstance(grid_eps, bool) or not isinstance(grid_eps, (int, float)) or not 0 <= grid_eps <= 1:
             raise ValueError(f"grid_eps must be a number in [0, 1], got {grid_eps!r}")
-        self._adapt_grids(self._inputs(x), grid_eps=grid_eps)
+        from .distributed import as_communicator
 
-    def _adapt_grids(self, x, *, grid_eps: float = 0.02) -> None:
+        self._adapt_grids(self._inputs(x), grid_eps=grid_eps, comm=as_communicator(comm))
+
+    def _adapt_grids(self, x, *, grid_eps: float = 0.02, comm=None) -> None:
         """``update_grid`` on inputs already through ``_inputs``."""
         from .grids import HIDDEN_RELATIVE_SPAN, update_layer_grid
 
@@ -295,7 +395,8 @@ class KAN:
         h = x
         for l, layer in enumerate(self.layers):
             new = layer.copy()
-            update_layer_grid(new, h, grid_eps=grid_eps, relative_floor=HIDDEN_RELATIVE_SPAN if l else 0.0)
+            update_layer_grid(new, h, grid_eps=grid_eps, relative_floor=HIDDEN_RELATIVE_SPAN if l else 0.0,
+                              comm=comm)
             h, _ = new.forward(h)
             new_layers.append(new)
         for layer, new in zip(self.layers, new_layers):
@@ -303,7 +404,7 @@ class KAN:
             layer.coef[...] = new.coef
         self._samples = x
 
-    def refine(self, grid, x=None) -> "KAN":
+    def refine(self, grid, x=None, *, comm=None) -> "KAN":
         """A new KAN on a grid of ``grid`` intervals (an int or one per layer) computing the
         same function (grid extension).
 
@@ -312,21 +413,24 @@ class KAN:
         layer's activations of x (batch, width[0]) -- by default the inputs of the last
         ``fit`` or ``update_grid`` -- plus a sweep of every new interval.  Scales, masks and
         biases are copied.  To carry an optimizer over: ``opt.transferred(new.parameters())``
-        (the coefficients' state is reset, see ``kanarray.optim``).
+        (the coefficients' state is reset, see ``kanarray.optim``).  comm: an mpi4py communicator
+        whose ranks each hold a shard of the samples (``kanarray.distributed``).
         """
+        from .distributed import as_communicator
         from .grids import refine_layer
 
+        comm = as_communicator(comm)
         nums = [check_positive_int(g, "grid") for g in _per_layer(grid, len(self.layers), "grid")]
         samples = self._samples if x is None else self._inputs(x)
         new_layers = []
         h = samples
         for layer, num in zip(self.layers, nums):
-            new_layers.append(refine_layer(layer, num, h))
+            new_layers.append(refine_layer(layer, num, h, comm=comm))
             if h is not None:
                 h, _ = layer.forward(h)
         model = KAN._assemble(new_layers, width=self.width, base_fun=self.base_fun, grid_range=self.grid_range,
                               seed=self.seed, xp=self.xp, dtype_name=self._dtype_name,
-                              bias_trainable=self.bias_trainable)
+                              bias_trainable=self.bias_trainable, input_scaling=self.input_scaling)
         model._samples = samples
         return model
 
@@ -424,11 +528,15 @@ class KAN:
     def to(self, backend=None, *, dtype=None) -> "KAN":
         """Move the model to another backend and/or dtype, in place; returns the model.
 
-        All new arrays are built before any is swapped in, so a failure leaves the model as it was.
+        The input scaling and the inputs kept from the last fit move with it.  All new arrays
+        are built before any is swapped in, so a failure leaves the model as it was.
         """
         xp = self.xp if backend is None else resolve_backend(backend)
         name = self._dtype_name if dtype is None else str(dtype)
         dt = dtype_of(xp, name)
         new_layers = [layer.moved(xp, dt) for layer in self.layers]
-        self.layers, self.xp, self._dtype_name = new_layers, xp, name
+        like = new_layers[0].grid
+        new_map = None if self._input_map is None else self._input_map_of(*self._input_map[:2], xp=xp, like=like)
+        samples = None if self._samples is None else from_host_like(xp, to_numpy(self._samples), like)
+        self.layers, self.xp, self._dtype_name, self._input_map, self._samples = new_layers, xp, name, new_map, samples
         return self

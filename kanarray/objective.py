@@ -9,6 +9,7 @@ are fixed data: its spreads come from a per-batch Gram matrix (``regularization.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from . import losses
@@ -47,13 +48,16 @@ def _use_gram(layer, batch: int) -> bool:
 
 
 def evaluate(model, x, y, *, loss: str = "mse", reg: Regularization | None = None, grad: bool = True,
-             cache: dict | None = None) -> Evaluation:
-    """x (B, width[0]) and y already validated (``model._check_x``, ``check_targets``).
+             cache: dict | None = None, comm=None, n_total: int | None = None) -> Evaluation:
+    """x (B, width[0]) and y already validated (``model._inputs``, ``check_targets``).
 
     cache: a dict the caller owns and clears whenever x or the first layer's grid changes
     (``fit`` evaluates one batch many times).  The first layer's basis evaluation is kept
     there, and with regularization its edges' spread is computed from a per-batch Gram
     matrix (``regularization.GramSpread``) instead of edge by edge.
+    comm, n_total: a ``distributed.Communicator`` whose ranks each pass their shard of a
+    batch of n_total samples; objective, loss, reg and grads are then those of the whole
+    batch, the same on every rank (pred stays this rank's).
     """
     xp = model.xp
     loss_fn = losses.LOSSES[loss]
@@ -68,39 +72,47 @@ def evaluate(model, x, y, *, loss: str = "mse", reg: Regularization | None = Non
     if not reg.active:
         h, caches = model._forward_cached(x, need_dx=False, backward=grad, reuse_first=cache.get("first"))
         cache["first"] = caches[0]
-        value, gpred = loss_fn(h, y, xp)
+        value, gpred = loss_fn(h, y, xp, n_total)  # with comm: this rank's share of the global mean
         if not grad:
+            if comm is not None:
+                value = comm.allreduce(value)
             return Evaluation(value, value, None, h, None)
         grads, _ = model._backward(caches, gpred, need_dx=False)
+        if comm is not None:
+            value, grads = _allreduce_with(comm, value, grads, xp)
         return Evaluation(value, value, None, h, grads)
 
     h = x
     kinds, caches, spreads = [], [], []
     for l, layer in enumerate(layers):
-        if l == 0 and first_fixed and _use_gram(layer, x.shape[0]):
+        # with ranks, the global batch decides, so every rank takes the same path (and collectives)
+        if l == 0 and first_fixed and _use_gram(layer, x.shape[0] if comm is None else n_total):
             out, lc = layer.forward(h, need_dx=False, reuse=cache.get("first"))
             cache["first"] = lc
             if "gram" not in cache:
-                cache["gram"] = gram_stats(layer, h)
+                cache["gram"] = gram_stats(layer, h, comm=comm, n_total=n_total)
             spread = GramSpread(layer, cache["gram"])
             kinds.append("gram")
         else:
             out, phi, lc = layer.forward_edges(h, need_dx=l > 0, basis_ctx=cache.get("edges") if l == 0 else None)
             if l == 0:
                 cache["edges"] = lc[0]
-            spread = EdgeSpread(lc[1], phi, xp, compiled=lc[0] is None)
+            spread = EdgeSpread(lc[1], phi, xp, compiled=lc[0] is None, comm=comm, n_total=n_total)
             kinds.append("edges")
         caches.append(lc)
         spreads.append(spread)
         h = out
     pred = h
-    value, gpred = loss_fn(pred, y, xp)
+    value, gpred = loss_fn(pred, y, xp, n_total)
     coefs = [layer.coef for layer in layers]
     reg_value, spread_grads, coef_grads = penalty([(s.sphi, s.sx) for s in spreads], coefs, reg, xp, grad=grad)
-    objective = value + reg.lamb * reg_value
     if not grad:
-        return Evaluation(objective, value, reg_value, pred, None)
-    grads = {}
+        if comm is not None:
+            value = comm.allreduce(value)
+        return Evaluation(value + reg.lamb * reg_value, value, reg_value, pred, None)
+    # data terms (a sum over samples: this rank's part) and terms the data only enter through
+    # global statistics (the Gram spread and the coefficient penalty: added once, after the sum)
+    grads, extra = {}, {}
     gy = gpred
     for l in range(len(layers) - 1, -1, -1):
         dsphi, dsx = spread_grads[l]
@@ -108,16 +120,33 @@ def evaluate(model, x, y, *, loss: str = "mse", reg: Regularization | None = Non
         if kinds[l] == "gram":
             layer_grads, gx = layers[l].backward(caches[l], gy, need_dx=need_dx)
             for name, g in spreads[l].backward(dsphi).items():
-                layer_grads[name] = layer_grads[name] + reg.lamb * g
+                extra[f"layers.{l}.{name}"] = [reg.lamb * g]
         else:
             gphi, gxt_reg = spreads[l].backward(reg.lamb * dsphi, reg.lamb * dsx)
             layer_grads, gx = layers[l].backward_edges(caches[l], gy, gphi, need_dx=need_dx)
             if need_dx and gxt_reg is not None:
                 gx = gx + xp.permute_dims(gxt_reg, (1, 0))
         if coef_grads[l] is not None:
-            layer_grads["coef"] = layer_grads["coef"] + reg.lamb * coef_grads[l]
+            extra.setdefault(f"layers.{l}.coef", []).append(reg.lamb * coef_grads[l])
         for name, g in layer_grads.items():
             grads[f"layers.{l}.{name}"] = g
         gy = gx
     ordered = {name: grads[name] for name in model.parameters()}
-    return Evaluation(objective, value, reg_value, pred, ordered)
+    if comm is not None:
+        value, ordered = _allreduce_with(comm, value, ordered, xp)
+    for name, terms in extra.items():
+        if name in ordered:
+            for g in terms:
+                ordered[name] = ordered[name] + g
+    return Evaluation(value + reg.lamb * reg_value, value, reg_value, pred, ordered)
+
+
+def _allreduce_with(comm, value, grads: dict, xp):
+    """(sum over ranks of value, of each gradient) in one all-reduce of a flat buffer."""
+    flat = comm.allreduce(xp.concat([xp.reshape(value, (1,))] + [xp.reshape(g, (-1,)) for g in grads.values()]))
+    out, offset = {}, 1
+    for name, g in grads.items():
+        size = math.prod(g.shape)
+        out[name] = xp.reshape(flat[offset : offset + size], g.shape)
+        offset += size
+    return flat[0], out

@@ -50,7 +50,9 @@ def plot_model(model, path, *, x=None, title=None, beta: float = 3.0) -> None:
     panel per edge (i, o) shows phi_io over the range of its input on the samples x (default
     the inputs of the last ``fit``); lines join it to its two nodes.  Opacity is
     tanh(beta * attribution score) (pykan's choice), pruned edges are not drawn, and symbolic
-    edges are drawn in red with their formula as the panel's title.
+    edges are drawn in red with their formula as the panel's title.  With an input scaling
+    (``KAN.scale_inputs``) the first layer's curves and formulas are in the scaled input
+    (x - shift) * scale that the layer sees.
     """
     from .pruning import _edge_activations, attribute
     from .symbolic.api import samples_of

@@ -79,7 +79,8 @@ def _rebuild(model, layers, width):
     from .model import KAN
 
     new = KAN._assemble(layers, width=width, base_fun=model.base_fun, grid_range=model.grid_range, seed=model.seed,
-                        xp=model.xp, dtype_name=model._dtype_name, bias_trainable=model.bias_trainable)
+                        xp=model.xp, dtype_name=model._dtype_name, bias_trainable=model.bias_trainable,
+                        input_scaling=model.input_scaling)
     new._samples = model._samples
     return new
 

@@ -71,12 +71,21 @@ class EdgeSpread:
 
     compiled: the layer ran through the compiled per-edge passes (``backends.numba_edges``);
     the statistics then come from one compiled pass, and ``backward`` returns a
-    ``SpreadGradient`` for the layer's compiled backward to apply, with no dL/dxt array."""
+    ``SpreadGradient`` for the layer's compiled backward to apply, with no dL/dxt array.
+    comm, n_total: a ``distributed.Communicator`` and the number of samples over all ranks;
+    the statistics are then those of the global batch (this rank's phi and xt are its shard)."""
 
-    def __init__(self, xt, phi, xp, *, compiled: bool = False):
+    def __init__(self, xt, phi, xp, *, compiled: bool = False, comm=None, n_total: int | None = None):
         self.xp = xp
         self.compiled = compiled
-        if compiled:
+        if comm is not None:
+            stats = _global_spread(phi, xt, comm, n_total, xp)
+            self.sphi, self._inv_phi, self._phi_mean, sx0, self._inv_x, self._x_mean, cphi, cx = stats
+            if compiled:
+                self._phi, self._xt = phi, xt
+            else:
+                self._cphi, self._cx = cphi, cx
+        elif compiled:
             from .backends.numba_edges import spread_stats
 
             self._phi, self._xt = phi, xt
@@ -97,6 +106,24 @@ class EdgeSpread:
         return gphi, gxt
 
 
+def _global_spread(phi, xt, comm, n_total: int, xp):
+    """std (ddof 1) over all ranks' samples of phi (n, B, m) along B and xt (n, B) along B:
+    (std phi, 1 / ((N - 1) std phi) or 0, mean phi, std x, 1 / ((N - 1) std x) or 0, mean x,
+    centred phi, centred xt); two all-reduces, each of n m + n numbers."""
+    n, _, m = phi.shape
+    sums = comm.allreduce(xp.concat([xp.reshape(xsum(xp, phi, axis=1), (-1,)), xsum(xp, xt, axis=1)]))
+    phi_mean = xp.reshape(sums[: n * m], (n, m)) / n_total
+    x_mean = sums[n * m :] / n_total
+    cphi = phi - phi_mean[:, None, :]
+    cx = xt - x_mean[:, None]
+    squares = comm.allreduce(xp.concat([xp.reshape(xsum(xp, cphi * cphi, axis=1), (-1,)), xsum(xp, cx * cx, axis=1)]))
+    sphi = xp.sqrt(xp.reshape(squares[: n * m], (n, m)) / (n_total - 1))
+    sx = xp.sqrt(squares[n * m :] / (n_total - 1))
+    inv_phi = safe_reciprocal((n_total - 1) * sphi, xp)
+    inv_x = safe_reciprocal((n_total - 1) * sx, xp)
+    return sphi, inv_phi, phi_mean, sx, inv_x, x_mean, cphi, cx
+
+
 class SpreadGradient(NamedTuple):
     """dL/dphi = a (phi - phi_mean) and dL/dxt = c (xt - x_mean), not formed: phi (n, B, m),
     a and phi_mean (n, m), xt (n, B), c and x_mean (n,)."""
@@ -109,11 +136,12 @@ class SpreadGradient(NamedTuple):
     x_mean: object
 
 
-def gram_stats(layer, x):
+def gram_stats(layer, x, *, comm=None, n_total: int | None = None):
     """For a layer whose inputs x (B, n) are fixed data: the centred covariance over the batch
     of each input's features [b(x_i), B_i1(x_i), ..., B_inb(x_i)] (n, nb + 1, nb + 1), and
     std(x_i) + 0.1 (n,).  Every edge's activation is phi_io = w_io . features_i, so its
-    variance is w_io^T C_i w_io whatever the parameters: computed once per batch and grid."""
+    variance is w_io^T C_i w_io whatever the parameters: computed once per batch and grid.
+    comm, n_total: over all ranks' samples (x is this rank's shard; two all-reduces)."""
     from .base import BASE_FUNCTIONS
 
     xp = layer.xp
@@ -122,10 +150,20 @@ def gram_stats(layer, x):
     xt = xp.permute_dims(x, (1, 0))
     base = BASE_FUNCTIONS[layer.base_fun][0](xt, xp) if layer.base_fun != "zero" else xp.zeros_like(xt)
     feats = xp.concat([base[:, :, None], basis_t], axis=2)  # (n, B, nb + 1)
-    feats = feats - xmean(xp, feats, axis=1, keepdims=True)
-    cov = xp.matmul(xp.permute_dims(feats, (0, 2, 1)), feats) / (B - 1)
-    sx = xp.std(x, axis=0, correction=1) + X_OFFSET
-    return cov, sx
+    if comm is None:
+        feats = feats - xmean(xp, feats, axis=1, keepdims=True)
+        cov = xp.matmul(xp.permute_dims(feats, (0, 2, 1)), feats) / (B - 1)
+        sx = xp.std(x, axis=0, correction=1) + X_OFFSET
+        return cov, sx
+    n, _, f = feats.shape
+    sums = comm.allreduce(xp.concat([xp.reshape(xsum(xp, feats, axis=1), (-1,)), xsum(xp, xt, axis=1)]))
+    feats = feats - xp.reshape(sums[: n * f], (n, 1, f)) / n_total
+    cx = xt - (sums[n * f :] / n_total)[:, None]
+    local = xp.concat([xp.reshape(xp.matmul(xp.permute_dims(feats, (0, 2, 1)), feats), (-1,)),
+                       xsum(xp, cx * cx, axis=1)])
+    squares = comm.allreduce(local) / (n_total - 1)
+    cov = xp.reshape(squares[: n * f * f], (n, f, f))
+    return cov, xp.sqrt(squares[n * f * f :]) + X_OFFSET
 
 
 class GramSpread:

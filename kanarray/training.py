@@ -139,9 +139,54 @@ def _batches(n: int, batch_size, rng):
 
 def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="mse", lamb=0.0, lamb_l1=1.0,
         lamb_entropy=2.0, lamb_coef=0.0, lamb_coefdiff=0.0, update_grid=True, grid_update_num=10,
-        stop_grid_update_step=50, validation=None, progress=True, seed=None, frozen=()) -> History:
+        stop_grid_update_step=50, validation=None, progress=True, seed=None, frozen=(), comm=None) -> History:
     """See ``KAN.fit``."""
-    # ---- validate everything before anything changes
+    from .distributed import as_communicator, parameters_digest
+
+    comm = as_communicator(comm)
+    # ---- validate everything before anything changes; with several ranks, all agree first
+    error, setup = None, None
+    try:
+        setup = _setup(model, x, y, steps=steps, opt=opt, lr=lr, batch_size=batch_size, loss=loss, lamb=lamb,
+                       lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff,
+                       update_grid=update_grid, grid_update_num=grid_update_num,
+                       stop_grid_update_step=stop_grid_update_step, validation=validation, seed=seed, frozen=frozen,
+                       comm=comm)
+    except Exception as exc:  # noqa: BLE001 - re-raised on this rank by agree
+        if comm is None:
+            raise
+        error = exc
+    if comm is not None:
+        comm.agree(error)
+        try:
+            setup.totals = _global_sizes(comm, setup)
+        except Exception as exc:  # noqa: BLE001
+            error = exc
+        comm.agree(error)
+    try:
+        history = _train(model, setup, progress=progress and (comm is None or comm.is_root), comm=comm)
+    except (TrainingDiverged, KeyboardInterrupt):
+        raise  # the objective is global: every rank diverges at the same step
+    except Exception as exc:
+        if comm is None:
+            raise
+        comm.abort(exc)  # the other ranks wait in a collective: end them all
+        raise
+    if comm is not None:
+        comm.check_same(parameters_digest(model), "the parameters after fit")
+    return history
+
+
+class _Setup:
+    """fit's validated arguments."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+        self.totals = None  # (train batch, validation samples) over all ranks, with comm
+
+
+def _setup(model, x, y, *, steps, opt, lr, batch_size, loss, lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff,
+           update_grid, grid_update_num, stop_grid_update_step, validation, seed, frozen, comm) -> _Setup:
     if loss not in ("mse", "cross_entropy"):
         raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
     x = model._inputs(x)
@@ -152,8 +197,10 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "batch_size")
         if batch_size > n:
-            raise ValueError(f"batch_size must be at most the number of samples ({n}), got {batch_size}")
-    reg.check_batch(batch_size or n)
+            where = "" if comm is None else f" on rank {comm.rank} (batch_size is per rank)"
+            raise ValueError(f"batch_size must be at most the number of samples ({n}){where}, got {batch_size}")
+    if comm is None:
+        reg.check_batch(batch_size or n)
     grid_update_num = check_positive_int(grid_update_num, "grid_update_num")
     stop_grid_update_step = check_positive_int(stop_grid_update_step, "stop_grid_update_step", minimum=0)
     if validation is not None:
@@ -168,20 +215,38 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
     if update_grid and any(name.endswith(".coef") and name not in optimizer.params for name in model.parameters()):
         raise ValueError("frozen coefficients cannot stay fixed while the grid updates (it refits them); "
                          "pass update_grid=False with frozen coef")
-    rng = np.random.default_rng(model.seed if seed is None else seed)
+    seed = model.seed if seed is None else seed
+    # each rank shuffles its own shard
+    rng = np.random.default_rng(seed if comm is None else [seed, comm.rank])
+    return _Setup(x=x, y=y, n=n, steps=steps, reg=reg, batch_size=batch_size, loss=loss, update_grid=update_grid,
+                  grid_update_num=grid_update_num, stop_grid_update_step=stop_grid_update_step,
+                  validation=validation, optimizer=optimizer, rng=rng)
 
+
+def _global_sizes(comm, setup) -> tuple:
+    """(samples in a training batch, validation samples), summed over the ranks."""
+    batch = comm.allreduce_scalar(setup.batch_size or setup.n)
+    setup.reg.check_batch(int(batch))
+    n_val = None if setup.validation is None else int(comm.allreduce_scalar(setup.validation[0].shape[0]))
+    return int(batch), n_val
+
+
+def _train(model, setup, *, progress: bool, comm) -> History:
+    x, y, loss, reg, optimizer, validation = setup.x, setup.y, setup.loss, setup.reg, setup.optimizer, setup.validation
+    steps, update_grid, stop_grid_update_step = setup.steps, setup.update_grid, setup.stop_grid_update_step
+    n_batch, n_val = setup.totals if comm is not None else (None, None)
     xp = model.xp
     keys = ["train_loss", "val_loss", "reg"] + (["val_acc"] if loss == "cross_entropy" else [])
     history = History(keys)
     history.optimizer = optimizer
-    grid_every = max(1, stop_grid_update_step // grid_update_num)
-    batches = _batches(n, batch_size, rng)
+    grid_every = max(1, stop_grid_update_step // setup.grid_update_num)
+    batches = _batches(setup.n, setup.batch_size, setup.rng)
     good = _Snapshot(model)
     good.take()
     bar = _progress(steps) if progress else None
-    step = 0
     basis_cache: dict = {}
     val_cache: dict = {}  # the validation inputs' first-layer bases, until the next grid update
+    global_ = {"comm": comm, "n_total": n_batch}
     # non-finite values are handled below (restore and raise); NumPy need not warn about them
     errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     errstate.__enter__()
@@ -195,22 +260,23 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
                 ids = xp.asarray(idx, device=getattr(x, "device", None))
                 xb, yb = xp.take(x, ids, axis=0), xp.take(y, ids, axis=0)
             if update_grid and step % grid_every == 0 and step < stop_grid_update_step:
-                model._adapt_grids(xb)  # the optimizer keeps its state, as in pykan
+                model._adapt_grids(xb, comm=comm)  # the optimizer keeps its state, as in pykan
                 basis_cache.clear()
                 val_cache.clear()
             if isinstance(optimizer, LBFGS):
                 parts = {}
 
                 def closure():
-                    ev = evaluate(model, xb, yb, loss=loss, reg=reg, cache=basis_cache)
+                    ev = evaluate(model, xb, yb, loss=loss, reg=reg, cache=basis_cache, **global_)
                     parts[id(ev.objective)] = ev
                     return ev.objective, ev.grads
 
                 ev = parts[id(optimizer.step(closure))]  # the evaluation at the point the step ended on
-                values = _scalars(model, ev, validation, loss, val_cache)
+                values = _scalars(model, ev, validation, loss, val_cache, comm, n_val)
             else:
-                ev = evaluate(model, xb, yb, loss=loss, reg=reg, cache=basis_cache)
-                values = _scalars(model, ev, validation, loss, val_cache)  # checked before the update uses them
+                ev = evaluate(model, xb, yb, loss=loss, reg=reg, cache=basis_cache, **global_)
+                # checked before the update uses them
+                values = _scalars(model, ev, validation, loss, val_cache, comm, n_val)
             # values: loss, reg and validation figures at the parameters ev was computed at, in one
             # host transfer per step
             if not all(math.isfinite(v) for v in values[:2]):
@@ -244,18 +310,20 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
     return history
 
 
-def _scalars(model, ev, validation, loss, val_cache):
+def _scalars(model, ev, validation, loss, val_cache, comm=None, n_val=None):
     """[train loss, reg (0 without), validation loss, validation accuracy] as floats, one transfer.
 
-    val_cache: ``evaluate``'s cache for the validation inputs (cleared on grid updates)."""
+    val_cache: ``evaluate``'s cache for the validation inputs (cleared on grid updates);
+    comm, n_val: validation figures over every rank's validation shard (n_val samples)."""
     xp = model.xp
     items = [ev.loss, xp.zeros((), dtype=model.dtype) if ev.reg is None else ev.reg]
     if validation is not None:
         x_val, y_val = validation
-        val = evaluate(model, x_val, y_val, loss=loss, grad=False, cache=val_cache)
+        val = evaluate(model, x_val, y_val, loss=loss, grad=False, cache=val_cache, comm=comm, n_total=n_val)
         items.append(val.loss)
         if loss == "cross_entropy":
-            items.append(accuracy(val.pred, y_val, xp))
+            acc = accuracy(val.pred, y_val, xp)
+            items.append(acc if comm is None else comm.allreduce(acc * (x_val.shape[0] / n_val)))
     return [float(v) for v in to_numpy(xp.stack([xp.reshape(a, ()) for a in items]))]
 
 

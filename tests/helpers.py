@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+from pathlib import Path
+
 import numpy as np
 from scipy.interpolate import BSpline
 from scipy.special import expit
@@ -83,3 +88,29 @@ def expsin_data(n: int, seed: int):
 
     d = toy_dataset("exp_sin", n_train=n, n_test=1, seed=seed)
     return d["train_input"], d["train_label"]
+
+
+def mpiexec() -> str:
+    """The mpiexec next to this Python (the mpich wheel's), else on PATH.  Skips the test where
+    mpi4py or mpiexec is missing, unless KANARRAY_REQUIRE_MPI=1 (set by .ci/run): then it fails."""
+    import pytest
+
+    required = os.environ.get("KANARRAY_REQUIRE_MPI") == "1"
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        if required:
+            pytest.fail("KANARRAY_REQUIRE_MPI=1 but mpi4py is not installed")
+        pytest.skip("mpi4py is not installed")
+    local = Path(sys.executable).parent / "mpiexec"
+    found = str(local) if local.exists() else shutil.which("mpiexec")
+    if found is None:
+        if required:
+            pytest.fail("KANARRAY_REQUIRE_MPI=1 but no mpiexec was found")
+        pytest.skip("no mpiexec")
+    return found
+
+
+def mpi_environment() -> dict:
+    """The environment for MPI runs: one BLAS thread per rank, numba off (no compile per rank)."""
+    return dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", KANARRAY_NUMBA="0")

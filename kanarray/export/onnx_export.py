@@ -18,6 +18,9 @@ Per layer, for inputs h (batch, n):
   library function's safe version in standard operators (``symbolic_ops``), scatter into the
   outputs with a 0/1 MatMul;
 * plus the bias.  Branches that are all zero (fully masked) are left out.
+
+A model with an input scaling (``KAN.scale_inputs``) maps the graph input first,
+(x - shift) * scale (a Sub and a Mul in the graph's dtype), so the graph takes raw inputs.
 """
 
 from __future__ import annotations
@@ -382,13 +385,21 @@ def _check_exportable(model) -> None:
 
 
 def _metadata(model) -> dict:
+    """String properties: sizes, each layer's knot range (``grid_ranges``, the first layer's in
+    the scaled coordinate), the last fit's raw input range per column (``training_input_range``,
+    or null), the input scaling (``input_scaling``: {"shift": [...], "scale": [...]}, the first
+    layer seeing (x - shift) * scale, or null) and the symbolic edges."""
     from .. import __version__
 
     ranges = [[float(np.min(to_numpy(layer.grid))), float(np.max(to_numpy(layer.grid)))] for layer in model.layers]
+    scaling = model.input_scaling
     seen = None
     if model._samples is not None:
         s = np.asarray(to_numpy(model._samples), dtype=np.float64)
-        seen = [[float(lo), float(hi)] for lo, hi in zip(s.min(axis=0), s.max(axis=0))]
+        lo, hi = s.min(axis=0), s.max(axis=0)
+        if scaling is not None:  # the samples are the first layer's inputs: back to raw inputs
+            lo, hi = lo / scaling[1] + scaling[0], hi / scaling[1] + scaling[0]
+        seen = [[float(a), float(b)] for a, b in zip(lo, hi)]
     return {
         "kanarray_version": __version__,
         "width": json.dumps(model.width),
@@ -396,6 +407,8 @@ def _metadata(model) -> dict:
         "k": json.dumps(model.k),
         "grid_ranges": json.dumps(ranges),
         "training_input_range": json.dumps(seen),
+        "input_scaling": json.dumps(None if scaling is None else {"shift": scaling[0].tolist(),
+                                                                  "scale": scaling[1].tolist()}),
         "symbolic_edges": json.dumps([[list(e) for e in layer.symbolic.edges()] for layer in model.layers]),
     }
 
@@ -406,12 +419,12 @@ def to_onnx(model, path=None, *, opset: int | None = None, dtype: str | None = N
     (atomically: a temporary file renamed into place, no partial file on failure).
 
     opset: default the newest that the installed onnx and onnxruntime both support (at least
-    13).  dtype: "float32" (default) or "float64".  Input ``input_name`` (batch, width[0]),
-    output ``output_name`` (batch, width[-1]), batch dynamic.  Raises ``ExportError`` (a
-    ValueError) naming what cannot be exported.  strategy: how spline layers are evaluated:
-    "local" (per-edge polynomials, k + 1 gathers per input and output), "dense" (the k + 1
-    bases of each input placed in a (batch, n (G + k)) matrix, then one MatMul), or "auto"
-    (dense when a layer has at least G + k outputs).
+    13).  dtype: "float32" (default) or "float64".  Input ``input_name`` (batch, width[0]) of raw
+    inputs (an input scaling is part of the graph), output ``output_name`` (batch, width[-1]),
+    batch dynamic.  Raises ``ExportError`` (a ValueError) naming what cannot be exported.
+    strategy: how spline layers are evaluated: "local" (per-edge polynomials, k + 1 gathers
+    per input and output), "dense" (the k + 1 bases of each input placed in a (batch, n (G +
+    k)) matrix, then one MatMul), or "auto" (dense when a layer has at least G + k outputs).
     """
     try:
         import onnx
@@ -442,6 +455,9 @@ def to_onnx(model, path=None, *, opset: int | None = None, dtype: str | None = N
     g.name(input_name)
     g.name(output_name)
     h = input_name
+    if model.input_scaling is not None:
+        shift, scale = model.input_scaling
+        h = g.mul(g.op("Sub", h, g.const(shift, "input_shift")), g.const(scale, "input_scale"), hint="scaled_input")
     for l, layer in enumerate(model.layers):
         h = _emit_layer(g, layer, h, l, strategy)
     g.nodes.append(onnx.helper.make_node("Identity", [h], [output_name], name=g.name("n_output")))

@@ -1,0 +1,202 @@
+"""Data-parallel training over MPI: the communicator ``fit`` uses to combine the ranks' shards.
+
+Each rank holds a shard of the samples and a full copy of the model.  ``fit(..., comm=comm)``
+makes every quantity that depends on the data global:
+
+- the objective and its gradient: each rank weights its shard's mean loss by n_rank / N and
+  the sums over ranks are taken in one all-reduce of [loss, every gradient] per evaluation;
+- the regularization's statistics (the std of every edge activation and input over the
+  batch): global means, then global centred sums of squares, two all-reduces per evaluation;
+- grid updates: knots at quantiles of all samples (all-gathered, see ``gather_sorted``) and
+  the coefficients refitted from all-reduced normal equations.
+
+Everything the optimizers compute from these (L-BFGS's line search included) is then the same
+arithmetic on the same numbers on every rank, so the ranks take identical steps; ``fit``
+checks at its end that the parameters agree bit for bit.
+
+The all-reduce of NumPy arrays is MPI's (``Allreduce``, sum); CuPy arrays go through NCCL
+(CuPy's bindings) when it is available and through MPI via host memory otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+import traceback
+
+import numpy as np
+
+from ._namespace import to_numpy
+
+__all__ = ["Communicator", "as_communicator", "shard_rows", "GRID_SAMPLE_CAP", "parameters_digest"]
+
+#: grid updates gather at most this many samples in all (per input) to place the knots
+GRID_SAMPLE_CAP = 2**16
+
+_OPS = ("sum", "min", "max")
+
+
+class Communicator:
+    """A group of ranks training one model (wraps an mpi4py communicator).
+
+    rank, size: this process's index and the number of ranks.
+    """
+
+    def __init__(self, mpi_comm):
+        from mpi4py import MPI
+
+        self._MPI = MPI
+        self.mpi = mpi_comm
+        self.rank = mpi_comm.Get_rank()
+        self.size = mpi_comm.Get_size()
+        self._nccl = None  # built on the first CuPy all-reduce
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    # -- reductions ---------------------------------------------------------------------------
+    def allreduce(self, a, op: str = "sum"):
+        """Element-wise sum (or min, max) of ``a`` over the ranks; an array of a's namespace."""
+        if op not in _OPS:
+            raise ValueError(f"op must be one of {_OPS}, got {op!r}")
+        module = type(a).__module__.split(".")[0]
+        if module == "numpy":
+            return self._mpi_allreduce(np.asarray(a), op)
+        if module == "cupy":
+            return self._cupy_allreduce(a, op)
+        import array_api_compat
+
+        xp = array_api_compat.array_namespace(a)
+        out = self._mpi_allreduce(to_numpy(a), op)
+        return xp.asarray(out, device=array_api_compat.device(a))
+
+    def _mpi_allreduce(self, a: np.ndarray, op: str) -> np.ndarray:
+        send = np.ascontiguousarray(a)
+        out = np.empty_like(send)
+        self.mpi.Allreduce(send, out, op={"sum": self._MPI.SUM, "min": self._MPI.MIN, "max": self._MPI.MAX}[op])
+        return out
+
+    def _cupy_allreduce(self, a, op: str):
+        import cupy
+
+        a = cupy.ascontiguousarray(a)
+        nccl = self._nccl_comm() if op == "sum" else None
+        if nccl is None:
+            return cupy.asarray(self._mpi_allreduce(cupy.asnumpy(a), op))
+        from cupy.cuda import nccl as nccl_lib
+
+        dtypes = {np.dtype(np.float64): nccl_lib.NCCL_FLOAT64, np.dtype(np.float32): nccl_lib.NCCL_FLOAT32,
+                  np.dtype(np.int64): nccl_lib.NCCL_INT64}
+        out = cupy.empty_like(a)
+        stream = cupy.cuda.get_current_stream()
+        nccl.allReduce(a.data.ptr, out.data.ptr, a.size, dtypes[np.dtype(a.dtype)], nccl_lib.NCCL_SUM, stream.ptr)
+        stream.synchronize()
+        return out
+
+    def _nccl_comm(self):
+        """CuPy's NCCL communicator over these ranks, or None without NCCL (MPI is used then)."""
+        if self._nccl is None:
+            try:
+                from cupy.cuda import nccl
+            except Exception:  # cupy without its NCCL bindings
+                nccl = None
+            available = nccl is not None and getattr(nccl, "available", True)
+            uid = nccl.get_unique_id() if available and self.rank == 0 else None
+            uid = self.mpi.bcast(uid if available else None, root=0)
+            self._nccl = nccl.NcclCommunicator(self.size, uid, self.rank) if uid is not None else False
+        return self._nccl or None
+
+    def allreduce_scalar(self, value: float, op: str = "sum") -> float:
+        return float(self._mpi_allreduce(np.asarray([value], dtype=np.float64), op)[0])
+
+    # -- gathers ------------------------------------------------------------------------------
+    def allgather_rows(self, a: np.ndarray) -> np.ndarray:
+        """(S_rank, n) NumPy arrays of every rank stacked in rank order: (sum S_rank, n)."""
+        a = np.ascontiguousarray(a)
+        counts = np.asarray(self.mpi.allgather(int(a.shape[0])), dtype=np.int64)
+        row = int(np.prod(a.shape[1:], dtype=np.int64))
+        out = np.empty((int(counts.sum()),) + a.shape[1:], dtype=a.dtype)
+        self.mpi.Allgatherv(a, [out, (counts * row).tolist()])
+        return out
+
+    def gather_sorted(self, x, cap: int = GRID_SAMPLE_CAP):
+        """Every rank's samples x (S_rank, n), sorted per column: (S', n) in x's namespace.
+
+        S' is the global number of samples S when S <= cap, and the quantiles are those of
+        all samples, exactly.  Beyond, each rank contributes about cap * S_rank / S evenly
+        spaced order statistics of its sorted columns (its minimum and maximum included), so
+        a quantile read off the result is off by at most about size * S / cap positions in
+        the global order."""
+        import array_api_compat
+
+        xp = array_api_compat.array_namespace(x)
+        local = np.sort(to_numpy(x), axis=0)
+        total = int(self.allreduce_scalar(local.shape[0]))
+        if total > cap and local.shape[0] > 1:
+            count = max(2, math.ceil(cap * local.shape[0] / total))
+            ids = np.unique(np.round(np.linspace(0, local.shape[0] - 1, count)).astype(np.int64))
+            local = local[ids]
+        merged = np.sort(self.allgather_rows(local), axis=0)
+        return xp.asarray(merged, device=array_api_compat.device(x))
+
+    # -- failures -----------------------------------------------------------------------------
+    def agree(self, error: BaseException | None) -> None:
+        """Collective: raise on every rank if ``error`` is set on any.  The rank that failed
+        re-raises its own error; the others raise a ValueError quoting it."""
+        text = None if error is None else f"{type(error).__name__}: {error}"
+        texts = self.mpi.allgather(text)
+        if error is not None:
+            raise error
+        failed = [(r, t) for r, t in enumerate(texts) if t is not None]
+        if failed:
+            r, t = failed[0]
+            raise ValueError(f"rank {r} of {self.size} failed, so every rank stops: {t}")
+
+    def abort(self, error: BaseException) -> None:
+        """Print ``error`` with its traceback, prefixed by this rank, and end every rank (a
+        failure on one rank inside training would otherwise leave the others waiting)."""
+        lines = traceback.format_exception(type(error), error, error.__traceback__)
+        sys.stderr.write("".join(f"[kanarray rank {self.rank}] {line}" for line in "".join(lines).splitlines(True)))
+        sys.stderr.flush()
+        self.mpi.Abort(1)
+
+    def check_same(self, digest: bytes, what: str) -> None:
+        """RuntimeError on every rank unless ``digest`` is the same on all of them."""
+        digests = self.mpi.allgather(digest)
+        differing = [r for r, d in enumerate(digests) if d != digests[0]]
+        if differing:
+            raise RuntimeError(f"{what} differ between ranks 0 and {differing}: the ranks diverged")
+
+
+def as_communicator(comm) -> Communicator | None:
+    """None (one process) for None or a one-rank communicator; a ``Communicator`` for an
+    mpi4py communicator (``mpi4py.MPI.COMM_WORLD``) or a ``Communicator``."""
+    if comm is None or isinstance(comm, Communicator):
+        out = comm
+    elif hasattr(comm, "Allreduce") and hasattr(comm, "Get_size"):
+        out = Communicator(comm)
+    else:
+        raise ValueError(f"comm must be None, an mpi4py communicator or a kanarray Communicator, got {comm!r}")
+    return None if out is None or out.size == 1 else out
+
+
+def shard_rows(n: int, comm) -> slice:
+    """The contiguous block of rows 0..n-1 this rank holds: sizes differ by at most one."""
+    comm = as_communicator(comm)
+    if comm is None:
+        return slice(0, n)
+    base, extra = divmod(n, comm.size)
+    start = comm.rank * base + min(comm.rank, extra)
+    return slice(start, start + base + (comm.rank < extra))
+
+
+def parameters_digest(model) -> bytes:
+    """SHA-256 over every layer array's bytes (grids, masks and biases included)."""
+    h = hashlib.sha256()
+    for layer in model.layers:
+        for name, a in sorted(layer.arrays().items()):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(to_numpy(a)).tobytes())
+    return h.digest()

@@ -1,0 +1,114 @@
+"""Run under ``mpiexec -n N python tests/mpi_script.py MODE OUT [options]`` by tests/test_distributed.py.
+
+Each rank writes OUT/rank{r}.npz (no pickle): the model's parameters and grids after MODE,
+its parameters' digest, and what else the mode records.  MODE is one of:
+  fit       fit on this rank's shard (options: --opt, --lamb, --steps, --batch-size)
+  grid      update_grid on the shard
+  refine    fit 2 steps, then refine(10) with comm
+  gather    gather_sorted with a small cap: the merged columns
+  badinput  rank 1 passes inputs with 3 columns instead of 2
+  crash     rank 1's objective raises at its third evaluation
+  quiet     fit with progress=True; records how many characters each rank wrote to stderr
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+
+import numpy as np
+
+import kanarray as ka
+from kanarray.distributed import Communicator, parameters_digest, shard_rows
+
+
+def problem(n: int = 301, seed: int = 0):
+    """The hello-KAN data: x (n, 2), y (n, 1), and validation (101, 2), (101, 1)."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n, 2))
+    xv = rng.uniform(-1, 1, (101, 2))
+
+    def f(a):
+        return np.exp(np.sin(np.pi * a[:, :1]) + a[:, 1:] ** 2)
+
+    return x, f(x), xv, f(xv)
+
+
+def new_model():
+    return ka.KAN([2, 5, 1], grid=5, seed=1)
+
+
+def fit_kwargs(opt: str, lamb: float, steps: int, batch_size):
+    """fit's arguments shared by the MPI run and the serial reference: a grid update at every step."""
+    return dict(steps=steps, opt=opt, lamb=lamb, progress=False, batch_size=batch_size,
+                stop_grid_update_step=steps, grid_update_num=steps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode")
+    parser.add_argument("out")
+    parser.add_argument("--opt", default="adam")
+    parser.add_argument("--lamb", type=float, default=0.0)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--cap", type=int, default=40)
+    args = parser.parse_args()
+    from mpi4py import MPI
+
+    world = MPI.COMM_WORLD
+    rank = world.Get_rank()
+    x, y, xv, yv = problem()
+    sl, sv = shard_rows(len(x), world), shard_rows(len(xv), world)
+    model = new_model()
+    record = {}
+    if args.mode == "fit":
+        history = model.fit(x[sl], y[sl], validation=(xv[sv], yv[sv]), comm=world,
+                            **fit_kwargs(args.opt, args.lamb, args.steps, args.batch_size))
+        record = {k: np.asarray(v) for k, v in history.items() if v}
+    elif args.mode == "grid":
+        model.update_grid(x[sl], comm=world)
+    elif args.mode == "refine":
+        model.fit(x[sl], y[sl], comm=world, **fit_kwargs("lbfgs", 0.0, 2, None))
+        model = model.refine(10, comm=world)
+    elif args.mode == "gather":
+        merged = Communicator(world).gather_sorted(x[sl], cap=args.cap)
+        record = {"merged": merged}
+    elif args.mode == "badinput":
+        xs = np.concatenate([x[sl], x[sl, :1]], axis=1) if rank == 1 else x[sl]
+        try:
+            model.fit(xs, y[sl], steps=2, progress=False, comm=world)
+        except ValueError as exc:
+            record = {"error": np.frombuffer(str(exc).encode(), dtype=np.uint8)}
+    elif args.mode == "crash":
+        import kanarray.training as training
+
+        real, calls = training.evaluate, [0]
+
+        def failing(*a, **kw):
+            calls[0] += 1
+            if rank == 1 and calls[0] == 3:
+                raise RuntimeError("injected failure on rank 1")
+            return real(*a, **kw)
+
+        training.evaluate = failing
+        model.fit(x[sl], y[sl], steps=5, opt="adam", progress=False, comm=world)
+    elif args.mode == "quiet":
+        captured = io.StringIO()
+        sys.stderr = captured
+        model.fit(x[sl], y[sl], steps=3, opt="adam", progress=True, comm=world)
+        sys.stderr = sys.__stderr__
+        record = {"stderr_chars": np.asarray(len(captured.getvalue()))}
+    else:
+        raise SystemExit(f"unknown mode {args.mode}")
+    arrays = {f"param/{k}": np.asarray(v) for k, v in model.parameters().items()}
+    arrays.update({f"grid/{l}": np.asarray(layer.grid) for l, layer in enumerate(model.layers)})
+    arrays["digest"] = np.frombuffer(parameters_digest(model), dtype=np.uint8)
+    arrays.update({f"record/{k}": v for k, v in record.items()})
+    np.savez(os.path.join(args.out, f"rank{rank}.npz"), **arrays)
+
+
+if __name__ == "__main__":
+    main()
