@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--provider", choices=["cuda", "cpu"], default=None, help="force an execution provider")
     predict.add_argument("--batch-size", type=_positive_int, default=65536, help="rows per run (default 65536)")
     _add_reproduce(commands)
+    from .fit_command import add_parser as add_fit
+
+    add_fit(commands, _positive_int, _int_list)
     return parser
 
 
@@ -150,6 +153,12 @@ def _run_predict(args) -> int:
     return 0
 
 
+def _run_fit(args) -> int:
+    from .fit_command import run_fit
+
+    return run_fit(args)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
@@ -158,7 +167,7 @@ def main(argv=None) -> int:
         result = run_demo(function=args.function, seed=args.seed, out_dir=None if args.no_plots else args.out,
                           steps=args.steps, lamb=args.lamb)
         return 0 if result["formula"] is not None else 1
-    runner = {"export": _run_export, "predict": _run_predict, "reproduce": _run_reproduce}[args.command]
+    runner = {"export": _run_export, "predict": _run_predict, "reproduce": _run_reproduce, "fit": _run_fit}[args.command]
     try:
         return runner(args)
     except (ValueError, FileNotFoundError, ImportError) as exc:  # a clear message, no traceback

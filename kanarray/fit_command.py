@@ -1,0 +1,161 @@
+"""``kanarray fit DATA --target COL``: train a KAN on a table from disk, report, save.
+
+Steps: load the table (``kanarray.tabular``), split off a validation set, map every input
+column's training range onto the grid range (``KAN.scale_inputs``, recorded in the model and
+its ONNX export), fit, refine and fit again for each ``--refine`` grid, print one line per
+stage, write the model (``--out``) and its ONNX graph (``--onnx``).
+
+Under ``mpiexec -n N`` every rank reads the table, takes its block of the training and
+validation rows (``distributed.shard_rows``) and trains data-parallel; only rank 0 prints and
+writes files.  An error on any rank stops every rank with the message.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+__all__ = ["add_parser", "run_fit", "world_communicator"]
+
+# set by mpiexec/mpirun of MPICH, Open MPI, Intel MPI and PMIx launchers
+_LAUNCH_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
+
+
+def world_communicator():
+    """mpi4py's COMM_WORLD when this process was started by an MPI launcher with more than one
+    rank, else None.  ImportError when launched that way without mpi4py."""
+    if not any(v in os.environ for v in _LAUNCH_VARIABLES):
+        return None
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ImportError("started by an MPI launcher but mpi4py is missing: pip install 'kanarray[mpi]'") from exc
+    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
+
+
+def _width(spec, n_features: int, n_targets: int) -> list[int]:
+    if spec is None:
+        return [n_features, 2 * n_features + 1, n_targets]
+    width = list(spec)
+    if len(width) < 2 or width[0] != n_features or width[-1] != n_targets:
+        raise ValueError(f"--width must start with the number of feature columns ({n_features}) and end with the "
+                         f"number of targets ({n_targets}), e.g. {n_features},{2 * n_features + 1},{n_targets}; "
+                         f"got {','.join(map(str, width))}")
+    return width
+
+
+def _prepare(args, comm):
+    """(model, train shard, validation shard, sizes) on this rank; raises before training."""
+    import kanarray as ka
+
+    from .distributed import shard_rows
+    from .tabular import load_table, split_rows
+
+    if any(g < 1 for g in args.refine or ()):
+        raise ValueError(f"--refine grids must be positive, got {','.join(map(str, args.refine))}")
+    if not 0 <= args.val_fraction < 1:
+        raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    table = load_table(args.data, args.target, args.features)
+    size = 1 if comm is None else comm.size
+    train_idx, val_idx = split_rows(table.x.shape[0], args.val_fraction, args.seed)
+    if len(train_idx) < 2 * size or (len(val_idx) and len(val_idx) < size):
+        raise ValueError(f"{args.data}: {table.x.shape[0]} rows are too few for {size} ranks: each rank needs at "
+                         f"least 2 training rows and 1 validation row")
+    width = _width(args.width, table.x.shape[1], table.y.shape[1])
+    model = ka.KAN(width, grid=args.grid, k=args.k, seed=args.seed, dtype=args.dtype, backend=args.backend)
+    x_train, y_train = table.x[train_idx], table.y[train_idx]
+    model.scale_inputs(x_train.min(axis=0), x_train.max(axis=0))
+    mine, mine_val = shard_rows(len(train_idx), comm), shard_rows(len(val_idx), comm)
+    train = (x_train[mine], y_train[mine])
+    val = (table.x[val_idx][mine_val], table.y[val_idx][mine_val]) if len(val_idx) else None
+    return model, train, val, table, (len(train_idx), len(val_idx))
+
+
+def run_fit(args) -> int:
+    """The ``kanarray fit`` command on parsed arguments; returns the exit status."""
+    from .distributed import as_communicator
+
+    comm = as_communicator(world_communicator())
+    root = comm is None or comm.is_root
+    if args.backend == "cupy" and comm is not None:
+        import cupy
+
+        cupy.cuda.Device(comm.rank % cupy.cuda.runtime.getDeviceCount()).use()
+    error, prepared = None, None
+    try:
+        prepared = _prepare(args, comm)
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        if comm is None:
+            raise
+        error = exc
+    if comm is not None:
+        try:
+            comm.agree(error)
+        except (ValueError, FileNotFoundError, ImportError):
+            if root:
+                raise
+            return 2
+    model, (x, y), val, table, (n_train, n_val) = prepared
+    say = print if root else (lambda *a, **k: None)
+    ranks = "" if comm is None else f" on {comm.size} ranks"
+    say(f"{args.data}: {n_train} training and {n_val} validation rows{ranks}; features "
+        f"{', '.join(table.features)} -> {', '.join(table.targets)}")
+    say(f"model: {model}")
+    say(f"{'stage':<10}{'grid':>6}{'steps':>7}{'train RMSE':>14}{'val RMSE':>14}{'time s':>9}")
+    fit_kw = dict(steps=args.steps, opt=args.opt, lr=args.lr, lamb=args.lamb, batch_size=args.batch_size,
+                  validation=val, progress=root and not args.quiet, comm=comm)
+    grids = [args.grid] + list(args.refine or ())
+    for stage, grid in enumerate(grids):
+        if stage:
+            model = model.refine(grid, comm=comm)
+        start = time.perf_counter()
+        history = model.fit(x, y, **fit_kw)
+        elapsed = time.perf_counter() - start
+        val_text = f"{history['val_loss'][-1]:>14.4e}" if history["val_loss"] else f"{'-':>14}"
+        say(f"{'fit' if stage == 0 else 'refine':<10}{grid:>6}{args.steps:>7}{history['train_loss'][-1]:>14.4e}"
+            f"{val_text}{elapsed:>9.1f}")
+    if root:
+        if args.out:
+            model.save(args.out)
+            say(f"wrote {args.out}")
+        if args.onnx:
+            from .export import to_onnx
+
+            to_onnx(model, args.onnx)
+            say(f"wrote {args.onnx}")
+    return 0
+
+
+def add_parser(commands, positive_int, int_list) -> None:
+    """The ``fit`` subcommand's options."""
+    fit = commands.add_parser(
+        "fit", help="train a KAN on a CSV/.npy/.npz table and save it (runs data-parallel under mpiexec)",
+        description="Load DATA, split off a validation set, map each input column's training range onto the grid "
+                    "range (recorded in the model and its ONNX export), fit, refine to each --refine grid and fit "
+                    "again, print train and validation RMSE per stage, and write the model. Under mpiexec -n N the "
+                    "rows are sharded across the ranks (needs kanarray[mpi]); only rank 0 prints and writes.")
+    fit.add_argument("data", help="a .csv with a header row, a .npy 2-D array (columns named 0, 1, ...) or a .npz "
+                                  "with arrays x and y")
+    fit.add_argument("--target", default=None, help="target column name(s), comma-separated (.npz with x and y: "
+                                                    "optional)")
+    fit.add_argument("--features", default=None, help="feature columns, comma-separated (default: all others)")
+    fit.add_argument("--width", type=int_list, default=None,
+                     help="layer widths from inputs to outputs, e.g. 8,16,1 (default: d, 2d+1, targets)")
+    fit.add_argument("--grid", type=positive_int, default=5, help="grid intervals G (default 5)")
+    fit.add_argument("--k", type=positive_int, default=3, help="spline order (default 3)")
+    fit.add_argument("--steps", type=positive_int, default=100, help="steps per fit (default 100)")
+    fit.add_argument("--opt", choices=["lbfgs", "adam"], default="lbfgs", help="optimizer (default lbfgs)")
+    fit.add_argument("--lr", type=float, default=None, help="learning rate (default: lbfgs 1, adam 1e-2)")
+    fit.add_argument("--lamb", type=float, default=0.0, help="sparsification penalty (default 0)")
+    fit.add_argument("--batch-size", type=positive_int, default=None, help="minibatch rows per rank (default: all)")
+    fit.add_argument("--refine", type=int_list, default=None, help="grids to refine to, each followed by a fit, "
+                                                                   "e.g. 10,20")
+    fit.add_argument("--val-fraction", type=float, default=0.2, help="share of rows held out (default 0.2)")
+    fit.add_argument("--seed", type=int, default=0, help="seed of the split and the initialization (default 0)")
+    fit.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    fit.add_argument("--backend", choices=["numpy", "cupy"], default="numpy",
+                     help="cupy: one GPU per rank (rank modulo the devices)")
+    fit.add_argument("--out", default="model.kan", help="checkpoint to write (default model.kan; '' for none)")
+    fit.add_argument("--onnx", default=None, help="also export the model to this ONNX file")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+

@@ -1,0 +1,103 @@
+"""``kanarray fit DATA --target COL``: one process in-process, two ranks under mpiexec."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import kanarray as ka
+from helpers import mpi_environment, mpiexec
+from kanarray.cli import main
+
+
+def target(x):
+    """A function of raw inputs far from the grid range: a in [100, 300], b in [-0.01, 0.01]."""
+    return np.exp(np.sin(np.pi * (x[:, :1] - 200) / 100) + (100 * x[:, 1:]) ** 2)
+
+
+@pytest.fixture
+def table(tmp_path):
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.uniform(100, 300, 600), rng.uniform(-0.01, 0.01, 600)])
+    path = tmp_path / "data.csv"
+    np.savetxt(path, np.column_stack([x, target(x), rng.normal(size=600)]), delimiter=",", header="a,b,y,noise",
+               comments="", fmt="%.17g")
+    return path
+
+
+def test_fit_trains_on_raw_columns_and_writes_model_and_onnx(table, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    out, onnx_path = tmp_path / "m.kan", tmp_path / "m.onnx"
+    code = main(["fit", str(table), "--target", "y", "--features", "a,b", "--width", "2,5,1", "--steps", "30",
+                 "--refine", "10", "--quiet", "--out", str(out), "--onnx", str(onnx_path)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "480 training and 120 validation rows" in text and "refine" in text
+    model = ka.load(out)
+    assert model.input_scaling is not None and model.grid == [10, 10]
+    rng = np.random.default_rng(1)
+    x = np.column_stack([rng.uniform(110, 290, 400), rng.uniform(-0.009, 0.009, 400)])
+    rmse = float(np.sqrt(np.mean((np.asarray(model(x)) - target(x)) ** 2)))
+    assert rmse < 1e-2  # a [2, 5, 1] KAN on G = 10; without the input map it cannot resolve b at all
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    served = session.run(None, {name: x.astype(np.float32)})[0]
+    np.testing.assert_allclose(served, np.asarray(model(x)), rtol=1e-4, atol=1e-4)
+    last_val = float(text.strip().splitlines()[-3].split()[4])
+    assert last_val < 2e-2
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--target", "z"], "column.*'z'.*available"),
+    (["--target", "y", "--width", "2,5,1"], "--width must start with the number of feature columns \\(3\\)"),
+    (["--target", "y", "--refine", "0"], "--refine grids must be positive"),
+    (["--target", "y", "--val-fraction", "1.5"], "--val-fraction must be in"),
+])
+def test_fit_errors_are_clear_and_write_nothing(table, tmp_path, capsys, argv, message):
+    out = tmp_path / "never.kan"
+    assert main(["fit", str(table), *argv, "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kanarray fit: error:")
+    assert __import__("re").search(message, err), err
+    assert not out.exists()
+
+
+def test_fit_refuses_non_numeric_cells_and_too_few_rows(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,y\n1,2\n3,x\n")
+    assert main(["fit", str(bad), "--target", "y", "--quiet", "--out", ""]) == 2
+    assert "line 3, column 'y': 'x' is not a number" in capsys.readouterr().err
+    few = tmp_path / "few.csv"
+    few.write_text("a,y\n1,2\n3,4\n")
+    assert main(["fit", str(few), "--target", "y", "--quiet", "--out", ""]) == 2
+    assert "too few rows" in capsys.readouterr().err
+
+
+def _mpi_fit(table, tmp_path, *extra):
+    cmd = [mpiexec(), "-n", "2", sys.executable, "-m", "kanarray", "fit", str(table), "--quiet", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=mpi_environment(), cwd=tmp_path)
+
+
+def test_fit_under_mpiexec_matches_one_process(table, tmp_path, capsys):
+    options = ["--target", "y", "--features", "a,b", "--width", "2,4,1", "--opt", "adam", "--steps", "15"]
+    proc = _mpi_fit(table, tmp_path, *options, "--out", "two.kan")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("wrote two.kan") == 1  # rank 0 alone writes and prints
+    assert proc.stdout.count("stage") == 1 and "on 2 ranks" in proc.stdout
+    assert main(["fit", str(table), *options, "--quiet", "--out", str(tmp_path / "one.kan")]) == 0
+    two, one = ka.load(tmp_path / "two.kan"), ka.load(tmp_path / "one.kan")
+    for name, p in one.parameters().items():
+        np.testing.assert_allclose(np.asarray(two.parameters()[name]), np.asarray(p), rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(two.input_scaling[1], one.input_scaling[1])
+
+
+def test_fit_error_under_mpiexec_stops_both_ranks_with_one_message(table, tmp_path):
+    proc = _mpi_fit(table, tmp_path, "--target", "nope", "--out", "x.kan")
+    assert proc.returncode == 2
+    assert proc.stderr.count("kanarray fit: error:") == 1 and "'nope'" in proc.stderr
+    assert not (tmp_path / "x.kan").exists()
