@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import sys
 import traceback
 
@@ -96,17 +97,38 @@ class Communicator:
         return out
 
     def _nccl_comm(self):
-        """CuPy's NCCL communicator over these ranks, or None without NCCL (MPI is used then)."""
+        """CuPy's NCCL communicator over these ranks, or None (MPI through host memory is used
+        then): without NCCL on any rank, with two ranks on one GPU (NCCL refuses that), when
+        its set-up fails on any rank, or with KANARRAY_NCCL=0."""
         if self._nccl is None:
+            self._nccl = self._make_nccl() or False
+        return self._nccl or None
+
+    def _make_nccl(self):
+        import cupy
+
+        device = None
+        if os.environ.get("KANARRAY_NCCL", "1") != "0":
             try:
                 from cupy.cuda import nccl
-            except Exception:  # cupy without its NCCL bindings
-                nccl = None
-            available = nccl is not None and getattr(nccl, "available", True)
-            uid = nccl.get_unique_id() if available and self.rank == 0 else None
-            uid = self.mpi.bcast(uid if available else None, root=0)
-            self._nccl = nccl.NcclCommunicator(self.size, uid, self.rank) if uid is not None else False
-        return self._nccl or None
+
+                if getattr(nccl, "available", True):
+                    device = cupy.cuda.Device().pci_bus_id
+            except Exception:  # noqa: BLE001 - a CuPy without NCCL bindings
+                device = None
+        devices = self.mpi.allgather(device)
+        if None in devices or len(set(devices)) < len(devices):
+            return None
+        from cupy.cuda import nccl
+
+        uid = self.mpi.bcast(nccl.get_unique_id() if self.rank == 0 else None, root=0)
+        try:
+            made = nccl.NcclCommunicator(self.size, uid, self.rank)
+        except Exception:  # noqa: BLE001
+            made = None
+        if not all(self.mpi.allgather(made is not None)):
+            return None
+        return made
 
     def allreduce_scalar(self, value: float, op: str = "sum") -> float:
         return float(self._mpi_allreduce(np.asarray([value], dtype=np.float64), op)[0])
@@ -167,7 +189,8 @@ class Communicator:
         digests = self.mpi.allgather(digest)
         differing = [r for r, d in enumerate(digests) if d != digests[0]]
         if differing:
-            raise RuntimeError(f"{what} differ between ranks 0 and {differing}: the ranks diverged")
+            raise RuntimeError(f"{what} differ between rank 0 and rank(s) {differing}; every rank must hold the same "
+                               f"model and call with the same settings")
 
 
 def as_communicator(comm) -> Communicator | None:

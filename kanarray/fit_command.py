@@ -3,7 +3,7 @@
 Steps: load the table (``kanarray.tabular``), split off a validation set, map every input
 column's training range onto the grid range (``KAN.scale_inputs``, recorded in the model and
 its ONNX export), fit, refine and fit again for each ``--refine`` grid, print one line per
-stage, write the model (``--out``) and its ONNX graph (``--onnx``).
+stage, write the model (``--out``), its ONNX graph (``--onnx``) and the loss curves (``--plot``).
 
 Under ``mpiexec -n N`` every rank reads the table, takes its block of the training and
 validation rows (``distributed.shard_rows``) and trains data-parallel; only rank 0 prints and
@@ -105,12 +105,18 @@ def run_fit(args) -> int:
     fit_kw = dict(steps=args.steps, opt=args.opt, lr=args.lr, lamb=args.lamb, batch_size=args.batch_size,
                   validation=val, progress=root and not args.quiet, comm=comm)
     grids = [args.grid] + list(args.refine or ())
+    curves = None
     for stage, grid in enumerate(grids):
         if stage:
             model = model.refine(grid, comm=comm)
         start = time.perf_counter()
         history = model.fit(x, y, **fit_kw)
         elapsed = time.perf_counter() - start
+        if curves is None:
+            curves = history
+        else:
+            for key, values in history.items():
+                curves[key].extend(values)
         val_text = f"{history['val_loss'][-1]:>14.4e}" if history["val_loss"] else f"{'-':>14}"
         say(f"{'fit' if stage == 0 else 'refine':<10}{grid:>6}{args.steps:>7}{history['train_loss'][-1]:>14.4e}"
             f"{val_text}{elapsed:>9.1f}")
@@ -123,6 +129,9 @@ def run_fit(args) -> int:
 
             to_onnx(model, args.onnx)
             say(f"wrote {args.onnx}")
+        if args.plot:
+            curves.plot(args.plot)
+            say(f"wrote {args.plot}")
     return 0
 
 
@@ -157,5 +166,6 @@ def add_parser(commands, positive_int, int_list) -> None:
                      help="cupy: one GPU per rank (rank modulo the devices)")
     fit.add_argument("--out", default="model.kan", help="checkpoint to write (default model.kan; '' for none)")
     fit.add_argument("--onnx", default=None, help="also export the model to this ONNX file")
+    fit.add_argument("--plot", default=None, help="also write the loss curves of every stage to this PNG")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -158,6 +158,9 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
         error = exc
     if comm is not None:
         comm.agree(error)
+        # ranks that disagree on the settings or start from different parameters would run
+        # different collectives (a hang) or drift apart: refuse that on every rank
+        comm.check_same(_settings_digest(model, setup), "the fit settings or the initial parameters")
         try:
             setup.totals = _global_sizes(comm, setup)
         except Exception as exc:  # noqa: BLE001
@@ -221,6 +224,20 @@ def _setup(model, x, y, *, steps, opt, lr, batch_size, loss, lamb, lamb_l1, lamb
     return _Setup(x=x, y=y, n=n, steps=steps, reg=reg, batch_size=batch_size, loss=loss, update_grid=update_grid,
                   grid_update_num=grid_update_num, stop_grid_update_step=stop_grid_update_step,
                   validation=validation, optimizer=optimizer, rng=rng)
+
+
+def _settings_digest(model, setup) -> bytes:
+    """What every rank of a distributed fit must share: the settings that decide which
+    collectives run, and the model's parameters (``distributed.parameters_digest``)."""
+    import hashlib
+
+    from .distributed import parameters_digest
+
+    opt = setup.optimizer
+    text = repr((setup.steps, type(opt).__name__, sorted(opt.hyper().items()), sorted(opt.params), setup.loss,
+                 setup.reg, setup.batch_size is None, setup.validation is None, setup.update_grid,
+                 setup.grid_update_num, setup.stop_grid_update_step, model.width, model.grid, model.k))
+    return hashlib.sha256(text.encode() + parameters_digest(model)).digest()
 
 
 def _global_sizes(comm, setup) -> tuple:

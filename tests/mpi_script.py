@@ -8,6 +8,7 @@ its parameters' digest, and what else the mode records.  MODE is one of:
   gather    gather_sorted with a small cap: the merged columns
   badinput  rank 1 passes inputs with 3 columns instead of 2
   crash     rank 1's objective raises at its third evaluation
+  mismatch  rank 1 starts from another seed
   quiet     fit with progress=True; records how many characters each rank wrote to stderr
 """
 
@@ -21,6 +22,7 @@ import sys
 import numpy as np
 
 import kanarray as ka
+from kanarray._namespace import to_numpy
 from kanarray.distributed import Communicator, parameters_digest, shard_rows
 
 
@@ -36,8 +38,8 @@ def problem(n: int = 301, seed: int = 0):
     return x, f(x), xv, f(xv)
 
 
-def new_model():
-    return ka.KAN([2, 5, 1], grid=5, seed=1)
+def new_model(backend="numpy"):
+    return ka.KAN([2, 5, 1], grid=5, seed=1, backend=backend)
 
 
 def fit_kwargs(opt: str, lamb: float, steps: int, batch_size):
@@ -55,6 +57,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--cap", type=int, default=40)
+    parser.add_argument("--backend", default="numpy", help="cupy: one GPU per rank where there are enough")
     args = parser.parse_args()
     from mpi4py import MPI
 
@@ -62,7 +65,11 @@ def main() -> None:
     rank = world.Get_rank()
     x, y, xv, yv = problem()
     sl, sv = shard_rows(len(x), world), shard_rows(len(xv), world)
-    model = new_model()
+    if args.backend == "cupy":
+        import cupy
+
+        cupy.cuda.Device(rank % cupy.cuda.runtime.getDeviceCount()).use()
+    model = new_model(args.backend)
     record = {}
     if args.mode == "fit":
         history = model.fit(x[sl], y[sl], validation=(xv[sv], yv[sv]), comm=world,
@@ -81,6 +88,12 @@ def main() -> None:
         try:
             model.fit(xs, y[sl], steps=2, progress=False, comm=world)
         except ValueError as exc:
+            record = {"error": np.frombuffer(str(exc).encode(), dtype=np.uint8)}
+    elif args.mode == "mismatch":
+        model = ka.KAN([2, 5, 1], grid=5, seed=1 + rank)
+        try:
+            model.fit(x[sl], y[sl], steps=2, progress=False, comm=world)
+        except RuntimeError as exc:
             record = {"error": np.frombuffer(str(exc).encode(), dtype=np.uint8)}
     elif args.mode == "crash":
         import kanarray.training as training
@@ -103,10 +116,10 @@ def main() -> None:
         record = {"stderr_chars": np.asarray(len(captured.getvalue()))}
     else:
         raise SystemExit(f"unknown mode {args.mode}")
-    arrays = {f"param/{k}": np.asarray(v) for k, v in model.parameters().items()}
-    arrays.update({f"grid/{l}": np.asarray(layer.grid) for l, layer in enumerate(model.layers)})
+    arrays = {f"param/{k}": to_numpy(v) for k, v in model.parameters().items()}
+    arrays.update({f"grid/{l}": to_numpy(layer.grid) for l, layer in enumerate(model.layers)})
     arrays["digest"] = np.frombuffer(parameters_digest(model), dtype=np.uint8)
-    arrays.update({f"record/{k}": v for k, v in record.items()})
+    arrays.update({f"record/{k}": to_numpy(v) for k, v in record.items()})
     np.savez(os.path.join(args.out, f"rank{rank}.npz"), **arrays)
 
 

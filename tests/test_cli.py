@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import kanarray as ka
@@ -102,7 +103,7 @@ def test_readme_examples_run_as_documented(tmp_path, monkeypatch):
 
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         text = f.read()
-    example, interpret = re.findall(r"```python\n(.*?)```", text, re.S)
+    example, _, interpret = re.findall(r"```python\n(.*?)```", text, re.S)  # the second: the next test
     namespace = {}
     monkeypatch.chdir(tmp_path)
     exec(compile(example, "README.md", "exec"), namespace)
@@ -114,6 +115,27 @@ def test_readme_examples_run_as_documented(tmp_path, monkeypatch):
     assert model.width == [2, 1, 1]  # as the comments there say
     assert model.symbolic_formula() == [sympy.exp(x2**2 + sympy.sin(sympy.Float("3.1416", 15) * x1))]
     assert (tmp_path / "network.png").exists()
+
+
+def test_readme_parallel_example_runs_under_mpiexec(tmp_path):
+    """The README's data-parallel block, as written, on 2 ranks."""
+    import re
+
+    from helpers import mpi_environment, mpiexec
+
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        parallel = re.findall(r"```python\n(.*?)```", f.read(), re.S)[1]
+    assert "comm=comm" in parallel
+    script = tmp_path / "parallel.py"
+    script.write_text(parallel)
+    run = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
+                         cwd=tmp_path, env=mpi_environment(), timeout=300)
+    assert run.returncode == 0, run.stderr
+    trained = ka.load(tmp_path / "parallel.kan")
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (500, 2))
+    rmse = float(np.sqrt(np.mean((np.asarray(trained(x)) - np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:] ** 2)) ** 2)))
+    assert trained.grid == [10, 10] and rmse < 1e-2
 
 
 def test_fit_and_scaling_benchmarks_run_without_the_peer(tmp_path):

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import kanarray as ka
+
 from kanarray.distributed import as_communicator, parameters_digest, shard_rows
 
 HERE = Path(__file__).parent
@@ -77,6 +79,23 @@ def test_two_ranks_match_one_process_full_batch(tmp_path, opt, lamb, steps):
         np.testing.assert_allclose(results[0]["record/reg"], history["reg"], rtol=1e-9)
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("nccl", ["1", "0"])
+def test_cupy_ranks_match_one_process(tmp_path, monkeypatch, nccl):
+    """Two CuPy ranks (one GPU each where there are two: NCCL; on one GPU, or with
+    KANARRAY_NCCL=0, MPI through host memory) against the NumPy one-process fit."""
+    cupy = pytest.importorskip("cupy")
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # pragma: no cover - depends on the machine
+        pytest.skip("no CUDA device")
+    monkeypatch.setenv("KANARRAY_NCCL", nccl)
+    results, _ = run_mpi(tmp_path, "fit", "--opt", "adam", "--lamb", "1e-3", "--steps", "10", "--backend", "cupy")
+    assert_ranks_identical(results)
+    model, _ = serial_fit("adam", 1e-3, 10)
+    assert_matches(results[0], model, 1e-9)
+
+
 def test_minibatches_keep_ranks_identical(tmp_path):
     results, _ = run_mpi(tmp_path, "fit", "--opt", "adam", "--lamb", "1e-3", "--steps", "6", "--batch-size", "40")
     assert_ranks_identical(results)
@@ -135,6 +154,13 @@ def test_bad_input_on_one_rank_stops_every_rank(tmp_path):
     # nothing changed: both ranks still hold the initial parameters
     fresh = mpi_script.new_model()
     assert bytes(results[0]["digest"]) == parameters_digest(fresh)
+
+
+def test_ranks_with_different_models_are_refused(tmp_path):
+    results, _ = run_mpi(tmp_path, "mismatch")
+    for r in results:
+        assert "differ between rank 0 and rank(s) [1]" in bytes(r["record/error"]).decode()
+    assert bytes(results[0]["digest"]) == parameters_digest(ka.KAN([2, 5, 1], grid=5, seed=1))  # untouched
 
 
 def test_failure_inside_training_ends_every_rank(tmp_path):

@@ -85,11 +85,12 @@ def _mpi_fit(table, tmp_path, *extra):
 
 def test_fit_under_mpiexec_matches_one_process(table, tmp_path, capsys):
     options = ["--target", "y", "--features", "a,b", "--width", "2,4,1", "--opt", "adam", "--steps", "15"]
-    proc = _mpi_fit(table, tmp_path, *options, "--out", "two.kan")
+    proc = _mpi_fit(table, tmp_path, *options, "--out", "two.kan", "--plot", "curves.png", "--refine", "6")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("wrote two.kan") == 1  # rank 0 alone writes and prints
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert proc.stdout.count("stage") == 1 and "on 2 ranks" in proc.stdout
-    assert main(["fit", str(table), *options, "--quiet", "--out", str(tmp_path / "one.kan")]) == 0
+    assert main(["fit", str(table), *options, "--refine", "6", "--quiet", "--out", str(tmp_path / "one.kan")]) == 0
     two, one = ka.load(tmp_path / "two.kan"), ka.load(tmp_path / "one.kan")
     for name, p in one.parameters().items():
         np.testing.assert_allclose(np.asarray(two.parameters()[name]), np.asarray(p), rtol=0, atol=1e-10)
