@@ -55,6 +55,15 @@ def _prepare(args, comm):
         raise ValueError(f"--refine grids must be positive, got {','.join(map(str, args.refine))}")
     if not 0 <= args.val_fraction < 1:
         raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    for option, path in (("--out", args.out), ("--onnx", args.onnx), ("--plot", args.plot)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder and not os.path.isdir(folder):
+            raise ValueError(f"{option} {path}: the folder {folder} does not exist")
+    if args.onnx:
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            raise ImportError("--onnx needs the onnx package: pip install 'kanarray[onnx]'") from None
     table = load_table(args.data, args.target, args.features)
     size = 1 if comm is None else comm.size
     train_idx, val_idx = split_rows(table.x.shape[0], args.val_fraction, args.seed)
@@ -84,14 +93,14 @@ def run_fit(args) -> int:
     error, prepared = None, None
     try:
         prepared = _prepare(args, comm)
-    except (ValueError, FileNotFoundError, ImportError) as exc:
+    except Exception as exc:
         if comm is None:
             raise
         error = exc
     if comm is not None:
         try:
-            comm.agree(error)
-        except (ValueError, FileNotFoundError, ImportError):
+            comm.agree(error)  # every rank stops, rank 0 reports (its error or the failing rank's)
+        except Exception:
             if root:
                 raise
             return 2

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check of the project in one command, then a summary:
 #   bash scripts/gpu-check.sh            (logs in $OUT, default ./gpu-check-out)
-# 1. the tests marked gpu (the numerical suite on CuPy, the CUDA kernels against NumPy);
+# 1. the tests marked gpu (the numerical suite on CuPy, the CUDA kernels against NumPy, two CuPy
+#    ranks under mpiexec: needs mpi4py (in the image) and an MPI, e.g. the mpich wheel in .whl/);
 # 2. benchmarks/bench_step.py --backend cupy: the six cases, forward and training step with
 #    device synchronisation and peak GPU memory, next to pykan on torch's CUDA device when
 #    pykan and a CUDA build of torch import (else kanarray alone);
@@ -15,7 +16,7 @@ OUT=${OUT:-gpu-check-out}
 mkdir -p "$OUT"
 if ls .whl/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site
+    export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH  # mpiexec of an mpich wheel
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
