@@ -79,7 +79,7 @@ class EdgeSpread:
         self.xp = xp
         self.compiled = compiled
         if comm is not None:
-            stats = _global_spread(phi, xt, comm, n_total, xp)
+            stats = _global_spread(phi, xt, comm, n_total, xp, keep_centred=not compiled)
             self.sphi, self._inv_phi, self._phi_mean, sx0, self._inv_x, self._x_mean, cphi, cx = stats
             if compiled:
                 self._phi, self._xt = phi, xt
@@ -106,22 +106,29 @@ class EdgeSpread:
         return gphi, gxt
 
 
-def _global_spread(phi, xt, comm, n_total: int, xp):
+def _global_spread(phi, xt, comm, n_total: int, xp, *, keep_centred: bool = True):
     """std (ddof 1) over all ranks' samples of phi (n, B, m) along B and xt (n, B) along B:
     (std phi, 1 / ((N - 1) std phi) or 0, mean phi, std x, 1 / ((N - 1) std x) or 0, mean x,
-    centred phi, centred xt); two all-reduces, each of n m + n numbers."""
+    centred phi, centred xt); two all-reduces, each of n m + n numbers.  keep_centred=False:
+    the centred arrays are None, and phi is centred one input row at a time (no (n, B, m)
+    temporary)."""
     n, _, m = phi.shape
     sums = comm.allreduce(xp.concat([xp.reshape(xsum(xp, phi, axis=1), (-1,)), xsum(xp, xt, axis=1)]))
     phi_mean = xp.reshape(sums[: n * m], (n, m)) / n_total
     x_mean = sums[n * m :] / n_total
-    cphi = phi - phi_mean[:, None, :]
     cx = xt - x_mean[:, None]
-    squares = comm.allreduce(xp.concat([xp.reshape(xsum(xp, cphi * cphi, axis=1), (-1,)), xsum(xp, cx * cx, axis=1)]))
+    if keep_centred:
+        cphi = phi - phi_mean[:, None, :]
+        phi_squares = xsum(xp, cphi * cphi, axis=1)
+    else:
+        cphi = None
+        phi_squares = xp.stack([xsum(xp, (phi[i] - phi_mean[i][None, :]) ** 2, axis=0) for i in range(n)])
+    squares = comm.allreduce(xp.concat([xp.reshape(phi_squares, (-1,)), xsum(xp, cx * cx, axis=1)]))
     sphi = xp.sqrt(xp.reshape(squares[: n * m], (n, m)) / (n_total - 1))
     sx = xp.sqrt(squares[n * m :] / (n_total - 1))
     inv_phi = safe_reciprocal((n_total - 1) * sphi, xp)
     inv_x = safe_reciprocal((n_total - 1) * sx, xp)
-    return sphi, inv_phi, phi_mean, sx, inv_x, x_mean, cphi, cx
+    return sphi, inv_phi, phi_mean, sx, inv_x, x_mean, cphi, (cx if keep_centred else None)
 
 
 class SpreadGradient(NamedTuple):

@@ -111,6 +111,7 @@ def mpiexec() -> str:
     return found
 
 
-def mpi_environment() -> dict:
-    """The environment for MPI runs: one BLAS thread per rank, numba off (no compile per rank)."""
-    return dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", KANARRAY_NUMBA="0")
+def mpi_environment(numba: bool = False) -> dict:
+    """The environment for MPI runs: one BLAS thread per rank; numba off unless asked for (each
+    rank would compile on a first run)."""
+    return dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", KANARRAY_NUMBA="1" if numba else "0")

@@ -25,10 +25,10 @@ from helpers import mpi_environment, mpiexec  # noqa: E402
 TIMEOUT = 120
 
 
-def run_mpi(tmp_path, mode, *options, ranks=2, check=True):
+def run_mpi(tmp_path, mode, *options, ranks=2, check=True, numba=False):
     """Run mode on `ranks` ranks; (per-rank dicts of arrays, completed process)."""
     cmd = [mpiexec(), "-n", str(ranks), sys.executable, str(HERE / "mpi_script.py"), mode, str(tmp_path), *options]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=mpi_environment())
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=mpi_environment(numba))
     if check and proc.returncode != 0:
         raise AssertionError(f"mpiexec failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     results = []
@@ -94,6 +94,17 @@ def test_cupy_ranks_match_one_process(tmp_path, monkeypatch, nccl):
     assert_ranks_identical(results)
     model, _ = serial_fit("adam", 1e-3, 10)
     assert_matches(results[0], model, 1e-9)
+
+
+def test_compiled_regularization_passes_use_the_global_statistics(tmp_path, monkeypatch):
+    """With numba, the penalty's per-edge passes are compiled loops fed the global means."""
+    pytest.importorskip("numba")
+    monkeypatch.setenv("KANARRAY_NUMBA", "1")
+    results, _ = run_mpi(tmp_path, "fit", "--opt", "adam", "--lamb", "1e-3", "--steps", "10", numba=True)
+    assert_ranks_identical(results)
+    model, history = serial_fit("adam", 1e-3, 10)
+    assert_matches(results[0], model, 1e-10)
+    np.testing.assert_allclose(results[0]["record/reg"], history["reg"], rtol=1e-9)
 
 
 def test_minibatches_keep_ranks_identical(tmp_path):
@@ -183,3 +194,49 @@ def test_comm_of_the_wrong_kind_is_refused():
         model.fit(x, y, steps=1, comm="world")
     assert as_communicator(None) is None
     assert shard_rows(10, None) == slice(0, 10)
+
+
+class _OneRank:
+    """A communicator of one rank that goes through every distributed code path (the real
+    ones bypass them for a single rank): the sums over ranks are the local values."""
+
+    rank, size, is_root = 0, 1, True
+
+    def allreduce(self, a, op="sum"):
+        return a
+
+    def allreduce_scalar(self, value, op="sum"):
+        return float(value)
+
+    def gather_sorted(self, x, cap=None):
+        import array_api_compat
+
+        return array_api_compat.array_namespace(x).sort(x, axis=0)
+
+
+@pytest.mark.parametrize("numba", ["0", "1"])
+@pytest.mark.parametrize("lamb", [0.0, 1e-3])
+def test_distributed_code_paths_on_one_rank_equal_the_plain_ones(monkeypatch, numba, lamb):
+    """objective, gradients (edge-by-edge, Gram and compiled spreads) and grid updates written
+    for several ranks give the plain results when there is one."""
+    from kanarray.objective import evaluate
+    from kanarray.regularization import Regularization
+
+    if numba == "1":
+        pytest.importorskip("numba")
+    monkeypatch.setenv("KANARRAY_NUMBA", numba)
+    x, y, _, _ = mpi_script.problem()
+    model = mpi_script.new_model()
+    reg = Regularization(lamb)
+    for cache in (None, {}):  # {}: the first layer through its Gram matrix when regularized
+        plain = evaluate(model, x, y, reg=reg, cache=None if cache is None else {})
+        spread = evaluate(model, x, y, reg=reg, cache=cache, comm=_OneRank(), n_total=len(x))
+        np.testing.assert_allclose(float(spread.objective), float(plain.objective), rtol=1e-12)
+        for name, g in plain.grads.items():
+            np.testing.assert_allclose(np.asarray(spread.grads[name]), np.asarray(g), rtol=1e-9, atol=1e-12)
+    twin = mpi_script.new_model()
+    model.update_grid(x)
+    twin._adapt_grids(twin._inputs(x), comm=_OneRank())
+    for a, b in zip(model.layers, twin.layers):
+        np.testing.assert_allclose(np.asarray(b.grid), np.asarray(a.grid), rtol=0, atol=1e-14)
+        np.testing.assert_allclose(np.asarray(b.coef), np.asarray(a.coef), rtol=1e-10, atol=1e-12)
