@@ -267,6 +267,7 @@ def _train(model, setup, *, progress: bool, comm) -> History:
     # non-finite values are handled below (restore and raise); NumPy need not warn about them
     errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     errstate.__enter__()
+    ctrl_c = _DeferredInterrupt() if comm is not None else None
     try:
         for step in range(steps):
             idx = next(batches)
@@ -316,15 +317,43 @@ def _train(model, setup, *, progress: bool, comm) -> History:
                 text += f" | reg {values[1]:.3e}"
                 bar.set_postfix_str(text, refresh=False)
                 bar.update(1)
+            if ctrl_c is not None and comm.allreduce_scalar(ctrl_c.pressed, op="max"):
+                history.interrupted = True  # every rank stops after the same step
+                break
     except KeyboardInterrupt:
         good.restore()
         history.interrupted = True
     finally:
         errstate.__exit__(None, None, None)
+        if ctrl_c is not None:
+            ctrl_c.release()
         if bar is not None:
             bar.close()
     model._samples = x
     return history
+
+
+class _DeferredInterrupt:
+    """Ctrl-C during a distributed fit: remembered until the end of the step, where the ranks
+    agree to stop together (a rank leaving on its own would leave the others waiting in a
+    collective).  Off the main thread, Ctrl-C is left as it is."""
+
+    def __init__(self):
+        import signal
+
+        self.pressed = 0.0
+        self._signal = signal
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._press)
+        except ValueError:  # not the main thread
+            self._previous = None
+
+    def _press(self, signum, frame):
+        self.pressed = 1.0
+
+    def release(self):
+        if self._previous is not None:
+            self._signal.signal(self._signal.SIGINT, self._previous)
 
 
 def _scalars(model, ev, validation, loss, val_cache, comm=None, n_val=None):

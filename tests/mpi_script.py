@@ -9,6 +9,7 @@ its parameters' digest, and what else the mode records.  MODE is one of:
   badinput  rank 1 passes inputs with 3 columns instead of 2
   crash     rank 1's objective raises at its third evaluation
   mismatch  rank 1 starts from another seed
+  ctrlc     a long fit that a SIGINT to the ranks stops (rank 0 writes OUT/started once training runs)
   quiet     fit with progress=True; records how many characters each rank wrote to stderr
 """
 
@@ -95,6 +96,19 @@ def main() -> None:
             model.fit(x[sl], y[sl], steps=2, progress=False, comm=world)
         except RuntimeError as exc:
             record = {"error": np.frombuffer(str(exc).encode(), dtype=np.uint8)}
+    elif args.mode == "ctrlc":
+        import kanarray.training as training
+
+        real = training.evaluate
+
+        def announcing(*a, **kw):
+            if rank == 0 and not os.path.exists(os.path.join(args.out, "started")):
+                open(os.path.join(args.out, "started"), "w").close()
+            return real(*a, **kw)
+
+        training.evaluate = announcing
+        history = model.fit(x[sl], y[sl], steps=100000, opt="adam", progress=False, comm=world)
+        record = {"interrupted": np.asarray(history.interrupted), "steps": np.asarray(len(history["train_loss"]))}
     elif args.mode == "crash":
         import kanarray.training as training
 

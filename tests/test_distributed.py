@@ -181,6 +181,30 @@ def test_failure_inside_training_ends_every_rank(tmp_path):
     assert results == [None, None]
 
 
+def test_ctrl_c_stops_every_rank_after_the_same_step(tmp_path):
+    import signal
+    import time
+
+    cmd = [mpiexec(), "-n", "2", sys.executable, str(HERE / "mpi_script.py"), "ctrlc", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_environment())
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the fit never started"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)  # mpiexec forwards it to every rank
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    results = [dict(np.load(tmp_path / f"rank{r}.npz", allow_pickle=False)) for r in range(2)]
+    assert all(bool(r["record/interrupted"]) for r in results)
+    assert int(results[0]["record/steps"]) == int(results[1]["record/steps"]) < 100000
+    assert_ranks_identical(results)
+
+
 def test_only_rank_zero_shows_progress(tmp_path):
     results, _ = run_mpi(tmp_path, "quiet")
     assert int(results[0]["record/stderr_chars"]) > 0
