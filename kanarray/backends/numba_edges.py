@@ -103,16 +103,20 @@ def _kernels():
             for b in range(B):
                 for o in range(m):
                     y[b, o] = bias[o]
+            # (i, b, o) order: every (n, B, m) array is walked contiguously (o innermost); y's
+            # sums still run over i in order
             for i in range(n):  # edges and node sums
-                for o in range(m):
-                    s, t = msp[i, o], mb[i, o]
-                    for b in range(B):
-                        ph = s * spl[i, b, o] + t * base[i, b]
+                for b in range(B):
+                    tb = base[i, b]
+                    for o in range(m):
+                        ph = msp[i, o] * spl[i, b, o] + mb[i, o] * tb
                         phi[i, b, o] = ph
                         y[b, o] += ph
-                    if need_dx:
-                        for b in range(B):
-                            dphi[i, b, o] = s * dphi[i, b, o] + t * dbase[i, b]
+                if need_dx:
+                    for b in range(B):
+                        tb = dbase[i, b]
+                        for o in range(m):
+                            dphi[i, b, o] = msp[i, o] * dphi[i, b, o] + mb[i, o] * tb
 
         @njit
         def backward_loop(gy, gphi, has_gphi, spread, has_spread, e, f, spl, base, dphi, need_dx, k,
@@ -120,17 +124,18 @@ def _kernels():
             n, B = e.shape
             m = gy.shape[1]
             phi, a, phi_mean, xt, c, x_mean = spread
-            for i in range(n):  # g = dL/dphi, and dL/dx
-                for o in range(m):
-                    for b in range(B):
+            for i in range(n):  # g = dL/dphi, and dL/dx; (i, b, o) order as in the forward
+                for b in range(B):
+                    for o in range(m):
                         g[i, b, o] = gy[b, o]
-                    if has_gphi:
-                        for b in range(B):
+                if has_gphi:
+                    for b in range(B):
+                        for o in range(m):
                             g[i, b, o] += gphi[i, b, o]
-                    if has_spread:
-                        ai, mi = a[i, o], phi_mean[i, o]
-                        for b in range(B):
-                            g[i, b, o] += ai * (phi[i, b, o] - mi)
+                if has_spread:
+                    for b in range(B):
+                        for o in range(m):
+                            g[i, b, o] += a[i, o] * (phi[i, b, o] - phi_mean[i, o])
                 if need_dx:
                     for b in range(B):
                         dx = c[i] * (xt[i, b] - x_mean[i]) if has_spread else 0.0
@@ -146,15 +151,15 @@ def _kernels():
                         for p in range(k + 1):
                             moments[row, p, o] += w
                             w *= fr
-            for i in range(n):  # scale gradients
+            for i in range(n):  # scale gradients, summed over b in order for each (i, o)
                 for o in range(m):
-                    acc_sp = 0.0
-                    acc_b = 0.0
-                    for b in range(B):
-                        acc_sp += g[i, b, o] * spl[i, b, o]
-                        acc_b += g[i, b, o] * base[i, b]
-                    gsp[i, o] = acc_sp
-                    gsb[i, o] = acc_b
+                    gsp[i, o] = 0.0
+                    gsb[i, o] = 0.0
+                for b in range(B):
+                    tb = base[i, b]
+                    for o in range(m):
+                        gsp[i, o] += g[i, b, o] * spl[i, b, o]
+                        gsb[i, o] += g[i, b, o] * tb
 
         @njit
         def spread_penalty(sphi, sx, lamb_l1, lamb_entropy, eps, dsphi, dsx):
@@ -213,17 +218,21 @@ def _kernels():
                 x_mean[i] = mean
                 s_x[i] = math.sqrt(ss / (B - 1))
                 inv_x[i] = 1.0 / ((B - 1) * s_x[i]) if s_x[i] != 0.0 else 0.0
+                # (b, o) order, o innermost: contiguous; each (i, o) still sums over b in order
                 for o in range(m):
-                    total = 0.0
-                    for b in range(B):
-                        total += phi[i, b, o]
-                    mean = total / B
-                    ss = 0.0
-                    for b in range(B):
-                        d = phi[i, b, o] - mean
-                        ss += d * d
-                    phi_mean[i, o] = mean
-                    s_phi[i, o] = math.sqrt(ss / (B - 1))
+                    phi_mean[i, o] = 0.0
+                    s_phi[i, o] = 0.0
+                for b in range(B):
+                    for o in range(m):
+                        phi_mean[i, o] += phi[i, b, o]
+                for o in range(m):
+                    phi_mean[i, o] /= B
+                for b in range(B):
+                    for o in range(m):
+                        d = phi[i, b, o] - phi_mean[i, o]
+                        s_phi[i, o] += d * d
+                for o in range(m):
+                    s_phi[i, o] = math.sqrt(s_phi[i, o] / (B - 1))
                     inv_phi[i, o] = 1.0 / ((B - 1) * s_phi[i, o]) if s_phi[i, o] != 0.0 else 0.0
 
         _compiled = SimpleNamespace(forward_loop=forward_loop, backward_loop=backward_loop,
