@@ -193,13 +193,19 @@ class Communicator:
                                f"model and call with the same settings")
 
 
+_WRAPPED: dict[int, Communicator] = {}  # by id of the mpi4py communicator, which each entry keeps alive
+
+
 def as_communicator(comm) -> Communicator | None:
     """None (one process) for None or a one-rank communicator; a ``Communicator`` for an
-    mpi4py communicator (``mpi4py.MPI.COMM_WORLD``) or a ``Communicator``."""
+    mpi4py communicator (``mpi4py.MPI.COMM_WORLD``; the same one on every call, so that its
+    NCCL communicator is built once) or a ``Communicator``."""
     if comm is None or isinstance(comm, Communicator):
         out = comm
     elif hasattr(comm, "Allreduce") and hasattr(comm, "Get_size"):
-        out = Communicator(comm)
+        out = _WRAPPED.get(id(comm))
+        if out is None or out.mpi is not comm:
+            out = _WRAPPED[id(comm)] = Communicator(comm)
     else:
         raise ValueError(f"comm must be None, an mpi4py communicator or a kanarray Communicator, got {comm!r}")
     return None if out is None or out.size == 1 else out
