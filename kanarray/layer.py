@@ -305,16 +305,17 @@ class KANLayer:
             raise ValueError("backward_edges(need_dx=True) needs forward_edges(need_dx=True)")
         g = gy[None, :, :] if gphi is None else gphi + gy[None, :, :]  # (n, B, m)
         dspl = get_kernels(xp).edge_backward(basis_ctx, g)  # (n, m, nb)
+        # reductions over B and m as vecdot / matmul: no (n, B, m) product is formed
         grads = {
             "coef": dspl * (self.mask * self.scale_sp)[:, :, None],
-            "scale_sp": self.mask * xsum(xp, g * spl, axis=1),
+            "scale_sp": self.mask * xp.vecdot(g, spl, axis=-2),
             "bias": xsum(xp, gy, axis=0),
         }
         if base_x is None:
             grads["scale_base"] = xp.zeros_like(self.mask)
         else:
-            grads["scale_base"] = self.mask * xsum(xp, g * base_x[:, :, None], axis=1)
-        dx = xp.permute_dims(xsum(xp, g * dphi, axis=2), (1, 0)) if need_dx else None
+            grads["scale_base"] = self.mask * xp.matmul(base_x[:, None, :], g)[:, 0, :]
+        dx = xp.permute_dims(xp.vecdot(g, dphi, axis=-1), (1, 0)) if need_dx else None
         return grads, self._symbolic_backward(sym_ctx, gy, grads, dx, need_dx)
 
     def __repr__(self) -> str:

@@ -596,22 +596,25 @@ class NumpyKernels:
             ctx = _edge_locate(x, grid, t)
         e, f = ctx[0], ctx[1]
         table = _interval_table(t, weight, x.dtype, with_derivative=need_dx)
-        got = np.take(table.reshape(table.shape[0], -1), e, axis=0).reshape(n * B, -1, m)
+
+        def coefficient(p):  # every input's coefficient of f**p: (n B, m), one gather at a time
+            return np.take(np.ascontiguousarray(table[:, p, :]), e, axis=0)
+
         fe = f[:, None]
-        spl = got[:, k].copy()
+        spl = coefficient(k)
         for p in range(k - 1, -1, -1):
             spl *= fe
-            spl += got[:, p]
+            spl += coefficient(p)
         spl = spl.reshape(n, B, m)
         dspl = None
         if need_dx:
             if k == 0:
                 dspl = np.zeros_like(spl)
             else:
-                dspl = got[:, 2 * k].copy()
+                dspl = coefficient(2 * k)
                 for p in range(k - 2, -1, -1):
                     dspl *= fe
-                    dspl += got[:, k + 1 + p]
+                    dspl += coefficient(k + 1 + p)
                 dspl = dspl.reshape(n, B, m)
         return spl, dspl, ctx
 
@@ -628,12 +631,25 @@ class NumpyKernels:
         n_int = poly.shape[0]
         gm = np.reshape(g, (n * B, m))
         moments = np.empty((n_int, k + 1, m), dtype=g.dtype)
-        keys = e if m == 1 else (e[:, None] * m + np.arange(m)).reshape(-1)
-        w = gm
-        for p in range(k + 1):
-            if p:
-                w = w * f[:, None]
-            moments[:, p, :] = np.bincount(keys, weights=w.reshape(-1), minlength=n_int * m).reshape(n_int, m)
+        if m == 1 or n * B * m <= _SMALL:
+            keys = e if m == 1 else (e[:, None] * m + np.arange(m)).reshape(-1)
+            w = gm
+            for p in range(k + 1):
+                if p:
+                    w = w * f[:, None]
+                moments[:, p, :] = np.bincount(keys, weights=w.reshape(-1), minlength=n_int * m).reshape(n_int, m)
+        else:
+            # each input adds its row of g, times f**p, to its interval's row: a sparse (n_int, n B)
+            # product with one entry per column, accumulated in float64 like bincount (no (n B m)
+            # key array)
+            sparse = _scipy_sparse()
+            pointers = np.arange(n * B + 1)
+            gm64 = gm.astype(np.float64, copy=False)
+            fp = np.ones(n * B)
+            for p in range(k + 1):
+                if p:
+                    fp = fp * f
+                moments[:, p, :] = sparse.csc_matrix((fp, e, pointers), shape=(n_int, n * B)) @ gm64
         return self._moments_to_weights(moments, poly, t, n, m, nb)
 
 

@@ -1,0 +1,93 @@
+"""Time and peak memory of one regularized evaluation (objective + gradients with lamb > 0, as
+``fit`` runs it every step), on the NumPy backend with and without the compiled passes.
+
+    python benchmarks/bench_regularized.py [--against DIR] [--repeats 5]
+
+Each configuration runs in its own process (so peak memory is its own; one BLAS thread).
+``--against DIR``: also time the kanarray package found in DIR (e.g. an older commit unpacked
+with ``git archive OLD kanarray | tar -x -C DIR``), in the same invocation, alternating with
+this checkout, and print the ratio.  Prints a markdown table of medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CASES = [([2, 5, 1], 1000, 5), ([4, 16, 1], 4096, 100), ([16, 64, 64, 1], 16384, 10)]
+
+CHILD = r"""
+import json, resource, statistics, sys, time
+import numpy as np
+import kanarray as ka
+from kanarray.objective import evaluate
+from kanarray.regularization import Regularization
+width, B, G, repeats = json.loads(sys.argv[1])
+rng = np.random.default_rng(0)
+x = rng.uniform(-1, 1, (B, width[0]))
+y = np.sum(np.sin(np.pi * x), axis=1, keepdims=True)
+model = ka.KAN(width, grid=G, seed=0)
+reg, cache = Regularization(1e-3), {}
+evaluate(model, x, y, reg=reg, cache=cache)  # warm-up (and numba's compile or cache load)
+start = time.perf_counter()
+evaluate(model, x, y, reg=reg, cache=cache)
+inner = max(1, int(0.5 / (time.perf_counter() - start)))  # calls per sample: about half a second
+times = []
+for _ in range(repeats):
+    t = time.perf_counter()
+    for _ in range(inner):
+        evaluate(model, x, y, reg=reg, cache=cache)
+    times.append((time.perf_counter() - t) / inner)
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"ms": 1e3 * statistics.median(times), "peak_mb": peak_mb, "package": ka.__file__}))
+"""
+
+
+def measure(src, case, numba: bool, repeats: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=src, OPENBLAS_NUM_THREADS="1", KANARRAY_NUMBA="1" if numba else "0")
+    # run outside any checkout, so that the package comes from src (PYTHONPATH), not the working directory
+    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps([*case, repeats])], env=env, check=True,
+                         capture_output=True, text=True, cwd=tempfile.gettempdir()).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    if not os.path.realpath(result["package"]).startswith(os.path.realpath(src)):
+        raise RuntimeError(f"measured {result['package']}, not the package in {src}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--against", default=None, help="a folder holding another kanarray package")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    here = os.path.dirname(HERE)
+    try:
+        import numba  # noqa: F401
+
+        settings = [False, True]
+    except ImportError:
+        settings = [False]
+    head = "| case | numba | ms (median) | peak MB |"
+    line = "|---|---|---|---|"
+    if args.against:
+        head += " other ms | other peak MB | other / this |"
+        line += "---|---|---|"
+    print(head)
+    print(line)
+    for case in CASES:
+        for numba in settings:
+            this = measure(here, case, numba, args.repeats)
+            row = f"| {case[0]} B={case[1]} G={case[2]} | {'on' if numba else 'off'} | {this['ms']:.2f} | " \
+                  f"{this['peak_mb']:.0f} |"
+            if args.against:
+                other = measure(args.against, case, numba, args.repeats)
+                row += f" {other['ms']:.2f} | {other['peak_mb']:.0f} | {other['ms'] / this['ms']:.2f}x |"
+            print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
