@@ -7,7 +7,8 @@
 #    device synchronisation and peak GPU memory, next to pykan on torch's CUDA device when
 #    pykan and a CUDA build of torch import (else kanarray alone);
 # 3. the same four CPU cases with each contraction forced (to tune choose_contraction);
-# 4. benchmarks/fit_vs_pykan.py on CuPy and NumPy.
+# 4. benchmarks/fit_vs_pykan.py on CuPy and NumPy;
+# 5. benchmarks/scaling_mpi.py --backend cupy (1 and 2 ranks) where mpi4py and mpiexec are present.
 # Needs CUDA, CuPy and the test dependencies.  On a machine without a package registry, put
 # the pure-Python wheels kanarray needs beyond the image (array-api-compat, array-api-strict,
 # pykan, ...) in .whl/; they are installed into /tmp/site first.
@@ -42,6 +43,13 @@ done
 echo "== 4. fit benchmark on cupy and on numpy (same machine)"
 timeout 300 python3 benchmarks/fit_vs_pykan.py --backend cupy --no-pykan --repeats 3 2>&1 | tee "$OUT/fit_gpu.md"
 timeout 200 python3 benchmarks/fit_vs_pykan.py --backend numpy --no-pykan --repeats 3 2>&1 | tee "$OUT/fit_cpu.md"
+
+echo "== 5. data-parallel step on cupy, 1 and 2 ranks on this GPU (the all-reduce through host memory)"
+if python3 -c "import mpi4py" 2>/dev/null && command -v mpiexec >/dev/null; then
+    timeout 300 python3 benchmarks/scaling_mpi.py --backend cupy --steps 3 --repeats 3 2>&1 | tee "$OUT/scaling_mpi_cupy.md"
+else
+    echo "(mpi4py or mpiexec missing: skipped)"
+fi
 
 echo
 echo "== summary"
