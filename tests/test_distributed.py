@@ -264,3 +264,20 @@ def test_distributed_code_paths_on_one_rank_equal_the_plain_ones(monkeypatch, nu
     for a, b in zip(model.layers, twin.layers):
         np.testing.assert_allclose(np.asarray(b.grid), np.asarray(a.grid), rtol=0, atol=1e-14)
         np.testing.assert_allclose(np.asarray(b.coef), np.asarray(a.coef), rtol=1e-10, atol=1e-12)
+
+
+def test_mpi_benchmarks_run(tmp_path):
+    """benchmarks/scaling_mpi.py and mpi_agreement.py, tiny, so they keep working."""
+    mpiexec()  # skips (or fails under KANARRAY_REQUIRE_MPI=1) where MPI is missing
+    root = HERE.parent
+    scaling = subprocess.run([sys.executable, str(root / "benchmarks" / "scaling_mpi.py"), "--samples", "512",
+                              "--width", "2,3,1", "--grid", "3", "--steps", "1", "--repeats", "1"],
+                             capture_output=True, text=True, timeout=TIMEOUT, env=mpi_environment())
+    assert scaling.returncode == 0, scaling.stderr
+    rows = [line for line in scaling.stdout.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
+    assert len(rows) == 2 and rows[1].split("|")[2].strip() == "256"
+    agreement = subprocess.run([sys.executable, str(root / "benchmarks" / "mpi_agreement.py"), "--cases",
+                                "adam:0:3"], capture_output=True, text=True, timeout=TIMEOUT, env=mpi_environment())
+    assert agreement.returncode == 0, agreement.stderr
+    row = [line for line in agreement.stdout.splitlines() if line.startswith("| adam |")][0]
+    assert float(row.split("|")[4]) < 1e-10  # the largest parameter difference from one process
