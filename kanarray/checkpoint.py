@@ -206,14 +206,12 @@ def load(path, *, backend="numpy", dtype=None):
     if (scaling[0] is None) != (scaling[1] is None):
         raise CheckpointError(f"{os.fspath(path)!r}: the input scaling is incomplete (input_shift and "
                               "input_scale must both be present or both absent)")
-    model = KAN._assemble(layers, width=width, base_fun=base_fun, grid_range=grid_range, seed=seed, xp=xp,
-                          dtype_name=dtype_name, bias_trainable=bias_trainable)
-    if scaling[0] is not None:
-        try:
-            model._input_map = model._input_map_of(*scaling)
-        except ValueError as exc:
-            raise CheckpointError(f"{os.fspath(path)!r}: bad input scaling ({exc})") from exc
-    return model
+    try:
+        return KAN._assemble(layers, width=width, base_fun=base_fun, grid_range=grid_range, seed=seed, xp=xp,
+                             dtype_name=dtype_name, bias_trainable=bias_trainable,
+                             input_scaling=None if scaling[0] is None else scaling)
+    except ValueError as exc:  # only the input scaling is checked there
+        raise CheckpointError(f"{os.fspath(path)!r}: bad input scaling ({exc})") from exc
 
 
 def load_optimizer(path, model):

@@ -167,7 +167,8 @@ def main(argv=None) -> int:
         result = run_demo(function=args.function, seed=args.seed, out_dir=None if args.no_plots else args.out,
                           steps=args.steps, lamb=args.lamb)
         return 0 if result["formula"] is not None else 1
-    runner = {"export": _run_export, "predict": _run_predict, "reproduce": _run_reproduce, "fit": _run_fit}[args.command]
+    runners = {"export": _run_export, "predict": _run_predict, "reproduce": _run_reproduce, "fit": _run_fit}
+    runner = runners[args.command]
     try:
         return runner(args)
     except (ValueError, FileNotFoundError, ImportError) as exc:  # a clear message, no traceback

@@ -130,6 +130,20 @@ class Communicator:
             return None
         return made
 
+    def allreduce_each(self, *arrays) -> tuple:
+        """The sum over the ranks of each array (one namespace, any shapes), in one all-reduce of
+        their concatenation."""
+        import array_api_compat
+
+        xp = array_api_compat.array_namespace(*arrays)
+        flat = self.allreduce(xp.concat([xp.reshape(a, (-1,)) for a in arrays]))
+        out, offset = [], 0
+        for a in arrays:
+            size = math.prod(a.shape)
+            out.append(xp.reshape(flat[offset : offset + size], a.shape))
+            offset += size
+        return tuple(out)
+
     def allreduce_scalar(self, value: float, op: str = "sum") -> float:
         return float(self._mpi_allreduce(np.asarray([value], dtype=np.float64), op)[0])
 
@@ -164,6 +178,15 @@ class Communicator:
         return xp.asarray(merged, device=array_api_compat.device(x))
 
     # -- failures -----------------------------------------------------------------------------
+    def agreed(self, fn):
+        """fn() on every rank, its result; if it raises on any rank, every rank raises (``agree``)."""
+        try:
+            result, error = fn(), None
+        except Exception as exc:  # noqa: BLE001 - re-raised by agree
+            result, error = None, exc
+        self.agree(error)
+        return result
+
     def agree(self, error: BaseException | None) -> None:
         """Collective: raise on every rank if ``error`` is set on any.  The rank that failed
         re-raises its own error; the others raise a ValueError quoting it."""

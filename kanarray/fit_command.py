@@ -90,16 +90,11 @@ def run_fit(args) -> int:
         import cupy
 
         cupy.cuda.Device(comm.rank % cupy.cuda.runtime.getDeviceCount()).use()
-    error, prepared = None, None
-    try:
+    if comm is None:
         prepared = _prepare(args, comm)
-    except Exception as exc:
-        if comm is None:
-            raise
-        error = exc
-    if comm is not None:
-        try:
-            comm.agree(error)  # every rank stops, rank 0 reports (its error or the failing rank's)
+    else:
+        try:  # every rank stops, rank 0 reports (its error or the failing rank's)
+            prepared = comm.agreed(lambda: _prepare(args, comm))
         except Exception:
             if root:
                 raise

@@ -13,8 +13,6 @@ backend, and the result is cast back to the layer's dtype.
 
 from __future__ import annotations
 
-import math
-
 import array_api_compat
 
 from . import spline
@@ -121,8 +119,7 @@ def fit_coef(new_grid, k: int, old_grid, old_coef, samples=None, *, xp, comm=Non
     M = xp.matmul(At, A)  # (n, nb, nb)
     rhs = xp.matmul(At, target)  # (n, nb, m)
     if comm is not None and samples is not None:
-        both = comm.allreduce(xp.concat([xp.reshape(M, (-1,)), xp.reshape(rhs, (-1,))]))
-        M, rhs = xp.reshape(both[: math.prod(M.shape)], M.shape), xp.reshape(both[math.prod(M.shape) :], rhs.shape)
+        M, rhs = comm.allreduce_each(M, rhs)
     nb = M.shape[-1]
     eye = xp.eye(nb, dtype=M.dtype, device=_device(M))
     trace = xp.sum(M * eye, axis=(1, 2))

@@ -9,7 +9,6 @@ are fixed data: its spreads come from a per-batch Gram matrix (``regularization.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from . import losses
@@ -142,11 +141,6 @@ def evaluate(model, x, y, *, loss: str = "mse", reg: Regularization | None = Non
 
 
 def _allreduce_with(comm, value, grads: dict, xp):
-    """(sum over ranks of value, of each gradient) in one all-reduce of a flat buffer."""
-    flat = comm.allreduce(xp.concat([xp.reshape(value, (1,))] + [xp.reshape(g, (-1,)) for g in grads.values()]))
-    out, offset = {}, 1
-    for name, g in grads.items():
-        size = math.prod(g.shape)
-        out[name] = xp.reshape(flat[offset : offset + size], g.shape)
-        offset += size
-    return flat[0], out
+    """(sum over ranks of value, of each gradient) in one all-reduce."""
+    value, *summed = comm.allreduce_each(value, *grads.values())
+    return value, dict(zip(grads, summed))

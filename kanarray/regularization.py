@@ -112,10 +112,9 @@ def _global_spread(phi, xt, comm, n_total: int, xp, *, keep_centred: bool = True
     centred phi, centred xt); two all-reduces, each of n m + n numbers.  keep_centred=False:
     the centred arrays are None, and phi is centred one input row at a time (no (n, B, m)
     temporary)."""
-    n, _, m = phi.shape
-    sums = comm.allreduce(xp.concat([xp.reshape(xsum(xp, phi, axis=1), (-1,)), xsum(xp, xt, axis=1)]))
-    phi_mean = xp.reshape(sums[: n * m], (n, m)) / n_total
-    x_mean = sums[n * m :] / n_total
+    n = phi.shape[0]
+    phi_sum, x_sum = comm.allreduce_each(xsum(xp, phi, axis=1), xsum(xp, xt, axis=1))
+    phi_mean, x_mean = phi_sum / n_total, x_sum / n_total
     cx = xt - x_mean[:, None]
     if keep_centred:
         cphi = phi - phi_mean[:, None, :]
@@ -123,9 +122,9 @@ def _global_spread(phi, xt, comm, n_total: int, xp, *, keep_centred: bool = True
     else:
         cphi = None
         phi_squares = xp.stack([xsum(xp, (phi[i] - phi_mean[i][None, :]) ** 2, axis=0) for i in range(n)])
-    squares = comm.allreduce(xp.concat([xp.reshape(phi_squares, (-1,)), xsum(xp, cx * cx, axis=1)]))
-    sphi = xp.sqrt(xp.reshape(squares[: n * m], (n, m)) / (n_total - 1))
-    sx = xp.sqrt(squares[n * m :] / (n_total - 1))
+    phi_squares, x_squares = comm.allreduce_each(phi_squares, xsum(xp, cx * cx, axis=1))
+    sphi = xp.sqrt(phi_squares / (n_total - 1))
+    sx = xp.sqrt(x_squares / (n_total - 1))
     inv_phi = safe_reciprocal((n_total - 1) * sphi, xp)
     inv_x = safe_reciprocal((n_total - 1) * sx, xp)
     return sphi, inv_phi, phi_mean, sx, inv_x, x_mean, cphi, (cx if keep_centred else None)
@@ -162,15 +161,12 @@ def gram_stats(layer, x, *, comm=None, n_total: int | None = None):
         cov = xp.matmul(xp.permute_dims(feats, (0, 2, 1)), feats) / (B - 1)
         sx = xp.std(x, axis=0, correction=1) + X_OFFSET
         return cov, sx
-    n, _, f = feats.shape
-    sums = comm.allreduce(xp.concat([xp.reshape(xsum(xp, feats, axis=1), (-1,)), xsum(xp, xt, axis=1)]))
-    feats = feats - xp.reshape(sums[: n * f], (n, 1, f)) / n_total
-    cx = xt - (sums[n * f :] / n_total)[:, None]
-    local = xp.concat([xp.reshape(xp.matmul(xp.permute_dims(feats, (0, 2, 1)), feats), (-1,)),
-                       xsum(xp, cx * cx, axis=1)])
-    squares = comm.allreduce(local) / (n_total - 1)
-    cov = xp.reshape(squares[: n * f * f], (n, f, f))
-    return cov, xp.sqrt(squares[n * f * f :]) + X_OFFSET
+    feat_sum, x_sum = comm.allreduce_each(xsum(xp, feats, axis=1), xsum(xp, xt, axis=1))
+    feats = feats - feat_sum[:, None, :] / n_total
+    cx = xt - (x_sum / n_total)[:, None]
+    cov, x_squares = comm.allreduce_each(xp.matmul(xp.permute_dims(feats, (0, 2, 1)), feats),
+                                         xsum(xp, cx * cx, axis=1))
+    return cov / (n_total - 1), xp.sqrt(x_squares / (n_total - 1)) + X_OFFSET
 
 
 class GramSpread:

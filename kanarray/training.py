@@ -3,7 +3,9 @@ minibatches, a progress bar, and recovery from divergence or Ctrl-C."""
 
 from __future__ import annotations
 
+import functools
 import math
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -145,27 +147,19 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
 
     comm = as_communicator(comm)
     # ---- validate everything before anything changes; with several ranks, all agree first
-    error, setup = None, None
-    try:
-        setup = _setup(model, x, y, steps=steps, opt=opt, lr=lr, batch_size=batch_size, loss=loss, lamb=lamb,
-                       lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff,
-                       update_grid=update_grid, grid_update_num=grid_update_num,
-                       stop_grid_update_step=stop_grid_update_step, validation=validation, seed=seed, frozen=frozen,
-                       comm=comm)
-    except Exception as exc:  # noqa: BLE001 - re-raised on this rank by agree
-        if comm is None:
-            raise
-        error = exc
-    if comm is not None:
-        comm.agree(error)
+    prepare = functools.partial(
+        _setup, model, x, y, steps=steps, opt=opt, lr=lr, batch_size=batch_size, loss=loss, lamb=lamb,
+        lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff,
+        update_grid=update_grid, grid_update_num=grid_update_num, stop_grid_update_step=stop_grid_update_step,
+        validation=validation, seed=seed, frozen=frozen, comm=comm)
+    if comm is None:
+        setup = prepare()
+    else:
+        setup = comm.agreed(prepare)
         # ranks that disagree on the settings or start from different parameters would run
         # different collectives (a hang) or drift apart: refuse that on every rank
         comm.check_same(_settings_digest(model, setup), "the fit settings or the initial parameters")
-        try:
-            setup.totals = _global_sizes(comm, setup)
-        except Exception as exc:  # noqa: BLE001
-            error = exc
-        comm.agree(error)
+        setup.totals = comm.agreed(lambda: _global_sizes(comm, setup))
     try:
         history = _train(model, setup, progress=progress and (comm is None or comm.is_root), comm=comm)
     except (TrainingDiverged, KeyboardInterrupt):
@@ -180,16 +174,10 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
     return history
 
 
-class _Setup:
-    """fit's validated arguments."""
-
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
-        self.totals = None  # (train batch, validation samples) over all ranks, with comm
-
-
 def _setup(model, x, y, *, steps, opt, lr, batch_size, loss, lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff,
-           update_grid, grid_update_num, stop_grid_update_step, validation, seed, frozen, comm) -> _Setup:
+           update_grid, grid_update_num, stop_grid_update_step, validation, seed, frozen, comm) -> SimpleNamespace:
+    """fit's arguments validated; ``totals`` (train batch, validation samples over all ranks) is
+    filled in afterwards with comm."""
     if loss not in ("mse", "cross_entropy"):
         raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
     x = model._inputs(x)
@@ -221,9 +209,10 @@ def _setup(model, x, y, *, steps, opt, lr, batch_size, loss, lamb, lamb_l1, lamb
     seed = model.seed if seed is None else seed
     # each rank shuffles its own shard
     rng = np.random.default_rng(seed if comm is None else [seed, comm.rank])
-    return _Setup(x=x, y=y, n=n, steps=steps, reg=reg, batch_size=batch_size, loss=loss, update_grid=update_grid,
-                  grid_update_num=grid_update_num, stop_grid_update_step=stop_grid_update_step,
-                  validation=validation, optimizer=optimizer, rng=rng)
+    return SimpleNamespace(x=x, y=y, n=n, steps=steps, reg=reg, batch_size=batch_size, loss=loss,
+                           update_grid=update_grid, grid_update_num=grid_update_num,
+                           stop_grid_update_step=stop_grid_update_step, validation=validation, optimizer=optimizer,
+                           rng=rng, totals=None)
 
 
 def _settings_digest(model, setup) -> bytes:

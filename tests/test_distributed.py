@@ -232,6 +232,11 @@ class _OneRank:
     def allreduce_scalar(self, value, op="sum"):
         return float(value)
 
+    def allreduce_each(self, *arrays):
+        from kanarray.distributed import Communicator
+
+        return Communicator.allreduce_each(self, *arrays)
+
     def gather_sorted(self, x, cap=None):
         import array_api_compat
 

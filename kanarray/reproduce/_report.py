@@ -150,8 +150,7 @@ def fit_entry(entry, *, grids, steps: int, seeds, data_seed: int = 0, n_train: i
                                         seeds=seeds, validation=(held["test_input"], held["test_label"]))
     pick = int(np.argmin([r.val for r in rows]))
     return dict(test=rows[pick].test, inside=rows[pick].inside, G=rows[pick].G, seed=seed, rows=rows,
-                model=models[pick],
-                data=data, seconds=time.perf_counter() - t0)
+                model=models[pick], data=data, seconds=time.perf_counter() - t0)
 
 
 def schedule_text(grids, steps: int, seeds) -> str:

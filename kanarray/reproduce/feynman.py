@@ -92,8 +92,7 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
         seconds = time.perf_counter() - t0
         shown = "-" if formula is None else f"`{canonical(formula)}`"
         rows.append((name, f"`{ground_truth(entry)}`", list(entry.shape), sci(fit["test"]), sci(fit["inside"]),
-                     fit["G"],
-                     sci(entry.paper_rmse), ratio_cell(fit["test"], entry.paper_rmse),
+                     fit["G"], sci(entry.paper_rmse), ratio_cell(fit["test"], entry.paper_rmse),
                      ("yes" if ok else "no") + ("" if seed is None else f" (seed {seed})"), shown, sci(sym_rmse),
                      f"{seconds:.0f}"))
         echo(f"{name}: test RMSE {fit['test']:.2e} (G={fit['G']}), paper {sci(entry.paper_rmse)}; recovered: "
@@ -109,8 +108,7 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
             f"**Recovery rate: {recovered} of {len(names)}.** Test RMSE at or below the paper's: {below} of "
             f"{with_paper}. Machine: {machine()}; {seconds:.0f} s in all.\n\n")
     table = markdown_table(("equation", "ground truth", "shape", "test RMSE", "inside the training box", "G",
-                            "paper RMSE", "ours / paper",
-                            "recovered", "formula found (4 significant digits)", "its test RMSE", "seconds"), rows)
+                            "paper RMSE", "ours / paper", "recovered", "formula found (4 significant digits)", "its test RMSE", "seconds"), rows)
     figure = rmse_figure(list(names), [float(r[3]) for r in rows], [FEYNMAN[n].paper_rmse for n in names], hits)
     return Report("feynman", head + table, figure,
                   results={"rows": rows, "recovered": recovered, "below": below}, seconds=seconds)
