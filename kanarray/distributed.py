@@ -24,6 +24,7 @@ import hashlib
 import math
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -36,6 +37,7 @@ __all__ = ["Communicator", "as_communicator", "shard_rows", "GRID_SAMPLE_CAP", "
 GRID_SAMPLE_CAP = 2**16
 
 _OPS = ("sum", "min", "max")
+_ABORT_GRACE_S = 1.0  # seconds a failing rank waits, after printing, before MPI_Abort
 
 
 class Communicator:
@@ -205,6 +207,9 @@ class Communicator:
         lines = traceback.format_exception(type(error), error, error.__traceback__)
         sys.stderr.write("".join(f"[kanarray rank {self.rank}] {line}" for line in "".join(lines).splitlines(True)))
         sys.stderr.flush()
+        # The launcher forwards each rank's output asynchronously and MPI_Abort kills every
+        # process at once, so without a pause the traceback can be lost on its way out (seen in CI).
+        time.sleep(_ABORT_GRACE_S)
         self.mpi.Abort(1)
 
     def check_same(self, digest: bytes, what: str) -> None:
