@@ -236,3 +236,42 @@ def test_saved_files_get_the_usual_permissions_not_mkstemps_private_ones(tmp_pat
         assert stat.S_IMODE(os.stat(tmp_path / "m.kan").st_mode) == 0o644
     finally:
         os.umask(mask)
+
+
+def test_overwriting_a_saved_file_keeps_its_permissions(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "m.kan"
+    ka.KAN([2, 3, 1], seed=0).save(path)
+    os.chmod(path, 0o600)
+    ka.KAN([2, 3, 1], seed=1).save(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    for name, value in ka.KAN([2, 3, 1], seed=1).parameters().items():
+        np.testing.assert_array_equal(np.asarray(ka.load(path).parameters()[name]), np.asarray(value))
+
+
+def test_umask_is_read_without_changing_it():
+    import os
+
+    from kanarray._atomic import _umask
+
+    mask = os.umask(0o027)
+    try:
+        assert _umask() == 0o027
+        assert _umask() == 0o027  # unchanged by reading it
+    finally:
+        os.umask(mask)
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    from kanarray._atomic import atomic_write
+
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_write(path) as fh:
+            fh.write(b"new, half written")
+            raise RuntimeError("boom")
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
