@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SUPPORTED_EXTENSIONS", "Table", "load_table", "split", "split_rows"]
+__all__ = ["SUPPORTED_EXTENSIONS", "Table", "load_table", "read_inputs", "split", "split_rows"]
 
 SUPPORTED_EXTENSIONS = (".csv", ".npy", ".npz")
 MIN_ROWS = 4
@@ -52,36 +52,51 @@ def _names(spec, what: str) -> list[str]:
     return names
 
 
-def _read_csv(path: str) -> tuple[list[str], np.ndarray]:
-    """(column names, (N, columns) float64 values) of a comma-separated file with a header row."""
+def _read_csv(path: str, *, header_optional: bool = False, finite: bool = True) -> tuple[list[str], np.ndarray]:
+    """(column names, (N, columns) float64 values) of a comma-separated file whose first row is a header
+    of column names; with ``header_optional`` a first row of numbers is data and the columns are named
+    "0", "1", ...; with ``finite=False`` nan and inf cells are accepted."""
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
-        rows = [(reader.line_num, row) for row in reader]  # line_num: the 1-based line the row ends on
-    while rows and not "".join(rows[-1][1]).strip():
-        rows.pop()  # blank trailing lines
+        rows = [(reader.line_num, row) for row in reader if "".join(row).strip()]  # line_num: 1-based
     if not rows:
-        raise ValueError(f"{path} is empty: expected a header row of column names")
+        what = "rows of numbers" if header_optional else "a header row of column names"
+        raise ValueError(f"{path} is empty: expected {what}")
     head_line, header = rows[0][0], [cell.strip() for cell in rows[0][1]]
-    if "" in header:
-        raise ValueError(f"{path} line {head_line}: column {header.index('') + 1} of the header has no name")
-    dup = sorted({h for h in header if header.count(h) > 1})
-    if dup:
-        raise ValueError(f"{path} line {head_line}: duplicate column names {dup}")
+    has_header = not (header_optional and all(_is_number(cell) for cell in header))
+    if has_header:
+        if "" in header:
+            raise ValueError(f"{path} line {head_line}: column {header.index('') + 1} of the header has no name")
+        dup = sorted({h for h in header if header.count(h) > 1})
+        if dup:
+            raise ValueError(f"{path} line {head_line}: duplicate column names {dup}")
+        rows = rows[1:]
     if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
-        raise ValueError(f"{path}: only comma-separated files are supported (header {header[0]!r})")
-    values = np.empty((len(rows) - 1, len(header)), dtype=np.float64)
-    for r, (line, row) in enumerate(rows[1:]):
-        if len(row) != len(header):
-            raise ValueError(f"{path} line {line}: {len(row)} cells, but the header has {len(header)} columns")
+        raise ValueError(f"{path}: only comma-separated files are supported (first row {header[0]!r})")
+    names = header if has_header else [str(j) for j in range(len(header))]
+    width_of = "the header has" if has_header else "the first row has"
+    values = np.empty((len(rows), len(names)), dtype=np.float64)
+    for r, (line, row) in enumerate(rows):
+        if len(row) != len(names):
+            raise ValueError(f"{path} line {line}: {len(row)} cells, but {width_of} {len(names)} columns")
         for c, cell in enumerate(row):
+            where = f"{path} line {line}, column {names[c]!r}" if has_header else f"{path} line {line}, column {c + 1}"
             try:
                 v = float(cell.strip())
             except ValueError:
-                raise ValueError(f"{path} line {line}, column {header[c]!r}: {cell!r} is not a number") from None
-            if not math.isfinite(v):
-                raise ValueError(f"{path} line {line}, column {header[c]!r}: {cell!r} is not a finite number")
+                raise ValueError(f"{where}: {cell!r} is not a number") from None
+            if finite and not math.isfinite(v):
+                raise ValueError(f"{where}: {cell!r} is not a finite number")
             values[r, c] = v
-    return header, values
+    return names, values
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
 
 
 def _numeric_2d(arr: np.ndarray, where: str) -> np.ndarray:
@@ -168,6 +183,25 @@ def load_table(path, target=None, features=None) -> Table:
     return Table(x=np.ascontiguousarray(data[:, [index[c] for c in feats]]),
                  y=np.ascontiguousarray(data[:, [index[c] for c in targets]]),
                  features=tuple(feats), targets=tuple(targets), path=path)
+
+
+def read_inputs(path) -> np.ndarray:
+    """(N, d) float64 model inputs for prediction (``kanarray predict``): a ``.npy`` array (2-D, or 1-D
+    as one row) or a ``.csv`` of comma-separated numbers with an optional header row.  Every column is an
+    input; nan and inf are passed through (the model's outputs are then nan)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no input file at {path!r}")
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".csv":
+        x = _read_csv(path, header_optional=True, finite=False)[1]
+        if not len(x):
+            raise ValueError(f"{path} holds no data rows")
+        return x
+    if ext != ".npy":
+        raise ValueError(f"input {path!r}: expected a .npy or .csv file")
+    x = _no_pickle(lambda: np.load(path, allow_pickle=False), path)
+    return _numeric_2d(x.reshape(1, -1) if x.ndim == 1 else x, path)
 
 
 def split_rows(n: int, val_fraction: float = 0.2, seed=0) -> tuple[np.ndarray, np.ndarray]:

@@ -275,7 +275,7 @@ def test_cli_predict_reports_bad_input_clearly(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("1,2,3\n4,five,6\n")
     (tmp_path / "wide.csv").write_text("1,2,3,4\n")
     cases = [
-        (str(tmp_path / "bad.csv"), "line 2: 'five' is not a number"),
+        (str(tmp_path / "bad.csv"), "line 2, column 2: 'five' is not a number"),
         (str(tmp_path / "wide.csv"), "has 4 columns but the model takes 3"),
         (str(tmp_path / "missing.npy"), "no input file"),
     ]

@@ -75,12 +75,45 @@ def test_csv_non_finite_cell(tmp_path, cell):
 @pytest.mark.parametrize("text,target,message", [
     ("a,b\n1,\n", "b", r"line 2, column 'b': '' is not a number"),  # empty cell
     ("a,b,c\n1,2,3\n4,5\n", "c", r"d\.csv line 3: 2 cells, but the header has 3 columns"),  # ragged row
-    ("a,b\n1,2\n\n3,4\n", "b", r"line 3: 0 cells"),  # a blank line inside
+    ("a,b\n1,2\n\n3,x\n", "b", r"line 4, column 'b': 'x' is not a number"),  # line numbers count blank lines
 ])
 def test_csv_malformed_rows(tmp_path, text, target, message):
     path = _write(tmp_path / "d.csv", text)
     with pytest.raises(ValueError, match=message):
         load_table(path, target)
+
+
+def test_csv_blank_lines_are_skipped_as_numpy_and_pandas_do(tmp_path):
+    table = load_table(_write(tmp_path / "d.csv", "a,b\n\n1,2\n\n3,4\n\n"), "b")
+    np.testing.assert_array_equal(table.x, [[1.0], [3.0]])
+    np.testing.assert_array_equal(table.y, [[2.0], [4.0]])
+
+
+def test_read_inputs_takes_csv_with_or_without_header_and_npy(tmp_path):
+    from kanarray.tabular import read_inputs
+
+    expected = np.array([[1.0, 2.5], [-3.0, 4e-3]])
+    for i, text in enumerate(["u,v\n1,2.5\n-3,4e-3\n", "1,2.5\n\n-3,4e-3\n"]):
+        np.testing.assert_array_equal(read_inputs(_write(tmp_path / f"x{i}.csv", text)), expected)
+    np.save(tmp_path / "x.npy", expected.astype(np.float32))
+    np.testing.assert_array_equal(read_inputs(tmp_path / "x.npy"), expected.astype(np.float32))
+    np.save(tmp_path / "row.npy", np.array([1, 2, 3]))
+    assert read_inputs(tmp_path / "row.npy").shape == (1, 3)
+    assert np.isnan(read_inputs(_write(tmp_path / "n.csv", "1,nan\n"))[0, 1])  # passed through for prediction
+    cases = [("ragged.csv", "1,2\n3\n", r"line 2: 1 cells, but the first row has 2 columns"),
+             ("bad.csv", "a,b\n1,zz\n", r"line 2, column 'b': 'zz' is not a number"),
+             ("noheader.csv", "1,2\n3,zz\n", r"line 2, column 2: 'zz' is not a number"),
+             ("empty.csv", "\n\n", r"is empty: expected rows of numbers"),
+             ("onlyhead.csv", "a,b\n", r"holds no data rows"),
+             ("x.txt", "1,2\n", r"expected a \.npy or \.csv file")]
+    for name, text, message in cases:
+        with pytest.raises(ValueError, match=message):
+            read_inputs(_write(tmp_path / name, text))
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="pickle is never loaded"):
+        read_inputs(tmp_path / "obj.npy")
+    with pytest.raises(FileNotFoundError, match="no input file"):
+        read_inputs(tmp_path / "missing.csv")
 
 
 def test_csv_missing_column_lists_available(csv_data):

@@ -3,12 +3,12 @@ and ``predict_file`` (the ``kanarray predict`` command)."""
 
 from __future__ import annotations
 
-import csv
 import os
 
 import numpy as np
 
 from .._atomic import atomic_write
+from ..tabular import read_inputs
 
 __all__ = ["OnnxModel", "available_providers", "predict_file", "read_inputs"]
 
@@ -79,50 +79,6 @@ class OnnxModel:
         parts = [self.session.run([self.output_name], {self.input_name: x[i : i + batch_size]})[0]
                  for i in range(0, x.shape[0], batch_size)]
         return np.concatenate(parts)
-
-
-def read_inputs(path) -> np.ndarray:
-    """A 2-D float array from a .npy file (no pickle) or a .csv file (comma-separated numbers,
-    an optional header line of non-numbers)."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no input file at {path!r}")
-    if path.endswith(".npy"):
-        try:
-            x = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise ValueError(f"{path!r} is not a plain .npy array ({exc})") from exc
-        if x.dtype.kind not in "fiub":
-            raise ValueError(f"{path!r} holds {x.dtype} values; expected numbers")
-        return np.atleast_2d(x).astype(np.float64)
-    if not path.endswith(".csv"):
-        raise ValueError(f"input {path!r}: expected a .npy or .csv file")
-    rows = []
-    with open(path, newline="", encoding="utf-8") as fh:
-        for line_no, row in enumerate(csv.reader(fh), start=1):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            try:
-                rows.append([float(cell) for cell in row])
-            except ValueError:
-                if line_no == 1 and not rows:
-                    continue  # a header
-                bad = next(cell for cell in row if not _is_number(cell))
-                raise ValueError(f"{path!r} line {line_no}: {bad!r} is not a number") from None
-    if not rows:
-        raise ValueError(f"{path!r} holds no data rows")
-    widths = {len(r) for r in rows}
-    if len(widths) != 1:
-        raise ValueError(f"{path!r}: rows have different numbers of columns {sorted(widths)}")
-    return np.array(rows, dtype=np.float64)
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return False
 
 
 def _write_outputs(y: np.ndarray, path: str) -> None:
