@@ -96,6 +96,9 @@ def _add_reproduce(commands) -> None:
     rep.add_argument("--only", default=None,
                      help="comma-separated subset: toy functions, special functions or Feynman equations "
                           "(feynman: 'all' for all 27; default the six with the paper's numbers)")
+    rep.add_argument("--train", type=_positive_int, default=None,
+                     help="training points (scaling only; default 1000, as in the paper): more data shows whether a "
+                          "curve that flattens is limited by the data or by the fit")
     rep.add_argument("--quick", action="store_true",
                      help="tiny settings to check that it runs: grids 3,5, 5 steps, one seed, two entries")
 
@@ -115,6 +118,10 @@ def _reproduce_options(args) -> dict:
         options["grids"] = args.grids
     if args.seeds is not None:
         options["seeds"] = args.seeds
+    if args.train is not None:
+        if args.name != "scaling":
+            raise ValueError("--train applies to scaling only")
+        options["n_train"] = args.train
     if args.only is not None:
         key = {"scaling": "functions", "special": "names", "feynman": "names"}.get(args.name)
         if key is None:
