@@ -13,12 +13,21 @@ writes files.  An error on any rank stops every rank with the message.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 __all__ = ["add_parser", "run_fit", "world_communicator"]
 
 # set by mpiexec/mpirun of MPICH, Open MPI, Intel MPI and PMIx launchers
 _LAUNCH_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
+
+
+def _interactive() -> bool:
+    """Whether stderr is a terminal: a progress bar redrawn in a log file is only noise."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def world_communicator():
@@ -107,7 +116,7 @@ def run_fit(args) -> int:
     say(f"model: {model}")
     say(f"{'stage':<10}{'grid':>6}{'steps':>7}{'train RMSE':>14}{'val RMSE':>14}{'time s':>9}")
     fit_kw = dict(steps=args.steps, opt=args.opt, lr=args.lr, lamb=args.lamb, batch_size=args.batch_size,
-                  validation=val, progress=root and not args.quiet, comm=comm)
+                  validation=val, progress=root and not args.quiet and _interactive(), comm=comm)
     grids = [args.grid] + list(args.refine or ())
     curves = None
     for stage, grid in enumerate(grids):
@@ -171,5 +180,5 @@ def add_parser(commands, positive_int, int_list) -> None:
     fit.add_argument("--out", default="model.kan", help="checkpoint to write (default model.kan; '' for none)")
     fit.add_argument("--onnx", default=None, help="also export the model to this ONNX file")
     fit.add_argument("--plot", default=None, help="also write the loss curves of every stage to this PNG")
-    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar (there is none either when stderr is not a terminal, e.g. in a batch job's log)")
 

@@ -103,3 +103,11 @@ def test_fit_error_under_mpiexec_stops_both_ranks_with_one_message(table, tmp_pa
     assert proc.returncode == 2
     assert proc.stderr.count("kanarray fit: error:") == 1 and "'nope'" in proc.stderr
     assert not (tmp_path / "x.kan").exists()
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_progress_bar_only_on_a_terminal(table, tmp_path, capsys, monkeypatch, tty):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    argv = ["fit", str(table), "--target", "y", "--width", "3,2,1", "--steps", "3", "--out", str(tmp_path / "m.kan")]
+    assert main(argv) == 0
+    assert ("3/3" in capsys.readouterr().err) == tty
