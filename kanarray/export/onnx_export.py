@@ -102,14 +102,11 @@ def default_opset() -> int:
 
 
 def _spline_tables(layer):
-    """Polynomial tables of a layer's spline branch on the host, float64.
-
-    Returns knots (n, L + 1), local_table (k + 1 powers, n (L + 2), k + 2): the k + 1 non-zero
-    bases of the interval and a zero column, edge_table (k + 1 powers, n (L + 2), m), left and
-    inv_span (n (L + 2),), and the weight (n, m, nb).  Row i (L + 2) + r of input i: r = 0
-    below the grid, r = v + 1 for interval v, r = L + 1 at or above the last knot (zero rows:
-    the B-splines vanish off the grid).
-    """
+    """What a layer's spline branch needs on the host, float64: knots (n, L + 1), C (n, L, k + 1
+    powers, k + 1 bases) the bases of each interval as polynomials in its fraction, left and
+    inv_span (n (L + 2),), and the weight (n, m, nb).  Row i (L + 2) + r of input i in the tables
+    below and in left / inv_span: r = 0 below the grid, r = v + 1 for interval v, r = L + 1 at or
+    above the last knot (zero rows: the B-splines vanish off the grid)."""
     from ..backends.numpy import interval_polynomials
 
     grid = np.asarray(to_numpy(layer.grid), dtype=np.float64)
@@ -117,23 +114,34 @@ def _spline_tables(layer):
     L, k = L1 - 1, layer.k
     weight = np.asarray(to_numpy(layer.coef), dtype=np.float64) * np.asarray(
         to_numpy(layer.mask * layer.scale_sp), dtype=np.float64)[:, :, None]  # (n, m, nb)
-    m = weight.shape[1]
     h = np.diff(grid, axis=1)
     step = np.where(h.mean(axis=1) > 0, h.mean(axis=1), 1.0)
-    C = interval_polynomials(grid, k, step)[:, :L]  # (n, L, k + 1 powers, k + 1 bases)
-    cols = np.arange(L)[:, None] + np.arange(k + 1)[None, :]  # basis v - k + q sits at v + q (k-padded)
-    local_table = np.zeros((k + 1, n, L + 2, k + 2))
-    local_table[:, :, 1 : L + 1, : k + 1] = C.transpose(2, 0, 1, 3)
-    padded = np.concatenate([np.zeros((n, m, k)), weight, np.zeros((n, m, k))], axis=2)
-    edge_table = np.zeros((k + 1, n, L + 2, m))
-    edge_table[:, :, 1 : L + 1] = np.einsum("ivpq,iovq->pivo", C, padded[:, :, cols])
+    C = interval_polynomials(grid, k, step)[:, :L]
     left = np.zeros((n, L + 2))
     left[:, 1 : L + 1] = grid[:, :L]
     inv = np.zeros((n, L + 2))
     with np.errstate(divide="ignore"):
         inv[:, 1 : L + 1] = np.where(h > 0, 1.0 / np.where(h > 0, h, 1.0), 0.0)
-    return (grid, local_table.reshape(k + 1, n * (L + 2), k + 2), edge_table.reshape(k + 1, n * (L + 2), m),
-            left.reshape(-1), inv.reshape(-1), weight)
+    return grid, C, left.reshape(-1), inv.reshape(-1), weight
+
+
+def _local_table(C) -> np.ndarray:
+    """(k + 1 powers, n (L + 2), k + 2): the k + 1 non-zero bases of each row's interval and a zero column."""
+    n, L, k1, _ = C.shape
+    table = np.zeros((k1, n, L + 2, k1 + 1))
+    table[:, :, 1 : L + 1, :k1] = C.transpose(2, 0, 1, 3)
+    return table.reshape(k1, n * (L + 2), k1 + 1)
+
+
+def _edge_table(C, weight) -> np.ndarray:
+    """(k + 1 powers, n (L + 2), m): every edge's polynomial on each row's interval."""
+    n, L, k1, _ = C.shape
+    k, m = k1 - 1, weight.shape[1]
+    cols = np.arange(L)[:, None] + np.arange(k1)[None, :]  # basis v - k + q sits at v + q (k-padded)
+    padded = np.concatenate([np.zeros((n, m, k)), weight, np.zeros((n, m, k))], axis=2)
+    table = np.zeros((k1, n, L + 2, m))
+    table[:, :, 1 : L + 1] = np.einsum("ivpq,iovq->pivo", C, padded[:, :, cols])
+    return table.reshape(k1, n * (L + 2), m)
 
 
 def _bins(grid):
@@ -179,8 +187,8 @@ def _uniform_rows(grid, dtype):
 def _locate(g: GraphBuilder, h: str, grid, l: int, left, inv, k: int):
     """(r, rows, f, uniform): r (B, n) int64 the count of knots at or below x (0 below the
     grid, L + 1 at or above its last knot), rows = i (L + 2) + r, the index into the tables of
-    ``_spline_tables``, f (B, n) the fraction of the interval, and whether the closed form for
-    uniform rows was used: r = floor((x - t0) / h) + 1 clipped to [0, L + 1], f = its
+    ``_local_table`` and ``_edge_table``, f (B, n) the fraction of the interval, and whether the
+    closed form for uniform rows was used: r = floor((x - t0) / h) + 1 clipped to [0, L + 1], f = its
     fractional part; otherwise ``_search``.  (For k = 0, whose
     splines jump at the knots, an input within rounding of an interior knot may land on either
     side, as in any floating-point evaluation.)"""
@@ -303,14 +311,14 @@ def _place_bases(g: GraphBuilder, local: str, count: str, L: int, k: int, l: int
 
 
 def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
-    grid, local_table, edge_table, left, inv, weight = _spline_tables(layer)
+    grid, C, left, inv, weight = _spline_tables(layer)
     n, L1 = grid.shape
     L, k = L1 - 1, layer.k
     m = weight.shape[1]
     count, rows, frac, uniform = _locate(g, h, grid, l, left, inv, k)
     dense = strategy == "dense" or (strategy == "auto" and _dense_is_cheaper(n, m, L, k))
     if not dense:  # every edge's polynomial on its interval: (B, n, m), summed over inputs
-        acc = _horner(g, edge_table, rows, frac, n)
+        acc = _horner(g, _edge_table(C, weight), rows, frac, n)
         # summed over inputs by a 0/1 GEMM: onnxruntime's ReduceSum over a middle axis is slower
         flat = g.op("Reshape", acc, g.const(np.array([0, n * m]), dtype=np.int64))
         return g.op("MatMul", flat, g.const(np.tile(np.eye(m), (n, 1)), f"l{l}_sum_inputs"), hint=f"l{l}_spline")
@@ -318,7 +326,7 @@ def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
     if uniform and k >= 1:
         local = _cardinal_bases(g, g.op("Unsqueeze", frac, g.const(np.array([2]), "axis2", dtype=np.int64)), n, k, l)
     else:
-        local = _horner(g, local_table, rows, frac, n)
+        local = _horner(g, _local_table(C), rows, frac, n)
     basis = _place_bases(g, local, count, L, k, l)
     flat = g.op("Reshape", basis, g.const(np.array([0, n * (L - k)]), dtype=np.int64))
     w = weight.transpose(0, 2, 1).reshape(n * (L - k), m)
