@@ -97,8 +97,8 @@ def _add_reproduce(commands) -> None:
                      help="comma-separated subset: toy functions, special functions or Feynman equations "
                           "(feynman: 'all' for all 27; default the six with the paper's numbers)")
     rep.add_argument("--train", type=_positive_int, default=None,
-                     help="training points (scaling only; default 1000, as in the paper): more data shows whether a "
-                          "curve that flattens is limited by the data or by the fit")
+                     help="training points (not for continual; default 1000, as in the paper): more data shows "
+                          "whether an error is limited by the data or by the fit")
     rep.add_argument("--quick", action="store_true",
                      help="tiny settings to check that it runs: grids 3,5, 5 steps, one seed, two entries")
 
@@ -119,8 +119,8 @@ def _reproduce_options(args) -> dict:
     if args.seeds is not None:
         options["seeds"] = args.seeds
     if args.train is not None:
-        if args.name != "scaling":
-            raise ValueError("--train applies to scaling only")
+        if args.name == "continual":
+            raise ValueError("--train does not apply to continual (its phases have 100 points each)")
         options["n_train"] = args.train
     if args.only is not None:
         key = {"scaling": "functions", "special": "names", "feynman": "names"}.get(args.name)

@@ -29,10 +29,11 @@ def test_quick_reproduction_writes_its_table_and_figure(tmp_path, capsys, name, 
     assert rows[0] in printed and f"{name}.md" in printed
 
 
-def test_scaling_takes_the_number_of_training_points(tmp_path):
-    argv = ["reproduce", "scaling", "--quick", "--only", "j0", "--train", "300", "--out", str(tmp_path)]
+@pytest.mark.parametrize("name, only", [("scaling", "j0"), ("special", "jv"), ("feynman", "II.38.3")])
+def test_reproduction_takes_the_number_of_training_points(tmp_path, name, only):
+    argv = ["reproduce", name, "--quick", "--only", only, "--train", "300", "--out", str(tmp_path)]
     assert main(argv) == 0
-    assert "300 training / 1000 test points" in (tmp_path / "scaling.md").read_text()
+    assert "300 training / 1000 test points" in (tmp_path / f"{name}.md").read_text()
 
 
 def test_continual_learning_kan_keeps_earlier_peaks_and_the_mlp_forgets():
@@ -75,7 +76,7 @@ def test_scaling_slopes_stop_at_the_lowest_test_error():
     (["special", "--only", "nope"], "unknown special functions"),
     (["feynman", "--only", "I.99"], "unknown Feynman"),
     (["scaling", "--only", "nope"], "unknown toy functions"),
-    (["special", "--train", "5000"], "--train applies to scaling only"),
+    (["continual", "--train", "5000"], "--train does not apply to continual"),
 ])
 def test_reproduce_refuses_bad_options_with_a_clear_message(tmp_path, capsys, argv, message):
     assert main(["reproduce", *argv, "--out", str(tmp_path)]) == 2

@@ -69,7 +69,7 @@ def recover(entry, data, *, seeds, steps: int, lamb: float = 1e-3, refine_to: in
 
 
 def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symbolic_steps: int = 50,
-        data_seed: int = 0, echo=print) -> Report:
+        data_seed: int = 0, n_train: int = 1000, echo=print) -> Report:
     from ..symbolic.formula import canonical
 
     names = tuple(FEYNMAN) if names == "all" or names == ("all",) else tuple(names)
@@ -82,7 +82,7 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
     for name in names:
         entry = FEYNMAN[name]
         t0 = time.perf_counter()
-        fit = fit_entry(entry, grids=grids, steps=steps, seeds=seeds, data_seed=data_seed)
+        fit = fit_entry(entry, grids=grids, steps=steps, seeds=seeds, data_seed=data_seed, n_train=n_train)
         ok, formula, seed, sym_rmse = recover(entry, fit["data"], seeds=seeds, steps=symbolic_steps)
         recovered += ok
         hits.append(ok)
@@ -100,7 +100,7 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
     seconds = time.perf_counter() - t_all
     head = (f"## Feynman equations (paper section 3.3, Table 2, dimensionless)\n\n"
             f"Accuracy: the paper's pruned KAN shapes, {schedule_text(grids, steps, seeds)}, grid chosen on a "
-            f"validation draw, 1000 training / 1000 test points, float64, ranges from pykan's feynman module "
+            f"validation draw, {n_train} training / 1000 test points, float64, ranges from pykan's feynman module "
             f"(see each dataset's note). Recovery: G = 5 fit with lamb = 1e-3, prune, refine to 20, "
             f"fit, auto_symbolic (library {', '.join(SYMBOLIC_LIB)}; R^2 >= 0.99), fit; {symbolic_steps} LBFGS steps "
             f"per fit; recovered when the formula equals the ground truth with numbers rounded to 4 significant "
