@@ -2,9 +2,10 @@
 
 Each toy function (``kanarray.datasets.TOY``) is fitted with the paper's KAN shape by grid
 extension, G = 3, 5, 10, ..., 1000 with ``steps`` LBFGS steps per grid (the paper: 200), on
-``n_train`` training points (default 1000, the paper's; ``--train`` on the command line) and 1000 test points.  The table gives test RMSE and median error against the
-number of parameters N, and their log-log slopes from the first grid to the grid of lowest
-test RMSE (past it the test error rises: the training points cannot pin down more parameters).  The
+``n_train`` training points (default 1000, the paper's; ``--train`` on the command line) and
+1000 test points.  The table gives test RMSE and median error against the number of
+parameters N, and their log-log slopes from the first grid to the grid of lowest test RMSE
+(past it the test error rises: the training points cannot pin down more parameters).  The
 theory for cubic splines gives RMSE ~ N^-4; the paper sees about -4 on the median error and
 -3 on RMSE.  ``seeds``: initializations tried at the first grid; the lowest training RMSE is kept
 (default 16: [4, 4, 2, 1] on two_sines reaches the good basin from 3 of seeds 0-15 only, pykan from 1 of 0-2).
