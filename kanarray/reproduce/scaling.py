@@ -89,6 +89,7 @@ def _figure(curves):
         ax.loglog(n, rows[0].test * (n / n[0]) ** -4.0, "k:", label="N^-4")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("number of parameters N")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # under a decade, minor labels overlap
         finite = [v for r in rows for v in (r.train, r.test, r.median) if v > 0 and math.isfinite(v)]
         ax.set_ylim(min(finite) / 3, max(finite) * 3)
     axes[0][0].set_ylabel("error")
