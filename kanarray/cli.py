@@ -99,6 +99,10 @@ def _add_reproduce(commands) -> None:
     rep.add_argument("--train", type=_positive_int, default=None,
                      help="training points (not for continual; default 1000, as in the paper): more data shows "
                           "whether an error is limited by the data or by the fit")
+    rep.add_argument("--grid-margin", type=float, default=None,
+                     help="move the end knots of every grid update out by this fraction of their interval (not for "
+                          "continual; default 0, pykan's rule): inputs a little beyond the training range then "
+                          "stay where the splines were fitted")
     rep.add_argument("--quick", action="store_true",
                      help="tiny settings to check that it runs: grids 3,5, 5 steps, one seed, two entries")
 
@@ -122,6 +126,10 @@ def _reproduce_options(args) -> dict:
         if args.name == "continual":
             raise ValueError("--train does not apply to continual (its phases have 100 points each)")
         options["n_train"] = args.train
+    if args.grid_margin is not None:
+        if args.name == "continual":
+            raise ValueError("--grid-margin does not apply to continual (it has no grid update)")
+        options["grid_margin"] = args.grid_margin
     if args.only is not None:
         key = {"scaling": "functions", "special": "names", "feynman": "names"}.get(args.name)
         if key is None:

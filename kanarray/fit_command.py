@@ -116,7 +116,7 @@ def run_fit(args) -> int:
     say(f"model: {model}")
     say(f"{'stage':<10}{'grid':>6}{'steps':>7}{'train RMSE':>14}{'val RMSE':>14}{'time s':>9}")
     fit_kw = dict(steps=args.steps, opt=args.opt, lr=args.lr, lamb=args.lamb, batch_size=args.batch_size,
-                  validation=val, progress=root and not args.quiet and _interactive(), comm=comm)
+                  grid_margin=args.grid_margin, validation=val, progress=root and not args.quiet and _interactive(), comm=comm)
     grids = [args.grid] + list(args.refine or ())
     curves = None
     for stage, grid in enumerate(grids):
@@ -169,6 +169,9 @@ def add_parser(commands, positive_int, int_list) -> None:
     fit.add_argument("--opt", choices=["lbfgs", "adam"], default="lbfgs", help="optimizer (default lbfgs)")
     fit.add_argument("--lr", type=float, default=None, help="learning rate (default: lbfgs 1, adam 1e-2)")
     fit.add_argument("--lamb", type=float, default=0.0, help="sparsification penalty (default 0)")
+    fit.add_argument("--grid-margin", type=float, default=0.0,
+                     help="grid updates move the end knots out by this fraction of their interval, so inputs a "
+                          "little beyond the training range stay where the splines were fitted (default 0: pykan)")
     fit.add_argument("--batch-size", type=positive_int, default=None, help="minibatch rows per rank (default: all)")
     fit.add_argument("--refine", type=int_list, default=None, help="grids to refine to, each followed by a fit, "
                                                                    "e.g. 10,20")

@@ -32,8 +32,13 @@ def _device(a):
     return array_api_compat.device(a)
 
 
-def adaptive_interior(x_sorted, num: int, *, grid_eps: float = GRID_EPS, relative_floor: float = 0.0, xp):
+def adaptive_interior(x_sorted, num: int, *, grid_eps: float = GRID_EPS, relative_floor: float = 0.0,
+                      margin: float = 0.0, xp):
     """pykan's sample grid: order statistics mixed with a uniform grid over the samples' range.
+
+    margin > 0 moves each end knot out by that fraction of its interval (pykan: 0): inputs a
+    little beyond the samples' range then fall in an interval that samples constrain, instead of
+    in the extension intervals, whose polynomial pieces no sample determines.
 
     x_sorted: (S, n) sorted along axis 0 -> (n, num + 1).  A row whose samples span less than
     ``MIN_SPAN * max(1, |x|)`` (a constant input, or a hidden node that has died) gets a
@@ -47,6 +52,9 @@ def adaptive_interior(x_sorted, num: int, *, grid_eps: float = GRID_EPS, relativ
     steps = xp.arange(num + 1, dtype=x_sorted.dtype, device=_device(x_sorted))[None, :]
     uniform = lo + (hi - lo) / num * steps
     grid = grid_eps * uniform + (1 - grid_eps) * adaptive
+    if margin:
+        grid = xp.concat([grid[:, :1] - margin * (grid[:, 1:2] - grid[:, :1]), grid[:, 1:-1],
+                          grid[:, -1:] + margin * (grid[:, -1:] - grid[:, -2:-1])], axis=1)
     scale = xp.maximum(xp.maximum(xp.abs(lo), xp.abs(hi)), xp.ones_like(lo))
     min_span = MIN_SPAN * scale
     if relative_floor:
@@ -134,16 +142,17 @@ def _as64(a, xp):
 
 
 def update_layer_grid(layer: KANLayer, x, *, grid_eps: float = GRID_EPS, relative_floor: float = 0.0,
-                      comm=None) -> None:
+                      margin: float = 0.0, comm=None) -> None:
     """Adapt ``layer``'s grid to the samples x (S, in_dim) in place and refit its coefficients
-    so every edge function is preserved on the samples.  G and k are unchanged.
+    so every edge function is preserved on the samples.  G and k are unchanged; margin: see
+    ``adaptive_interior``.
     comm: x is this rank's shard; the knots are quantiles of every rank's samples
     (``Communicator.gather_sorted``) and the refit sums the normal equations over ranks."""
     xp, k, num = layer.xp, layer.k, layer.num
     x64 = _as64(x, xp)
     old_grid = _as64(layer.grid, xp)
     ordered = xp.sort(x64, axis=0) if comm is None else comm.gather_sorted(x64)
-    interior = adaptive_interior(ordered, num, grid_eps=grid_eps, relative_floor=relative_floor, xp=xp)
+    interior = adaptive_interior(ordered, num, grid_eps=grid_eps, relative_floor=relative_floor, margin=margin, xp=xp)
     new_grid = spline.extend_grid(interior, k, xp=xp)
     coef = fit_coef(new_grid, k, old_grid, _as64(layer.coef, xp), x64, xp=xp, comm=comm)
     dtype = layer.coef.dtype

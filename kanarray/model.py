@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ._checks import as_batch, check_positive_int, check_width
+from ._checks import as_batch, check_number, check_positive_int, check_width
 from ._namespace import backend_name, dtype_of, from_host_like, namespace_of, resolve_backend, to_numpy
 from .base import BASE_FUNCTIONS
 from .layer import KANLayer
@@ -333,7 +333,8 @@ class KAN:
     # -- training ---------------------------------------------------------------------------
     def fit(self, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="mse", lamb=0.0, lamb_l1=1.0,
             lamb_entropy=2.0, lamb_coef=0.0, lamb_coefdiff=0.0, update_grid=True, grid_update_num=10,
-            stop_grid_update_step=50, validation=None, progress=True, seed=None, frozen=(), comm=None):
+            stop_grid_update_step=50, grid_margin=0.0, validation=None, progress=True, seed=None, frozen=(),
+            comm=None):
         """Train in place; returns a ``History`` (per-step lists, ``.plot(path)``, ``.optimizer``).
 
         x: (N, width[0]); y: (N, width[-1]) for loss="mse", or integer labels (N,) for
@@ -344,7 +345,7 @@ class KAN:
         None.  lamb and lamb_*: the sparsification penalty (``kanarray.regularization``).
         update_grid: adapt the grids to the batch every stop_grid_update_step // grid_update_num
         steps while step < stop_grid_update_step (the optimizer keeps its state across them, as in
-        pykan; resetting LBFGS there measured slightly worse).
+        pykan; resetting LBFGS there measured slightly worse); grid_margin: as in ``update_grid``.
         validation: (x_val, y_val), evaluated every step.
         frozen: parameters held fixed, by full name ("layers.0.scale_sp") or by name in every
         layer ("scale_base", "scale_sp", "coef"); an optimizer passed as ``opt`` must then be
@@ -367,27 +368,32 @@ class KAN:
         return fit(self, x, y, steps=steps, opt=opt, lr=lr, batch_size=batch_size, loss=loss, lamb=lamb,
                    lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff,
                    update_grid=update_grid, grid_update_num=grid_update_num,
-                   stop_grid_update_step=stop_grid_update_step, validation=validation, progress=progress, seed=seed,
-                   frozen=frozen, comm=comm)
+                   stop_grid_update_step=stop_grid_update_step, grid_margin=grid_margin, validation=validation,
+                   progress=progress, seed=seed, frozen=frozen, comm=comm)
 
     # -- grids ----------------------------------------------------------------------------
-    def update_grid(self, x, *, grid_eps: float = 0.02, comm=None) -> None:
+    def update_grid(self, x, *, grid_eps: float = 0.02, grid_margin: float = 0.0, comm=None) -> None:
         """Adapt every layer's grid to the samples x (batch, width[0]), in place.
 
         Layer by layer on fresh activations: knots at the samples' quantiles mixed with a
         uniform grid over their range (weight grid_eps, pykan's 0.02), extended by k each
         side; the coefficients are refitted so each edge function is preserved on the
         samples (``kanarray.grids``).  G and k do not change.  All layers are computed
-        before any is changed.  comm: an mpi4py communicator whose ranks each pass their
-        shard of the samples (``kanarray.distributed``).
+        before any is changed.  grid_margin >= 0: each end knot moves out by that fraction of its
+        interval (pykan: 0), so inputs a little outside the samples' range -- test points beyond
+        the training data, or a hidden layer's activations of them -- land where samples shaped
+        the spline rather than in the extension intervals that no sample constrains.  comm: an
+        mpi4py communicator whose ranks each pass their shard of the samples
+        (``kanarray.distributed``).
         """
         if isinstance(grid_eps, bool) or not isinstance(grid_eps, (int, float)) or not 0 <= grid_eps <= 1:
             raise ValueError(f"grid_eps must be a number in [0, 1], got {grid_eps!r}")
+        grid_margin = check_number("grid_margin", grid_margin)
         from .distributed import as_communicator
 
-        self._adapt_grids(self._inputs(x), grid_eps=grid_eps, comm=as_communicator(comm))
+        self._adapt_grids(self._inputs(x), grid_eps=grid_eps, grid_margin=grid_margin, comm=as_communicator(comm))
 
-    def _adapt_grids(self, x, *, grid_eps: float = 0.02, comm=None) -> None:
+    def _adapt_grids(self, x, *, grid_eps: float = 0.02, grid_margin: float = 0.0, comm=None) -> None:
         """``update_grid`` on inputs already through ``_inputs``."""
         from .grids import HIDDEN_RELATIVE_SPAN, update_layer_grid
 
@@ -396,7 +402,7 @@ class KAN:
         for l, layer in enumerate(self.layers):
             new = layer.copy()
             update_layer_grid(new, h, grid_eps=grid_eps, relative_floor=HIDDEN_RELATIVE_SPAN if l else 0.0,
-                              comm=comm)
+                              margin=grid_margin, comm=comm)
             h, _ = new.forward(h)
             new_layers.append(new)
         for layer, new in zip(self.layers, new_layers):

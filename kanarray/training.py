@@ -141,7 +141,8 @@ def _batches(n: int, batch_size, rng):
 
 def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="mse", lamb=0.0, lamb_l1=1.0,
         lamb_entropy=2.0, lamb_coef=0.0, lamb_coefdiff=0.0, update_grid=True, grid_update_num=10,
-        stop_grid_update_step=50, validation=None, progress=True, seed=None, frozen=(), comm=None) -> History:
+        stop_grid_update_step=50, grid_margin=0.0, validation=None, progress=True, seed=None, frozen=(),
+        comm=None) -> History:
     """See ``KAN.fit``."""
     from .distributed import as_communicator, parameters_digest
 
@@ -151,7 +152,7 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
         _setup, model, x, y, steps=steps, opt=opt, lr=lr, batch_size=batch_size, loss=loss, lamb=lamb,
         lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff,
         update_grid=update_grid, grid_update_num=grid_update_num, stop_grid_update_step=stop_grid_update_step,
-        validation=validation, seed=seed, frozen=frozen, comm=comm)
+        grid_margin=grid_margin, validation=validation, seed=seed, frozen=frozen, comm=comm)
     if comm is None:
         setup = prepare()
     else:
@@ -175,7 +176,8 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
 
 
 def _setup(model, x, y, *, steps, opt, lr, batch_size, loss, lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff,
-           update_grid, grid_update_num, stop_grid_update_step, validation, seed, frozen, comm) -> SimpleNamespace:
+           update_grid, grid_update_num, stop_grid_update_step, grid_margin, validation, seed, frozen,
+           comm) -> SimpleNamespace:
     """fit's arguments validated; ``totals`` (train batch, validation samples over all ranks) is
     filled in afterwards with comm."""
     if loss not in ("mse", "cross_entropy"):
@@ -194,6 +196,7 @@ def _setup(model, x, y, *, steps, opt, lr, batch_size, loss, lamb, lamb_l1, lamb
         reg.check_batch(batch_size or n)
     grid_update_num = check_positive_int(grid_update_num, "grid_update_num")
     stop_grid_update_step = check_positive_int(stop_grid_update_step, "stop_grid_update_step", minimum=0)
+    grid_margin = check_number("grid_margin", grid_margin)
     if validation is not None:
         try:
             x_val, y_val = validation
@@ -211,7 +214,8 @@ def _setup(model, x, y, *, steps, opt, lr, batch_size, loss, lamb, lamb_l1, lamb
     rng = np.random.default_rng(seed if comm is None else [seed, comm.rank])
     return SimpleNamespace(x=x, y=y, n=n, steps=steps, reg=reg, batch_size=batch_size, loss=loss,
                            update_grid=update_grid, grid_update_num=grid_update_num,
-                           stop_grid_update_step=stop_grid_update_step, validation=validation, optimizer=optimizer,
+                           stop_grid_update_step=stop_grid_update_step, grid_margin=grid_margin,
+                           validation=validation, optimizer=optimizer,
                            rng=rng, totals=None)
 
 
@@ -225,7 +229,8 @@ def _settings_digest(model, setup) -> bytes:
     opt = setup.optimizer
     text = repr((setup.steps, type(opt).__name__, sorted(opt.hyper().items()), sorted(opt.params), setup.loss,
                  setup.reg, setup.batch_size is None, setup.validation is None, setup.update_grid,
-                 setup.grid_update_num, setup.stop_grid_update_step, model.width, model.grid, model.k))
+                 setup.grid_update_num, setup.stop_grid_update_step, setup.grid_margin, model.width, model.grid,
+                 model.k))
     return hashlib.sha256(text.encode() + parameters_digest(model)).digest()
 
 
@@ -267,7 +272,8 @@ def _train(model, setup, *, progress: bool, comm) -> History:
                 ids = xp.asarray(idx, device=getattr(x, "device", None))
                 xb, yb = xp.take(x, ids, axis=0), xp.take(y, ids, axis=0)
             if update_grid and step % grid_every == 0 and step < stop_grid_update_step:
-                model._adapt_grids(xb, comm=comm)  # the optimizer keeps its state, as in pykan
+                # the optimizer keeps its state, as in pykan
+                model._adapt_grids(xb, grid_margin=setup.grid_margin, comm=comm)
                 basis_cache.clear()
                 val_cache.clear()
             if isinstance(optimizer, LBFGS):

@@ -58,6 +58,7 @@ def test_fit_trains_on_raw_columns_and_writes_model_and_onnx(table, tmp_path, ca
     (["--target", "y", "--refine", "0"], "--refine grids must be positive"),
     (["--target", "y", "--val-fraction", "1.5"], "--val-fraction must be in"),
     (["--target", "y", "--plot", "/nonexistent-folder/c.png"], "--plot .*the folder /nonexistent-folder does not"),
+    (["--target", "y", "--grid-margin", "-0.5"], "grid_margin must be a finite number >= 0"),
 ])
 def test_fit_errors_are_clear_and_write_nothing(table, tmp_path, capsys, argv, message):
     out = tmp_path / "never.kan"

@@ -156,3 +156,49 @@ def test_refine_per_layer_grids_and_validation():
         model.refine(0)
     with pytest.raises(ValueError, match="2 layers"):
         model.refine([5, 6, 7])
+
+
+def test_grid_margin_moves_only_the_end_knots_out(backend):
+    x = np.random.default_rng(0).normal(0.2, 0.5, (500, 2))
+    plain, wide, zero = (random_model(backend, [2, 3, 1], grid=6) for _ in range(3))
+    plain.update_grid(plain.xp.asarray(x))
+    wide.update_grid(wide.xp.asarray(x), grid_margin=0.5)
+    zero.update_grid(zero.xp.asarray(x), grid_margin=0.0)
+    for a, c in zip(plain.layers, zero.layers):
+        np.testing.assert_array_equal(host(c.grid), host(a.grid))  # 0 is pykan's rule, bit for bit
+    k = 3  # the first layer's samples are x in both (a hidden layer's differ: the refit edges differ)
+    ga, gb = host(plain.layers[0].grid)[:, k:-k], host(wide.layers[0].grid)[:, k:-k]
+    np.testing.assert_allclose(gb[:, 1:-1], ga[:, 1:-1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(gb[:, 0], ga[:, 0] - 0.5 * (ga[:, 1] - ga[:, 0]), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(gb[:, -1], ga[:, -1] + 0.5 * (ga[:, -1] - ga[:, -2]), rtol=0, atol=1e-12)
+    assert np.all(host(wide.layers[1].grid)[:, k] < host(wide.layers[1].grid)[:, k + 1])
+
+
+def test_grid_margin_keeps_inputs_just_beyond_the_samples_accurate():
+    """Past the samples' range the spline's end pieces are fitted to no sample; the margin puts
+    the first stretch beyond the samples inside an interval the samples shape."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (300, 1))
+    G = 20
+    h = (x.max() - x.min()) / G
+    beyond = np.r_[np.linspace(x.min() - 0.3 * h, x.min(), 20), np.linspace(x.max(), x.max() + 0.3 * h, 20)][:, None]
+    errors = {}
+    for margin in (0.0, 0.5):
+        model = ka.KAN([1, 1], grid=G, seed=0)
+        history = model.fit(x, np.sin(3 * x), steps=100, progress=False, grid_margin=margin)
+        assert history["train_loss"][-1] < 3e-5
+        errors[margin] = np.max(np.abs(model(beyond) - np.sin(3 * beyond)))
+    assert errors[0.5] < 0.5 * errors[0.0], errors
+
+
+def test_grid_margin_is_checked_before_anything_changes():
+    model = random_model("numpy", [2, 3, 1], grid=5)
+    before = [host(layer.grid).copy() for layer in model.layers]
+    x = np.random.default_rng(0).uniform(-1, 1, (50, 2))
+    for bad in (-0.1, float("nan"), "0.5", True):
+        with pytest.raises(ValueError, match="grid_margin must be"):
+            model.update_grid(x, grid_margin=bad)
+        with pytest.raises(ValueError, match="grid_margin must be"):
+            model.fit(x, x[:, :1], steps=1, grid_margin=bad, progress=False)
+    for layer, g in zip(model.layers, before):
+        np.testing.assert_array_equal(host(layer.grid), g)

@@ -36,6 +36,12 @@ def test_reproduction_takes_the_number_of_training_points(tmp_path, name, only):
     assert "300 training / 1000 test points" in (tmp_path / f"{name}.md").read_text()
 
 
+def test_reproduction_takes_a_grid_margin(tmp_path):
+    argv = ["reproduce", "special", "--quick", "--only", "jv", "--grid-margin", "0.5", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert "end knots moved out by 0.5 of their interval" in (tmp_path / "special.md").read_text()
+
+
 def test_continual_learning_kan_keeps_earlier_peaks_and_the_mlp_forgets():
     from kanarray.reproduce import continual
 
@@ -77,6 +83,8 @@ def test_scaling_slopes_stop_at_the_lowest_test_error():
     (["feynman", "--only", "I.99"], "unknown Feynman"),
     (["scaling", "--only", "nope"], "unknown toy functions"),
     (["continual", "--train", "5000"], "--train does not apply to continual"),
+    (["continual", "--grid-margin", "0.5"], "--grid-margin does not apply to continual"),
+    (["special", "--grid-margin", "-1"], "grid_margin must be a finite number >= 0"),
 ])
 def test_reproduce_refuses_bad_options_with_a_clear_message(tmp_path, capsys, argv, message):
     assert main(["reproduce", *argv, "--out", str(tmp_path)]) == 2

@@ -69,7 +69,7 @@ def recover(entry, data, *, seeds, steps: int, lamb: float = 1e-3, refine_to: in
 
 
 def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symbolic_steps: int = 50,
-        data_seed: int = 0, n_train: int = 1000, echo=print) -> Report:
+        data_seed: int = 0, n_train: int = 1000, grid_margin: float = 0.0, echo=print) -> Report:
     from ..symbolic.formula import canonical
 
     names = tuple(FEYNMAN) if names == "all" or names == ("all",) else tuple(names)
@@ -82,7 +82,8 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
     for name in names:
         entry = FEYNMAN[name]
         t0 = time.perf_counter()
-        fit = fit_entry(entry, grids=grids, steps=steps, seeds=seeds, data_seed=data_seed, n_train=n_train)
+        fit = fit_entry(entry, grids=grids, steps=steps, seeds=seeds, data_seed=data_seed, n_train=n_train,
+                        grid_margin=grid_margin)
         ok, formula, seed, sym_rmse = recover(entry, fit["data"], seeds=seeds, steps=symbolic_steps)
         recovered += ok
         hits.append(ok)
@@ -99,16 +100,17 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
              f"{'yes' if ok else 'no'} {'' if formula is None else formula}; {seconds:.0f} s")
     seconds = time.perf_counter() - t_all
     head = (f"## Feynman equations (paper section 3.3, Table 2, dimensionless)\n\n"
-            f"Accuracy: the paper's pruned KAN shapes, {schedule_text(grids, steps, seeds)}, grid chosen on a "
-            f"validation draw, {n_train} training / 1000 test points, float64, ranges from pykan's feynman module "
-            f"(see each dataset's note). Recovery: G = 5 fit with lamb = 1e-3, prune, refine to 20, "
+            f"Accuracy: the paper's pruned KAN shapes, {schedule_text(grids, steps, seeds, grid_margin)}, grid "
+            f"chosen on a validation draw, {n_train} training / 1000 test points, float64, ranges from pykan's "
+            f"feynman module (see each dataset's note). Recovery: G = 5 fit with lamb = 1e-3, prune, refine to 20, "
             f"fit, auto_symbolic (library {', '.join(SYMBOLIC_LIB)}; R^2 >= 0.99), fit; {symbolic_steps} LBFGS steps "
             f"per fit; recovered when the formula equals the ground truth with numbers rounded to 4 significant "
             f"digits (``formulas_agree``).\n\n"
             f"**Recovery rate: {recovered} of {len(names)}.** Test RMSE at or below the paper's: {below} of "
             f"{with_paper}. Machine: {machine()}; {seconds:.0f} s in all.\n\n")
     table = markdown_table(("equation", "ground truth", "shape", "test RMSE", "inside the training box", "G",
-                            "paper RMSE", "ours / paper", "recovered", "formula found (4 significant digits)", "its test RMSE", "seconds"), rows)
+                            "paper RMSE", "ours / paper", "recovered", "formula found (4 significant digits)",
+                            "its test RMSE", "seconds"), rows)
     figure = rmse_figure(list(names), [float(r[3]) for r in rows], [FEYNMAN[n].paper_rmse for n in names], hits)
     return Report("feynman", head + table, figure,
                   results={"rows": rows, "recovered": recovered, "below": below}, seconds=seconds)

@@ -34,7 +34,7 @@ def _slopes(rows):
 
 
 def run(*, functions=tuple(TOY), grids=GRIDS, steps: int = 200, seeds=tuple(range(16)), data_seed: int = 0,
-        n_train: int = 1000, echo=print) -> Report:
+        n_train: int = 1000, grid_margin: float = 0.0, echo=print) -> Report:
     """Fit every function in ``functions`` by grid extension over ``grids``; returns the Report."""
     unknown = [f for f in functions if f not in TOY]
     if unknown:
@@ -46,7 +46,8 @@ def run(*, functions=tuple(TOY), grids=GRIDS, steps: int = 200, seeds=tuple(rang
         t0 = time.perf_counter()
         data = toy_dataset(name, n_train=n_train, n_test=1000, seed=data_seed)
         shape = list(TOY[name].shape)
-        rows, _, seed = grid_extension(lambda G, s: KAN(shape, grid=G, k=3, seed=s), data, grids, steps, seeds=seeds)
+        rows, _, seed = grid_extension(lambda G, s: KAN(shape, grid=G, k=3, seed=s), data, grids, steps, seeds=seeds,
+                                       grid_margin=grid_margin)
         seconds = time.perf_counter() - t0
         s_rmse, s_median, upto = _slopes(rows)
         curves[name] = rows
@@ -63,7 +64,8 @@ def run(*, functions=tuple(TOY), grids=GRIDS, steps: int = 200, seeds=tuple(rang
              f"{s_median:.2f}; {seconds:.0f} s")
     seconds = time.perf_counter() - t_all
     head = (f"## Scaling laws (paper section 3.1, Figure 3.1)\n\n"
-            f"Trained by {schedule_text(grids, steps, seeds)}; {n_train} training / 1000 test points (data seed "
+            f"Trained by {schedule_text(grids, steps, seeds, grid_margin)}; {n_train} training / 1000 test points "
+            f"(data seed "
             f"{data_seed}), float64. Slopes: least squares of log error against log N from the first grid "
             f"to the grid of lowest test RMSE. Theory: -4. The first layer's grids follow the training samples' "
             f"range (pykan's grid update), so at large G test points a hair outside it, where the splines extrapolate, "
