@@ -12,13 +12,14 @@ this checkout, and print the ratio.  Prints a markdown table of medians.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from isolated import measure_in  # noqa: E402
+
 CASES = [([2, 5, 1], 1000, 5), ([4, 16, 1], 4096, 100), ([16, 64, 64, 1], 16384, 10)]
 
 CHILD = r"""
@@ -49,14 +50,7 @@ print(json.dumps({"ms": 1e3 * statistics.median(times), "peak_mb": peak_mb, "pac
 
 
 def measure(src, case, numba: bool, repeats: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=src, OPENBLAS_NUM_THREADS="1", KANARRAY_NUMBA="1" if numba else "0")
-    # run outside any checkout, so that the package comes from src (PYTHONPATH), not the working directory
-    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps([*case, repeats])], env=env, check=True,
-                         capture_output=True, text=True, cwd=tempfile.gettempdir()).stdout
-    result = json.loads(out.strip().splitlines()[-1])
-    if not os.path.realpath(result["package"]).startswith(os.path.realpath(src)):
-        raise RuntimeError(f"measured {result['package']}, not the package in {src}")
-    return result
+    return measure_in(src, CHILD, [*case, repeats], {"KANARRAY_NUMBA": "1" if numba else "0"})
 
 
 def main() -> None:

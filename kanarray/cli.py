@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _float_list(text: str) -> tuple:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0,0.5, got {text!r}") from None
+
+
 def _int_list(text: str) -> tuple:
     try:
         values = tuple(int(v) for v in text.split(","))
@@ -99,10 +106,11 @@ def _add_reproduce(commands) -> None:
     rep.add_argument("--train", type=_positive_int, default=None,
                      help="training points (not for continual; default 1000, as in the paper): more data shows "
                           "whether an error is limited by the data or by the fit")
-    rep.add_argument("--grid-margin", type=float, default=None,
+    rep.add_argument("--grid-margin", type=_float_list, default=None,
                      help="move the end knots of every grid update out by this fraction of their interval (not for "
                           "continual; default 0, pykan's rule): inputs a little beyond the training range then "
-                          "stay where the splines were fitted")
+                          "stay where the splines were fitted; special and feynman take several, e.g. 0,0.5, and "
+                          "choose among them with the grid on the validation draw")
     rep.add_argument("--quick", action="store_true",
                      help="tiny settings to check that it runs: grids 3,5, 5 steps, one seed, two entries")
 
@@ -129,7 +137,9 @@ def _reproduce_options(args) -> dict:
     if args.grid_margin is not None:
         if args.name == "continual":
             raise ValueError("--grid-margin does not apply to continual (it has no grid update)")
-        options["grid_margin"] = args.grid_margin
+        if args.name == "scaling" and len(args.grid_margin) > 1:
+            raise ValueError("scaling takes one --grid-margin (it has no validation draw to choose with)")
+        options["grid_margin"] = args.grid_margin if len(args.grid_margin) > 1 else args.grid_margin[0]
     if args.only is not None:
         key = {"scaling": "functions", "special": "names", "feynman": "names"}.get(args.name)
         if key is None:

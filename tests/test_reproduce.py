@@ -42,6 +42,19 @@ def test_reproduction_takes_a_grid_margin(tmp_path):
     assert "end knots moved out by 0.5 of their interval" in (tmp_path / "special.md").read_text()
 
 
+def test_margin_is_chosen_with_the_grid_on_the_validation_draw():
+    from kanarray.datasets import SPECIAL
+    from kanarray.reproduce._report import fit_entry
+
+    both = fit_entry(SPECIAL["jv"], grids=(3, 5), steps=5, seeds=(0,), grid_margin=(0.0, 0.5))
+    best_val = min(r.val for r in both["rows"])
+    for margin in (0.0, 0.5):
+        alone = fit_entry(SPECIAL["jv"], grids=(3, 5), steps=5, seeds=(0,), grid_margin=margin)
+        assert best_val <= min(r.val for r in alone["rows"])
+        if margin == both["margin"]:
+            assert alone["test"] == both["test"] and alone["G"] == both["G"]
+
+
 def test_continual_learning_kan_keeps_earlier_peaks_and_the_mlp_forgets():
     from kanarray.reproduce import continual
 
@@ -85,6 +98,7 @@ def test_scaling_slopes_stop_at_the_lowest_test_error():
     (["continual", "--train", "5000"], "--train does not apply to continual"),
     (["continual", "--grid-margin", "0.5"], "--grid-margin does not apply to continual"),
     (["special", "--grid-margin", "-1"], "grid_margin must be a finite number >= 0"),
+    (["scaling", "--grid-margin", "0,0.5"], "scaling takes one --grid-margin"),
 ])
 def test_reproduce_refuses_bad_options_with_a_clear_message(tmp_path, capsys, argv, message):
     assert main(["reproduce", *argv, "--out", str(tmp_path)]) == 2

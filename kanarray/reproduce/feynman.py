@@ -17,7 +17,8 @@ import time
 
 from ..datasets import FEYNMAN
 from ..demo import HELLOKAN_LIB
-from ._report import Report, fit_entry, machine, markdown_table, ratio_cell, rmse, rmse_figure, schedule_text, sci
+from ._report import (Report, fit_entry, grid_cell, machine, markdown_table, ratio_cell, rmse, rmse_figure,
+                      schedule_text, sci)
 
 GRIDS = (3, 5, 10, 20, 50, 100)
 # pykan's hello-KAN library: the whole library lets cos(0.2 a) stand in for a^2 at equal complexity
@@ -69,7 +70,7 @@ def recover(entry, data, *, seeds, steps: int, lamb: float = 1e-3, refine_to: in
 
 
 def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symbolic_steps: int = 50,
-        data_seed: int = 0, n_train: int = 1000, grid_margin: float = 0.0, echo=print) -> Report:
+        data_seed: int = 0, n_train: int = 1000, grid_margin=0.0, echo=print) -> Report:
     from ..symbolic.formula import canonical
 
     names = tuple(FEYNMAN) if names == "all" or names == ("all",) else tuple(names)
@@ -93,11 +94,11 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
         seconds = time.perf_counter() - t0
         shown = "-" if formula is None else f"`{canonical(formula)}`"
         rows.append((name, f"`{ground_truth(entry)}`", list(entry.shape), sci(fit["test"]), sci(fit["inside"]),
-                     fit["G"], sci(entry.paper_rmse), ratio_cell(fit["test"], entry.paper_rmse),
+                     grid_cell(fit, grid_margin), sci(entry.paper_rmse), ratio_cell(fit["test"], entry.paper_rmse),
                      ("yes" if ok else "no") + ("" if seed is None else f" (seed {seed})"), shown, sci(sym_rmse),
                      f"{seconds:.0f}"))
-        echo(f"{name}: test RMSE {fit['test']:.2e} (G={fit['G']}), paper {sci(entry.paper_rmse)}; recovered: "
-             f"{'yes' if ok else 'no'} {'' if formula is None else formula}; {seconds:.0f} s")
+        echo(f"{name}: test RMSE {fit['test']:.2e} (G={grid_cell(fit, grid_margin)}), paper {sci(entry.paper_rmse)}; "
+             f"recovered: {'yes' if ok else 'no'} {'' if formula is None else formula}; {seconds:.0f} s")
     seconds = time.perf_counter() - t_all
     head = (f"## Feynman equations (paper section 3.3, Table 2, dimensionless)\n\n"
             f"Accuracy: the paper's pruned KAN shapes, {schedule_text(grids, steps, seeds, grid_margin)}, grid "

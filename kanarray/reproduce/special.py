@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 
 from ..datasets import SPECIAL
-from ._report import Report, fit_entry, machine, markdown_table, ratio_cell, rmse_figure, schedule_text, sci
+from ._report import (Report, fit_entry, grid_cell, machine, markdown_table, ratio_cell, rmse_figure, schedule_text,
+                      sci)
 
 GRIDS = (3, 5, 10, 20, 50, 100)
 
@@ -24,7 +25,7 @@ def _ranges_text(entry) -> str:
 
 
 def run(*, names=tuple(SPECIAL), grids=GRIDS, steps: int = 200, seeds=tuple(range(16)), data_seed: int = 0,
-        n_train: int = 1000, grid_margin: float = 0.0, echo=print) -> Report:
+        n_train: int = 1000, grid_margin=0.0, echo=print) -> Report:
     unknown = [n for n in names if n not in SPECIAL]
     if unknown:
         raise ValueError(f"unknown special functions {unknown}; choose from {list(SPECIAL)}")
@@ -37,9 +38,10 @@ def run(*, names=tuple(SPECIAL), grids=GRIDS, steps: int = 200, seeds=tuple(rang
         fit = fit_entry(entry, grids=grids, steps=steps, seeds=seeds, data_seed=data_seed, n_train=n_train,
                         grid_margin=grid_margin)
         below += entry.paper_rmse is not None and fit["test"] <= entry.paper_rmse
-        rows.append((name, list(entry.shape), _ranges_text(entry), sci(fit["test"]), sci(fit["inside"]), fit["G"],
+        rows.append((name, list(entry.shape), _ranges_text(entry), sci(fit["test"]), sci(fit["inside"]),
+                     grid_cell(fit, grid_margin),
                      sci(entry.paper_rmse), ratio_cell(fit["test"], entry.paper_rmse), f"{fit['seconds']:.0f}"))
-        echo(f"{name}: test RMSE {fit['test']:.2e} (G={fit['G']}), paper {entry.paper_rmse:.2e}; "
+        echo(f"{name}: test RMSE {fit['test']:.2e} (G={grid_cell(fit, grid_margin)}), paper {entry.paper_rmse:.2e}; "
              f"{fit['seconds']:.0f} s")
     seconds = time.perf_counter() - t_all
     head = (f"## Special functions (paper section 3.2, Table 1)\n\n"
