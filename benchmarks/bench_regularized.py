@@ -11,14 +11,13 @@ this checkout, and print the ratio.  Prints a markdown table of medians.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from isolated import measure_in  # noqa: E402
+from isolated import compared_row, parse_args, print_header  # noqa: E402
 
 CASES = [([2, 5, 1], 1000, 5), ([4, 16, 1], 4096, 100), ([16, 64, 64, 1], 16384, 10)]
 
@@ -49,38 +48,20 @@ print(json.dumps({"ms": 1e3 * statistics.median(times), "peak_mb": peak_mb, "pac
 """
 
 
-def measure(src, case, numba: bool, repeats: int) -> dict:
-    return measure_in(src, CHILD, [*case, repeats], {"KANARRAY_NUMBA": "1" if numba else "0"})
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--against", default=None, help="a folder holding another kanarray package")
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    here = os.path.dirname(HERE)
+    args = parse_args(__doc__)
     try:
         import numba  # noqa: F401
 
         settings = [False, True]
     except ImportError:
         settings = [False]
-    head = "| case | numba | ms (median) | peak MB |"
-    line = "|---|---|---|---|"
-    if args.against:
-        head += " other ms | other peak MB | other / this |"
-        line += "---|---|---|"
-    print(head)
-    print(line)
+    print_header(["case", "numba"], args.against)
     for case in CASES:
         for numba in settings:
-            this = measure(here, case, numba, args.repeats)
-            row = f"| {case[0]} B={case[1]} G={case[2]} | {'on' if numba else 'off'} | {this['ms']:.2f} | " \
-                  f"{this['peak_mb']:.0f} |"
-            if args.against:
-                other = measure(args.against, case, numba, args.repeats)
-                row += f" {other['ms']:.2f} | {other['peak_mb']:.0f} | {other['ms'] / this['ms']:.2f}x |"
-            print(row, flush=True)
+            cells = [f"{case[0]} B={case[1]} G={case[2]}", "on" if numba else "off"]
+            print(compared_row(cells, CHILD, [*case, args.repeats], args.against,
+                               {"KANARRAY_NUMBA": "1" if numba else "0"}), flush=True)
 
 
 if __name__ == "__main__":
