@@ -116,7 +116,8 @@ def run_fit(args) -> int:
     say(f"model: {model}")
     say(f"{'stage':<10}{'grid':>6}{'steps':>7}{'train RMSE':>14}{'val RMSE':>14}{'time s':>9}")
     fit_kw = dict(steps=args.steps, opt=args.opt, lr=args.lr, lamb=args.lamb, batch_size=args.batch_size,
-                  grid_margin=args.grid_margin, validation=val, progress=root and not args.quiet and _interactive(), comm=comm)
+                  grid_margin=args.grid_margin, validation=val, progress=root and not args.quiet and _interactive(),
+                  comm=comm)
     grids = [args.grid] + list(args.refine or ())
     curves = None
     for stage, grid in enumerate(grids):
@@ -183,5 +184,6 @@ def add_parser(commands, positive_int, int_list) -> None:
     fit.add_argument("--out", default="model.kan", help="checkpoint to write (default model.kan; '' for none)")
     fit.add_argument("--onnx", default=None, help="also export the model to this ONNX file")
     fit.add_argument("--plot", default=None, help="also write the loss curves of every stage to this PNG")
-    fit.add_argument("--quiet", action="store_true", help="no progress bar (there is none either when stderr is not a terminal, e.g. in a batch job's log)")
+    fit.add_argument("--quiet", action="store_true",
+                     help="no progress bar (there is none either when stderr is not a terminal, e.g. in a batch log)")
 
