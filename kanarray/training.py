@@ -215,8 +215,7 @@ def _setup(model, x, y, *, steps, opt, lr, batch_size, loss, lamb, lamb_l1, lamb
     return SimpleNamespace(x=x, y=y, n=n, steps=steps, reg=reg, batch_size=batch_size, loss=loss,
                            update_grid=update_grid, grid_update_num=grid_update_num,
                            stop_grid_update_step=stop_grid_update_step, grid_margin=grid_margin,
-                           validation=validation, optimizer=optimizer,
-                           rng=rng, totals=None)
+                           validation=validation, optimizer=optimizer, rng=rng, totals=None)
 
 
 def _settings_digest(model, setup) -> bytes:
