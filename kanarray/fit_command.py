@@ -22,14 +22,6 @@ __all__ = ["add_parser", "run_fit", "world_communicator"]
 _LAUNCH_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
 
 
-def _interactive() -> bool:
-    """Whether stderr is a terminal: a progress bar redrawn in a log file is only noise."""
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 def world_communicator():
     """mpi4py's COMM_WORLD when this process was started by an MPI launcher with more than one
     rank, else None.  ImportError when launched that way without mpi4py."""
@@ -116,7 +108,7 @@ def run_fit(args) -> int:
     say(f"model: {model}")
     say(f"{'stage':<10}{'grid':>6}{'steps':>7}{'train RMSE':>14}{'val RMSE':>14}{'time s':>9}")
     fit_kw = dict(steps=args.steps, opt=args.opt, lr=args.lr, lamb=args.lamb, batch_size=args.batch_size,
-                  grid_margin=args.grid_margin, validation=val, progress=root and not args.quiet and _interactive(),
+                  grid_margin=args.grid_margin, validation=val, progress="auto" if root and not args.quiet else False,
                   comm=comm)
     grids = [args.grid] + list(args.refine or ())
     curves = None

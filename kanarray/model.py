@@ -333,7 +333,7 @@ class KAN:
     # -- training ---------------------------------------------------------------------------
     def fit(self, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="mse", lamb=0.0, lamb_l1=1.0,
             lamb_entropy=2.0, lamb_coef=0.0, lamb_coefdiff=0.0, update_grid=True, grid_update_num=10,
-            stop_grid_update_step=50, grid_margin=0.0, validation=None, progress=True, seed=None, frozen=(),
+            stop_grid_update_step=50, grid_margin=0.0, validation=None, progress="auto", seed=None, frozen=(),
             comm=None):
         """Train in place; returns a ``History`` (per-step lists, ``.plot(path)``, ``.optimizer``).
 
@@ -346,7 +346,8 @@ class KAN:
         update_grid: adapt the grids to the batch every stop_grid_update_step // grid_update_num
         steps while step < stop_grid_update_step (the optimizer keeps its state across them, as in
         pykan; resetting LBFGS there measured slightly worse); grid_margin: as in ``update_grid``.
-        validation: (x_val, y_val), evaluated every step.
+        validation: (x_val, y_val), evaluated every step.  progress: a tqdm bar with the losses;
+        "auto" shows it when stderr is a terminal or in Jupyter (not in a log file), True always.
         frozen: parameters held fixed, by full name ("layers.0.scale_sp") or by name in every
         layer ("scale_base", "scale_sp", "coef"); an optimizer passed as ``opt`` must then be
         built on ``kanarray.training.trainable_parameters(model, frozen)``.

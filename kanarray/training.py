@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -141,12 +142,14 @@ def _batches(n: int, batch_size, rng):
 
 def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="mse", lamb=0.0, lamb_l1=1.0,
         lamb_entropy=2.0, lamb_coef=0.0, lamb_coefdiff=0.0, update_grid=True, grid_update_num=10,
-        stop_grid_update_step=50, grid_margin=0.0, validation=None, progress=True, seed=None, frozen=(),
+        stop_grid_update_step=50, grid_margin=0.0, validation=None, progress="auto", seed=None, frozen=(),
         comm=None) -> History:
     """See ``KAN.fit``."""
     from .distributed import as_communicator, parameters_digest
 
     comm = as_communicator(comm)
+    if progress not in (True, False, "auto"):
+        raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
     # ---- validate everything before anything changes; with several ranks, all agree first
     prepare = functools.partial(
         _setup, model, x, y, steps=steps, opt=opt, lr=lr, batch_size=batch_size, loss=loss, lamb=lamb,
@@ -162,7 +165,8 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
         comm.check_same(_settings_digest(model, setup), "the fit settings or the initial parameters")
         setup.totals = comm.agreed(lambda: _global_sizes(comm, setup))
     try:
-        history = _train(model, setup, progress=progress and (comm is None or comm.is_root), comm=comm)
+        show = (comm is None or comm.is_root) and (_interactive() if progress == "auto" else progress)
+        history = _train(model, setup, progress=show, comm=comm)
     except (TrainingDiverged, KeyboardInterrupt):
         raise  # the objective is global: every rank diverges at the same step
     except Exception as exc:
@@ -376,6 +380,17 @@ def _diverged_message(step, optimizer, reg) -> str:
         f"parameters with a finite loss. Try {hint}{extra}, or rescale the data (inputs within the grid range, "
         f"outputs of order 1)."
     )
+
+
+def _interactive() -> bool:
+    """Whether a progress bar would be seen: stderr is a terminal, or this is a Jupyter kernel
+    (tqdm.auto draws a widget there). A bar redrawn into a log file is only noise."""
+    if "ipykernel" in sys.modules:
+        return True
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False
 
 
 def _progress(steps):

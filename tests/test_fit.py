@@ -3,6 +3,8 @@ divergence and Ctrl-C recovery, and input checks."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -100,6 +102,23 @@ def test_progress_bar_shows_losses_and_can_be_switched_off(capsys):
     assert "fit" in err and "train" in err and "3/3" in err
     model.fit(x[:100], y[:100], steps=3, opt="adam", progress=False)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_progress_auto_shows_the_bar_only_on_a_terminal(capsys, monkeypatch, tty):
+    x, y, _, _ = hello_data()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    ka.KAN([2, 3, 1], grid=3, seed=0).fit(x[:100], y[:100], steps=3, opt="adam")  # progress="auto"
+    assert ("3/3" in capsys.readouterr().err) == tty
+
+
+def test_progress_of_another_kind_is_refused_before_training():
+    x, y, _, _ = hello_data()
+    model = ka.KAN([2, 3, 1], grid=3, seed=0)
+    before = host(model.layers[0].coef).copy()
+    with pytest.raises(ValueError, match="progress must be True, False or 'auto'"):
+        model.fit(x[:100], y[:100], steps=3, progress="yes")
+    np.testing.assert_array_equal(host(model.layers[0].coef), before)
 
 
 def test_minibatches_are_reproducible_from_the_seed():
