@@ -13,7 +13,6 @@ writes files.  An error on any rank stops every rank with the message.
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 __all__ = ["add_parser", "run_fit", "world_communicator"]
