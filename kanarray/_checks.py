@@ -24,19 +24,21 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     return value
 
 
-def check_number(name: str, value, *, minimum: float = 0.0, strict: bool = False, below: float | None = None) -> float:
-    """A finite real number >= minimum (> minimum if strict, < below if given) as a float,
-    else ValueError.  Booleans and strings are refused, not converted."""
+def check_number(name: str, value, *, minimum: float = 0.0, strict: bool = False, below: float | None = None,
+                 maximum: float | None = None) -> float:
+    """A finite real number >= minimum (> minimum if strict, < below and <= maximum if given) as
+    a float, else ValueError.  Booleans and strings are refused, not converted."""
     try:
         if isinstance(value, (bool, str, bytes)):
             raise TypeError
         v = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}") from None
-    ok = math.isfinite(v) and (v > minimum if strict else v >= minimum) and (below is None or v < below)
+    ok = (math.isfinite(v) and (v > minimum if strict else v >= minimum) and (below is None or v < below)
+          and (maximum is None or v <= maximum))
     if not ok:
         rel = ">" if strict else ">="
-        upper = f" and < {below}" if below is not None else ""
+        upper = (f" and < {below}" if below is not None else "") + (f" and <= {maximum}" if maximum is not None else "")
         raise ValueError(f"{name} must be a finite number {rel} {minimum}{upper}, got {value!r}")
     return v
 

@@ -387,8 +387,7 @@ class KAN:
         mpi4py communicator whose ranks each pass their shard of the samples
         (``kanarray.distributed``).
         """
-        if isinstance(grid_eps, bool) or not isinstance(grid_eps, (int, float)) or not 0 <= grid_eps <= 1:
-            raise ValueError(f"grid_eps must be a number in [0, 1], got {grid_eps!r}")
+        grid_eps = check_number("grid_eps", grid_eps, maximum=1.0)
         grid_margin = check_number("grid_margin", grid_margin)
         from .distributed import as_communicator
 

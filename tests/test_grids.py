@@ -104,8 +104,11 @@ def test_constant_input_gets_a_minimum_span():
 def test_update_grid_rejects_bad_input_before_changing_anything():
     model = random_model("numpy", [2, 3, 1], grid=5)
     before = [host(layer.grid).copy() for layer in model.layers]
-    with pytest.raises(ValueError, match="grid_eps"):
-        model.update_grid(np.zeros((10, 2)), grid_eps=1.5)
+    for bad in (1.5, -0.1, True, "0.1", float("nan")):
+        with pytest.raises(ValueError, match="grid_eps must be"):
+            model.update_grid(np.zeros((10, 2)), grid_eps=bad)
+    with pytest.raises(ValueError, match="grid_margin must be"):
+        model.update_grid(np.zeros((10, 2)), grid_margin=-1)
     with pytest.raises(ValueError, match=r"\(batch, 2\)"):
         model.update_grid(np.zeros((10, 3)))
     for layer, g in zip(model.layers, before):
