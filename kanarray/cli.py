@@ -111,6 +111,10 @@ def _add_reproduce(commands) -> None:
                           "continual; default 0, pykan's rule): inputs a little beyond the training range then "
                           "stay where the splines were fitted; special and feynman take several, e.g. 0,0.5, and "
                           "choose among them with the grid on the validation draw")
+    rep.add_argument("--every-seed", action="store_true",
+                     help="special and feynman: grid-extend every seed of --seeds (as the paper did with its 3) and "
+                          "choose the seed with the grid on the validation draw, instead of keeping the seed with the "
+                          "lowest training RMSE at the first grid")
     rep.add_argument("--quick", action="store_true",
                      help="tiny settings to check that it runs: grids 3,5, 5 steps, one seed, two entries")
 
@@ -140,6 +144,10 @@ def _reproduce_options(args) -> dict:
         if args.name == "scaling" and len(args.grid_margin) > 1:
             raise ValueError("scaling takes one --grid-margin (it has no validation draw to choose with)")
         options["grid_margin"] = args.grid_margin if len(args.grid_margin) > 1 else args.grid_margin[0]
+    if args.every_seed:
+        if args.name not in ("special", "feynman"):
+            raise ValueError("--every-seed applies to special and feynman")
+        options["every_seed"] = True
     if args.only is not None:
         key = {"scaling": "functions", "special": "names", "feynman": "names"}.get(args.name)
         if key is None:

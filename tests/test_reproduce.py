@@ -55,6 +55,31 @@ def test_margin_is_chosen_with_the_grid_on_the_validation_draw():
             assert alone["test"] == both["test"] and alone["G"] == both["G"]
 
 
+def test_every_seed_chooses_the_seed_on_validation_and_lowest_is_the_least_test_rmse():
+    from kanarray.datasets import SPECIAL
+    from kanarray.reproduce._report import fit_entry
+
+    runs = {s: fit_entry(SPECIAL["jv"], grids=(3, 5), steps=5, seeds=(s,)) for s in (0, 1, 2)}
+    every = fit_entry(SPECIAL["jv"], grids=(3, 5), steps=5, seeds=(0, 1, 2), every_seed=True)
+    # the validation choice runs over seeds and grids; each seed alone reproduces its own run
+    assert min(r.val for r in every["rows"]) == min(min(r.val for r in f["rows"]) for f in runs.values())
+    chosen = runs[every["seed"]]
+    assert every["test"] == chosen["test"] and every["G"] == chosen["G"]
+    # the paper's selection: the least test RMSE over everything trained, never above the chosen one
+    tests = {(s, r.G): r.test for s, f in runs.items() for r in f["rows"]}
+    assert every["lowest"]["test"] == min(tests.values()) <= every["test"]
+    assert tests[every["lowest"]["seed"], every["lowest"]["G"]] == every["lowest"]["test"]
+
+
+def test_feynman_report_shows_the_papers_selection_next_to_the_validation_choice(tmp_path):
+    argv = ["reproduce", "feynman", "--quick", "--only", "I.6.2", "--every-seed", "--seeds", "0,1", "--out",
+            str(tmp_path)]
+    assert main(argv) == 0
+    text = (tmp_path / "feynman.md").read_text()
+    assert "every seed of 0, 1 grid-extended" in text and "over the grids and seeds trained here" in text
+    assert "lowest test RMSE (the paper's selection)" in text and "with the paper's selection" in text
+
+
 def test_continual_learning_kan_keeps_earlier_peaks_and_the_mlp_forgets():
     from kanarray.reproduce import continual
 
@@ -99,6 +124,7 @@ def test_scaling_slopes_stop_at_the_lowest_test_error():
     (["continual", "--grid-margin", "0.5"], "--grid-margin does not apply to continual"),
     (["special", "--grid-margin", "-1"], "grid_margin must be a finite number >= 0"),
     (["scaling", "--grid-margin", "0,0.5"], "scaling takes one --grid-margin"),
+    (["scaling", "--every-seed"], "--every-seed applies to special and feynman"),
 ])
 def test_reproduce_refuses_bad_options_with_a_clear_message(tmp_path, capsys, argv, message):
     assert main(["reproduce", *argv, "--out", str(tmp_path)]) == 2
