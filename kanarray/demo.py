@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
+from .datasets import TOY, Dataset, make_dataset
 from .model import KAN
 
 __all__ = ["TOYS", "Toy", "run_demo", "HELLOKAN_LIB", "make_data"]
@@ -27,39 +27,46 @@ HELLOKAN_LIB = ("x", "x^2", "x^3", "x^4", "exp", "log", "sqrt", "tanh", "sin", "
 
 @dataclass(frozen=True)
 class Toy:
-    """A built-in target: f maps (N, 2) -> (N, 1); formula(x_1, x_2) is its sympy form."""
+    """A built-in target: ``data`` (a ``kanarray.datasets.Dataset`` of two inputs on one range)
+    holds f and the ground-truth formula; text: how the demo names it; lib: its symbolic library."""
 
-    name: str
     text: str
-    f: Callable
-    formula: Callable
-    lo: float = -1.0
-    hi: float = 1.0
+    data: Dataset
     lib: tuple = HELLOKAN_LIB
 
+    @property
+    def name(self) -> str:
+        return self.data.name
 
-def _expsin_formula(x1, x2):
+    @property
+    def lo(self) -> float:
+        return float(self.data.ranges[0])
+
+    @property
+    def hi(self) -> float:
+        return float(self.data.ranges[1])
+
+
+def _relativistic_formula():
     import sympy
 
-    return sympy.exp(sympy.sin(sympy.pi * x1) + x2**2)
+    x1, x2 = sympy.symbols("x_1 x_2", real=True)
+    return (x1 + x2) / (1 + x1 * x2)
 
 
 TOYS = {
-    "expsin": Toy("expsin", "exp(sin(pi x1) + x2^2)",
-                  lambda x: np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:2] ** 2), _expsin_formula),
-    "xy": Toy("xy", "x1 * x2", lambda x: x[:, :1] * x[:, 1:2], lambda x1, x2: x1 * x2),
-    "relativistic": Toy("relativistic", "(x1 + x2) / (1 + x1 x2)  (relativistic velocity addition)",
-                        lambda x: (x[:, :1] + x[:, 1:2]) / (1 + x[:, :1] * x[:, 1:2]),
-                        lambda x1, x2: (x1 + x2) / (1 + x1 * x2), lo=-0.9, hi=0.9,
+    "expsin": Toy("exp(sin(pi x1) + x2^2)", TOY["exp_sin"]),
+    "xy": Toy("x1 * x2", TOY["product"]),
+    "relativistic": Toy("(x1 + x2) / (1 + x1 x2)  (relativistic velocity addition)",
+                        Dataset("relativistic", 2, lambda x: (x[:, 0] + x[:, 1]) / (1 + x[:, 0] * x[:, 1]),
+                                _relativistic_formula, (2, 5, 1), (-0.9, 0.9)),
                         lib=HELLOKAN_LIB + ("arctanh", "arctan", "1/x", "x^5")),
 }
 
 
 def make_data(toy: Toy, seed: int, n_train: int = 1000, n_test: int = 1000):
     """(x_train, y_train, x_test, y_test), inputs uniform on [lo, hi]^2 (``datasets.make_dataset``)."""
-    from .datasets import make_dataset
-
-    d = make_dataset(toy.f, 2, (toy.lo, toy.hi), n_train=n_train, n_test=n_test, seed=seed)
+    d = make_dataset(toy.data.f, 2, (toy.lo, toy.hi), n_train=n_train, n_test=n_test, seed=seed)
     return d["train_input"], d["train_label"], d["test_input"], d["test_label"]
 
 
@@ -74,8 +81,10 @@ def formula_matches(found, toy: Toy, x_test, digits: int = 4) -> tuple[bool, flo
 
     from .symbolic.formula import formulas_agree
 
-    x1, x2 = sympy.symbols("x_1 x_2")
-    return formulas_agree(found, toy.formula(x1, x2), (x1, x2), x_test, digits)
+    x1, x2 = sympy.symbols("x_1 x_2")  # as symbolic_formula names them, without assumptions
+    truth = toy.data.formula()
+    truth = truth.xreplace({s: {"x_1": x1, "x_2": x2}[s.name] for s in truth.free_symbols})
+    return formulas_agree(found, truth, (x1, x2), x_test, digits)
 
 
 def _export_and_check(model, name: str, x_test, out_dir, echo) -> dict | None:
