@@ -7,12 +7,12 @@ training and 1000 test points, float64.  Pipeline, the same in both libraries: [
 with G = 3, k = 3 -> 50 LBFGS steps with lamb = 1e-3 -> prune() -> refine(10) -> 50 steps ->
 auto_symbolic(lib = the tutorial's 10 functions) -> 50 steps -> the formula rounded to 4
 digits (pykan's formula goes through the same rounding and tidying as kanarray's: pykan's
-own ``ex_round`` leaves some numbers unrounded).  pykan (PyPI ``pykan`` on the CPU build of torch) runs in the same process with
-``auto_save=False`` and its checkpoint directory in a temp directory; the libraries alternate
-run by run.  Plots are not part of the timing in either.  Prints, per library, the median
-time of each stage and of the whole pipeline, the final test RMSE, the formula and whether
-it equals the target after rounding (the last run's); then the ratio of the medians (pykan /
-kanarray).  A run that raises is reported as failed and left out of the medians.  One
+own ``ex_round`` leaves some numbers unrounded).  pykan (PyPI ``pykan`` on the CPU build of
+torch) runs in the same process with ``auto_save=False`` and its checkpoint directory in a temp
+directory; the libraries alternate run by run.  Plots are not part of the timing in either.
+Prints, per library, the median time of each stage and of the whole pipeline, the final test
+RMSE, the formula and whether it equals the target after rounding (the last run's); then the
+ratio of the medians (pykan / kanarray).  A run that raises is reported as failed and left out of the medians.  One
 untimed kanarray run comes first (imports and numba's compile cache).
 """
 

@@ -22,7 +22,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-CASES = "adam:0:50,adam:0.001:50,lbfgs:0:1,lbfgs:0:2,lbfgs:0:3,lbfgs:0.001:2,lbfgs:0.001:3,lbfgs:0.001:4,lbfgs:0:5,lbfgs:0:20"
+CASES = ("adam:0:50,adam:0.001:50,lbfgs:0:1,lbfgs:0:2,lbfgs:0:3,lbfgs:0.001:2,lbfgs:0.001:3,lbfgs:0.001:4,lbfgs:0:5,"
+         "lbfgs:0:20")
 
 
 def worker(cases) -> None:

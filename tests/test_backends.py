@@ -135,7 +135,8 @@ def test_large_grid_accuracy(dtype, tol):
     grid64 = np.asarray(spline.uniform_grid(2, G, k, (-1, 1), xp=npx, dtype=np.float64))
     x = rng.uniform(-1.05, 1.05, (3000, 2)).astype(dtype)
     weight = rng.normal(size=(2, 2, G + k)).astype(dtype)
-    ref, _ = GenericKernels(npx).spline_forward(x.astype(np.float64), grid64, weight.astype(np.float64), k, need_dx=False)
+    ref, _ = GenericKernels(npx).spline_forward(x.astype(np.float64), grid64, weight.astype(np.float64), k,
+                                                need_dx=False)
     for mode in ("dense", "sparse"):
         y, _ = NumpyKernels(mode).spline_forward(x, grid64.astype(dtype), weight, k, need_dx=False)
         assert np.abs(y - ref).max() <= tol * np.abs(ref).max(), mode

@@ -37,7 +37,8 @@ def test_initialization_follows_pykan(backend):
         assert host(layer.coef).shape == (n_in, n_out, G + k)
         # the coefficients interpolate pykan's noise (U - 1/2) * 0.3 / G at the interior knots
         noise = (rng.random((G + 1, n_in, n_out)) - 0.5) * 0.3 / G
-        at_knots = np.asarray(spline.coef2curve(np.ascontiguousarray(grid[:, k : k + G + 1].T), grid, host(layer.coef), k, xp=npx))
+        knots = np.ascontiguousarray(grid[:, k : k + G + 1].T)
+        at_knots = np.asarray(spline.coef2curve(knots, grid, host(layer.coef), k, xp=npx))
         np.testing.assert_allclose(at_knots, noise, atol=1e-12)
         expect_sb = (rng.random((n_in, n_out)) * 2 - 1) / math.sqrt(n_in)
         np.testing.assert_allclose(host(layer.scale_base), expect_sb, atol=1e-15)

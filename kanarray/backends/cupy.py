@@ -157,8 +157,9 @@ class CupyKernels:
         spl = cupy.empty((n, B, m), dtype=x.dtype)
         dspl = cupy.empty((n, B, m), dtype=x.dtype) if need_dx else spl
         _kernels(k, x.dtype)["edge_fwd"](
-            blocks_for(n * B * m), (THREADS,), (cols, vals, dvals if need_dx else vals, wt, cupy.int64(B), cupy.int32(n),
-                                              cupy.int32(m), cupy.int32(nb), cupy.int32(need_dx), spl, dspl))
+            blocks_for(n * B * m), (THREADS,),
+            (cols, vals, dvals if need_dx else vals, wt, cupy.int64(B), cupy.int32(n), cupy.int32(m), cupy.int32(nb),
+             cupy.int32(need_dx), spl, dspl))
         return spl, (dspl if need_dx else None), ctx
 
     def edge_backward(self, ctx, g):

@@ -257,7 +257,8 @@ def forward(xt, knots, table, left, inv_span, k: int, msp, mb, bias, base, dbase
     dphi = np.empty((n, B, m) if need_dx else (1, 1, 1), dtype=dtype)
     e = np.empty((n, B), dtype=np.intp)
     f = np.empty((n, B), dtype=dtype)
-    _kernels().forward_loop(xt, knots, table, left, inv_span, k, msp, mb, bias, base, dbase, need_dx, y, phi, spl, dphi, e, f)
+    _kernels().forward_loop(xt, knots, table, left, inv_span, k, msp, mb, bias, base, dbase, need_dx, y, phi, spl, dphi,
+                            e, f)
     return y, phi, (e, f, spl, base, dphi if need_dx else None, k)
 
 

@@ -199,8 +199,9 @@ class GridTables:
     basis-matrix column of each of the k + 1 entries (``n * nb`` for bases that do not
     exist); poly_p (k + 1, n * (L + 1), k + 1) and inv_span (n * (L + 1),): for non-uniform
     grids, each interval's bases as polynomials in the fraction f = (x - t_v) / h_v
-    (``interval_polynomials``, power-major) and 1 / h_v; bins: for non-uniform grids, the interval at the start of each of 4L equal
-    bins per row (None where knots cluster too much for that to pay).
+    (``interval_polynomials``, power-major) and 1 / h_v; bins: for non-uniform grids, the
+    interval at the start of each of 4L equal bins per row (None where knots cluster too much
+    for that to pay).
     """
 
     def __init__(self, grid, k: int):

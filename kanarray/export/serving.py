@@ -50,8 +50,8 @@ class OnnxModel:
         if provider not in _PROVIDERS:
             raise ValueError(f"provider must be one of {sorted(_PROVIDERS)}, got {provider!r}")
         if provider not in have:
-            raise ValueError(f"onnxruntime here offers {have}, not {provider!r}"
-                             + (" (install kanarray[onnx-gpu] instead of kanarray[onnx])" if provider == "cuda" else ""))
+            hint = " (install kanarray[onnx-gpu] instead of kanarray[onnx])" if provider == "cuda" else ""
+            raise ValueError(f"onnxruntime here offers {have}, not {provider!r}{hint}")
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = int(threads)

@@ -180,8 +180,8 @@ class AutoSymbolicReport:
 def auto_symbolic(model, *, lib=None, r2_threshold: float = 0.99, weight_simple: float = 0.8, x=None,
                   **fit_options) -> AutoSymbolicReport:
     """Fix every spline edge to its best-ranked library function among those with
-    R^2 >= r2_threshold; edges with no such function stay splines.  All edges are fitted on the activations of the model as it is now,
-    and the model changes only once every fit is done."""
+    R^2 >= r2_threshold; edges with no such function stay splines.  All edges are fitted on the
+    activations of the model as it is now, and the model changes only once every fit is done."""
     rows = resolve_library(lib)
     weight_simple = _check_weight(weight_simple)
     r2_threshold = check_number("r2_threshold", r2_threshold, minimum=-np.inf)

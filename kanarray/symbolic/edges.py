@@ -55,8 +55,8 @@ class SymbolicEdges:
 
     @classmethod
     def empty(cls, in_dim: int, out_dim: int, xp, dtype, device=None) -> "SymbolicEdges":
-        return cls([[None] * out_dim for _ in range(in_dim)], xp.zeros((in_dim, out_dim, 4), dtype=dtype, device=device),
-                   xp)
+        affine = xp.zeros((in_dim, out_dim, 4), dtype=dtype, device=device)
+        return cls([[None] * out_dim for _ in range(in_dim)], affine, xp)
 
     # -- facts --------------------------------------------------------------------------------
     def fixed(self):
