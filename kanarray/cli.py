@@ -115,6 +115,10 @@ def _add_reproduce(commands) -> None:
                      help="special and feynman: grid-extend every seed of --seeds (as the paper did with its 3) and "
                           "choose the seed with the grid on the validation draw, instead of keeping the seed with the "
                           "lowest training RMSE at the first grid")
+    rep.add_argument("--start", default=None,
+                     help="special and feynman: scratch (default: a new KAN of the paper's shape), pruned (as the "
+                          "paper's pruned KANs: hidden widths 5 fitted with the sparsity penalty, pruned to the "
+                          "shape), or scratch,pruned (each a whole run, chosen with the grid on the validation draw)")
     rep.add_argument("--quick", action="store_true",
                      help="tiny settings to check that it runs: grids 3,5, 5 steps, one seed, two entries")
 
@@ -144,6 +148,10 @@ def _reproduce_options(args) -> dict:
         if args.name == "scaling" and len(args.grid_margin) > 1:
             raise ValueError("scaling takes one --grid-margin (it has no validation draw to choose with)")
         options["grid_margin"] = args.grid_margin if len(args.grid_margin) > 1 else args.grid_margin[0]
+    if args.start is not None:
+        if args.name not in ("special", "feynman"):
+            raise ValueError("--start applies to special and feynman")
+        options["starts"] = tuple(args.start.split(","))
     if args.every_seed:
         if args.name not in ("special", "feynman"):
             raise ValueError("--every-seed applies to special and feynman")

@@ -460,6 +460,13 @@ class KAN:
 
         return prune_node(self, self._interpret_samples(x), threshold)
 
+    def prune_to_width(self, width, x=None) -> "KAN":
+        """A new KAN of the given width (e.g. [2, 2, 1]): each hidden layer keeps its
+        highest-scoring nodes; for pruning to a known shape rather than by threshold."""
+        from .pruning import prune_to_width
+
+        return prune_to_width(self, self._interpret_samples(x), width)
+
     def prune_edge(self, x=None, threshold: float = 3e-2) -> "KAN":
         """A new KAN with the edges whose attribution score is <= threshold masked out."""
         from .pruning import prune_edge

@@ -23,7 +23,7 @@ import numpy as np
 from ._checks import check_number
 from ._namespace import from_host_like, to_numpy
 
-__all__ = ["Attribution", "attribute", "prune_node", "prune_edge", "prune"]
+__all__ = ["Attribution", "attribute", "prune_node", "prune_to_width", "prune_edge", "prune"]
 
 _NODE_EPS = 1e-4
 
@@ -91,7 +91,7 @@ def prune_node(model, x, threshold: float = 1e-2):
     threshold = _threshold("node_th", threshold)
     attribution = attribute(model, x)
     scores = attribution.node_scores
-    keep = [list(range(model.width[0]))]
+    keep = []
     for l in range(1, len(model.layers)):
         kept = [int(v) for v in np.nonzero(scores[l] > threshold)[0]]
         if not kept:
@@ -100,7 +100,29 @@ def prune_node(model, x, threshold: float = 1e-2):
                 f"{np.array2string(scores[l], precision=3)}); lower node_th"
             )
         keep.append(kept)
-    keep.append(list(range(model.width[-1])))
+    return _keep_nodes(model, attribution, keep)
+
+
+def prune_to_width(model, x, width):
+    """A new model of the given width: each hidden layer keeps its highest-scoring nodes (in
+    their order), as many as ``width`` asks; inputs and outputs are kept.  width: the full
+    list, e.g. [2, 2, 1] for a [2, 5, 1] model; each hidden size between 1 and the current one.
+    Use it to prune to a known shape (the paper's pruned KAN shapes) rather than by threshold."""
+    width = [int(w) for w in width]
+    if (len(width) != len(model.width) or width[0] != model.width[0] or width[-1] != model.width[-1]
+            or not all(1 <= w <= old for w, old in zip(width[1:-1], model.width[1:-1]))):
+        raise ValueError(f"width must keep the inputs and outputs of {model.width} and have hidden sizes between 1 "
+                         f"and the current ones, got {width}")
+    attribution = attribute(model, x)
+    keep = [sorted(int(v) for v in np.argsort(-attribution.node_scores[l], kind="stable")[:w])
+            for l, w in enumerate(width[1:-1], start=1)]
+    return _keep_nodes(model, attribution, keep)
+
+
+def _keep_nodes(model, attribution, hidden):
+    """The model with only the ``hidden`` nodes (one index list per hidden layer); what each
+    removed node's edges contributed on average moves into the next layer's bias."""
+    keep = [list(range(model.width[0]))] + hidden + [list(range(model.width[-1]))]
     layers = []
     for l, layer in enumerate(model.layers):
         removed = np.setdiff1d(np.arange(layer.in_dim), keep[l])

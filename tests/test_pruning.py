@@ -85,6 +85,27 @@ def test_prune_shrinks_the_demo_model_and_keeps_its_accuracy(trained):
     assert rmse(pruned) < 1.5 * rmse(model) + 1e-3
 
 
+@pytest.mark.parametrize("w", [1, 2, 3, 5])
+def test_prune_to_width_keeps_the_strongest_nodes_and_matches_prune_node(trained, w):
+    model, x, _ = trained
+    scores = model.attribute(x).node_scores[1]
+    pruned = model.prune_to_width([2, w, 1], x)
+    assert pruned.width == [2, w, 1] and model.width == [2, 5, 1]
+    strongest = np.sort(np.argsort(-scores)[:w])
+    # the same nodes prune_node keeps with a threshold just below the w-th score: the same model
+    th = float(np.sort(scores)[::-1][w - 1]) * 0.999
+    by_threshold = model.prune_node(x, threshold=th)
+    assert len(np.nonzero(scores > th)[0]) == w and list(np.nonzero(scores > th)[0]) == list(strongest)
+    np.testing.assert_array_equal(pruned(x), by_threshold(x))
+
+
+def test_prune_to_width_refuses_a_width_it_cannot_reach(trained):
+    model, x, _ = trained
+    for bad in ([2, 6, 1], [2, 0, 1], [3, 2, 1], [2, 2, 2], [2, 2, 2, 1]):
+        with pytest.raises(ValueError, match="width must keep the inputs and outputs"):
+            model.prune_to_width(bad, x)
+
+
 def test_pruning_everything_is_refused_and_leaves_the_model_unchanged(trained):
     model, x, _ = trained
     before = [host(a).copy() for a in model.parameters().values()]

@@ -44,12 +44,12 @@ def test_reproduction_takes_a_grid_margin(tmp_path):
 
 def test_margin_is_chosen_with_the_grid_on_the_validation_draw():
     from kanarray.datasets import SPECIAL
-    from kanarray.reproduce._report import fit_entry
+    from kanarray.reproduce._plan import Plan
 
-    both = fit_entry(SPECIAL["jv"], grids=(3, 5), steps=5, seeds=(0,), grid_margin=(0.0, 0.5))
+    both = Plan((3, 5), 5, (0,), grid_margin=(0.0, 0.5)).fit(SPECIAL["jv"])
     best_val = min(r.val for r in both["rows"])
     for margin in (0.0, 0.5):
-        alone = fit_entry(SPECIAL["jv"], grids=(3, 5), steps=5, seeds=(0,), grid_margin=margin)
+        alone = Plan((3, 5), 5, (0,), grid_margin=margin).fit(SPECIAL["jv"])
         assert best_val <= min(r.val for r in alone["rows"])
         if margin == both["margin"]:
             assert alone["test"] == both["test"] and alone["G"] == both["G"]
@@ -57,10 +57,10 @@ def test_margin_is_chosen_with_the_grid_on_the_validation_draw():
 
 def test_every_seed_chooses_the_seed_on_validation_and_lowest_is_the_least_test_rmse():
     from kanarray.datasets import SPECIAL
-    from kanarray.reproduce._report import fit_entry
+    from kanarray.reproduce._plan import Plan
 
-    runs = {s: fit_entry(SPECIAL["jv"], grids=(3, 5), steps=5, seeds=(s,)) for s in (0, 1, 2)}
-    every = fit_entry(SPECIAL["jv"], grids=(3, 5), steps=5, seeds=(0, 1, 2), every_seed=True)
+    runs = {s: Plan((3, 5), 5, (s,)).fit(SPECIAL["jv"]) for s in (0, 1, 2)}
+    every = Plan((3, 5), 5, (0, 1, 2), every_seed=True).fit(SPECIAL["jv"])
     # the validation choice runs over seeds and grids; each seed alone reproduces its own run
     assert min(r.val for r in every["rows"]) == min(min(r.val for r in f["rows"]) for f in runs.values())
     chosen = runs[every["seed"]]
@@ -69,6 +69,21 @@ def test_every_seed_chooses_the_seed_on_validation_and_lowest_is_the_least_test_
     tests = {(s, r.G): r.test for s, f in runs.items() for r in f["rows"]}
     assert every["lowest"]["test"] == min(tests.values()) <= every["test"]
     assert tests[every["lowest"]["seed"], every["lowest"]["G"]] == every["lowest"]["test"]
+
+
+def test_pruned_start_is_the_papers_shape_and_the_start_is_chosen_on_validation():
+    from kanarray.datasets import FEYNMAN, feynman_dataset
+    from kanarray.reproduce._plan import Plan, start_model
+
+    entry = FEYNMAN["III.17.37"]  # [3, 3, 1]
+    model = start_model("pruned", entry.shape, 3, 0, feynman_dataset("III.17.37"), steps=3)
+    assert model.width == [3, 3, 1] and model.grid == [3, 3]
+    runs = {start: Plan((3, 5), 3, (0,), starts=(start,)).fit(entry) for start in ("scratch", "pruned")}
+    both = Plan((3, 5), 3, (0,), starts=("scratch", "pruned")).fit(entry)
+    assert runs["pruned"]["model"].width == [3, 3, 1]
+    winner = min(runs, key=lambda s: min(r.val for r in runs[s]["rows"]))
+    assert both["start"] == winner and both["test"] == runs[winner]["test"]
+    assert both["lowest"]["test"] == min(f["lowest"]["test"] for f in runs.values())
 
 
 def test_feynman_report_shows_the_papers_selection_next_to_the_validation_choice(tmp_path):
@@ -102,7 +117,8 @@ def test_feynman_recovery_finds_a_formula_and_checks_it_against_the_ground_truth
 
 
 def test_scaling_slopes_stop_at_the_lowest_test_error():
-    from kanarray.reproduce._report import GridRow, loglog_slope
+    from kanarray.reproduce._plan import GridRow
+    from kanarray.reproduce._report import loglog_slope
     from kanarray.reproduce.scaling import _slopes
 
     n = np.array([10.0, 20, 40, 80, 160])
@@ -125,6 +141,8 @@ def test_scaling_slopes_stop_at_the_lowest_test_error():
     (["special", "--grid-margin", "-1"], "grid_margin must be a finite number >= 0"),
     (["scaling", "--grid-margin", "0,0.5"], "scaling takes one --grid-margin"),
     (["scaling", "--every-seed"], "--every-seed applies to special and feynman"),
+    (["continual", "--start", "pruned"], "--start applies to special and feynman"),
+    (["special", "--start", "pruned,nope"], "starts must be one or more of ('scratch', 'pruned')"),
 ])
 def test_reproduce_refuses_bad_options_with_a_clear_message(tmp_path, capsys, argv, message):
     assert main(["reproduce", *argv, "--out", str(tmp_path)]) == 2

@@ -17,8 +17,8 @@ import time
 
 from ..datasets import FEYNMAN
 from ..demo import HELLOKAN_LIB
-from ._report import (Report, fit_entry, grid_cell, lowest_cell, lowest_text, machine, markdown_table, ratio_cell,
-                      rmse, rmse_figure, schedule_text, sci)
+from ._plan import Plan
+from ._report import Report, machine, markdown_table, ratio_cell, rmse, rmse_figure, sci
 
 GRIDS = (3, 5, 10, 20, 50, 100)
 # pykan's hello-KAN library: the whole library lets cos(0.2 a) stand in for a^2 at equal complexity
@@ -70,21 +70,23 @@ def recover(entry, data, *, seeds, steps: int, lamb: float = 1e-3, refine_to: in
 
 
 def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symbolic_steps: int = 50,
-        data_seed: int = 0, n_train: int = 1000, grid_margin=0.0, every_seed: bool = False, echo=print) -> Report:
+        data_seed: int = 0, n_train: int = 1000, grid_margin=0.0, every_seed: bool = False, starts=("scratch",),
+        echo=print) -> Report:
+    """The table for ``names``; grids, steps, seeds, grid_margin, every_seed, starts: the
+    ``Plan`` of runs for each equation (seeds also serve the symbolic recovery)."""
     from ..symbolic.formula import canonical
 
     names = tuple(FEYNMAN) if names == "all" or names == ("all",) else tuple(names)
     unknown = [n for n in names if n not in FEYNMAN]
     if unknown:
         raise ValueError(f"unknown Feynman equations {unknown}; choose from {list(FEYNMAN)} or 'all'")
-    grids = sorted(set(int(g) for g in grids))
+    plan = Plan(grids, steps, seeds, grid_margin, every_seed, starts)
     t_all = time.perf_counter()
     rows, recovered, below, below_lowest, with_paper, hits = [], 0, 0, 0, 0, []
     for name in names:
         entry = FEYNMAN[name]
         t0 = time.perf_counter()
-        fit = fit_entry(entry, grids=grids, steps=steps, seeds=seeds, data_seed=data_seed, n_train=n_train,
-                        grid_margin=grid_margin, every_seed=every_seed)
+        fit = plan.fit(entry, data_seed=data_seed, n_train=n_train)
         ok, formula, seed, sym_rmse = recover(entry, fit["data"], seeds=seeds, steps=symbolic_steps)
         recovered += ok
         hits.append(ok)
@@ -95,22 +97,22 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
         seconds = time.perf_counter() - t0
         shown = "-" if formula is None else f"`{canonical(formula)}`"
         rows.append((name, f"`{ground_truth(entry)}`", list(entry.shape), sci(fit["test"]), sci(fit["inside"]),
-                     grid_cell(fit, grid_margin), sci(entry.paper_rmse), ratio_cell(fit["test"], entry.paper_rmse),
-                     lowest_cell(fit, grid_margin, every_seed), ratio_cell(fit["lowest"]["test"], entry.paper_rmse),
+                     plan.grid_cell(fit), sci(entry.paper_rmse), ratio_cell(fit["test"], entry.paper_rmse),
+                     plan.lowest_cell(fit), ratio_cell(fit["lowest"]["test"], entry.paper_rmse),
                      ("yes" if ok else "no") + ("" if seed is None else f" (seed {seed})"), shown, sci(sym_rmse),
                      f"{seconds:.0f}"))
-        echo(f"{name}: test RMSE {fit['test']:.2e} (G={grid_cell(fit, grid_margin)}), lowest "
-             f"{lowest_cell(fit, grid_margin, every_seed)}, paper {sci(entry.paper_rmse)}; "
+        echo(f"{name}: test RMSE {fit['test']:.2e} (G={plan.grid_cell(fit)}), lowest "
+             f"{plan.lowest_cell(fit)}, paper {sci(entry.paper_rmse)}; "
              f"recovered: {'yes' if ok else 'no'} {'' if formula is None else formula}; {seconds:.0f} s")
     seconds = time.perf_counter() - t_all
     head = (f"## Feynman equations (paper section 3.3, Table 2, dimensionless)\n\n"
-            f"Accuracy: the paper's pruned KAN shapes, {schedule_text(grids, steps, seeds, grid_margin, every_seed)}, "
+            f"Accuracy: the paper's pruned KAN shapes, {plan.schedule_text()}, "
             f"grid chosen on a validation draw, {n_train} training / 1000 test points, float64, ranges from pykan's "
             f"feynman module (see each dataset's note). Recovery: G = 5 fit with lamb = 1e-3, prune, refine to 20, "
             f"fit, auto_symbolic (library {', '.join(SYMBOLIC_LIB)}; R^2 >= 0.99), fit; {symbolic_steps} LBFGS steps "
             f"per fit; recovered when the formula equals the ground truth with numbers rounded to 4 significant "
             f"digits (``formulas_agree``).\n\n"
-            f"{lowest_text(grid_margin, every_seed)}\n\n"
+            f"{plan.lowest_text()}\n\n"
             f"**Recovery rate: {recovered} of {len(names)}.** Test RMSE at or below the paper's: {below} of "
             f"{with_paper} with the grid chosen on validation, {below_lowest} of {with_paper} with the paper's "
             f"selection. Machine: {machine()}; {seconds:.0f} s in all.\n\n")

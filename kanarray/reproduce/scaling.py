@@ -20,7 +20,8 @@ import numpy as np
 
 from ..datasets import TOY, toy_dataset
 from ..model import KAN
-from ._report import Report, grid_extension, inside_box, loglog_slope, machine, markdown_table, schedule_text, sci
+from ._plan import Plan, grid_extension, inside_box
+from ._report import Report, loglog_slope, machine, markdown_table, sci
 
 GRIDS = (3, 5, 10, 20, 50, 100, 200, 500, 1000)
 
@@ -64,13 +65,12 @@ def run(*, functions=tuple(TOY), grids=GRIDS, steps: int = 200, seeds=tuple(rang
              f"{s_median:.2f}; {seconds:.0f} s")
     seconds = time.perf_counter() - t_all
     head = (f"## Scaling laws (paper section 3.1, Figure 3.1)\n\n"
-            f"Trained by {schedule_text(grids, steps, seeds, grid_margin)}; {n_train} training / 1000 test points "
-            f"(data seed "
-            f"{data_seed}), float64. Slopes: least squares of log error against log N from the first grid "
-            f"to the grid of lowest test RMSE. Theory: -4. The first layer's grids follow the training samples' "
-            f"range (pykan's grid update), so at large G test points a hair outside it, where the splines extrapolate, "
-            f"carry much of the test error; the RMSE on the test points inside the training box is given as well. "
-            f"Machine: {machine()}; {seconds:.0f} s in all.\n\n")
+            f"Trained by {Plan(grids, steps, seeds, grid_margin).schedule_text()}; {n_train} training / 1000 test "
+            f"points (data seed {data_seed}), float64. Slopes: least squares of log error against log N from the "
+            f"first grid to the grid of lowest test RMSE. Theory: -4. The first layer's grids follow the training "
+            f"samples' range (pykan's grid update), so at large G test points a hair outside it, where the splines "
+            f"extrapolate, carry much of the test error; the RMSE on the test points inside the training box is "
+            f"given as well. Machine: {machine()}; {seconds:.0f} s in all.\n\n")
     table = markdown_table(("function", "shape", "seed", "best test RMSE", "at G", "slope RMSE", "slope median",
                             "slope over G", "best test RMSE inside the training box (test points outside)",
                             "seconds"), summary)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import time
 
 from ..datasets import SPECIAL
-from ._report import (Report, fit_entry, grid_cell, lowest_cell, lowest_text, machine, markdown_table, ratio_cell,
-                      rmse_figure, schedule_text, sci)
+from ._plan import Plan
+from ._report import Report, machine, markdown_table, ratio_cell, rmse_figure, sci
 
 GRIDS = (3, 5, 10, 20, 50, 100)
 
@@ -25,36 +25,34 @@ def _ranges_text(entry) -> str:
 
 
 def run(*, names=tuple(SPECIAL), grids=GRIDS, steps: int = 200, seeds=tuple(range(16)), data_seed: int = 0,
-        n_train: int = 1000, grid_margin=0.0, every_seed: bool = False, echo=print) -> Report:
+        n_train: int = 1000, grid_margin=0.0, every_seed: bool = False, starts=("scratch",), echo=print) -> Report:
     unknown = [n for n in names if n not in SPECIAL]
     if unknown:
         raise ValueError(f"unknown special functions {unknown}; choose from {list(SPECIAL)}")
-    grids = sorted(set(int(g) for g in grids))
+    plan = Plan(grids, steps, seeds, grid_margin, every_seed, starts)
     t_all = time.perf_counter()
     rows = []
     below = below_lowest = 0
     for name in names:
         entry = SPECIAL[name]
-        fit = fit_entry(entry, grids=grids, steps=steps, seeds=seeds, data_seed=data_seed, n_train=n_train,
-                        grid_margin=grid_margin, every_seed=every_seed)
+        fit = plan.fit(entry, data_seed=data_seed, n_train=n_train)
         below += entry.paper_rmse is not None and fit["test"] <= entry.paper_rmse
         below_lowest += entry.paper_rmse is not None and fit["lowest"]["test"] <= entry.paper_rmse
         rows.append((name, list(entry.shape), _ranges_text(entry), sci(fit["test"]), sci(fit["inside"]),
-                     grid_cell(fit, grid_margin),
-                     sci(entry.paper_rmse), ratio_cell(fit["test"], entry.paper_rmse),
-                     lowest_cell(fit, grid_margin, every_seed), ratio_cell(fit["lowest"]["test"], entry.paper_rmse),
+                     plan.grid_cell(fit), sci(entry.paper_rmse), ratio_cell(fit["test"], entry.paper_rmse),
+                     plan.lowest_cell(fit), ratio_cell(fit["lowest"]["test"], entry.paper_rmse),
                      f"{fit['seconds']:.0f}"))
-        echo(f"{name}: test RMSE {fit['test']:.2e} (G={grid_cell(fit, grid_margin)}), lowest "
-             f"{lowest_cell(fit, grid_margin, every_seed)}, paper {entry.paper_rmse:.2e}; "
+        echo(f"{name}: test RMSE {fit['test']:.2e} (G={plan.grid_cell(fit)}), lowest "
+             f"{plan.lowest_cell(fit)}, paper {entry.paper_rmse:.2e}; "
              f"{fit['seconds']:.0f} s")
     seconds = time.perf_counter() - t_all
     head = (f"## Special functions (paper section 3.2, Table 1)\n\n"
-            f"The paper's minimal KAN shapes, {schedule_text(grids, steps, seeds, grid_margin, every_seed)}, grid "
+            f"The paper's minimal KAN shapes, {plan.schedule_text()}, grid "
             f"chosen on a validation draw; {n_train} training / 1000 test points, float64. Input ranges are ours (the "
             f"paper does not give them). 'Inside the training box': the test RMSE over the test points within the "
             f"training inputs' range, where the splines interpolate rather than extrapolate. "
-            f"{lowest_text(grid_margin, every_seed)} At or below the paper's RMSE: {below} of {len(names)} with the "
-            f"grid chosen on validation, {below_lowest} of {len(names)} with the paper's selection. "
+            f"{plan.lowest_text()} At or below the paper's RMSE: {below} of {len(names)} with the grid chosen on "
+            f"validation, {below_lowest} of {len(names)} with the paper's selection. "
             f"Machine: {machine()}; {seconds:.0f} s in all.\n\n")
     table = markdown_table(("function", "shape", "inputs", "test RMSE", "inside the training box", "G", "paper RMSE",
                             "ours / paper", "lowest test RMSE (the paper's selection)", "lowest / paper", "seconds"),
