@@ -91,8 +91,8 @@ def start_model(start: str, shape, G: int, seed: int, data: dict, steps: int, gr
 
 
 _BEGIN = {"scratch": "a new KAN of the shape",
-          "pruned": f"a KAN with hidden widths max(5, w) fitted with lamb = {PRUNE_LAMB:g} and pruned to the shape "
-                    f"(its strongest nodes)"}
+          "pruned": f"a KAN with hidden widths max(5, w) fitted with lamb = {PRUNE_LAMB:g} and pruned to the shape, "
+                    f"keeping its strongest nodes"}
 
 
 @dataclass(frozen=True)
