@@ -148,14 +148,12 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
     from .distributed import as_communicator, parameters_digest
 
     comm = as_communicator(comm)
-    if progress not in (True, False, "auto"):
-        raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
     # ---- validate everything before anything changes; with several ranks, all agree first
     prepare = functools.partial(
         _setup, model, x, y, steps=steps, opt=opt, lr=lr, batch_size=batch_size, loss=loss, lamb=lamb,
         lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff,
         update_grid=update_grid, grid_update_num=grid_update_num, stop_grid_update_step=stop_grid_update_step,
-        grid_margin=grid_margin, validation=validation, seed=seed, frozen=frozen, comm=comm)
+        grid_margin=grid_margin, validation=validation, progress=progress, seed=seed, frozen=frozen, comm=comm)
     if comm is None:
         setup = prepare()
     else:
@@ -180,10 +178,12 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
 
 
 def _setup(model, x, y, *, steps, opt, lr, batch_size, loss, lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff,
-           update_grid, grid_update_num, stop_grid_update_step, grid_margin, validation, seed, frozen,
+           update_grid, grid_update_num, stop_grid_update_step, grid_margin, validation, progress, seed, frozen,
            comm) -> SimpleNamespace:
     """fit's arguments validated; ``totals`` (train batch, validation samples over all ranks) is
     filled in afterwards with comm."""
+    if progress not in (True, False, "auto"):
+        raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
     if loss not in ("mse", "cross_entropy"):
         raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
     x = model._inputs(x)
