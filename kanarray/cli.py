@@ -119,6 +119,9 @@ def _add_reproduce(commands) -> None:
                      help="special and feynman: scratch (default: a new KAN of the paper's shape), pruned (as the "
                           "paper's pruned KANs: hidden widths 5 fitted with the sparsity penalty, pruned to the "
                           "shape), or scratch,pruned (each a whole run, chosen with the grid on the validation draw)")
+    rep.add_argument("--validation", type=_positive_int, default=None,
+                     help="special and feynman: points in the validation draw that chooses the grid (default 1000; "
+                          "more make the choice among many runs less noisy)")
     rep.add_argument("--quick", action="store_true",
                      help="tiny settings to check that it runs: grids 3,5, 5 steps, one seed, two entries")
 
@@ -152,6 +155,10 @@ def _reproduce_options(args) -> dict:
         if args.name not in ("special", "feynman"):
             raise ValueError("--start applies to special and feynman")
         options["starts"] = tuple(args.start.split(","))
+    if args.validation is not None:
+        if args.name not in ("special", "feynman"):
+            raise ValueError("--validation applies to special and feynman")
+        options["n_validation"] = args.validation
     if args.every_seed:
         if args.name not in ("special", "feynman"):
             raise ValueError("--every-seed applies to special and feynman")

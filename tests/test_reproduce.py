@@ -86,6 +86,19 @@ def test_pruned_start_is_the_papers_shape_and_the_start_is_chosen_on_validation(
     assert both["lowest"]["test"] == min(f["lowest"]["test"] for f in runs.values())
 
 
+def test_a_larger_validation_draw_extends_the_default_one():
+    from kanarray.datasets import SPECIAL
+    from kanarray.reproduce._plan import Plan
+
+    small = Plan((3, 5), 3, (0,)).fit(SPECIAL["jv"])
+    large = Plan((3, 5), 3, (0,), n_validation=3000).fit(SPECIAL["jv"])
+    # the same training: identical test errors; the validation RMSE now over 3000 points
+    assert [r.test for r in small["rows"]] == [r.test for r in large["rows"]]
+    assert [r.val for r in small["rows"]] != [r.val for r in large["rows"]]
+    with pytest.raises(ValueError, match="n_validation must be a positive integer"):
+        Plan((3, 5), 3, (0,), n_validation=0)
+
+
 def test_feynman_report_shows_the_papers_selection_next_to_the_validation_choice(tmp_path):
     argv = ["reproduce", "feynman", "--quick", "--only", "I.6.2", "--every-seed", "--seeds", "0,1", "--out",
             str(tmp_path)]
@@ -142,6 +155,7 @@ def test_scaling_slopes_stop_at_the_lowest_test_error():
     (["scaling", "--grid-margin", "0,0.5"], "scaling takes one --grid-margin"),
     (["scaling", "--every-seed"], "--every-seed applies to special and feynman"),
     (["continual", "--start", "pruned"], "--start applies to special and feynman"),
+    (["scaling", "--validation", "5000"], "--validation applies to special and feynman"),
     (["special", "--start", "pruned,nope"], "starts must be one or more of ('scratch', 'pruned')"),
 ])
 def test_reproduce_refuses_bad_options_with_a_clear_message(tmp_path, capsys, argv, message):

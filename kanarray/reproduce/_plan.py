@@ -104,7 +104,8 @@ class Plan:
     random seeds" per setting) and chosen with the grid.  grid_margin: one value or several
     (``fit``'s grid_margin), each a whole run.  starts: "scratch" and/or "pruned"
     (``start_model``), each a whole run.  Every run is scored on a validation draw, and the
-    grid, margin, seed and start with the lowest validation RMSE are chosen together."""
+    grid, margin, seed and start with the lowest validation RMSE are chosen together.
+    n_validation: the size of that draw (its first 1000 points are the same for any size)."""
 
     grids: tuple
     steps: int
@@ -112,6 +113,7 @@ class Plan:
     grid_margin: object = 0.0
     every_seed: bool = False
     starts: tuple = ("scratch",)
+    n_validation: int = 1000
 
     def __post_init__(self):
         object.__setattr__(self, "grids", tuple(sorted(set(int(g) for g in self.grids))))
@@ -119,6 +121,8 @@ class Plan:
         object.__setattr__(self, "starts", tuple(self.starts))
         if not self.starts or any(s not in STARTS for s in self.starts):
             raise ValueError(f"starts must be one or more of {STARTS}, got {self.starts}")
+        if isinstance(self.n_validation, bool) or not isinstance(self.n_validation, int) or self.n_validation < 1:
+            raise ValueError(f"n_validation must be a positive integer, got {self.n_validation!r}")
 
     @property
     def margins(self) -> tuple:
@@ -137,7 +141,8 @@ class Plan:
 
         t0 = time.perf_counter()
         data = make_dataset(entry.f, entry.n_var, entry.ranges, n_train=n_train, n_test=1000, seed=data_seed)
-        held = make_dataset(entry.f, entry.n_var, entry.ranges, n_train=1, n_test=1000, seed=data_seed + 1000)
+        held = make_dataset(entry.f, entry.n_var, entry.ranges, n_train=1, n_test=self.n_validation,
+                            seed=data_seed + 1000)
         validation = (held["test_input"], held["test_label"])
         best = lowest = None
         groups = [(s,) for s in self.seeds] if self.every_seed else [self.seeds]
@@ -197,6 +202,10 @@ class Plan:
             start = "" if self.starts == ("scratch",) else f"; starting from {_BEGIN[self.starts[0]]}"
         return (f"grid extension over G = {', '.join(map(str, self.grids))} with {self.steps} LBFGS steps per grid, "
                 f"{seeding}{margin}{start}")
+
+    def validation_text(self) -> str:
+        """'a validation draw' (of N points when not the default 1000)."""
+        return "a validation draw" + ("" if self.n_validation == 1000 else f" of {self.n_validation} points")
 
     def lowest_text(self) -> str:
         """The reports' sentence on the paper's selection."""

@@ -71,16 +71,16 @@ def recover(entry, data, *, seeds, steps: int, lamb: float = 1e-3, refine_to: in
 
 def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symbolic_steps: int = 50,
         data_seed: int = 0, n_train: int = 1000, grid_margin=0.0, every_seed: bool = False, starts=("scratch",),
-        echo=print) -> Report:
-    """The table for ``names``; grids, steps, seeds, grid_margin, every_seed, starts: the
-    ``Plan`` of runs for each equation (seeds also serve the symbolic recovery)."""
+        n_validation: int = 1000, echo=print) -> Report:
+    """The table for ``names``; grids, steps, seeds, grid_margin, every_seed, starts,
+    n_validation: the ``Plan`` of runs for each equation (seeds also serve the symbolic recovery)."""
     from ..symbolic.formula import canonical
 
     names = tuple(FEYNMAN) if names == "all" or names == ("all",) else tuple(names)
     unknown = [n for n in names if n not in FEYNMAN]
     if unknown:
         raise ValueError(f"unknown Feynman equations {unknown}; choose from {list(FEYNMAN)} or 'all'")
-    plan = Plan(grids, steps, seeds, grid_margin, every_seed, starts)
+    plan = Plan(grids, steps, seeds, grid_margin, every_seed, starts, n_validation)
     t_all = time.perf_counter()
     rows, recovered, below, below_lowest, with_paper, hits = [], 0, 0, 0, 0, []
     for name in names:
@@ -107,10 +107,10 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
     seconds = time.perf_counter() - t_all
     head = (f"## Feynman equations (paper section 3.3, Table 2, dimensionless)\n\n"
             f"Accuracy: the paper's pruned KAN shapes, {plan.schedule_text()}, "
-            f"grid chosen on a validation draw, {n_train} training / 1000 test points, float64, ranges from pykan's "
-            f"feynman module (see each dataset's note). Recovery: G = 5 fit with lamb = 1e-3, prune, refine to 20, "
-            f"fit, auto_symbolic (library {', '.join(SYMBOLIC_LIB)}; R^2 >= 0.99), fit; {symbolic_steps} LBFGS steps "
-            f"per fit; recovered when the formula equals the ground truth with numbers rounded to 4 significant "
+            f"grid chosen on {plan.validation_text()}, {n_train} training / 1000 test points, float64, ranges from "
+            f"pykan's feynman module (see each dataset's note). Recovery: G = 5 fit with lamb = 1e-3, prune, refine "
+            f"to 20, fit, auto_symbolic (library {', '.join(SYMBOLIC_LIB)}; R^2 >= 0.99), fit; {symbolic_steps} LBFGS "
+            f"steps per fit; recovered when the formula equals the ground truth with numbers rounded to 4 significant "
             f"digits (``formulas_agree``).\n\n"
             f"{plan.lowest_text()}\n\n"
             f"**Recovery rate: {recovered} of {len(names)}.** Test RMSE at or below the paper's: {below} of "
