@@ -151,18 +151,14 @@ def _reproduce_options(args) -> dict:
         if args.name == "scaling" and len(args.grid_margin) > 1:
             raise ValueError("scaling takes one --grid-margin (it has no validation draw to choose with)")
         options["grid_margin"] = args.grid_margin if len(args.grid_margin) > 1 else args.grid_margin[0]
-    if args.start is not None:
-        if args.name not in ("special", "feynman"):
-            raise ValueError("--start applies to special and feynman")
-        options["starts"] = tuple(args.start.split(","))
-    if args.validation is not None:
-        if args.name not in ("special", "feynman"):
-            raise ValueError("--validation applies to special and feynman")
-        options["n_validation"] = args.validation
-    if args.every_seed:
-        if args.name not in ("special", "feynman"):
-            raise ValueError("--every-seed applies to special and feynman")
-        options["every_seed"] = True
+    # options of the special and Feynman Plans only: (flag, value or None when not given, run() keyword)
+    for flag, value, key in (("--start", args.start and tuple(args.start.split(",")), "starts"),
+                             ("--validation", args.validation, "n_validation"),
+                             ("--every-seed", args.every_seed or None, "every_seed")):
+        if value is not None:
+            if args.name not in ("special", "feynman"):
+                raise ValueError(f"{flag} applies to special and feynman")
+            options[key] = value
     if args.only is not None:
         key = {"scaling": "functions", "special": "names", "feynman": "names"}.get(args.name)
         if key is None:

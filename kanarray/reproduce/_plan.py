@@ -3,12 +3,13 @@ tables, a ``Plan`` of runs (margins, seeds, starts) among which a validation dra
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._report import rmse, sci
+from ._report import ratio_cell, rmse, sci
 
 __all__ = ["GridRow", "grid_extension", "inside_box", "Plan", "STARTS", "start_model"]
 
@@ -146,22 +147,20 @@ class Plan:
         validation = (held["test_input"], held["test_label"])
         best = lowest = None
         groups = [(s,) for s in self.seeds] if self.every_seed else [self.seeds]
-        for start in self.starts:
-            for margin in self.margins:
-                for group in groups:
-                    def make(G, seed, start=start, margin=margin):
-                        return start_model(start, entry.shape, G, seed, data, self.steps, margin)
+        for start, margin, group in itertools.product(self.starts, self.margins, groups):
+            def make(G, seed, start=start, margin=margin):
+                return start_model(start, entry.shape, G, seed, data, self.steps, margin)
 
-                    # all validation points count, also the few outside the training box: restricting the choice
-                    # to the points inside moved I.37.4 and I.44.4 to G = 100 and made their test RMSE 8x worse
-                    rows, models, seed = grid_extension(make, data, self.grids, self.steps, seeds=group,
-                                                        validation=validation, grid_margin=margin)
-                    pick = int(np.argmin([r.val for r in rows]))
-                    if best is None or rows[pick].val < best["rows"][best["pick"]].val:
-                        best = dict(rows=rows, pick=pick, models=models, seed=seed, margin=margin, start=start)
-                    low = min(rows, key=lambda r: r.test)
-                    if lowest is None or low.test < lowest["test"]:
-                        lowest = dict(test=low.test, G=low.G, margin=margin, seed=seed, start=start)
+            # all validation points count, also the few outside the training box: restricting the choice to
+            # the points inside moved I.37.4 and I.44.4 to G = 100 and made their test RMSE 8x worse
+            rows, models, seed = grid_extension(make, data, self.grids, self.steps, seeds=group,
+                                                validation=validation, grid_margin=margin)
+            pick = int(np.argmin([r.val for r in rows]))
+            if best is None or rows[pick].val < best["rows"][best["pick"]].val:
+                best = dict(rows=rows, pick=pick, models=models, seed=seed, margin=margin, start=start)
+            low = min(rows, key=lambda r: r.test)
+            if lowest is None or low.test < lowest["test"]:
+                lowest = dict(test=low.test, G=low.G, margin=margin, seed=seed, start=start)
         row = best["rows"][best["pick"]]
         return dict(test=row.test, inside=row.inside, G=row.G, margin=best["margin"], seed=best["seed"],
                     start=best["start"], rows=best["rows"], model=best["models"][best["pick"]], data=data,
@@ -181,6 +180,12 @@ class Plan:
         low = fit["lowest"]
         where = [f"G {low['G']}"] + self._choices(low, seed=self.every_seed)
         return f"{sci(low['test'])} ({', '.join(where)})"
+
+    def paper_cells(self, fit: dict, paper) -> list:
+        """The table cells a special or Feynman row shares: chosen G, paper RMSE, ratio, lowest
+        test RMSE and its ratio."""
+        return [self.grid_cell(fit), sci(paper), ratio_cell(fit["test"], paper), self.lowest_cell(fit),
+                ratio_cell(fit["lowest"]["test"], paper)]
 
     def schedule_text(self) -> str:
         """How the runs were trained, for the reports."""

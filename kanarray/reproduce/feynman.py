@@ -18,7 +18,7 @@ import time
 from ..datasets import FEYNMAN
 from ..demo import HELLOKAN_LIB
 from ._plan import Plan
-from ._report import Report, machine, markdown_table, ratio_cell, rmse, rmse_figure, sci
+from ._report import Report, machine, markdown_table, rmse, rmse_figure, sci
 
 GRIDS = (3, 5, 10, 20, 50, 100)
 # pykan's hello-KAN library: the whole library lets cos(0.2 a) stand in for a^2 at equal complexity
@@ -97,8 +97,7 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
         seconds = time.perf_counter() - t0
         shown = "-" if formula is None else f"`{canonical(formula)}`"
         rows.append((name, f"`{ground_truth(entry)}`", list(entry.shape), sci(fit["test"]), sci(fit["inside"]),
-                     plan.grid_cell(fit), sci(entry.paper_rmse), ratio_cell(fit["test"], entry.paper_rmse),
-                     plan.lowest_cell(fit), ratio_cell(fit["lowest"]["test"], entry.paper_rmse),
+                     *plan.paper_cells(fit, entry.paper_rmse),
                      ("yes" if ok else "no") + ("" if seed is None else f" (seed {seed})"), shown, sci(sym_rmse),
                      f"{seconds:.0f}"))
         echo(f"{name}: test RMSE {fit['test']:.2e} (G={plan.grid_cell(fit)}), lowest "

@@ -15,7 +15,7 @@ import time
 
 from ..datasets import SPECIAL
 from ._plan import Plan
-from ._report import Report, machine, markdown_table, ratio_cell, rmse_figure, sci
+from ._report import Report, machine, markdown_table, rmse_figure, sci
 
 GRIDS = (3, 5, 10, 20, 50, 100)
 
@@ -40,8 +40,7 @@ def run(*, names=tuple(SPECIAL), grids=GRIDS, steps: int = 200, seeds=tuple(rang
         below += entry.paper_rmse is not None and fit["test"] <= entry.paper_rmse
         below_lowest += entry.paper_rmse is not None and fit["lowest"]["test"] <= entry.paper_rmse
         rows.append((name, list(entry.shape), _ranges_text(entry), sci(fit["test"]), sci(fit["inside"]),
-                     plan.grid_cell(fit), sci(entry.paper_rmse), ratio_cell(fit["test"], entry.paper_rmse),
-                     plan.lowest_cell(fit), ratio_cell(fit["lowest"]["test"], entry.paper_rmse),
+                     *plan.paper_cells(fit, entry.paper_rmse),
                      f"{fit['seconds']:.0f}"))
         echo(f"{name}: test RMSE {fit['test']:.2e} (G={plan.grid_cell(fit)}), lowest "
              f"{plan.lowest_cell(fit)}, paper {entry.paper_rmse:.2e}; "
