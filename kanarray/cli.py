@@ -66,21 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _float_list(text: str) -> tuple:
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0,0.5, got {text!r}") from None
+def _number_list(kind, example: str, minimum=None):
+    """An argparse type: comma-separated values of ``kind`` (int or float), each >= minimum if given."""
+    noun = "integers" if kind is int else "numbers"
+
+    def parse(text: str) -> tuple:
+        try:
+            values = tuple(kind(v) for v in text.split(","))
+        except ValueError:
+            msg = f"expected comma-separated {noun} such as {example}, got {text!r}"
+            raise argparse.ArgumentTypeError(msg) from None
+        if minimum is not None and any(v < minimum for v in values):
+            raise argparse.ArgumentTypeError(f"expected {noun} >= {minimum}, got {text!r}")
+        return values
+
+    return parse
 
 
-def _int_list(text: str) -> tuple:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 3,5,10, got {text!r}") from None
-    if any(v < 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
-    return values
+_float_list = _number_list(float, "0,0.5")
+_int_list = _number_list(int, "3,5,10", minimum=0)
 
 
 def _add_reproduce(commands) -> None:

@@ -95,8 +95,9 @@ def test_a_larger_validation_draw_extends_the_default_one():
     # the same training: identical test errors; the validation RMSE now over 3000 points
     assert [r.test for r in small["rows"]] == [r.test for r in large["rows"]]
     assert [r.val for r in small["rows"]] != [r.val for r in large["rows"]]
-    with pytest.raises(ValueError, match="n_validation must be a positive integer"):
-        Plan((3, 5), 3, (0,), n_validation=0)
+    for bad in (0, -5, 2.5, True, "1000"):
+        with pytest.raises(ValueError, match="n_validation must be an integer >= 1"):
+            Plan((3, 5), 3, (0,), n_validation=bad)
 
 
 def test_feynman_report_shows_the_papers_selection_next_to_the_validation_choice(tmp_path):

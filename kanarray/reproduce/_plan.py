@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ._report import ratio_cell, rmse, sci
 
 __all__ = ["GridRow", "grid_extension", "inside_box", "Plan", "STARTS", "start_model"]
@@ -122,8 +123,7 @@ class Plan:
         object.__setattr__(self, "starts", tuple(self.starts))
         if not self.starts or any(s not in STARTS for s in self.starts):
             raise ValueError(f"starts must be one or more of {STARTS}, got {self.starts}")
-        if isinstance(self.n_validation, bool) or not isinstance(self.n_validation, int) or self.n_validation < 1:
-            raise ValueError(f"n_validation must be a positive integer, got {self.n_validation!r}")
+        object.__setattr__(self, "n_validation", check_positive_int(self.n_validation, "n_validation"))
 
     @property
     def margins(self) -> tuple:
