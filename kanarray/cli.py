@@ -126,6 +126,9 @@ def _add_reproduce(commands) -> None:
     rep.add_argument("--validation", type=_positive_int, default=None,
                      help="special and feynman: points in the validation draw that chooses the grid (default 1000; "
                           "more make the choice among many runs less noisy)")
+    rep.add_argument("--margin-from", type=_positive_int, default=None,
+                     help="special and feynman: apply --grid-margin only from this grid on (default: from the "
+                          "first); half an interval is a sixth of the range at G = 3 but little at G = 50")
     rep.add_argument("--quick", action="store_true",
                      help="tiny settings to check that it runs: grids 3,5, 5 steps, one seed, two entries")
 
@@ -158,6 +161,7 @@ def _reproduce_options(args) -> dict:
     # options of the special and Feynman Plans only: (flag, value or None when not given, run() keyword)
     for flag, value, key in (("--start", args.start and tuple(args.start.split(",")), "starts"),
                              ("--validation", args.validation, "n_validation"),
+                             ("--margin-from", args.margin_from, "margin_from"),
                              ("--every-seed", args.every_seed or None, "every_seed")):
         if value is not None:
             if args.name not in ("special", "feynman"):

@@ -55,6 +55,33 @@ def test_margin_is_chosen_with_the_grid_on_the_validation_draw():
             assert alone["test"] == both["test"] and alone["G"] == both["G"]
 
 
+def test_margin_from_trains_the_earlier_grids_without_the_margin():
+    from kanarray.datasets import SPECIAL, special_dataset
+    from kanarray.model import KAN
+    from kanarray.reproduce._plan import Plan, grid_extension
+
+    data = special_dataset("jv", n_train=200, n_test=200)
+
+    def make(G, seed):
+        return KAN([2, 2, 1], grid=G, k=3, seed=seed)
+
+    def run(**options):
+        rows, models, _ = grid_extension(make, data, (3, 5), 5, **options)
+        return [(r.train, r.test) for r in rows], models
+
+    plain, _ = run()
+    early, _ = run(grid_margin=0.5)
+    late, models = run(grid_margin=0.5, margin_from=5)
+    assert late[0] == plain[0] and early[0] != plain[0]  # G = 3: no margin
+    assert late[1] != plain[1]  # G = 5: the margin moved the end knots out
+    last = models[-1].layers[0]
+    assert float(last.grid[0, 3]) < float(data["train_input"][:, 0].min()) - 1e-3
+    assert "from G = 5 on" in Plan((3, 5), 5, (0,), grid_margin=0.5, margin_from=5).schedule_text()
+    assert Plan((3, 5), 5, (0,), grid_margin=(0, 0.5), margin_from=5).fit(SPECIAL["jv"])["margin"] in (0, 0.5)
+    with pytest.raises(ValueError, match="margin_from must be an integer >= 0"):
+        Plan((3, 5), 5, (0,), margin_from=-1)
+
+
 def test_every_seed_chooses_the_seed_on_validation_and_lowest_is_the_least_test_rmse():
     from kanarray.datasets import SPECIAL
     from kanarray.reproduce._plan import Plan
@@ -157,6 +184,7 @@ def test_scaling_slopes_stop_at_the_lowest_test_error():
     (["scaling", "--every-seed"], "--every-seed applies to special and feynman"),
     (["continual", "--start", "pruned"], "--start applies to special and feynman"),
     (["scaling", "--validation", "5000"], "--validation applies to special and feynman"),
+    (["scaling", "--margin-from", "50"], "--margin-from applies to special and feynman"),
     (["special", "--start", "pruned,nope"], "starts must be one or more of ('scratch', 'pruned')"),
 ])
 def test_reproduce_refuses_bad_options_with_a_clear_message(tmp_path, capsys, argv, message):

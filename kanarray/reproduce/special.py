@@ -26,11 +26,11 @@ def _ranges_text(entry) -> str:
 
 def run(*, names=tuple(SPECIAL), grids=GRIDS, steps: int = 200, seeds=tuple(range(16)), data_seed: int = 0,
         n_train: int = 1000, grid_margin=0.0, every_seed: bool = False, starts=("scratch",), n_validation: int = 1000,
-        echo=print) -> Report:
+        margin_from: int = 0, echo=print) -> Report:
     unknown = [n for n in names if n not in SPECIAL]
     if unknown:
         raise ValueError(f"unknown special functions {unknown}; choose from {list(SPECIAL)}")
-    plan = Plan(grids, steps, seeds, grid_margin, every_seed, starts, n_validation)
+    plan = Plan(grids, steps, seeds, grid_margin, every_seed, starts, n_validation, margin_from)
     t_all = time.perf_counter()
     rows = []
     below = below_lowest = 0
