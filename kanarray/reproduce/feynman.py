@@ -70,17 +70,17 @@ def recover(entry, data, *, seeds, steps: int, lamb: float = 1e-3, refine_to: in
 
 
 def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symbolic_steps: int = 50,
-        data_seed: int = 0, n_train: int = 1000, grid_margin=0.0, every_seed: bool = False, starts=("scratch",),
-        n_validation: int = 1000, margin_from: int = 0, echo=print) -> Report:
-    """The table for ``names``; grids, steps, seeds, grid_margin, every_seed, starts,
-    n_validation, margin_from: the ``Plan`` of runs for each equation (seeds also serve the symbolic recovery)."""
+        data_seed: int = 0, n_train: int = 1000, echo=print, **plan_options) -> Report:
+    """The table for ``names``; grids, steps, seeds and plan_options (``Plan``'s other fields:
+    grid_margin, every_seed, starts, n_validation, margin_from): the ``Plan`` of runs for each
+    equation (seeds also serve the symbolic recovery)."""
     from ..symbolic.formula import canonical
 
     names = tuple(FEYNMAN) if names == "all" or names == ("all",) else tuple(names)
     unknown = [n for n in names if n not in FEYNMAN]
     if unknown:
         raise ValueError(f"unknown Feynman equations {unknown}; choose from {list(FEYNMAN)} or 'all'")
-    plan = Plan(grids, steps, seeds, grid_margin, every_seed, starts, n_validation, margin_from)
+    plan = Plan(grids, steps, seeds, **plan_options)
     t_all = time.perf_counter()
     rows, recovered, below, below_lowest, with_paper, hits = [], 0, 0, 0, 0, []
     for name in names:

@@ -25,12 +25,13 @@ def _ranges_text(entry) -> str:
 
 
 def run(*, names=tuple(SPECIAL), grids=GRIDS, steps: int = 200, seeds=tuple(range(16)), data_seed: int = 0,
-        n_train: int = 1000, grid_margin=0.0, every_seed: bool = False, starts=("scratch",), n_validation: int = 1000,
-        margin_from: int = 0, echo=print) -> Report:
+        n_train: int = 1000, echo=print, **plan_options) -> Report:
+    """The table for ``names``; grids, steps, seeds and plan_options (``Plan``'s other fields:
+    grid_margin, every_seed, starts, n_validation, margin_from): the ``Plan`` of runs for each function."""
     unknown = [n for n in names if n not in SPECIAL]
     if unknown:
         raise ValueError(f"unknown special functions {unknown}; choose from {list(SPECIAL)}")
-    plan = Plan(grids, steps, seeds, grid_margin, every_seed, starts, n_validation, margin_from)
+    plan = Plan(grids, steps, seeds, **plan_options)
     t_all = time.perf_counter()
     rows = []
     below = below_lowest = 0
