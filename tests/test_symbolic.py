@@ -79,6 +79,18 @@ def test_fit_canonical_form_and_vectorized_edges():
     np.testing.assert_allclose(p_exp[1], [0.5, 0, 3 * np.e, 0], rtol=1e-7, atol=1e-7)
 
 
+@pytest.mark.parametrize("name,span,a,b", [("exp", (0.15, 0.20), -110.0, 0.0),  # a hidden edge's narrow range
+                                           ("sin", (-40.0, 40.0), 1.0, 0.3)])  # a wide one: the given scale
+def test_fit_finds_slopes_outside_a_range_on_narrow_inputs(name, span, a, b):
+    """pykan's (a, b) search over [-10, 10]^2 on x as given misses exp(-110 x) on [0.15, 0.2]
+    (R^2 0.97); the search on x mapped onto [-1, 1] finds it, and a wide range keeps the given scale."""
+    x = np.random.default_rng(2).uniform(*span, (1, 600))
+    y = 2.0 * LIBRARY[name].fn(a * x + b, np) - 0.5
+    params, r2 = fit_affine(LIBRARY[name], x, y)
+    assert r2[0] > 1 - 1e-10
+    np.testing.assert_allclose(params[0, :2], [a, b], rtol=1e-6, atol=1e-6)
+
+
 def _trained_expsin(seed=1, steps=30):
     x, y = expsin_data(600, seed=seed)
     model = ka.KAN([2, 1, 1], grid=5, k=3, seed=seed)

@@ -7,7 +7,9 @@ host):
    accounts for the best c, d) on an (a, b) grid over ``a_range`` x ``b_range``, then
    ``zoom_rounds`` finer grids (``zoom_number`` points a side) around the best point
    (pykan's search, with its three zoom rounds, on a subsample of
-   ``search_points`` samples spread evenly through the sorted x);
+   ``search_points`` samples spread evenly through the sorted x); the same search on x mapped
+   onto [-1, 1] as well, the better of the two kept (pykan searches only the first, which
+   misses the large slopes a hidden edge with a narrow input range needs);
 2. c, d by linear least squares;
 3. polish: Levenberg-Marquardt on (a, b, c, d) over all samples (up to ``polish_points``);
 4. canonical form: the function's symmetries move (a, b, c) to a > 0, b in [-P/2, P/2]
@@ -66,10 +68,11 @@ def _linear_cd(fz, y):
 
 
 def _search(fn: SymbolicFunction, x, y, a_range, b_range, grid_number: int, zoom_rounds: int, zoom_number: int):
-    """Best (a, b) per edge by grid search with zoom-in rounds: (E,), (E,)."""
+    """Best (a, b) per edge by grid search with zoom-in rounds, and its R^2: (E,), (E,), (E,)."""
     E = x.shape[0]
     a_best = np.empty(E)
     b_best = np.empty(E)
+    r2_best = np.empty(E)
     for start in range(0, E, _ROUND_GROUP):
         sl = slice(start, min(E, start + _ROUND_GROUP))
         xs, ys = x[sl], y[sl]
@@ -83,16 +86,35 @@ def _search(fn: SymbolicFunction, x, y, a_range, b_range, grid_number: int, zoom
             b = b_lo[:, None] + (b_hi - b_lo)[:, None] * t
             z = a[:, :, None, None] * xs[:, None, None, :] + b[:, None, :, None]  # (e, A, A, S)
             r2 = _r2_corr(fn.fn(z, np), ys[:, None, None, :])  # (e, A, A)
-            flat = np.nan_to_num(r2.reshape(e, -1), nan=-1.0).argmax(axis=1)
+            r2 = np.nan_to_num(r2.reshape(e, -1), nan=-1.0)
+            flat = r2.argmax(axis=1)
             ia, ib = np.unravel_index(flat, (count, count))
             rows = np.arange(e)
+            r2_c = r2[rows, flat]
             a_c, b_c = a[rows, ia], b[rows, ib]
             da = (a_hi - a_lo) / (count - 1)
             db = (b_hi - b_lo) / (count - 1)
             a_lo, a_hi = a_c - da, a_c + da
             b_lo, b_hi = b_c - db, b_c + db
-        a_best[sl], b_best[sl] = a_c, b_c
-    return a_best, b_best
+        a_best[sl], b_best[sl], r2_best[sl] = a_c, b_c, r2_c
+    return a_best, b_best, r2_best
+
+
+def _search_both_scales(fn: SymbolicFunction, x, y, a_range, b_range, *grid):
+    """``_search`` on x as given and on x mapped onto [-1, 1] (u = (x - m) / s), keeping the
+    better (a, b) per edge: (E,), (E,).
+
+    The ranges suit inputs of order 1, as the first layer's are; a hidden edge's inputs can span
+    0.15..0.20, where exp(a x) with |a| <= 10 is nearly linear and the slope needed (about 100)
+    lies outside a_range.  On u the same ranges cover such an edge; (a_u, b_u) on u is
+    (a_u / s, b_u - a_u m / s) on x."""
+    a, b, r2 = _search(fn, x, y, a_range, b_range, *grid)
+    lo, hi = x.min(axis=1), x.max(axis=1)
+    m, s = (hi + lo) / 2, (hi - lo) / 2
+    s = np.where(s > 0, s, 1.0)
+    a_u, b_u, r2_u = _search(fn, (x - m[:, None]) / s[:, None], y, a_range, b_range, *grid)
+    scaled = r2_u > r2
+    return np.where(scaled, a_u / s, a), np.where(scaled, b_u - a_u * m / s, b)
 
 
 def _sse(fn, p, x, y):
@@ -170,7 +192,7 @@ def fit_affine(fn: SymbolicFunction, x, y, *, a_range=(-10.0, 10.0), b_range=(-1
     y = np.asarray(y, dtype=np.float64)
     with np.errstate(all="ignore"):  # the safe functions are finite; products of huge values may not be
         xs, ys = _even_subset(x, y, search_points)
-        a, b = _search(fn, xs, ys, a_range, b_range, grid_number, zoom_rounds, zoom_number)
+        a, b = _search_both_scales(fn, xs, ys, a_range, b_range, grid_number, zoom_rounds, zoom_number)
         xp_, yp_ = _even_subset(x, y, polish_points)
         c, d = _linear_cd(fn.fn(a[:, None] * xp_ + b[:, None], np), yp_)
         p = np.stack([a, b, c, d], axis=1)
