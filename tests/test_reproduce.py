@@ -62,7 +62,7 @@ def test_margin_from_trains_the_earlier_grids_without_the_margin():
 
     data = special_dataset("jv", n_train=200, n_test=200)
 
-    def make(G, seed):
+    def make(G, seed, _):
         return KAN([2, 2, 1], grid=G, k=3, seed=seed)
 
     def run(**options):
@@ -83,6 +83,27 @@ def test_margin_from_trains_the_earlier_grids_without_the_margin():
     assert late[0].test == plain[0].test and late[1].test != plain[1].test
     with pytest.raises(ValueError, match="margin_from must be an integer >= 0"):
         Plan((3, 5), 5, (0,), margin_from=-1)
+
+
+def test_plan_trains_the_grids_before_margin_from_once_and_matches_separate_runs():
+    from kanarray.datasets import SPECIAL
+    from kanarray.reproduce._plan import Plan, grid_extension, start_model
+
+    entry, grids, margins = SPECIAL["jv"], (3, 5, 10), (0.0, 0.5)
+    both = Plan(grids, 3, (0, 1), grid_margin=margins, starts=("scratch", "pruned"), margin_from=5).fit(entry)
+    data = both["data"]
+    # each (start, margin) as its own whole run from the first grid, without any sharing
+    separate = {}
+    for start in ("scratch", "pruned"):
+        def make(G, seed, options, start=start):
+            return start_model(start, entry.shape, G, seed, data, 3, options.get("grid_margin", 0.0))
+        for m in margins:
+            rows, _, _ = grid_extension(make, data, grids, 3, seeds=(0, 1), grid_margin=m, margin_from=5)
+            separate[start, m] = [r.test for r in rows]
+    assert separate["scratch", 0.0][0] == separate["scratch", 0.5][0]  # G = 3 is before margin_from
+    assert separate["scratch", 0.0][1] != separate["scratch", 0.5][1]
+    assert [r.test for r in both["rows"]] == separate[both["start"], both["margin"]]
+    assert both["lowest"]["test"] == min(min(t) for t in separate.values())
 
 
 def test_every_seed_chooses_the_seed_on_validation_and_lowest_is_the_least_test_rmse():

@@ -44,18 +44,21 @@ class GridRow:
 
 
 def grid_extension(make_model, data: dict, grids, steps: int, *, seeds=(0,), validation=None, margin_from: int = 0,
-                   **fit_options):
+                   resume=None, **fit_options):
     """Train at grids[0], then refine to each next G and train again (pykan's loop).
 
-    make_model(G, seed) -> a new KAN; at the first grid every seed in ``seeds`` is trained and
-    the lowest training RMSE is kept (a choice that never looks at the test set).  data:
-    make_dataset's dict (NumPy arrays); validation: (x, y), reported for the callers to pick a
-    grid with.  margin_from: fit_options' grid_margin applies only at grids >= margin_from (a
-    margin of half an interval costs a sixth of the range at G = 3, but little at G = 50).
-    Returns (rows: [GridRow], models: [KAN, one per G], the seed kept)."""
+    make_model(G, seed, fit_options) -> a new KAN (fit_options: those of the first grid, for a
+    start that trains); at the first grid every seed in ``seeds`` is trained and the lowest
+    training RMSE is kept (a choice that never looks at the test set).  data: make_dataset's
+    dict (NumPy arrays); validation: (x, y), reported for the callers to pick a grid with.
+    margin_from: fit_options' grid_margin applies only at grids >= margin_from (a margin of half
+    an interval costs a sixth of the range at G = 3, but little at G = 50).  resume: the result
+    of an earlier call over the grids before these, to go on from its last model (so runs that
+    differ only from some grid on train the grids before it once); its rows and models come
+    first in the result.  Returns (rows: [GridRow], models: [KAN, one per G], the seed kept)."""
     x, y = data["train_input"], data["train_label"]
     xt, yt = data["test_input"], data["test_label"]
-    rows, models, kept = [], [], None
+    rows, models, kept = ([*resume[0]], [*resume[1]], resume[2]) if resume else ([], [], None)
     inside = inside_box(x, xt)
     for G in grids:
         t0 = time.perf_counter()
@@ -66,7 +69,7 @@ def grid_extension(make_model, data: dict, grids, steps: int, *, seeds=(0,), val
         else:
             best = None
             for seed in seeds:
-                candidate = make_model(G, seed)
+                candidate = make_model(G, seed, options)
                 loss = candidate.fit(x, y, steps=steps, progress=False, **options)["train_loss"][-1]
                 if best is None or loss < best[0]:
                     best = (loss, seed, candidate)
@@ -154,22 +157,26 @@ class Plan:
         validation = (held["test_input"], held["test_label"])
         best = lowest = None
         groups = [(s,) for s in self.seeds] if self.every_seed else [self.seeds]
-        for start, margin, group in itertools.product(self.starts, self.margins, groups):
-            def make(G, seed, start=start, margin=margin):
-                return start_model(start, entry.shape, G, seed, data, self.steps,
-                                   margin if G >= self.margin_from else 0.0)
+        # the grids before margin_from are the same for every margin: trained once, then each margin goes on
+        shared = [G for G in self.grids if G < self.margin_from]
+        rest = [G for G in self.grids if G >= self.margin_from]
+        for start, group in itertools.product(self.starts, groups):
+            def make(G, seed, options, start=start):
+                return start_model(start, entry.shape, G, seed, data, self.steps, options.get("grid_margin", 0.0))
 
             # all validation points count, also the few outside the training box: restricting the choice to
             # the points inside moved I.37.4 and I.44.4 to G = 100 and made their test RMSE 8x worse
-            rows, models, seed = grid_extension(make, data, self.grids, self.steps, seeds=group,
-                                                validation=validation, grid_margin=margin,
-                                                margin_from=self.margin_from)
-            pick = int(np.argmin([r.val for r in rows]))
-            if best is None or rows[pick].val < best["rows"][best["pick"]].val:
-                best = dict(rows=rows, pick=pick, models=models, seed=seed, margin=margin, start=start)
-            low = min(rows, key=lambda r: r.test)
-            if lowest is None or low.test < lowest["test"]:
-                lowest = dict(test=low.test, G=low.G, margin=margin, seed=seed, start=start)
+            prefix = (grid_extension(make, data, shared, self.steps, seeds=group, validation=validation)
+                      if shared else None)
+            for margin in self.margins:
+                rows, models, seed = grid_extension(make, data, rest, self.steps, seeds=group, validation=validation,
+                                                    grid_margin=margin, resume=prefix)
+                pick = int(np.argmin([r.val for r in rows]))
+                if best is None or rows[pick].val < best["rows"][best["pick"]].val:
+                    best = dict(rows=rows, pick=pick, models=models, seed=seed, margin=margin, start=start)
+                low = min(rows, key=lambda r: r.test)
+                if lowest is None or low.test < lowest["test"]:
+                    lowest = dict(test=low.test, G=low.G, margin=margin, seed=seed, start=start)
         row = best["rows"][best["pick"]]
         return dict(test=row.test, inside=row.inside, G=row.G, margin=best["margin"], seed=best["seed"],
                     start=best["start"], rows=best["rows"], model=best["models"][best["pick"]], data=data,

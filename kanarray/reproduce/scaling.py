@@ -47,7 +47,7 @@ def run(*, functions=tuple(TOY), grids=GRIDS, steps: int = 200, seeds=tuple(rang
         t0 = time.perf_counter()
         data = toy_dataset(name, n_train=n_train, n_test=1000, seed=data_seed)
         shape = list(TOY[name].shape)
-        rows, _, seed = grid_extension(lambda G, s: KAN(shape, grid=G, k=3, seed=s), data, grids, steps, seeds=seeds,
+        rows, _, seed = grid_extension(lambda G, s, _: KAN(shape, grid=G, k=3, seed=s), data, grids, steps, seeds=seeds,
                                        grid_margin=grid_margin)
         seconds = time.perf_counter() - t0
         s_rmse, s_median, upto = _slopes(rows)
