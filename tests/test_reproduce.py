@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -134,6 +136,10 @@ def test_pruned_start_is_the_papers_shape_and_the_start_is_chosen_on_validation(
     assert runs["pruned"]["model"].width == [3, 3, 1]
     winner = min(runs, key=lambda s: min(r.val for r in runs[s]["rows"]))
     assert both["start"] == winner and both["test"] == runs[winner]["test"]
+    # the chosen run's validation RMSE, and the other run's as the runner-up
+    assert both["val"] == min(r.val for r in runs[winner]["rows"])
+    assert both["runner_up"] == min(min(r.val for r in f["rows"]) for s, f in runs.items() if s != winner)
+    assert runs["pruned"]["runner_up"] is None  # a single run has none
     assert both["lowest"]["test"] == min(f["lowest"]["test"] for f in runs.values())
 
 
@@ -158,6 +164,12 @@ def test_feynman_report_shows_the_papers_selection_next_to_the_validation_choice
     text = (tmp_path / "feynman.md").read_text()
     assert "every seed of 0, 1 grid-extended" in text and "over the grids and seeds trained here" in text
     assert "lowest test RMSE (the paper's selection)" in text and "with the paper's selection" in text
+    # two seeds, two runs: the chosen run's validation RMSE, then the other's, never lower
+    head = next(line for line in text.splitlines() if line.startswith("| equation"))
+    row = next(line for line in text.splitlines() if line.startswith("| I.6.2"))
+    cell = row.split(" | ")[head.split(" | ").index("validation RMSE (next-best run)")]
+    chosen, other = re.fullmatch(r"(\S+) \((\S+)\)", cell).groups()
+    assert float(chosen) <= float(other)
 
 
 def test_continual_learning_kan_keeps_earlier_peaks_and_the_mlp_forgets():

@@ -111,13 +111,12 @@ def run(*, names=PAPER_SIX, grids=GRIDS, steps: int = 200, seeds=(0, 1, 2), symb
             f"to 20, fit, auto_symbolic (library {', '.join(SYMBOLIC_LIB)}; R^2 >= 0.99), fit; {symbolic_steps} LBFGS "
             f"steps per fit; recovered when the formula equals the ground truth with numbers rounded to 4 significant "
             f"digits (``formulas_agree``).\n\n"
-            f"{plan.lowest_text()}\n\n"
+            f"{plan.validation_column_text()} {plan.lowest_text()}\n\n"
             f"**Recovery rate: {recovered} of {len(names)}.** Test RMSE at or below the paper's: {below} of "
             f"{with_paper} with the grid chosen on validation, {below_lowest} of {with_paper} with the paper's "
             f"selection. Machine: {machine()}; {seconds:.0f} s in all.\n\n")
-    table = markdown_table(("equation", "ground truth", "shape", "test RMSE", "inside the training box", "G",
-                            "paper RMSE", "ours / paper", "lowest test RMSE (the paper's selection)",
-                            "lowest / paper", "recovered", "formula found (4 significant digits)",
+    table = markdown_table(("equation", "ground truth", "shape", "test RMSE", "inside the training box",
+                            *Plan.PAPER_COLUMNS, "recovered", "formula found (4 significant digits)",
                             "its test RMSE", "seconds"), rows)
     figure = rmse_figure(list(names), [float(r[3]) for r in rows], [FEYNMAN[n].paper_rmse for n in names], hits)
     return Report("feynman", head + table, figure,

@@ -52,12 +52,12 @@ def run(*, names=tuple(SPECIAL), grids=GRIDS, steps: int = 200, seeds=tuple(rang
             f"chosen on {plan.validation_text()}; {n_train} training / 1000 test points, float64. Input ranges are "
             f"ours (the paper does not give them). 'Inside the training box': the test RMSE over the test points "
             f"within the training inputs' range, where the splines interpolate rather than extrapolate. "
-            f"{plan.lowest_text()} At or below the paper's RMSE: {below} of {len(names)} with the grid chosen on "
-            f"validation, {below_lowest} of {len(names)} with the paper's selection. "
+            f"{plan.validation_column_text()} {plan.lowest_text()} At or below the paper's RMSE: "
+            f"{below} of {len(names)} with the grid chosen on validation, {below_lowest} of {len(names)} with the "
+            f"paper's selection. "
             f"Machine: {machine()}; {seconds:.0f} s in all.\n\n")
-    table = markdown_table(("function", "shape", "inputs", "test RMSE", "inside the training box", "G", "paper RMSE",
-                            "ours / paper", "lowest test RMSE (the paper's selection)", "lowest / paper", "seconds"),
-                           rows)
+    table = markdown_table(("function", "shape", "inputs", "test RMSE", "inside the training box", *Plan.PAPER_COLUMNS,
+                            "seconds"), rows)
     figure = rmse_figure([r[0] for r in rows], [float(r[3]) for r in rows],
                          [SPECIAL[n].paper_rmse for n in names])
     return Report("special", head + table, figure,
