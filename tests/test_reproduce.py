@@ -108,6 +108,20 @@ def test_plan_trains_the_grids_before_margin_from_once_and_matches_separate_runs
     assert both["lowest"]["test"] == min(min(t) for t in separate.values())
 
 
+def test_runner_up_leaves_out_the_grids_a_run_shares_with_the_chosen_one():
+    from kanarray.datasets import SPECIAL
+    from kanarray.reproduce._plan import Plan
+
+    # two margins from G = 5 on: both runs hold the same G = 3 model; the runner-up is the other G = 5
+    both = Plan((3, 5), 3, (0,), grid_margin=(0.0, 0.5), margin_from=5).fit(SPECIAL["jv"])
+    other = 0.5 if both["margin"] == 0.0 else 0.0
+    alone = Plan((3, 5), 3, (0,), grid_margin=other, margin_from=5).fit(SPECIAL["jv"])
+    assert both["rows"][0].val == alone["rows"][0].val  # the shared model
+    assert both["runner_up"] == alone["rows"][1].val
+    # a margin from beyond the last grid: the two runs are one model per grid, so no runner-up
+    assert Plan((3, 5), 3, (0,), grid_margin=(0.0, 0.5), margin_from=10).fit(SPECIAL["jv"])["runner_up"] is None
+
+
 def test_every_seed_chooses_the_seed_on_validation_and_lowest_is_the_least_test_rmse():
     from kanarray.datasets import SPECIAL
     from kanarray.reproduce._plan import Plan

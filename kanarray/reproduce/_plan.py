@@ -145,8 +145,9 @@ class Plan:
 
         Returns dict(test=test RMSE at the chosen grid, inside=the same on the test points inside
         the training box, G, margin, seed, start, rows=[GridRow] of the chosen run, model, data,
-        seconds, val=its validation RMSE, runner_up=the lowest validation RMSE of any other run
-        (None for a single run: how close the choice was), lowest=dict(test, G, margin, seed,
+        seconds, val=its validation RMSE, runner_up=the lowest validation RMSE of any other run,
+        over the grids it does not share with the chosen run (None for a single run: how close
+        the choice was), lowest=dict(test, G, margin, seed,
         start): the lowest test RMSE over every run and grid -- the paper's selection ("lowest
         test RMSE"), optimistic since the test set chooses)."""
         from ..datasets import make_dataset
@@ -157,7 +158,7 @@ class Plan:
                             seed=data_seed + 1000)
         validation = (held["test_input"], held["test_label"])
         best = lowest = None
-        run_vals = []  # each run's lowest validation RMSE
+        runs = []  # every run's rows
         groups = [(s,) for s in self.seeds] if self.every_seed else [self.seeds]
         # the grids before margin_from are the same for every margin: trained once, then each margin goes on
         shared = [G for G in self.grids if G < self.margin_from]
@@ -174,14 +175,17 @@ class Plan:
                 rows, models, seed = grid_extension(make, data, rest, self.steps, seeds=group, validation=validation,
                                                     grid_margin=margin, resume=prefix)
                 pick = int(np.argmin([r.val for r in rows]))
-                run_vals.append(rows[pick].val)
+                runs.append(rows)
                 if best is None or rows[pick].val < best["rows"][best["pick"]].val:
                     best = dict(rows=rows, pick=pick, models=models, seed=seed, margin=margin, start=start)
                 low = min(rows, key=lambda r: r.test)
                 if lowest is None or low.test < lowest["test"]:
                     lowest = dict(test=low.test, G=low.G, margin=margin, seed=seed, start=start)
         row = best["rows"][best["pick"]]
-        runner_up = sorted(run_vals)[1] if len(run_vals) > 1 else None
+        # the other runs' models: not the grids they share with the chosen run (those are its own models)
+        own = {id(r) for r in best["rows"]}
+        others = [r.val for rows in runs if rows is not best["rows"] for r in rows if id(r) not in own]
+        runner_up = min(others) if others else None
         return dict(test=row.test, inside=row.inside, G=row.G, margin=best["margin"], seed=best["seed"],
                     start=best["start"], rows=best["rows"], model=best["models"][best["pick"]], data=data,
                     lowest=lowest, val=row.val, runner_up=runner_up, seconds=time.perf_counter() - t0)
