@@ -8,8 +8,7 @@ auto_symbolic and the last fit.  Recovered: some seed of 0, 1, 2 gives the groun
 import copy, copyreg, importlib, json, sys, time, types
 import kanarray.symbolic.fitting as fitting
 from kanarray.datasets import FEYNMAN, feynman_dataset
-from kanarray.model import KAN
-from kanarray.reproduce.feynman import SYMBOLIC_LIB, ground_truth, variables
+from kanarray.reproduce.feynman import ground_truth, recovered_formula, recovery_model, variables
 from kanarray.symbolic.formula import canonical, formulas_agree
 
 copyreg.pickle(types.ModuleType, lambda m: (importlib.import_module, (m.__name__,)))  # deepcopy keeps xp
@@ -22,27 +21,19 @@ VARIANTS = {"both scales": both, "given only": given_only}
 out, t0 = {}, time.perf_counter()
 for name, entry in FEYNMAN.items():
     data = feynman_dataset(name)
-    x, y, xt = data["train_input"], data["train_label"], data["test_input"]
-    symbols = variables(entry)
     res = {v: [] for v in VARIANTS}
     for seed in (0, 1, 2):
         try:
-            model = KAN(list(entry.shape), grid=5, k=3, seed=seed)
-            model.fit(x, y, steps=50, lamb=1e-3, progress=False)
-            model = model.prune().refine(20)
-            model.fit(x, y, steps=50, progress=False)
+            model = recovery_model(entry, data, seed, steps=50)
         except (ValueError, FloatingPointError):
             for v in VARIANTS:
                 res[v].append((False, None))
             continue
         for v, search in VARIANTS.items():
             fitting._search_both_scales = search
-            m = copy.deepcopy(model)
             try:
-                m.auto_symbolic(lib=list(SYMBOLIC_LIB), r2_threshold=0.99)
-                m.fit(x, y, steps=50, progress=False)
-                formula = m.symbolic_formula(var_names=list(symbols), digits=8)[0]
-                ok = formulas_agree(formula, ground_truth(entry), symbols, xt)[0]
+                formula = recovered_formula(copy.deepcopy(model), entry, data, steps=50)
+                ok = formulas_agree(formula, ground_truth(entry), variables(entry), data["test_input"])[0]
                 res[v].append((bool(ok), str(canonical(formula))))
             except (ValueError, FloatingPointError):
                 res[v].append((False, None))

@@ -41,25 +41,40 @@ def ground_truth(entry):
     return expr.xreplace({s: by_name[s.name] for s in expr.free_symbols})
 
 
-def recover(entry, data, *, seeds, steps: int, lamb: float = 1e-3, refine_to: int = 20, lib=SYMBOLIC_LIB):
-    """Try the symbolic loop from each seed; returns (recovered, formula or None, seed, test RMSE),
-    the formula with 8 decimals as found."""
+def recovery_model(entry, data, seed: int, *, steps: int, lamb: float = 1e-3, refine_to: int = 20):
+    """The first half of the symbolic loop: a KAN of the entry's shape at G = 5 fitted with the
+    sparsity penalty, pruned, refined to ``refine_to`` and fitted again (``steps`` per fit)."""
     from ..model import KAN
+
+    x, y = data["train_input"], data["train_label"]
+    model = KAN(list(entry.shape), grid=5, k=3, seed=seed)
+    model.fit(x, y, steps=steps, lamb=lamb, progress=False)
+    model = model.prune().refine(refine_to)
+    model.fit(x, y, steps=steps, progress=False)
+    return model
+
+
+def recovered_formula(model, entry, data, *, steps: int, lib=SYMBOLIC_LIB):
+    """The second half, in place: auto_symbolic, fit, and the formula with 8 decimals as found
+    (ValueError where edges stay splines)."""
+    model.auto_symbolic(lib=list(lib), r2_threshold=0.99)
+    model.fit(data["train_input"], data["train_label"], steps=steps, progress=False)
+    # 8 decimals: a constant such as 0.0018 inside a sqrt needs more than 4 to compare
+    return model.symbolic_formula(var_names=list(variables(entry)), digits=8)[0]
+
+
+def recover(entry, data, *, seeds, steps: int, lamb: float = 1e-3, refine_to: int = 20, lib=SYMBOLIC_LIB):
+    """Try the symbolic loop (``recovery_model``, then ``recovered_formula``) from each seed;
+    returns (recovered, formula or None, seed, test RMSE), the formula with 8 decimals as found."""
     from ..symbolic.formula import formulas_agree
 
     symbols = variables(entry)
-    x, y, xt, yt = data["train_input"], data["train_label"], data["test_input"], data["test_label"]
+    xt, yt = data["test_input"], data["test_label"]
     last = (False, None, None, float("nan"))
     for seed in seeds:
         try:
-            model = KAN(list(entry.shape), grid=5, k=3, seed=seed)
-            model.fit(x, y, steps=steps, lamb=lamb, progress=False)
-            model = model.prune().refine(refine_to)
-            model.fit(x, y, steps=steps, progress=False)
-            model.auto_symbolic(lib=list(lib), r2_threshold=0.99)
-            model.fit(x, y, steps=steps, progress=False)
-            # 8 decimals: a constant such as 0.0018 inside a sqrt needs more than 4 to compare
-            formula = model.symbolic_formula(var_names=list(symbols), digits=8)[0]
+            model = recovery_model(entry, data, seed, steps=steps, lamb=lamb, refine_to=refine_to)
+            formula = recovered_formula(model, entry, data, steps=steps, lib=lib)
         except (ValueError, FloatingPointError):  # edges left as splines, or a diverged fit
             continue
         ok, _ = formulas_agree(formula, ground_truth(entry), symbols, xt)
