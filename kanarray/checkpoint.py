@@ -67,6 +67,7 @@ def save(model, path, optimizer=None) -> None:
             "seed": model.seed,
             "dtype": model._dtype_name,
             "bias_trainable": model.bias_trainable,
+            "extrapolate": model.extrapolate,
             # per layer, (in_dim, out_dim) library names of the symbolic edges, null elsewhere
             "symbolic": [[list(row) for row in layer.symbolic.names] for layer in model.layers],
         },
@@ -160,6 +161,7 @@ def load(path, *, backend="numpy", dtype=None):
         grid_range = [tuple(float(v) for v in r) for r in cfg["grid_range"]]
         dtype_name = str(dtype or cfg["dtype"])
         bias_trainable = bool(cfg.get("bias_trainable", False))
+        extrapolate = cfg.get("extrapolate", "spline")  # older checkpoints: pykan's continuation
         symbolic = cfg.get("symbolic")
         symbolic = None if symbolic is None else [[[None if v is None else str(v) for v in row] for row in names]
                                                   for names in symbolic]
@@ -192,8 +194,8 @@ def load(path, *, backend="numpy", dtype=None):
                 raise CheckpointError(f"{os.fspath(path)!r}: layer {l} uses symbolic functions {unknown} that are not "
                                       "in the library; register them (kanarray.symbolic.register) before loading")
             sym = SymbolicEdges(names, xp.asarray(arrays[key], dtype=dt), xp)
-        layer = KANLayer(**parts, k=ks[l], base_fun=base_fun, xp=xp, symbolic=sym)
         try:
+            layer = KANLayer(**parts, k=ks[l], base_fun=base_fun, xp=xp, symbolic=sym, extrapolate=extrapolate)
             layer.check_consistent()
         except ValueError as exc:
             raise CheckpointError(f"{os.fspath(path)!r}: layer {l}: {exc}") from exc

@@ -129,6 +129,10 @@ def _add_reproduce(commands) -> None:
     rep.add_argument("--margin-from", type=_positive_int, default=None,
                      help="special and feynman: apply --grid-margin only from this grid on (default: from the "
                           "first); half an interval is a sixth of the range at G = 3 but little at G = 50")
+    rep.add_argument("--extrapolate", default=None,
+                     help="special and feynman: spline (default, pykan's: the B-splines run on a few intervals beyond "
+                          "the grid, then vanish), linear (splines continued as lines beyond their grids), or "
+                          "spline,linear (each a whole run, chosen with the grid on the validation draw)")
     rep.add_argument("--quick", action="store_true",
                      help="tiny settings to check that it runs: grids 3,5, 5 steps, one seed, two entries")
 
@@ -162,7 +166,8 @@ def _reproduce_options(args) -> dict:
     for flag, value, key in (("--start", args.start and tuple(args.start.split(",")), "starts"),
                              ("--validation", args.validation, "n_validation"),
                              ("--margin-from", args.margin_from, "margin_from"),
-                             ("--every-seed", args.every_seed or None, "every_seed")):
+                             ("--every-seed", args.every_seed or None, "every_seed"),
+                             ("--extrapolate", args.extrapolate and tuple(args.extrapolate.split(",")), "extrapolate")):
         if value is not None:
             if args.name not in ("special", "feynman"):
                 raise ValueError(f"{flag} applies to special and feynman")

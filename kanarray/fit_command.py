@@ -71,7 +71,8 @@ def _prepare(args, comm):
         raise ValueError(f"{args.data}: {table.x.shape[0]} rows are too few for {size} ranks: each rank needs at "
                          f"least 2 training rows and 1 validation row")
     width = _width(args.width, table.x.shape[1], table.y.shape[1])
-    model = ka.KAN(width, grid=args.grid, k=args.k, seed=args.seed, dtype=args.dtype, backend=args.backend)
+    model = ka.KAN(width, grid=args.grid, k=args.k, seed=args.seed, dtype=args.dtype, backend=args.backend,
+                   extrapolate=args.extrapolate)
     x_train, y_train = table.x[train_idx], table.y[train_idx]
     model.scale_inputs(x_train.min(axis=0), x_train.max(axis=0))
     mine, mine_val = shard_rows(len(train_idx), comm), shard_rows(len(val_idx), comm)
@@ -164,6 +165,9 @@ def add_parser(commands, positive_int, int_list) -> None:
     fit.add_argument("--grid-margin", type=float, default=0.0,
                      help="grid updates move the end knots out by this fraction of their interval, so inputs a "
                           "little beyond the training range stay where the splines were fitted (default 0: pykan)")
+    fit.add_argument("--extrapolate", choices=["spline", "linear"], default="spline",
+                     help="beyond the grids: spline (default, pykan's) or linear (splines continued as lines; inputs "
+                          "beyond the training range get no undetermined polynomial pieces)")
     fit.add_argument("--batch-size", type=positive_int, default=None, help="minibatch rows per rank (default: all)")
     fit.add_argument("--refine", type=int_list, default=None, help="grids to refine to, each followed by a fit, "
                                                                    "e.g. 10,20")

@@ -17,6 +17,7 @@ import array_api_compat
 
 from . import spline
 from .backends import get_kernels
+from .extrapolation import tails
 from .layer import KANLayer
 
 __all__ = ["adaptive_interior", "refined_interior", "fit_coef", "update_layer_grid", "refine_layer"]
@@ -100,12 +101,14 @@ def _sweep(grid, k: int, xp):
     return xp.permute_dims(xp.reshape(stacked, (grid.shape[0], -1)), (1, 0))
 
 
-def fit_coef(new_grid, k: int, old_grid, old_coef, samples=None, *, xp, comm=None):
+def fit_coef(new_grid, k: int, old_grid, old_coef, samples=None, *, xp, comm=None, extrapolate: str = "spline"):
     """Coefficients on ``new_grid`` whose spline best matches the old spline.
 
     new_grid (n, G' + 2k + 1), old_grid (n, G + 2k + 1), old_coef (n, m, G + k), samples
     (S, n) or None; all float64 -> coef (n, m, G' + k) float64.  comm: samples is this
     rank's shard; the normal equations are summed over the ranks (the sweep counted once).
+    extrapolate: how the old spline continues beyond its grid (``kanarray.extrapolation``);
+    the new grid covers the points, so the new spline needs no continuation there.
     """
     sweep = _sweep(new_grid, k, xp)
     P = sweep.shape[0]
@@ -120,7 +123,12 @@ def fit_coef(new_grid, k: int, old_grid, old_coef, samples=None, *, xp, comm=Non
             points = xp.concat([samples, sweep], axis=0)
             weights = xp.concat([weights, xp.full((P,), w_sweep, dtype=sweep.dtype, device=_device(sweep))])
     kernels = get_kernels(xp)
-    target, _, _ = kernels.edge_forward(points, old_grid, old_coef, k, need_dx=False)  # (n, N, m)
+    if extrapolate == "linear":
+        tail = tails(points, old_grid, k, xp)
+        target, _, _ = kernels.edge_forward(tail.clipped, old_grid, old_coef, k, need_dx=False)  # (n, N, m)
+        target = target + tail.per_edge(old_coef, xp)
+    else:
+        target, _, _ = kernels.edge_forward(points, old_grid, old_coef, k, need_dx=False)
     A = kernels.dense_basis(points, new_grid, k)  # (n, N, nb)
     Aw = A * weights[None, :, None]
     At = xp.permute_dims(Aw, (0, 2, 1))
@@ -154,7 +162,8 @@ def update_layer_grid(layer: KANLayer, x, *, grid_eps: float = GRID_EPS, relativ
     ordered = xp.sort(x64, axis=0) if comm is None else comm.gather_sorted(x64)
     interior = adaptive_interior(ordered, num, grid_eps=grid_eps, relative_floor=relative_floor, margin=margin, xp=xp)
     new_grid = spline.extend_grid(interior, k, xp=xp)
-    coef = fit_coef(new_grid, k, old_grid, _as64(layer.coef, xp), x64, xp=xp, comm=comm)
+    coef = fit_coef(new_grid, k, old_grid, _as64(layer.coef, xp), x64, xp=xp, comm=comm,
+                    extrapolate=layer.extrapolate)
     dtype = layer.coef.dtype
     # in place: optimizers hold the live coefficient array
     layer.grid[...] = xp.astype(new_grid, dtype)
@@ -172,8 +181,9 @@ def refine_layer(layer: KANLayer, num: int, x=None, *, comm=None) -> KANLayer:
     if samples is not None:
         interior = _cover(interior, samples, xp, comm)
     new_grid = spline.extend_grid(interior, k, xp=xp)
-    coef = fit_coef(new_grid, k, old_grid, _as64(layer.coef, xp), samples, xp=xp, comm=comm)
+    coef = fit_coef(new_grid, k, old_grid, _as64(layer.coef, xp), samples, xp=xp, comm=comm,
+                    extrapolate=layer.extrapolate)
     dtype = layer.coef.dtype
     copy = {name: xp.asarray(a, copy=True) for name, a in layer.arrays().items() if name not in ("grid", "coef")}
     return KANLayer(grid=xp.astype(new_grid, dtype), coef=xp.astype(coef, dtype), **copy, k=k,
-                    base_fun=layer.base_fun, xp=xp, symbolic=layer.symbolic.copy())
+                    base_fun=layer.base_fun, xp=xp, symbolic=layer.symbolic.copy(), extrapolate=layer.extrapolate)

@@ -26,6 +26,7 @@ from . import spline
 from ._namespace import from_host_like, is_numpy_namespace, to_numpy, xsum
 from .backends import get_kernels
 from .base import BASE_FUNCTIONS, base_with_grad
+from .extrapolation import check_mode, tails
 from .symbolic.edges import SymbolicEdges
 
 __all__ = ["KANLayer"]
@@ -43,7 +44,8 @@ class KANLayer:
     Trainable: coef, scale_base, scale_sp, bias, and sym_affine when some edge is symbolic.
     """
 
-    def __init__(self, *, grid, coef, scale_base, scale_sp, mask, bias, k: int, base_fun: str, xp, symbolic=None):
+    def __init__(self, *, grid, coef, scale_base, scale_sp, mask, bias, k: int, base_fun: str, xp, symbolic=None,
+                 extrapolate: str = "spline"):
         self.grid = grid
         self.coef = coef
         self.scale_base = scale_base
@@ -52,6 +54,7 @@ class KANLayer:
         self.bias = bias
         self.k = int(k)
         self.base_fun = base_fun
+        self.extrapolate = check_mode(extrapolate, self.k)
         self.xp = xp
         if symbolic is None:
             symbolic = SymbolicEdges.empty(coef.shape[0], coef.shape[1], xp, coef.dtype,
@@ -75,6 +78,7 @@ class KANLayer:
         rng: np.random.Generator,
         xp,
         dtype,
+        extrapolate: str = "spline",
     ) -> "KANLayer":
         """pykan's initialization, drawn on the host in float64 so every backend gets the
         same numbers from the same seed.
@@ -105,6 +109,7 @@ class KANLayer:
             k=k,
             base_fun=base_fun,
             xp=xp,
+            extrapolate=extrapolate,
         )
 
     # -- shape facts ----------------------------------------------------------------------
@@ -135,12 +140,14 @@ class KANLayer:
     def copy(self) -> "KANLayer":
         """An independent copy on the same namespace."""
         arrays = {name: self.xp.asarray(a, copy=True) for name, a in self.arrays().items()}
-        return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=self.xp, symbolic=self.symbolic.copy())
+        return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=self.xp, symbolic=self.symbolic.copy(),
+                        extrapolate=self.extrapolate)
 
     def moved(self, xp, dtype) -> "KANLayer":
         """A copy of this layer on namespace ``xp`` (arrays go through the host)."""
         arrays = {name: xp.asarray(np.ascontiguousarray(to_numpy(a)), dtype=dtype) for name, a in self.arrays().items()}
-        return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=xp, symbolic=self.symbolic.moved(xp, dtype))
+        return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=xp, symbolic=self.symbolic.moved(xp, dtype),
+                        extrapolate=self.extrapolate)
 
     def subset(self, rows, cols) -> "KANLayer":
         """A copy keeping inputs ``rows`` and outputs ``cols`` (lists of indices)."""
@@ -150,7 +157,7 @@ class KANLayer:
                       mask=host["mask"][np.ix_(rows, cols)], bias=host["bias"][cols])
         arrays = {name: from_host_like(self.xp, a, self.coef) for name, a in arrays.items()}
         return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=self.xp,
-                        symbolic=self.symbolic.subset(rows, cols))
+                        symbolic=self.symbolic.subset(rows, cols), extrapolate=self.extrapolate)
 
     # -- computation ----------------------------------------------------------------------
     def check_consistent(self) -> None:
@@ -183,12 +190,16 @@ class KANLayer:
         xp = self.xp
         if self._spline_branch_off():
             y, sym_ctx = self._add_symbolic(x, xp.zeros((x.shape[0], self.out_dim), dtype=x.dtype) + self.bias)
-            return y, (x, None, None, None, None, None, None, need_dx, sym_ctx)
+            return y, (x, None, None, None, None, None, None, need_dx, sym_ctx, None)
         mask_sp = self.mask * self.scale_sp
         weight = self.coef * mask_sp[:, :, None]
+        tail = self._tails(x)
         y, kernel_ctx = get_kernels(xp).spline_forward(
-            x, self.grid, weight, self.k, need_dx=need_dx, reuse=None if reuse is None else reuse[6]
+            x if tail is None else tail.clipped, self.grid, weight, self.k, need_dx=need_dx,
+            reuse=None if reuse is None else reuse[6]
         )
+        if tail is not None:
+            y = y + tail.summed(weight, xp)
         base_x = None
         mask_base = None
         if self.base_fun != "zero":
@@ -198,8 +209,12 @@ class KANLayer:
             y = y + xp.matmul(base_x, mask_base)
         y = y + self.bias
         y, sym_ctx = self._add_symbolic(x, y)
-        cache = (x, base_x, mask_sp, mask_base, self.coef, self.mask, kernel_ctx, need_dx, sym_ctx)
+        cache = (x, base_x, mask_sp, mask_base, self.coef, self.mask, kernel_ctx, need_dx, sym_ctx, tail)
         return y, cache
+
+    def _tails(self, x):
+        """``extrapolation.Tails`` of x when the splines continue linearly beyond the grid, else None."""
+        return tails(x, self.grid, self.k, self.xp) if self.extrapolate == "linear" else None
 
     def _spline_branch_off(self) -> bool:
         """Whether every edge's spline branch is masked out (an all-symbolic layer): then the
@@ -224,7 +239,7 @@ class KANLayer:
     def backward(self, cache, gy, *, need_dx: bool = False):
         """gy = dL/dy (B, out_dim) -> (grads dict keyed like ``parameters()``, dx (B, in_dim) or None)."""
         xp = self.xp
-        x, base_x, mask_sp, mask_base, coef, mask, kernel_ctx, had_dx, sym_ctx = cache
+        x, base_x, mask_sp, mask_base, coef, mask, kernel_ctx, had_dx, sym_ctx, tail = cache
         if need_dx and not had_dx:
             raise ValueError("backward(need_dx=True) needs forward(need_dx=True)")
         if kernel_ctx is None:  # spline branch off (``_spline_branch_off``): its gradients are zero
@@ -232,7 +247,10 @@ class KANLayer:
             grads["bias"] = xsum(xp, gy, axis=0)
             dx = xp.zeros_like(x) if need_dx else None
             return grads, self._symbolic_backward(sym_ctx, gy, grads, dx, need_dx)
+        # the kernels' dx at a clipped input is the spline's slope at the end: the line's slope
         dweight, dx = get_kernels(xp).spline_backward(kernel_ctx, gy, need_dx=need_dx)
+        if tail is not None:
+            dweight = dweight + tail.weight_grad(gy, xp)
         grads = {
             "coef": dweight * mask_sp[:, :, None],
             "scale_sp": mask * xsum(xp, coef * dweight, axis=2),
@@ -260,13 +278,17 @@ class KANLayer:
         self.check_consistent()
         xp = self.xp
         kernels = get_kernels(xp)
-        if getattr(kernels, "fused", False):
+        tail = self._tails(x)
+        if getattr(kernels, "fused", False) and tail is None:
             y, phi, xt, ctx = kernels.edge_layer_forward(
                 x, self.grid, self.coef, self.mask * self.scale_sp, self.mask * self.scale_base, self.bias, self.k,
                 self.base_fun, need_dx=need_dx)
             y, sym_ctx = self._add_symbolic(x, y)
             return y, phi, (None, xt, ctx, sym_ctx)
-        spl, dspl, basis_ctx = kernels.edge_forward(x, self.grid, self.coef, self.k, need_dx=need_dx, ctx=basis_ctx)
+        spl, dspl, basis_ctx = kernels.edge_forward(x if tail is None else tail.clipped, self.grid, self.coef, self.k,
+                                                    need_dx=need_dx, ctx=basis_ctx)
+        if tail is not None:
+            spl = spl + tail.per_edge(self.coef, xp)
         mask_sp = (self.mask * self.scale_sp)[:, None, :]
         phi = spl * mask_sp
         dphi = dspl * mask_sp if need_dx else None
@@ -280,7 +302,7 @@ class KANLayer:
             if need_dx:
                 dphi += mask_base * dbase[:, :, None]
         y, sym_ctx = self._add_symbolic(x, xsum(xp, phi, axis=0) + self.bias)
-        return y, phi, (basis_ctx, xt, spl, base_x, dphi, sym_ctx)
+        return y, phi, (basis_ctx, xt, spl, base_x, dphi, sym_ctx, tail)
 
     def backward_edges(self, cache, gy, gphi, *, need_dx: bool = False):
         """Gradients from dL/dy (B, out_dim) plus a per-edge dL/dphi (in_dim, B, out_dim) (or None;
@@ -300,11 +322,13 @@ class KANLayer:
                      "bias": xsum(xp, gy, axis=0), "scale_base": self.mask * gsb}
             dx = xp.permute_dims(dxt, (1, 0)) if need_dx else None
             return grads, self._symbolic_backward(cache[3], gy, grads, dx, need_dx)
-        basis_ctx, _, spl, base_x, dphi, sym_ctx = cache
+        basis_ctx, _, spl, base_x, dphi, sym_ctx, tail = cache
         if need_dx and dphi is None:
             raise ValueError("backward_edges(need_dx=True) needs forward_edges(need_dx=True)")
         g = gy[None, :, :] if gphi is None else gphi + gy[None, :, :]  # (n, B, m)
         dspl = get_kernels(xp).edge_backward(basis_ctx, g)  # (n, m, nb)
+        if tail is not None:
+            dspl = dspl + tail.coef_grad_edges(g, xp)
         # reductions over B and m as vecdot / matmul: no (n, B, m) product is formed
         grads = {
             "coef": dspl * (self.mask * self.scale_sp)[:, :, None],

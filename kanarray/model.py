@@ -9,6 +9,7 @@ import numpy as np
 from ._checks import as_batch, check_number, check_positive_int, check_width
 from ._namespace import backend_name, dtype_of, from_host_like, namespace_of, resolve_backend, to_numpy
 from .base import BASE_FUNCTIONS
+from .extrapolation import check_mode as check_extrapolation
 from .layer import KANLayer
 from .objective import check_targets, evaluate
 from .regularization import Regularization
@@ -74,6 +75,11 @@ class KAN:
         bias_trainable: whether the node biases are trained (and listed by ``parameters()``).
             Off by default, as in pykan (its node affine is not trainable unless asked for):
             with the sparsification penalty, free biases let LBFGS wander to worse minima.
+        extrapolate: how each spline continues beyond its grid (``kanarray.extrapolation``):
+            "spline" (default, pykan's: the B-splines run on for k intervals, then vanish) or
+            "linear" (a straight line with the spline's value and slope at the grid's end, so
+            inputs outside the fitted range, and hidden activations pushed there, get no
+            undetermined polynomial pieces; needs k >= 2).
 
     ``model(x)`` maps (batch, width[0]) -> (batch, width[-1]) in the model's namespace.
     """
@@ -93,6 +99,7 @@ class KAN:
         dtype: str = "float64",
         backend="numpy",
         bias_trainable: bool = False,
+        extrapolate: str = "spline",
     ):
         width = check_width(width)
         n_layers = len(width) - 1
@@ -101,6 +108,8 @@ class KAN:
         ranges = [_check_range(r, l) for l, r in enumerate(_per_layer(grid_range, n_layers, "grid_range"))]
         if not isinstance(bias_trainable, bool):
             raise ValueError(f"bias_trainable must be True or False, got {bias_trainable!r}")
+        for kk in ks:
+            check_extrapolation(extrapolate, kk)
         if base_fun not in BASE_FUNCTIONS:
             raise ValueError(f"base_fun must be one of {sorted(BASE_FUNCTIONS)}, got {base_fun!r}")
         for name, value in (("noise_scale", noise_scale), ("scale_base_mu", scale_base_mu),
@@ -115,7 +124,7 @@ class KAN:
             KANLayer.initialize(
                 width[l], width[l + 1], num=grids[l], k=ks[l], grid_range=ranges[l], base_fun=base_fun,
                 noise_scale=noise_scale, scale_base_mu=scale_base_mu, scale_base_sigma=scale_base_sigma,
-                rng=rng, xp=xp, dtype=dt,
+                rng=rng, xp=xp, dtype=dt, extrapolate=extrapolate,
             )
             for l in range(n_layers)
         ]
@@ -225,6 +234,11 @@ class KAN:
     def k(self) -> list[int]:
         return [layer.k for layer in self.layers]
 
+    @property
+    def extrapolate(self) -> str:
+        """How the splines continue beyond their grids: "spline" or "linear" (``KAN``'s argument)."""
+        return self.layers[0].extrapolate
+
     def parameters(self) -> dict:
         """The trainable arrays by name ("layers.0.coef", "layers.0.scale_base", "layers.0.scale_sp",
         and "layers.0.bias" if ``bias_trainable``, ...): live, not copies."""
@@ -243,6 +257,7 @@ class KAN:
             f"KAN(width={self.width}, grid={self.grid}, k={self.k}, base_fun={self.base_fun!r}, "
             f"dtype={self._dtype_name!r}, backend={self.backend!r}"
             + (", bias_trainable=True" if self.bias_trainable else "")
+            + (f", extrapolate={self.extrapolate!r}" if self.extrapolate != "spline" else "")
             + (", input_scaling=True)" if self._input_map is not None else ")")
         )
 

@@ -152,7 +152,13 @@ def gram_stats(layer, x, *, comm=None, n_total: int | None = None):
 
     xp = layer.xp
     B = x.shape[0]
-    basis_t = xp.permute_dims(spline.basis(x, layer.grid, layer.k, xp=xp), (1, 0, 2))  # (n, B, nb)
+    if layer.extrapolate == "linear":
+        from .extrapolation import extended_basis
+
+        bases = extended_basis(x, layer.grid, layer.k, xp)
+    else:
+        bases = spline.basis(x, layer.grid, layer.k, xp=xp)
+    basis_t = xp.permute_dims(bases, (1, 0, 2))  # (n, B, nb)
     xt = xp.permute_dims(x, (1, 0))
     base = BASE_FUNCTIONS[layer.base_fun][0](xt, xp) if layer.base_fun != "zero" else xp.zeros_like(xt)
     feats = xp.concat([base[:, :, None], basis_t], axis=2)  # (n, B, nb + 1)

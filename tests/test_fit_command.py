@@ -59,6 +59,7 @@ def test_fit_trains_on_raw_columns_and_writes_model_and_onnx(table, tmp_path, ca
     (["--target", "y", "--val-fraction", "1.5"], "--val-fraction must be in"),
     (["--target", "y", "--plot", "/nonexistent-folder/c.png"], "--plot .*the folder /nonexistent-folder does not"),
     (["--target", "y", "--grid-margin", "-0.5"], "grid_margin must be a finite number >= 0"),
+    (["--target", "y", "--k", "1", "--extrapolate", "linear"], "extrapolate='linear' needs spline order k >= 2"),
 ])
 def test_fit_errors_are_clear_and_write_nothing(table, tmp_path, capsys, argv, message):
     out = tmp_path / "never.kan"
@@ -67,6 +68,21 @@ def test_fit_errors_are_clear_and_write_nothing(table, tmp_path, capsys, argv, m
     assert err.startswith("kanarray fit: error:")
     assert __import__("re").search(message, err), err
     assert not out.exists()
+
+
+def test_fit_with_linear_ends_keeps_them_in_the_checkpoint_and_the_onnx_file(table, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    out, onnx_path = tmp_path / "m.kan", tmp_path / "m.onnx"
+    assert main(["fit", str(table), "--target", "y", "--features", "a,b", "--width", "2,3,1", "--steps", "5",
+                 "--extrapolate", "linear", "--quiet", "--out", str(out), "--onnx", str(onnx_path)]) == 0
+    model = ka.load(out)
+    assert model.extrapolate == "linear"
+    x = np.column_stack([np.linspace(0, 400, 50), np.linspace(-0.03, 0.03, 50)])  # well beyond the training range
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    served = session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0]
+    np.testing.assert_allclose(served, np.asarray(model(x)), rtol=1e-4, atol=1e-4)
 
 
 def test_fit_refuses_non_numeric_cells_and_too_few_rows(tmp_path, capsys):

@@ -39,6 +39,23 @@ def set_param(model, name, values):
     setattr(layer, attr, model.xp.asarray(values, dtype=model.dtype))
 
 
+def assert_parameter_gradients(model, value_of, grads):
+    """Check ``grads`` (name -> array, every parameter's) against central differences of
+    ``value_of()`` (a float at the model's current parameters)."""
+    assert set(grads) == set(model.parameters())
+    for name, param in model.parameters().items():
+        assert grads[name].shape == param.shape, name
+        start = host(param).astype(np.float64).copy()
+
+        def loss_of(values, name=name):
+            set_param(model, name, values)
+            return value_of()
+
+        ref = fd_grad(loss_of, start.copy())
+        set_param(model, name, start)
+        assert_grad_close(host(grads[name]), ref, name)
+
+
 CASES = [
     ([3, 4, 2], 4, 1),
     ([2, 3, 1], 5, 2),
@@ -58,18 +75,7 @@ def test_parameter_gradients_match_finite_differences(backend, width, G, k, base
     y = xp.asarray(rng.normal(size=(40, width[-1])))
     assert np.any(np.abs(host(x)) > span), "some inputs must lie outside the grid"
     loss, grads = model.value_and_grad(x, y)
-    assert set(grads) == set(model.parameters())
-    for name, param in model.parameters().items():
-        assert grads[name].shape == param.shape, name
-        start = host(param).astype(np.float64).copy()
-
-        def loss_of(values, name=name):
-            set_param(model, name, values)
-            return float(model.value_and_grad(x, y)[0])
-
-        ref = fd_grad(loss_of, start.copy())
-        set_param(model, name, start)
-        assert_grad_close(host(grads[name]), ref, name)
+    assert_parameter_gradients(model, lambda: float(model.value_and_grad(x, y)[0]), grads)
     assert float(model.value_and_grad(x, y)[0]) == pytest.approx(float(loss), rel=1e-14)
 
 

@@ -57,6 +57,24 @@ def test_margin_is_chosen_with_the_grid_on_the_validation_draw():
             assert alone["test"] == both["test"] and alone["G"] == both["G"]
 
 
+def test_continuations_are_chosen_with_the_grid_and_the_linear_runs_train_linear_kans(tmp_path):
+    from kanarray.datasets import SPECIAL
+    from kanarray.reproduce._plan import Plan
+
+    both = Plan((3, 5), 5, (0,), extrapolate=("spline", "linear")).fit(SPECIAL["jv"])
+    assert both["model"].extrapolate == both["extrapolate"]
+    for mode in ("spline", "linear"):
+        alone = Plan((3, 5), 5, (0,), extrapolate=mode).fit(SPECIAL["jv"])
+        assert alone["model"].extrapolate == mode
+        assert min(r.val for r in both["rows"]) <= min(r.val for r in alone["rows"])
+        if mode == both["extrapolate"]:
+            assert alone["test"] == both["test"] and alone["G"] == both["G"]
+    argv = ["reproduce", "special", "--quick", "--only", "jv", "--extrapolate", "linear", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    text = (tmp_path / "special.md").read_text()
+    assert "splines continued as lines beyond their grids (extrapolate='linear')" in text
+
+
 def test_margin_from_trains_the_earlier_grids_without_the_margin():
     from kanarray.datasets import SPECIAL, special_dataset
     from kanarray.model import KAN
@@ -236,6 +254,8 @@ def test_scaling_slopes_stop_at_the_lowest_test_error():
     (["scaling", "--validation", "5000"], "--validation applies to special and feynman"),
     (["scaling", "--margin-from", "50"], "--margin-from applies to special and feynman"),
     (["special", "--start", "pruned,nope"], "starts must be one or more of ('scratch', 'pruned')"),
+    (["scaling", "--extrapolate", "linear"], "--extrapolate applies to special and feynman"),
+    (["special", "--extrapolate", "linear,cubic"], "extrapolate must be one or more of ('spline', 'linear')"),
 ])
 def test_reproduce_refuses_bad_options_with_a_clear_message(tmp_path, capsys, argv, message):
     assert main(["reproduce", *argv, "--out", str(tmp_path)]) == 2

@@ -333,6 +333,25 @@ def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
     return g.op("MatMul", flat, g.const(w, f"l{l}_coef"), hint=f"l{l}_spline")
 
 
+def _emit_linear_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str, weight) -> list:
+    """The splines continued as lines beyond the interior grid (``kanarray.extrapolation``): the
+    spline at h clipped to [lo, hi], plus min(h - lo, 0) @ slopes at lo + max(h - hi, 0) @ slopes at hi."""
+    import array_api_compat.numpy as hxp
+
+    from ..extrapolation import end_slopes, interior_ends
+
+    grid = np.asarray(to_numpy(layer.grid), dtype=np.float64)
+    lo, hi = interior_ends(grid, layer.k)
+    s_lo, s_hi = end_slopes(grid, weight, layer.k, hxp)
+    lo_c, hi_c, zero = g.const(lo, f"l{l}_interior_lo"), g.const(hi, f"l{l}_interior_hi"), g.const(0.0)
+    clipped = g.op("Min", g.op("Max", h, lo_c), hi_c, hint=f"l{l}_clipped")
+    below = g.op("Min", g.op("Sub", h, lo_c), zero, hint=f"l{l}_below")
+    above = g.op("Max", g.op("Sub", h, hi_c), zero, hint=f"l{l}_above")
+    lines = g.add(g.op("MatMul", below, g.const(s_lo, f"l{l}_slope_lo")),
+                  g.op("MatMul", above, g.const(s_hi, f"l{l}_slope_hi")), hint=f"l{l}_lines")
+    return [_emit_spline(g, layer, clipped, l, strategy), lines]
+
+
 def _emit_symbolic(g: GraphBuilder, layer, h: str, l: int):
     from .symbolic_ops import EMITTERS
 
@@ -362,7 +381,10 @@ def _emit_layer(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
     weight = np.asarray(to_numpy(layer.coef), dtype=np.float64) * (
         mask * np.asarray(to_numpy(layer.scale_sp), dtype=np.float64))[:, :, None]
     if np.any(weight != 0):
-        terms.append(_emit_spline(g, layer, h, l, strategy))
+        if layer.extrapolate == "linear":
+            terms.extend(_emit_linear_spline(g, layer, h, l, strategy, weight))
+        else:
+            terms.append(_emit_spline(g, layer, h, l, strategy))
     base_w = mask * np.asarray(to_numpy(layer.scale_base), dtype=np.float64)
     if layer.base_fun != "zero" and np.any(base_w != 0):
         b = h if layer.base_fun == "identity" else g.mul(h, g.op("Sigmoid", h), hint=f"l{l}_silu")

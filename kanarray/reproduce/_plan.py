@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import check_positive_int
+from ..extrapolation import MODES
 from ._report import ratio_cell, rmse, sci
 
 __all__ = ["GridRow", "grid_extension", "inside_box", "Plan", "STARTS", "start_model"]
@@ -84,16 +85,19 @@ def grid_extension(make_model, data: dict, grids, steps: int, *, seeds=(0,), val
     return rows, models, kept
 
 
-def start_model(start: str, shape, G: int, seed: int, data: dict, steps: int, grid_margin: float = 0.0):
+def start_model(start: str, shape, G: int, seed: int, data: dict, steps: int, grid_margin: float = 0.0,
+                extrapolate: str = "spline"):
     """The model a grid extension starts from.  "scratch": a new KAN of ``shape``; "pruned" (the
     paper's pruned KANs): a KAN with the same depth and hidden layers of width max(5, w), fitted
     with the sparsity penalty (lamb = PRUNE_LAMB) for ``steps`` steps and pruned to ``shape``,
-    keeping the highest-scoring nodes of each hidden layer (``KAN.prune_to_width``)."""
+    keeping the highest-scoring nodes of each hidden layer (``KAN.prune_to_width``).
+    extrapolate: ``KAN``'s (how the splines continue beyond their grids)."""
     from ..model import KAN
 
     if start == "scratch":
-        return KAN(list(shape), grid=G, k=3, seed=seed)
-    wide = KAN([shape[0]] + [max(5, w) for w in shape[1:-1]] + [shape[-1]], grid=G, k=3, seed=seed)
+        return KAN(list(shape), grid=G, k=3, seed=seed, extrapolate=extrapolate)
+    wide = KAN([shape[0]] + [max(5, w) for w in shape[1:-1]] + [shape[-1]], grid=G, k=3, seed=seed,
+               extrapolate=extrapolate)
     wide.fit(data["train_input"], data["train_label"], steps=steps, lamb=PRUNE_LAMB, grid_margin=grid_margin,
              progress=False)
     return wide.prune_to_width(list(shape), data["train_input"])
@@ -115,7 +119,8 @@ class Plan:
     first).  starts: "scratch" and/or "pruned"
     (``start_model``), each a whole run.  Every run is scored on a validation draw, and the
     grid, margin, seed and start with the lowest validation RMSE are chosen together.
-    n_validation: the size of that draw (its first 1000 points are the same for any size)."""
+    n_validation: the size of that draw (its first 1000 points are the same for any size).
+    extrapolate: "spline" (pykan's) and/or "linear" (``KAN``'s extrapolate), each a whole run."""
 
     grids: tuple
     steps: int
@@ -125,6 +130,7 @@ class Plan:
     starts: tuple = ("scratch",)
     n_validation: int = 1000
     margin_from: int = 0
+    extrapolate: tuple = ("spline",)
 
     def __post_init__(self):
         object.__setattr__(self, "grids", tuple(sorted(set(int(g) for g in self.grids))))
@@ -134,6 +140,10 @@ class Plan:
             raise ValueError(f"starts must be one or more of {STARTS}, got {self.starts}")
         object.__setattr__(self, "n_validation", check_positive_int(self.n_validation, "n_validation"))
         object.__setattr__(self, "margin_from", check_positive_int(self.margin_from, "margin_from", minimum=0))
+        modes = (self.extrapolate,) if isinstance(self.extrapolate, str) else tuple(self.extrapolate)
+        if not modes or any(m not in MODES for m in modes):
+            raise ValueError(f"extrapolate must be one or more of {MODES}, got {self.extrapolate!r}")
+        object.__setattr__(self, "extrapolate", modes)
 
     @property
     def margins(self) -> tuple:
@@ -163,9 +173,10 @@ class Plan:
         # the grids before margin_from are the same for every margin: trained once, then each margin goes on
         shared = [G for G in self.grids if G < self.margin_from]
         rest = [G for G in self.grids if G >= self.margin_from]
-        for start, group in itertools.product(self.starts, groups):
-            def make(G, seed, options, start=start):
-                return start_model(start, entry.shape, G, seed, data, self.steps, options.get("grid_margin", 0.0))
+        for mode, start, group in itertools.product(self.extrapolate, self.starts, groups):
+            def make(G, seed, options, start=start, mode=mode):
+                return start_model(start, entry.shape, G, seed, data, self.steps, options.get("grid_margin", 0.0),
+                                   extrapolate=mode)
 
             # all validation points count, also the few outside the training box: restricting the choice to
             # the points inside moved I.37.4 and I.44.4 to G = 100 and made their test RMSE 8x worse
@@ -177,22 +188,26 @@ class Plan:
                 pick = int(np.argmin([r.val for r in rows]))
                 runs.append(rows)
                 if best is None or rows[pick].val < best["rows"][best["pick"]].val:
-                    best = dict(rows=rows, pick=pick, models=models, seed=seed, margin=margin, start=start)
+                    best = dict(rows=rows, pick=pick, models=models, seed=seed, margin=margin, start=start,
+                                extrapolate=mode)
                 low = min(rows, key=lambda r: r.test)
                 if lowest is None or low.test < lowest["test"]:
-                    lowest = dict(test=low.test, G=low.G, margin=margin, seed=seed, start=start)
+                    lowest = dict(test=low.test, G=low.G, margin=margin, seed=seed, start=start, extrapolate=mode)
         row = best["rows"][best["pick"]]
         # the other runs' models: not the grids they share with the chosen run (those are its own models)
         own = {id(r) for r in best["rows"]}
         others = [r.val for rows in runs if rows is not best["rows"] for r in rows if id(r) not in own]
         runner_up = min(others) if others else None
         return dict(test=row.test, inside=row.inside, G=row.G, margin=best["margin"], seed=best["seed"],
-                    start=best["start"], rows=best["rows"], model=best["models"][best["pick"]], data=data,
+                    start=best["start"], extrapolate=best["extrapolate"], rows=best["rows"],
+                    model=best["models"][best["pick"]], data=data,
                     lowest=lowest, val=row.val, runner_up=runner_up, seconds=time.perf_counter() - t0)
 
     def _choices(self, fit: dict, seed: bool = False) -> list:
         return (([f"margin {fit['margin']:g}"] if len(self.margins) > 1 else [])
-                + ([fit["start"]] if len(self.starts) > 1 else []) + ([f"seed {fit['seed']}"] if seed else []))
+                + ([fit["start"]] if len(self.starts) > 1 else [])
+                + ([f"{fit['extrapolate']} ends"] if len(self.extrapolate) > 1 else [])
+                + ([f"seed {fit['seed']}"] if seed else []))
 
     def grid_cell(self, fit: dict) -> str:
         """The chosen G for a table, with the chosen margin and start where several were tried."""
@@ -235,6 +250,11 @@ class Plan:
             start = f"; each starting from {' or from '.join(_BEGIN[s] for s in self.starts)} (chosen with the grid)"
         else:
             start = "" if self.starts == ("scratch",) else f"; starting from {_BEGIN[self.starts[0]]}"
+        ends = {"spline": "pykan's spline continuation", "linear": "splines continued as lines beyond their grids"}
+        if len(self.extrapolate) > 1:
+            start += f"; with {' or with '.join(ends[m] for m in self.extrapolate)} (chosen with the grid)"
+        elif self.extrapolate != ("spline",):
+            start += f"; {ends[self.extrapolate[0]]} (extrapolate='{self.extrapolate[0]}')"
         return (f"grid extension over G = {', '.join(map(str, self.grids))} with {self.steps} LBFGS steps per grid, "
                 f"{seeding}{margin}{start}")
 
@@ -244,17 +264,19 @@ class Plan:
 
     def validation_column_text(self) -> str:
         """The reports' sentence on the validation RMSE column."""
-        runs = len(self.starts) * len(self.margins) * (len(self.seeds) if self.every_seed else 1)
+        runs = (len(self.starts) * len(self.margins) * len(self.extrapolate)
+                * (len(self.seeds) if self.every_seed else 1))
         if runs == 1:
             return "'Validation RMSE': at the chosen grid."
         return ("'Validation RMSE': the chosen run's at the chosen grid, and in parentheses the lowest of any "
-                "other run (another start, margin or seed): when the two are close, which of them is lower on "
-                "the test draw is near chance.")
+                "other run (another start, margin, continuation or seed): when the two are close, which of them is "
+                "lower on the test draw is near chance.")
 
     def lowest_text(self) -> str:
         """The reports' sentence on the paper's selection."""
         over = (["grids"] + (["margins"] if len(self.margins) > 1 else []) + (["seeds"] if self.every_seed else [])
-                + (["starts"] if len(self.starts) > 1 else []))
+                + (["starts"] if len(self.starts) > 1 else [])
+                + (["continuations"] if len(self.extrapolate) > 1 else []))
         listed = ", ".join(over[:-1]) + (" and " if len(over) > 1 else "") + over[-1]
         return (f"The paper reports the lowest test RMSE over its runs; that selection, over the {listed} trained "
                 f"here, is in the 'lowest test RMSE' column (the test set chooses, so it is optimistic).")
