@@ -183,6 +183,7 @@ def test_onnx_export_continues_the_lines():
     want = host(model(x))
     for strategy in ("local", "dense"):
         proto = to_onnx(model, strategy=strategy, dtype="float64")
+        assert {p.key: p.value for p in proto.metadata_props}["extrapolate"] == "linear"
         session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         np.testing.assert_allclose(session.run(None, {name: x})[0], want, rtol=1e-12, atol=1e-12)

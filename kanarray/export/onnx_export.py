@@ -418,7 +418,8 @@ def _metadata(model) -> dict:
     """String properties: sizes, each layer's knot range (``grid_ranges``, the first layer's in
     the scaled coordinate), the last fit's raw input range per column (``training_input_range``,
     or null), the input scaling (``input_scaling``: {"shift": [...], "scale": [...]}, the first
-    layer seeing (x - shift) * scale, or null) and the symbolic edges."""
+    layer seeing (x - shift) * scale, or null), how the splines continue beyond their grids
+    (``extrapolate``: "spline" or "linear") and the symbolic edges."""
     from .. import __version__
 
     ranges = [[float(np.min(to_numpy(layer.grid))), float(np.max(to_numpy(layer.grid)))] for layer in model.layers]
@@ -436,6 +437,7 @@ def _metadata(model) -> dict:
         "grid": json.dumps(model.grid),
         "k": json.dumps(model.k),
         "grid_ranges": json.dumps(ranges),
+        "extrapolate": model.extrapolate,
         "training_input_range": json.dumps(seen),
         "input_scaling": json.dumps(None if scaling is None else {"shift": scaling[0].tolist(),
                                                                   "scale": scaling[1].tolist()}),
