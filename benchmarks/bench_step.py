@@ -66,10 +66,11 @@ def jittered_grids(case, seed=1):
             for l in range(len(w) - 1)]
 
 
-def kanarray_ops(case, backend="numpy", nonuniform=False):
+def kanarray_ops(case, backend="numpy", nonuniform=False, extrapolate="spline"):
     """{'forward': fn, 'step': fn} for kanarray on this case (on CuPy each call ends with a
-    device synchronisation)."""
-    model = ka.KAN(case["width"], grid=case["grid"], k=3, dtype=case["dtype"], backend=backend, seed=0)
+    device synchronisation); extrapolate: ``KAN``'s."""
+    model = ka.KAN(case["width"], grid=case["grid"], k=3, dtype=case["dtype"], backend=backend, seed=0,
+                   extrapolate=extrapolate)
     if nonuniform:
         for layer, grid in zip(model.layers, jittered_grids(case)):
             layer.grid[...] = model.xp.asarray(grid)

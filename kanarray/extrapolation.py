@@ -18,7 +18,10 @@ Shapes: batch B, inputs n, outputs m, nb = G + k bases per input.
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import spline
+from ._namespace import is_numpy_namespace
 
 __all__ = ["MODES", "check_mode", "Tails", "tails", "interior_ends", "end_slopes", "extended_basis"]
 
@@ -80,10 +83,21 @@ def interior_ends(grid, k: int):
     return grid[:, k], grid[:, grid.shape[1] - k - 1]
 
 
-def _end_derivatives(grid, k: int, xp):
+def _end_derivatives(grid, k: int, xp, memo=None):
+    """The bases' slopes at the interior ends, (d_lo, d_hi) each (n, nb).  memo: a dict the caller
+    keeps; on NumPy the result is reused while the grid's values stay the same (checked each call,
+    so editing the grid in place is safe)."""
+    numpy = memo is not None and is_numpy_namespace(xp)
+    if numpy:
+        hit = memo.get("ends")
+        if hit is not None and hit[0].shape == grid.shape and np.array_equal(hit[0], grid):
+            return hit[1], hit[2]
     lo, hi = interior_ends(grid, k)
     _, d_ends = spline.basis_with_derivative(xp.stack([lo, hi], axis=0), grid, k, xp=xp)  # (2, n, nb)
-    return d_ends[0, ...], d_ends[1, ...]
+    d_lo, d_hi = d_ends[0, ...], d_ends[1, ...]
+    if numpy:
+        memo["ends"] = (np.array(grid, copy=True), d_lo, d_hi)
+    return d_lo, d_hi
 
 
 def end_slopes(grid, weight, k: int, xp):
@@ -95,13 +109,13 @@ def _slopes(weight, d_lo, d_hi, xp):
     return xp.sum(weight * d_lo[:, None, :], axis=2), xp.sum(weight * d_hi[:, None, :], axis=2)
 
 
-def tails(x, grid, k: int, xp) -> Tails:
-    """``Tails`` of x (B, n) for a layer with knots grid (n, G + 2k + 1)."""
+def tails(x, grid, k: int, xp, memo=None) -> Tails:
+    """``Tails`` of x (B, n) for a layer with knots grid (n, G + 2k + 1); memo: see ``_end_derivatives``."""
     lo, hi = interior_ends(grid, k)
     clipped = xp.minimum(xp.maximum(x, lo), hi)
     below = xp.minimum(x - lo, xp.zeros_like(x))
     above = xp.maximum(x - hi, xp.zeros_like(x))
-    return Tails(clipped, below, above, *_end_derivatives(grid, k, xp))
+    return Tails(clipped, below, above, *_end_derivatives(grid, k, xp, memo))
 
 
 def extended_basis(x, grid, k: int, xp):

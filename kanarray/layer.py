@@ -55,6 +55,7 @@ class KANLayer:
         self.k = int(k)
         self.base_fun = base_fun
         self.extrapolate = check_mode(extrapolate, self.k)
+        self._memo: dict = {}  # values derived from the grid, each checked against it when used
         self.xp = xp
         if symbolic is None:
             symbolic = SymbolicEdges.empty(coef.shape[0], coef.shape[1], xp, coef.dtype,
@@ -214,7 +215,7 @@ class KANLayer:
 
     def _tails(self, x):
         """``extrapolation.Tails`` of x when the splines continue linearly beyond the grid, else None."""
-        return tails(x, self.grid, self.k, self.xp) if self.extrapolate == "linear" else None
+        return tails(x, self.grid, self.k, self.xp, self._memo) if self.extrapolate == "linear" else None
 
     def _spline_branch_off(self) -> bool:
         """Whether every edge's spline branch is masked out (an all-symbolic layer): then the
