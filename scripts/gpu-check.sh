@@ -8,7 +8,8 @@
 #    pykan and a CUDA build of torch import (else kanarray alone);
 # 3. the same four CPU cases with each contraction forced (to tune choose_contraction);
 # 4. benchmarks/fit_vs_pykan.py on CuPy and NumPy;
-# 5. benchmarks/scaling_mpi.py --backend cupy (1 and 2 ranks) where mpi4py and mpiexec are present.
+# 5. benchmarks/scaling_mpi.py --backend cupy (1 and 2 ranks) where mpi4py and mpiexec are present;
+# 6. benchmarks/bench_extrapolate.py --backend cupy (linear continuation against spline).
 # Needs CUDA, CuPy and the test dependencies.  On a machine without a package registry, put
 # the pure-Python wheels kanarray needs beyond the image (array-api-compat, array-api-strict,
 # pykan, ...) in .whl/; they are installed into /tmp/site first.
@@ -50,6 +51,9 @@ if python3 -c "import mpi4py" 2>/dev/null && command -v mpiexec >/dev/null; then
 else
     echo "(mpi4py or mpiexec missing: skipped)"
 fi
+
+echo "== 6. the linear continuation's cost on cupy (kanarray alone)"
+timeout 300 python3 benchmarks/bench_extrapolate.py --backend cupy --repeats 10 2>&1 | tee "$OUT/bench_extrapolate_cupy.md"
 
 echo
 echo "== summary"
