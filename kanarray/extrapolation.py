@@ -23,7 +23,7 @@ import numpy as np
 from . import spline
 from ._namespace import is_numpy_namespace
 
-__all__ = ["MODES", "check_mode", "Tails", "tails", "interior_ends", "end_slopes", "extended_basis"]
+__all__ = ["MODES", "check_mode", "Tails", "tails", "edge_forward", "interior_ends", "end_slopes", "extended_basis"]
 
 MODES = ("spline", "linear")
 
@@ -117,6 +117,16 @@ def tails(x, grid, k: int, xp, memo=None) -> Tails:
     below = xp.minimum(x - lo, xp.zeros_like(x))
     above = xp.maximum(x - hi, xp.zeros_like(x))
     return Tails(clipped, below, above, *_end_derivatives(grid, k, xp, memo))
+
+
+def edge_forward(kernels, x, grid, coef, k: int, xp, tail=None, *, need_dx: bool, ctx=None):
+    """Each edge's spline at x (B, n), continued as lines when ``tail`` (``tails(x, ...)``) is given:
+    ``kernels.edge_forward``'s (spl (n, B, m), dspl (n, B, m) or None, ctx).  With a tail the kernels
+    run at the clipped input, whose x-derivative is already the line's slope."""
+    spl, dspl, ctx = kernels.edge_forward(x if tail is None else tail.clipped, grid, coef, k, need_dx=need_dx, ctx=ctx)
+    if tail is not None:
+        spl = spl + tail.per_edge(coef, xp)
+    return spl, dspl, ctx
 
 
 def extended_basis(x, grid, k: int, xp):

@@ -17,7 +17,7 @@ import array_api_compat
 
 from . import spline
 from .backends import get_kernels
-from .extrapolation import tails
+from .extrapolation import edge_forward as continued_edge_forward, tails
 from .layer import KANLayer
 
 __all__ = ["adaptive_interior", "refined_interior", "fit_coef", "update_layer_grid", "refine_layer"]
@@ -123,12 +123,8 @@ def fit_coef(new_grid, k: int, old_grid, old_coef, samples=None, *, xp, comm=Non
             points = xp.concat([samples, sweep], axis=0)
             weights = xp.concat([weights, xp.full((P,), w_sweep, dtype=sweep.dtype, device=_device(sweep))])
     kernels = get_kernels(xp)
-    if extrapolate == "linear":
-        tail = tails(points, old_grid, k, xp)
-        target, _, _ = kernels.edge_forward(tail.clipped, old_grid, old_coef, k, need_dx=False)  # (n, N, m)
-        target = target + tail.per_edge(old_coef, xp)
-    else:
-        target, _, _ = kernels.edge_forward(points, old_grid, old_coef, k, need_dx=False)
+    tail = tails(points, old_grid, k, xp) if extrapolate == "linear" else None
+    target, _, _ = continued_edge_forward(kernels, points, old_grid, old_coef, k, xp, tail, need_dx=False)  # (n, N, m)
     A = kernels.dense_basis(points, new_grid, k)  # (n, N, nb)
     Aw = A * weights[None, :, None]
     At = xp.permute_dims(Aw, (0, 2, 1))

@@ -26,7 +26,7 @@ from . import spline
 from ._namespace import from_host_like, is_numpy_namespace, to_numpy, xsum
 from .backends import get_kernels
 from .base import BASE_FUNCTIONS, base_with_grad
-from .extrapolation import check_mode, tails
+from .extrapolation import check_mode, edge_forward as continued_edge_forward, tails
 from .symbolic.edges import SymbolicEdges
 
 __all__ = ["KANLayer"]
@@ -286,10 +286,8 @@ class KANLayer:
                 self.base_fun, need_dx=need_dx)
             y, sym_ctx = self._add_symbolic(x, y)
             return y, phi, (None, xt, ctx, sym_ctx)
-        spl, dspl, basis_ctx = kernels.edge_forward(x if tail is None else tail.clipped, self.grid, self.coef, self.k,
-                                                    need_dx=need_dx, ctx=basis_ctx)
-        if tail is not None:
-            spl = spl + tail.per_edge(self.coef, xp)
+        spl, dspl, basis_ctx = continued_edge_forward(kernels, x, self.grid, self.coef, self.k, xp, tail,
+                                                      need_dx=need_dx, ctx=basis_ctx)
         mask_sp = (self.mask * self.scale_sp)[:, None, :]
         phi = spl * mask_sp
         dphi = dspl * mask_sp if need_dx else None
