@@ -3,7 +3,8 @@
 
     python benchmarks/bench_extrapolate.py [--repeats 20] [--cases toy,mnist,fine,deep] [--backend numpy|cupy]
 
-The cases and the step (forward + backward + Adam, full batch) are ``bench_step.py``'s, and the
+The cases and the step (forward + backward + Adam, full batch) are ``bench_step.py``'s; 'reg step'
+is the same with the sparsification penalty (``bench_step.kanarray_ops(regularized=True)``).  The
 two modes' calls are interleaved in short blocks (``bench_step.interleaved_medians``) so both see
 the same machine load.  Prints a markdown table of medians and the ratio linear / spline.
 """
@@ -38,9 +39,9 @@ def main(argv=None):
         ops = {}
         for mode in ("spline", "linear"):
             ops.update({(mode, op): fn for op, fn in kanarray_ops(case, backend=args.backend,
-                                                                  extrapolate=mode).items()})
+                                                                  extrapolate=mode, regularized=True).items()})
         got = interleaved_medians(ops, args.repeats)
-        for op in ("forward", "step"):
+        for op in ("forward", "step", "reg step"):
             a, b = got[("spline", op)], got[("linear", op)]
             print(f"| {name} {case['width']} G={case['grid']} | {op} | {a:.2f} | {b:.2f} | {b / a:.2f}x |",
                   flush=True)

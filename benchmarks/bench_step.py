@@ -34,7 +34,9 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import kanarray as ka  # noqa: E402
+from kanarray.objective import evaluate  # noqa: E402
 from kanarray.optim import Adam  # noqa: E402
+from kanarray.regularization import Regularization  # noqa: E402
 
 CASES = {
     "toy": dict(width=[2, 5, 1], grid=5, batch=1000, dtype="float64"),
@@ -66,9 +68,11 @@ def jittered_grids(case, seed=1):
             for l in range(len(w) - 1)]
 
 
-def kanarray_ops(case, backend="numpy", nonuniform=False, extrapolate="spline"):
+def kanarray_ops(case, backend="numpy", nonuniform=False, extrapolate="spline", regularized=False):
     """{'forward': fn, 'step': fn} for kanarray on this case (on CuPy each call ends with a
-    device synchronisation); extrapolate: ``KAN``'s."""
+    device synchronisation); extrapolate: ``KAN``'s.  regularized: also 'reg step', the
+    sparsification-regularized objective and its gradients (lamb 0.01, the batch fixed as in
+    ``fit``: the first layer through the Gram shortcut, later ones edge by edge) and Adam."""
     model = ka.KAN(case["width"], grid=case["grid"], k=3, dtype=case["dtype"], backend=backend, seed=0,
                    extrapolate=extrapolate)
     if nonuniform:
@@ -87,7 +91,16 @@ def kanarray_ops(case, backend="numpy", nonuniform=False, extrapolate="spline"):
         opt.step(grads)
         sync()
 
-    return {"forward": forward, "step": step}
+    ops = {"forward": forward, "step": step}
+    if regularized:
+        reg, cache = Regularization(lamb=0.01), {}
+
+        def reg_step():
+            opt.step(evaluate(model, x, y, reg=reg, cache=cache).grads)
+            sync()
+
+        ops["reg step"] = reg_step
+    return ops
 
 
 def _cupy_sync():

@@ -280,10 +280,10 @@ class KANLayer:
         xp = self.xp
         kernels = get_kernels(xp)
         tail = self._tails(x)
-        if getattr(kernels, "fused", False) and tail is None:
+        if getattr(kernels, "fused", False):
             y, phi, xt, ctx = kernels.edge_layer_forward(
                 x, self.grid, self.coef, self.mask * self.scale_sp, self.mask * self.scale_base, self.bias, self.k,
-                self.base_fun, need_dx=need_dx)
+                self.base_fun, need_dx=need_dx, tail=tail)
             y, sym_ctx = self._add_symbolic(x, y)
             return y, phi, (None, xt, ctx, sym_ctx)
         spl, dspl, basis_ctx = continued_edge_forward(kernels, x, self.grid, self.coef, self.k, xp, tail,

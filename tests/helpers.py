@@ -35,10 +35,10 @@ def perturb(model, seed: int = 0, *, masks: bool = True):
     return model
 
 
-def random_model(backend, width, *, grid=4, k=3, base_fun="silu", seed=0, dtype="float64"):
+def random_model(backend, width, *, grid=4, k=3, base_fun="silu", seed=0, dtype="float64", extrapolate="spline"):
     """Biases trainable, so that gradient checks cover them too."""
     model = ka.KAN(width, grid=grid, k=k, base_fun=base_fun, seed=seed, dtype=dtype, backend=backend,
-                   bias_trainable=True)
+                   bias_trainable=True, extrapolate=extrapolate)
     return perturb(model, seed)
 
 

@@ -163,18 +163,21 @@ def test_grid_table_cache_is_keyed_by_content_and_bounded():
 
 
 @pytest.mark.parametrize("base_fun", ["silu", "identity", "zero"])
-@pytest.mark.parametrize("k", [0, 1, 3])
+@pytest.mark.parametrize("k,extrapolate", [(0, "spline"), (1, "spline"), (3, "spline"), (2, "linear"),
+                                           (3, "linear")])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_fused_edge_layer_matches_numpy_passes(base_fun, k, dtype, monkeypatch):
+def test_fused_edge_layer_matches_numpy_passes(base_fun, k, extrapolate, dtype, monkeypatch):
     """The compiled per-edge layer passes (numba) give what the NumPy passes give: outputs,
-    edge activations, parameter gradients and dL/dx, inputs off the grid included."""
+    edge activations, parameter gradients and dL/dx, inputs off the grid (and beyond the
+    extension knots, where the two continuations differ) included."""
     pytest.importorskip("numba")
     from helpers import random_model
 
-    model = random_model("numpy", [3, 4], grid=5, k=k, base_fun=base_fun, seed=k, dtype=dtype)
+    model = random_model("numpy", [3, 4], grid=5, k=k, base_fun=base_fun, seed=k, dtype=dtype,
+                         extrapolate=extrapolate)
     layer = model.layers[0]
     rng = np.random.default_rng(k)
-    x = rng.uniform(-1.4, 1.4, (200, 3)).astype(dtype)
+    x = rng.uniform(-2.5, 2.5, (200, 3)).astype(dtype)
     x[:3] = np.asarray(layer.grid)[:, :3].T  # on knots
     gy = rng.normal(size=(200, 4)).astype(dtype)
     gphi = rng.normal(size=(3, 200, 4)).astype(dtype)

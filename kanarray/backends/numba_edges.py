@@ -53,7 +53,7 @@ def _kernels():
         # doing everything reloads its inputs after every store (measured 2.5x slower).
         @njit
         def forward_loop(xt, knots, table, left, inv_span, k, msp, mb, bias, base, dbase, need_dx,
-                         y, phi, spl, dphi, e, f):
+                         lines, has_lines, y, phi, spl, dphi, e, f):
             n, B = xt.shape
             L = knots.shape[1] - 1
             m = msp.shape[1]
@@ -100,6 +100,11 @@ def _kernels():
                                 for p in range(k - 2, -1, -1):
                                     dacc = dacc * fr + table[row, k + 1 + p, o]
                             dphi[i, b, o] = dacc
+            if has_lines:
+                for i in range(n):
+                    for b in range(B):
+                        for o in range(m):
+                            spl[i, b, o] += lines[i, b, o]
             for b in range(B):
                 for o in range(m):
                     y[b, o] = bias[o]
@@ -240,11 +245,13 @@ def _kernels():
     return _compiled
 
 
-def forward(xt, knots, table, left, inv_span, k: int, msp, mb, bias, base, dbase, need_dx: bool):
+def forward(xt, knots, table, left, inv_span, k: int, msp, mb, bias, base, dbase, need_dx: bool, lines=None):
     """xt (n, B) C-contiguous; knots (n, L + 1); table (n (L + 1), 2k + 1, m) per-interval
     polynomials of every edge (values in rows 0..k, derivatives after); left, inv_span
     (n (L + 1),); msp, mb (n, m) masked scales; bias (m,); base, dbase (n, B): the base
-    function and its derivative at xt (NumPy's vectorised tanh beats a scalar loop's).
+    function and its derivative (NumPy's vectorised tanh beats a scalar loop's); lines
+    (n, B, m) or None: added to every edge's spline (``extrapolation.Tails.per_edge``; xt is
+    then the clipped input, and base, dbase are taken at the input itself).
 
     Returns y (B, m), phi (n, B, m), and ctx = (e, f, spl, base, dphi, k) for ``backward``.
     """
@@ -257,14 +264,16 @@ def forward(xt, knots, table, left, inv_span, k: int, msp, mb, bias, base, dbase
     dphi = np.empty((n, B, m) if need_dx else (1, 1, 1), dtype=dtype)
     e = np.empty((n, B), dtype=np.intp)
     f = np.empty((n, B), dtype=dtype)
-    _kernels().forward_loop(xt, knots, table, left, inv_span, k, msp, mb, bias, base, dbase, need_dx, y, phi, spl, dphi,
-                            e, f)
+    has_lines = lines is not None
+    lines = np.ascontiguousarray(lines, dtype=dtype) if has_lines else spl
+    _kernels().forward_loop(xt, knots, table, left, inv_span, k, msp, mb, bias, base, dbase, need_dx, lines, has_lines,
+                            y, phi, spl, dphi, e, f)
     return y, phi, (e, f, spl, base, dphi if need_dx else None, k)
 
 
 def backward(ctx, gy, gphi, n_rows: int, need_dx: bool, spread=None):
     """gy (B, m), gphi (n, B, m) or None -> (moments (n_rows, k + 1, m), sum_b g spl (n, m),
-    sum_b g b(x) (n, m), dL/dxt (n, B) or None), with g = gy + gphi.
+    sum_b g b(x) (n, m), dL/dxt (n, B) or None, g (n, B, m)), with g = gy + gphi (+ spread).
 
     spread: (phi (n, B, m), a (n, m), phi_mean (n, m), xt (n, B), c (n,), x_mean (n,)) adds
     a (phi - phi_mean) to g and c (xt - x_mean) to dL/dxt: the gradient of a penalty on
@@ -285,11 +294,11 @@ def backward(ctx, gy, gphi, n_rows: int, need_dx: bool, spread=None):
         spread = (spl, gsp, gsp, base, gsp[:, 0], gsp[:, 0])
     else:
         spread = tuple(np.ascontiguousarray(a, dtype=dtype) for a in spread)
+    g = np.empty((n, B, m), dtype=dtype)
     _kernels().backward_loop(np.ascontiguousarray(gy, dtype=dtype),
                   np.ascontiguousarray(gphi, dtype=dtype) if has_gphi else spl, has_gphi, spread, has_spread,
-                  e, f, spl, base, dphi if need_dx else spl, need_dx, k, moments, gsp, gsb, dxt,
-                  np.empty((n, B, m), dtype=dtype))
-    return moments, gsp, gsb, (dxt if need_dx else None)
+                  e, f, spl, base, dphi if need_dx else spl, need_dx, k, moments, gsp, gsb, dxt, g)
+    return moments, gsp, gsb, (dxt if need_dx else None), g
 
 
 def spread_penalty(sphi, sx, lamb_l1: float, lamb_entropy: float, eps: float):

@@ -521,11 +521,12 @@ class NumpyKernels:
         return dweight, dx
 
     # -- fused per-edge layer (compiled, when numba is installed) ------------------------
-    def edge_layer_forward(self, x, grid, weight, msp, mb, bias, k, base_fun, *, need_dx):
+    def edge_layer_forward(self, x, grid, weight, msp, mb, bias, k, base_fun, *, need_dx, tail=None):
         """The whole per-edge layer in one compiled pass (``numba_edges.forward``).
 
         x (B, n), weight = coef (n, m, nb), msp / mb = masked spline / base scales (n, m),
         bias (m,) -> (y (B, m), phi (n, B, m), xt (n, B), ctx for ``edge_layer_backward``).
+        tail: ``extrapolation.Tails`` of x when the splines continue as lines beyond the grid.
         """
         from . import numba_edges
 
@@ -539,11 +540,13 @@ class NumpyKernels:
         base, dbase = base_with_grad(base_fun, xt, np, need_grad=need_dx)
         base = np.ascontiguousarray(base, dtype=dtype)
         y, phi, ctx = numba_edges.forward(
-            xt, np.ascontiguousarray(grid, dtype=dtype), table, left, inv_span, k,
+            xt if tail is None else np.ascontiguousarray(tail.clipped.T), np.ascontiguousarray(grid, dtype=dtype),
+            table, left, inv_span, k,
             np.ascontiguousarray(msp, dtype=dtype), np.ascontiguousarray(mb, dtype=dtype),
             np.ascontiguousarray(bias, dtype=dtype), base,
-            np.ascontiguousarray(dbase, dtype=dtype) if need_dx else base, need_dx)
-        return y, phi, xt, (ctx, t, (B, n, m, nb))
+            np.ascontiguousarray(dbase, dtype=dtype) if need_dx else base, need_dx,
+            lines=None if tail is None else tail.per_edge(weight, np))
+        return y, phi, xt, (ctx, t, (B, n, m, nb), tail)
 
     def edge_layer_backward(self, ctx, gy, gphi, *, need_dx, spread=None):
         """gy (B, m), gphi (n, B, m) or None -> (d/dweight (n, m, nb) of sum g spl, sum_b g spl
@@ -551,10 +554,13 @@ class NumpyKernels:
         penalty gradient in the affine form of ``numba_edges.backward``, added in the loop."""
         from . import numba_edges
 
-        kctx, t, (B, n, m, nb) = ctx
+        kctx, t, (B, n, m, nb), tail = ctx
         poly, _, _ = t.edge_tables(gy.dtype)
-        moments, gsp, gsb, dxt = numba_edges.backward(kctx, gy, gphi, poly.shape[0], need_dx, spread)
-        return self._moments_to_weights(moments, poly, t, n, m, nb), gsp, gsb, dxt
+        moments, gsp, gsb, dxt, g = numba_edges.backward(kctx, gy, gphi, poly.shape[0], need_dx, spread)
+        dweight = self._moments_to_weights(moments, poly, t, n, m, nb)
+        if tail is not None:  # the lines' part; dxt already has their slope (the kernels' at the clipped input)
+            dweight = dweight + tail.coef_grad_edges(g, np)
+        return dweight, gsp, gsb, dxt
 
     def _moments_to_weights(self, moments, poly, t, n, m, nb):
         """Per-interval moments (n (L + 1), k + 1, m) -> weight gradient (n, m, nb)."""
