@@ -6,7 +6,9 @@
 The cases and the step (forward + backward + Adam, full batch) are ``bench_step.py``'s; 'reg step'
 is the same with the sparsification penalty (``bench_step.kanarray_ops(regularized=True)``).  The
 two modes' calls are interleaved in short blocks (``bench_step.interleaved_medians``) so both see
-the same machine load.  Prints a markdown table of medians and the ratio linear / spline.
+the same machine load.  Prints a markdown table of medians and the ratio linear / spline; on
+NumPy with numba, also the linear model's regularized step with the compiled per-edge passes
+switched off (the path such models took before those passes knew the lines).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_step import ALL_CASES, CASES, interleaved_medians, kanarray_ops  # noqa: E402
 
+import array_api_compat.numpy as npx  # noqa: E402
+
+from kanarray.backends import get_kernels  # noqa: E402
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,19 +38,39 @@ def main(argv=None):
     names = (args.cases or ",".join(ALL_CASES if args.backend == "cupy" else CASES)).split(",")
     print(f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPUs, NumPy {np.__version__}, "
           f"backend {args.backend}, median of {args.repeats}")
-    print("| case | op | spline ms | linear ms | linear / spline |")
-    print("|---|---|---|---|---|")
+    kernels = get_kernels(npx) if args.backend == "numpy" else None
+    compiled = kernels is not None and getattr(kernels, "fused", False)
+    print("| case | op | spline ms | linear ms | linear / spline |"
+          + (" linear, NumPy passes ms | NumPy passes / compiled |" if compiled else ""))
+    print("|---|---|---|---|---|" + ("---|---|" if compiled else ""))
     for name in names:
         case = ALL_CASES[name]
         ops = {}
         for mode in ("spline", "linear"):
             ops.update({(mode, op): fn for op, fn in kanarray_ops(case, backend=args.backend,
                                                                   extrapolate=mode, regularized=True).items()})
+        if compiled:  # the regularized step of a linear model without numba's per-edge passes
+            ops[("unfused", "reg step")] = _without_compiled_passes(
+                kanarray_ops(case, extrapolate="linear", regularized=True)["reg step"], kernels)
         got = interleaved_medians(ops, args.repeats)
         for op in ("forward", "step", "reg step"):
             a, b = got[("spline", op)], got[("linear", op)]
-            print(f"| {name} {case['width']} G={case['grid']} | {op} | {a:.2f} | {b:.2f} | {b / a:.2f}x |",
-                  flush=True)
+            row = f"| {name} {case['width']} G={case['grid']} | {op} | {a:.2f} | {b:.2f} | {b / a:.2f}x |"
+            if compiled:
+                c = got.get(("unfused", op))
+                row += " - | - |" if c is None else f" {c:.2f} | {c / b:.2f}x |"
+            print(row, flush=True)
+
+
+def _without_compiled_passes(fn, kernels):
+    """fn run with the NumPy kernels' compiled per-edge passes switched off."""
+    def run():
+        kernels.fused = False
+        try:
+            fn()
+        finally:
+            kernels.fused = True
+    return run
 
 
 if __name__ == "__main__":

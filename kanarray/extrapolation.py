@@ -66,15 +66,15 @@ class Tails:
 
     def weight_grad(self, gy, xp):
         """dL/dweight (n, m, nb) of ``summed`` for gy = dL/dy (B, m)."""
-        return self._onto_bases(xp.matmul(xp.matrix_transpose(self.below), gy),
+        return self.onto_bases(xp.matmul(xp.matrix_transpose(self.below), gy),
                                 xp.matmul(xp.matrix_transpose(self.above), gy))
 
     def coef_grad_edges(self, g, xp):
         """dL/dcoef (n, m, nb) of ``per_edge`` for g = dL/d(edge spline) (n, B, m)."""
         below, above = xp.permute_dims(self.below, (1, 0)), xp.permute_dims(self.above, (1, 0))
-        return self._onto_bases(xp.matmul(below[:, None, :], g)[:, 0, :], xp.matmul(above[:, None, :], g)[:, 0, :])
+        return self.onto_bases(xp.matmul(below[:, None, :], g)[:, 0, :], xp.matmul(above[:, None, :], g)[:, 0, :])
 
-    def _onto_bases(self, g_lo, g_hi):
+    def onto_bases(self, g_lo, g_hi):
         """dL/d(slope at lo), dL/d(slope at hi), each (n, m) -> dL/dcoef (n, m, nb)."""
         return g_lo[:, :, None] * self.d_lo[:, None, :] + g_hi[:, :, None] * self.d_hi[:, None, :]
 

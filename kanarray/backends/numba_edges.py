@@ -100,11 +100,14 @@ def _kernels():
                                 for p in range(k - 2, -1, -1):
                                     dacc = dacc * fr + table[row, k + 1 + p, o]
                             dphi[i, b, o] = dacc
-            if has_lines:
+            if has_lines:  # the lines beyond the grid (zero distances inside it)
+                below, above, s_lo, s_hi = lines
                 for i in range(n):
                     for b in range(B):
-                        for o in range(m):
-                            spl[i, b, o] += lines[i, b, o]
+                        bl, ab = below[i, b], above[i, b]
+                        if bl != 0.0 or ab != 0.0:
+                            for o in range(m):
+                                spl[i, b, o] += bl * s_lo[i, o] + ab * s_hi[i, o]
             for b in range(B):
                 for o in range(m):
                     y[b, o] = bias[o]
@@ -125,7 +128,7 @@ def _kernels():
 
         @njit
         def backward_loop(gy, gphi, has_gphi, spread, has_spread, e, f, spl, base, dphi, need_dx, k,
-                          moments, gsp, gsb, dxt, g):
+                          lines, has_lines, moments, gsp, gsb, dxt, g, g_lo, g_hi):
             n, B = e.shape
             m = gy.shape[1]
             phi, a, phi_mean, xt, c, x_mean = spread
@@ -165,6 +168,18 @@ def _kernels():
                     for o in range(m):
                         gsp[i, o] += g[i, b, o] * spl[i, b, o]
                         gsb[i, o] += g[i, b, o] * tb
+            if has_lines:  # dL/d(the lines' slopes at each end)
+                below, above = lines[0], lines[1]
+                for i in range(n):
+                    for o in range(m):
+                        g_lo[i, o] = 0.0
+                        g_hi[i, o] = 0.0
+                    for b in range(B):
+                        bl, ab = below[i, b], above[i, b]
+                        if bl != 0.0 or ab != 0.0:
+                            for o in range(m):
+                                g_lo[i, o] += bl * g[i, b, o]
+                                g_hi[i, o] += ab * g[i, b, o]
 
         @njit
         def spread_penalty(sphi, sx, lamb_l1, lamb_entropy, eps, dsphi, dsx):
@@ -249,11 +264,12 @@ def forward(xt, knots, table, left, inv_span, k: int, msp, mb, bias, base, dbase
     """xt (n, B) C-contiguous; knots (n, L + 1); table (n (L + 1), 2k + 1, m) per-interval
     polynomials of every edge (values in rows 0..k, derivatives after); left, inv_span
     (n (L + 1),); msp, mb (n, m) masked scales; bias (m,); base, dbase (n, B): the base
-    function and its derivative (NumPy's vectorised tanh beats a scalar loop's); lines
-    (n, B, m) or None: added to every edge's spline (``extrapolation.Tails.per_edge``; xt is
-    then the clipped input, and base, dbase are taken at the input itself).
+    function and its derivative (NumPy's vectorised tanh beats a scalar loop's); lines:
+    None, or the splines' continuation as lines beyond the grid, (below, above (n, B): the
+    distances beyond each end, s_lo, s_hi (n, m): the unweighted splines' slopes there), added
+    to every edge's spline (xt is then the clipped input; base, dbase are at the input itself).
 
-    Returns y (B, m), phi (n, B, m), and ctx = (e, f, spl, base, dphi, k) for ``backward``.
+    Returns y (B, m), phi (n, B, m), and ctx = (e, f, spl, base, dphi, k, lines) for ``backward``.
     """
     n, B = xt.shape
     m = msp.shape[1]
@@ -265,20 +281,21 @@ def forward(xt, knots, table, left, inv_span, k: int, msp, mb, bias, base, dbase
     e = np.empty((n, B), dtype=np.intp)
     f = np.empty((n, B), dtype=dtype)
     has_lines = lines is not None
-    lines = np.ascontiguousarray(lines, dtype=dtype) if has_lines else spl
+    lines = tuple(np.ascontiguousarray(a, dtype=dtype) for a in lines) if has_lines else (f, f, y, y)
     _kernels().forward_loop(xt, knots, table, left, inv_span, k, msp, mb, bias, base, dbase, need_dx, lines, has_lines,
                             y, phi, spl, dphi, e, f)
-    return y, phi, (e, f, spl, base, dphi if need_dx else None, k)
+    return y, phi, (e, f, spl, base, dphi if need_dx else None, k, lines if has_lines else None)
 
 
 def backward(ctx, gy, gphi, n_rows: int, need_dx: bool, spread=None):
     """gy (B, m), gphi (n, B, m) or None -> (moments (n_rows, k + 1, m), sum_b g spl (n, m),
-    sum_b g b(x) (n, m), dL/dxt (n, B) or None, g (n, B, m)), with g = gy + gphi (+ spread).
+    sum_b g b(x) (n, m), dL/dxt (n, B) or None, dL/d(slopes (s_lo, s_hi)) each (n, m), or
+    None without lines), with g = gy + gphi.
 
     spread: (phi (n, B, m), a (n, m), phi_mean (n, m), xt (n, B), c (n,), x_mean (n,)) adds
     a (phi - phi_mean) to g and c (xt - x_mean) to dL/dxt: the gradient of a penalty on
     the spreads (``EdgeSpread``), without forming it."""
-    e, f, spl, base, dphi, k = ctx
+    e, f, spl, base, dphi, k, lines = ctx
     if need_dx and dphi is None:
         raise ValueError("backward(need_dx=True) needs forward(need_dx=True)")
     n, B = e.shape
@@ -294,11 +311,13 @@ def backward(ctx, gy, gphi, n_rows: int, need_dx: bool, spread=None):
         spread = (spl, gsp, gsp, base, gsp[:, 0], gsp[:, 0])
     else:
         spread = tuple(np.ascontiguousarray(a, dtype=dtype) for a in spread)
-    g = np.empty((n, B, m), dtype=dtype)
+    has_lines = lines is not None
+    g_lo, g_hi = (np.empty((n, m), dtype=dtype) for _ in range(2)) if has_lines else (gsp, gsp)
     _kernels().backward_loop(np.ascontiguousarray(gy, dtype=dtype),
                   np.ascontiguousarray(gphi, dtype=dtype) if has_gphi else spl, has_gphi, spread, has_spread,
-                  e, f, spl, base, dphi if need_dx else spl, need_dx, k, moments, gsp, gsb, dxt, g)
-    return moments, gsp, gsb, (dxt if need_dx else None), g
+                  e, f, spl, base, dphi if need_dx else spl, need_dx, k, lines if has_lines else (f, f, gsp, gsp),
+                  has_lines, moments, gsp, gsb, dxt, np.empty((n, B, m), dtype=dtype), g_lo, g_hi)
+    return moments, gsp, gsb, (dxt if need_dx else None), ((g_lo, g_hi) if has_lines else None)
 
 
 def spread_penalty(sphi, sx, lamb_l1: float, lamb_entropy: float, eps: float):

@@ -545,7 +545,7 @@ class NumpyKernels:
             np.ascontiguousarray(msp, dtype=dtype), np.ascontiguousarray(mb, dtype=dtype),
             np.ascontiguousarray(bias, dtype=dtype), base,
             np.ascontiguousarray(dbase, dtype=dtype) if need_dx else base, need_dx,
-            lines=None if tail is None else tail.per_edge(weight, np))
+            lines=None if tail is None else (tail.below.T, tail.above.T, *tail.slopes(weight, np)))
         return y, phi, xt, (ctx, t, (B, n, m, nb), tail)
 
     def edge_layer_backward(self, ctx, gy, gphi, *, need_dx, spread=None):
@@ -556,10 +556,10 @@ class NumpyKernels:
 
         kctx, t, (B, n, m, nb), tail = ctx
         poly, _, _ = t.edge_tables(gy.dtype)
-        moments, gsp, gsb, dxt, g = numba_edges.backward(kctx, gy, gphi, poly.shape[0], need_dx, spread)
+        moments, gsp, gsb, dxt, g_slopes = numba_edges.backward(kctx, gy, gphi, poly.shape[0], need_dx, spread)
         dweight = self._moments_to_weights(moments, poly, t, n, m, nb)
         if tail is not None:  # the lines' part; dxt already has their slope (the kernels' at the clipped input)
-            dweight = dweight + tail.coef_grad_edges(g, np)
+            dweight = dweight + tail.onto_bases(*g_slopes)
         return dweight, gsp, gsb, dxt
 
     def _moments_to_weights(self, moments, poly, t, n, m, nb):
