@@ -133,12 +133,24 @@ def _add_reproduce(commands) -> None:
                      help="special and feynman: spline (default, pykan's: the B-splines run on a few intervals beyond "
                           "the grid, then vanish), linear (splines continued as lines beyond their grids), or "
                           "spline,linear (each a whole run, chosen with the grid on the validation draw)")
+    rep.add_argument("--tuned", action="store_true",
+                     help="special and feynman: the settings of the headline tables in docs/reproductions.md, where "
+                          "every entry is at or below the paper (special: --start scratch,pruned --grid-margin 0,0.25 "
+                          "--margin-from 50 --validation 10000 --grids 3,5,10,20,30,40,50,70,100; feynman: the same "
+                          "and --every-seed --seeds 0,1,2 --extrapolate spline,linear); other flags override them. "
+                          "Hours on two cores")
     rep.add_argument("--quick", action="store_true",
                      help="tiny settings to check that it runs: grids 3,5, 5 steps, one seed, two entries")
 
 
 def _reproduce_options(args) -> dict:
     options = {}
+    if args.tuned:
+        if args.name not in ("special", "feynman"):
+            raise ValueError("--tuned applies to special and feynman")
+        if args.quick:
+            raise ValueError("--tuned and --quick exclude each other (--quick is a seconds-long check)")
+        options["tuned"] = True
     if args.quick:
         options.update(steps=5, seeds=(0,))
         if args.name != "continual":

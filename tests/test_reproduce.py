@@ -256,8 +256,41 @@ def test_scaling_slopes_stop_at_the_lowest_test_error():
     (["special", "--start", "pruned,nope"], "starts must be one or more of ('scratch', 'pruned')"),
     (["scaling", "--extrapolate", "linear"], "--extrapolate applies to special and feynman"),
     (["special", "--extrapolate", "linear,cubic"], "extrapolate must be one or more of ('spline', 'linear')"),
+    (["scaling", "--tuned"], "--tuned applies to special and feynman"),
+    (["special", "--tuned", "--quick"], "--tuned and --quick exclude each other"),
 ])
 def test_reproduce_refuses_bad_options_with_a_clear_message(tmp_path, capsys, argv, message):
     assert main(["reproduce", *argv, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("name", ["special", "feynman"])
+def test_tuned_runs_the_documented_settings_and_flags_override_them(tmp_path, monkeypatch, name):
+    """--tuned: the settings of docs/reproductions.md's headline tables (pinned here), under any flag given."""
+    import importlib
+
+    module = importlib.import_module(f"kanarray.reproduce.{name}")
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run(**options):
+        seen.clear()
+        seen.update(options)
+        raise Stop
+
+    monkeypatch.setattr(module, "run", fake_run)
+    with pytest.raises(Stop):
+        main(["reproduce", name, "--tuned", "--out", str(tmp_path)])
+    assert seen["grids"] == (3, 5, 10, 20, 30, 40, 50, 70, 100)
+    assert seen["starts"] == ("scratch", "pruned") and seen["grid_margin"] == (0.0, 0.25)
+    assert seen["margin_from"] == 50 and seen["n_validation"] == 10000
+    if name == "feynman":
+        assert seen["every_seed"] is True and seen["seeds"] == (0, 1, 2) and seen["extrapolate"] == ("spline", "linear")
+    else:
+        assert "extrapolate" not in seen and "every_seed" not in seen
+    with pytest.raises(Stop):
+        main(["reproduce", name, "--tuned", "--validation", "2000", "--grids", "3,5", "--out", str(tmp_path)])
+    assert seen["n_validation"] == 2000 and list(seen["grids"]) == [3, 5] and seen["margin_from"] == 50

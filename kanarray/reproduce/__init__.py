@@ -18,12 +18,18 @@ __all__ = ["EXPERIMENTS", "reproduce"]
 EXPERIMENTS = ("scaling", "special", "feynman", "continual")
 
 
-def reproduce(name: str, out_dir: str = "kanarray-reproduce", *, echo=print, **options):
+def reproduce(name: str, out_dir: str = "kanarray-reproduce", *, echo=print, tuned: bool = False, **options):
     """Run experiment ``name`` with ``options`` (the keyword arguments of its module's ``run``),
-    write its files into ``out_dir`` and return the ``Report``."""
+    write its files into ``out_dir`` and return the ``Report``.  tuned (special and feynman):
+    start from the settings of docs/reproductions.md's headline tables (the module's ``TUNED``),
+    which ``options`` override."""
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose from {list(EXPERIMENTS)}")
     module = importlib.import_module(f".{name}", __name__)
+    if tuned:
+        if not hasattr(module, "TUNED"):
+            raise ValueError(f"tuned settings exist for special and feynman, not {name!r}")
+        options = {**module.TUNED, **options}
     report = module.run(echo=echo, **options)
     paths = report.write(out_dir)
     echo("")
