@@ -23,7 +23,8 @@ import numpy as np
 from . import spline
 from ._namespace import is_numpy_namespace
 
-__all__ = ["MODES", "check_mode", "Tails", "tails", "edge_forward", "interior_ends", "end_slopes", "extended_basis"]
+__all__ = ["MODES", "check_mode", "Tails", "tails", "continued_edge_forward", "interior_ends", "end_slopes",
+           "extended_basis"]
 
 MODES = ("spline", "linear")
 
@@ -119,7 +120,7 @@ def tails(x, grid, k: int, xp, memo=None) -> Tails:
     return Tails(clipped, below, above, *_end_derivatives(grid, k, xp, memo))
 
 
-def edge_forward(kernels, x, grid, coef, k: int, xp, tail=None, *, need_dx: bool, ctx=None):
+def continued_edge_forward(kernels, x, grid, coef, k: int, xp, tail=None, *, need_dx: bool, ctx=None):
     """Each edge's spline at x (B, n), continued as lines when ``tail`` (``tails(x, ...)``) is given:
     ``kernels.edge_forward``'s (spl (n, B, m), dspl (n, B, m) or None, ctx).  With a tail the kernels
     run at the clipped input, whose x-derivative is already the line's slope."""

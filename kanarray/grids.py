@@ -17,7 +17,7 @@ import array_api_compat
 
 from . import spline
 from .backends import get_kernels
-from .extrapolation import edge_forward as continued_edge_forward, tails
+from .extrapolation import continued_edge_forward, tails
 from .layer import KANLayer
 
 __all__ = ["adaptive_interior", "refined_interior", "fit_coef", "update_layer_grid", "refine_layer"]

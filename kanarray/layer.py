@@ -26,7 +26,7 @@ from . import spline
 from ._namespace import from_host_like, is_numpy_namespace, to_numpy, xsum
 from .backends import get_kernels
 from .base import BASE_FUNCTIONS, base_with_grad
-from .extrapolation import check_mode, edge_forward as continued_edge_forward, tails
+from .extrapolation import check_mode, continued_edge_forward, tails
 from .symbolic.edges import SymbolicEdges
 
 __all__ = ["KANLayer"]
