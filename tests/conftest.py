@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
 from kanarray._namespace import resolve_backend, to_numpy
 
 BACKENDS = ["numpy", "array_api_strict"]
+STRICT_DEVICE = "device1"
+
+
+def _strict_arrays_on_a_device():
+    """Make array-api-strict create arrays on its non-host ``device1`` unless told otherwise.
+
+    Such arrays refuse ``numpy.asarray`` and mixing with host arrays, as CuPy's do, so every
+    test on the ``array_api_strict`` backend also checks, without a GPU, that kanarray never
+    converts a device array to NumPy implicitly.  The host copies kanarray means to make go
+    through ``to_numpy`` (DLPack).  Only the creation functions of the module change, and only
+    in the test process."""
+    try:
+        import array_api_strict as strict
+    except ImportError:  # pragma: no cover - the test extra installs it
+        return
+    if getattr(strict, "_kanarray_device", None) is not None:
+        return
+    on_device, on_host = strict.Device(STRICT_DEVICE), strict.Device("CPU_DEVICE")
+
+    def defaulting_to_the_device(create):
+        @functools.wraps(create)
+        def wrapper(*args, device=None, **kwargs):
+            return create(*args, device=on_device if device in (None, on_host) else device, **kwargs)
+
+        return wrapper
+
+    for name in ("arange", "asarray", "empty", "eye", "from_dlpack", "full", "linspace", "ones", "zeros"):
+        setattr(strict, name, defaulting_to_the_device(getattr(strict, name)))
+    strict._kanarray_device = on_device
+
+
+_strict_arrays_on_a_device()
 
 
 def _backend_params():

@@ -196,3 +196,19 @@ def test_fused_edge_layer_matches_numpy_passes(base_fun, k, extrapolate, dtype, 
     for name, g in results[False][3].items():
         np.testing.assert_allclose(results[True][3][name], g, atol=tol * max(1.0, np.abs(g).max()), rtol=0,
                                    err_msg=name)
+
+
+def test_strict_backend_lives_on_a_device_that_refuses_implicit_host_copies():
+    """The array_api_strict runs stand in for a GPU (conftest): a model's arrays and its outputs
+    sit on device1, which numpy.asarray refuses; to_numpy copies through DLPack."""
+    strict = pytest.importorskip("array_api_strict")
+    import kanarray as ka
+    from kanarray._namespace import to_numpy
+
+    model = ka.KAN([2, 3, 1], grid=4, seed=0, backend="array_api_strict")
+    y = model(strict.asarray(np.linspace(-1, 1, 10).reshape(5, 2)))
+    assert model.layers[0].coef.device == y.device == strict.Device("device1")
+    with pytest.raises(RuntimeError, match="device1"):
+        np.asarray(y)
+    np.testing.assert_allclose(to_numpy(y), np.asarray(ka.KAN([2, 3, 1], grid=4, seed=0)(
+        np.linspace(-1, 1, 10).reshape(5, 2))), rtol=1e-12)
