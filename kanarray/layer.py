@@ -25,7 +25,7 @@ import numpy as np
 from . import spline
 from ._namespace import from_host_like, is_numpy_namespace, to_numpy, xsum
 from .backends import get_kernels
-from .base import BASE_FUNCTIONS, base_with_grad
+from .base import base_grad, base_with_grad
 from .extrapolation import check_mode, continued_edge_forward, tails
 from .symbolic.edges import SymbolicEdges
 
@@ -204,8 +204,10 @@ class KANLayer:
         base_x = None
         mask_base = None
         if self.base_fun != "zero":
-            f, _ = BASE_FUNCTIONS[self.base_fun]
-            base_x = f(x, xp) if reuse is None or reuse[1] is None else reuse[1]
+            if reuse is None or reuse[1] is None:
+                base_x = base_with_grad(self.base_fun, x, xp, need_grad=False)[0]
+            else:
+                base_x = reuse[1]
             mask_base = self.mask * self.scale_base
             y = y + xp.matmul(base_x, mask_base)
         y = y + self.bias
@@ -262,8 +264,7 @@ class KANLayer:
         else:
             grads["scale_base"] = mask * xp.matmul(xp.matrix_transpose(base_x), gy)
             if need_dx:
-                _, df = BASE_FUNCTIONS[self.base_fun]
-                dx = dx + df(x, xp) * xp.matmul(gy, xp.matrix_transpose(mask_base))
+                dx = dx + base_grad(self.base_fun, x, xp) * xp.matmul(gy, xp.matrix_transpose(mask_base))
         return grads, self._symbolic_backward(sym_ctx, gy, grads, dx, need_dx)
 
     # -- per-edge evaluation (regularization needs every phi_io, not only their sums) -------

@@ -25,6 +25,7 @@ import numpy as np
 
 _SHIM = r"""
 #include <barrier>
+#include <cmath>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -99,30 +100,38 @@ template <class F> static void launch(dim3 grid, dim3 block, bool threaded, F bo
 #define I(i) ((int*)a[i])
 #define LL(i) (*(long long*)a[i])
 #define N(i) (*(int*)a[i])
+#define D(i) (*(double*)a[i])
 
 extern "C" int emu_launch(const char* name, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                           unsigned bz, void** a) {
     dim3 g{gx, gy, gz}, b{bx, by, bz};
     std::string s(name);
-    if (s == "locate_bases")
-        launch(g, b, false, [&] { locate_bases(R(0), R(1), LL(2), N(3), N(4), N(5), I(6), R(7), R(8)); });
-    else if (s == "spline_fwd")
-        launch(g, b, false, [&] { spline_fwd(I(0), R(1), R(2), LL(3), N(4), N(5), N(6), R(7)); });
-    else if (s == "edge_fwd")
-        launch(g, b, false, [&] { edge_fwd(I(0), R(1), R(2), R(3), LL(4), N(5), N(6), N(7), N(8), R(9), R(10)); });
-    else if (s == "coef_grad_shared")
-        launch(g, b, true, [&] { coef_grad_shared(I(0), R(1), R(2), LL(3), LL(4), N(5), N(6), N(7), LL(8), R(9)); });
-    else if (s == "coef_grad_global")
-        launch(g, b, false, [&] { coef_grad_global(I(0), R(1), R(2), LL(3), LL(4), N(5), N(6), N(7), R(8)); });
-    else if (s == "spline_dx")
-        launch(g, b, true, [&] { spline_dx(I(0), R(1), R(2), R(3), LL(4), N(5), N(6), N(7), R(8)); });
-    else if (s == "scatter_dense")
-        launch(g, b, false, [&] { scatter_dense(I(0), R(1), LL(2), N(3), N(4), R(5)); });
-    else
-        return 1;
-    return 0;
+@CASES@
+    return 1;
 }
 """
+
+# name -> (threaded: whether the kernel synchronises its threads, the call on the argument array)
+_CALLS = {
+    "locate_bases": (False, "locate_bases(R(0), R(1), LL(2), N(3), N(4), N(5), I(6), R(7), R(8))"),
+    "spline_fwd": (False, "spline_fwd(I(0), R(1), R(2), LL(3), N(4), N(5), N(6), R(7))"),
+    "edge_fwd": (False, "edge_fwd(I(0), R(1), R(2), R(3), LL(4), N(5), N(6), N(7), N(8), R(9), R(10))"),
+    "coef_grad_shared": (True, "coef_grad_shared(I(0), R(1), R(2), LL(3), LL(4), N(5), N(6), N(7), LL(8), R(9))"),
+    "coef_grad_global": (False, "coef_grad_global(I(0), R(1), R(2), LL(3), LL(4), N(5), N(6), N(7), R(8))"),
+    "spline_dx": (True, "spline_dx(I(0), R(1), R(2), R(3), LL(4), N(5), N(6), N(7), R(8))"),
+    "scatter_dense": (False, "scatter_dense(I(0), R(1), LL(2), N(3), N(4), R(5))"),
+    "adam_update": (False, "adam_update(R(0), R(1), R(2), R(3), R(4), R(5), LL(6), D(7), D(8), D(9), D(10), D(11), "
+                           "D(12), D(13), N(14), N(15))"),
+    "silu": (False, "silu(R(0), LL(1), N(2), N(3), R(4), R(5))"),
+}
+
+
+def _dispatch(code: str) -> str:
+    """emu_launch for the kernels that ``code`` defines."""
+    cases = [f'    if (s == "{name}") {{ launch(g, b, {str(threaded).lower()}, [&] {{ {call}; }}); return 0; }}'
+             for name, (threaded, call) in _CALLS.items() if f"void {name}(" in code]
+    return _DISPATCH.replace("@CASES@", "\n".join(cases))
+
 
 _libraries: dict = {}
 _build_dir = Path(tempfile.mkdtemp(prefix="kanarray_cuda_emu_"))
@@ -138,7 +147,7 @@ def _library(code: str):
     if lib is None:
         src = _build_dir / f"emu_{key}.cpp"
         out = _build_dir / f"emu_{key}.so"
-        src.write_text(_SHIM + code + _DISPATCH)
+        src.write_text(_SHIM + code + _dispatch(code))
         run = subprocess.run(["g++", "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", str(src), "-o", str(out)],
                              capture_output=True, text=True, timeout=300)
         if run.returncode != 0:
@@ -165,7 +174,7 @@ class _Kernel:
                 pointers.append(a.ctypes.data)
             else:  # a scalar of a fixed-width type, passed by address
                 box = np.array(a, dtype=np.asarray(a).dtype)
-                assert box.dtype in (np.int32, np.int64), f"{self.name}: scalar of type {box.dtype}"
+                assert box.dtype in (np.int32, np.int64, np.float64), f"{self.name}: scalar of type {box.dtype}"
                 keep.append(box)
                 pointers.append(box.ctypes.data)
         array = (ctypes.c_void_p * len(pointers))(*pointers)
@@ -184,7 +193,8 @@ class _RawModule:
 def fake_cupy():
     """A stand-in for the ``cupy`` module with what ``kanarray.backends.cupy`` uses."""
     mod = types.ModuleType("cupy")
-    for name in ("empty", "zeros", "ascontiguousarray", "transpose", "int32", "int64", "dtype", "ndarray"):
+    for name in ("empty", "empty_like", "zeros", "ascontiguousarray", "transpose", "int32", "int64", "float64",
+                 "dtype", "ndarray"):
         setattr(mod, name, getattr(np, name))
     mod.RawModule = _RawModule
     mod.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDevice=lambda: 0))

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from helpers import expsin_data
-from kanarray.backends.cuda_source import KERNEL_NAMES, cuda_source, shared_tile_fits
+from kanarray.backends.cuda_source import (KERNEL_NAMES, ELEMENTWISE_KERNEL_NAMES, cuda_source, elementwise_source,
+                                           shared_tile_fits)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
@@ -33,6 +34,18 @@ def test_cuda_source_compiles_to_ptx(tmp_path, k, dtype):
     assert ("f64" if dtype == "float64" else "f32") in text
 
 
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_elementwise_source_compiles_to_ptx(tmp_path, dtype):
+    src = tmp_path / f"optim_{dtype}.cu"
+    src.write_text(elementwise_source(dtype))
+    ptx = tmp_path / "out.ptx"
+    run = subprocess.run(["nvcc", "--ptx", "-arch=compute_75", "-std=c++14", str(src), "-o", str(ptx)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert set(re.findall(r"\.entry\s+(\w+)", ptx.read_text())) == set(ELEMENTWISE_KERNEL_NAMES)
+
+
 def test_cuda_source_rejects_bad_arguments():
     with pytest.raises(ValueError, match="dtype"):
         cuda_source(3, "float16")
@@ -41,6 +54,8 @@ def test_cuda_source_rejects_bad_arguments():
     with pytest.raises(ValueError, match="k must be"):
         cuda_source(True, "float32")
     assert shared_tile_fits(100, 8) and not shared_tile_fits(1000, 4)
+    with pytest.raises(ValueError, match="dtype"):
+        elementwise_source("float16")
 
 
 # -- on a GPU -------------------------------------------------------------------------------
@@ -226,3 +241,140 @@ def test_emulated_cuda_kernels_train_like_numpy(emulated_cupy_kernels):
     for a, b in zip(got_model.layers, want_model.layers):
         np.testing.assert_allclose(np.asarray(a.grid), np.asarray(b.grid), rtol=0, atol=1e-12)
         np.testing.assert_allclose(np.asarray(a.coef), np.asarray(b.coef), rtol=1e-7, atol=1e-9)
+
+
+def _adam_run(opt_name, dtype, *, steps=3, transposed_param=False, to=np.asarray):
+    """Parameters after ``steps`` Adam/AdamW steps (weight decay on) on fixed gradients, one of
+    them a transposed view; transposed_param: one parameter is not C-contiguous itself;
+    to: host array -> array of the backend."""
+    from kanarray.optim import Adam, AdamW
+
+    rng = np.random.default_rng(0)
+    params = {"coef": rng.standard_normal((3, 4, 6)).astype(dtype), "scale": rng.standard_normal((3, 4)).astype(dtype),
+              "bias": rng.standard_normal((4,)).astype(dtype), "empty": np.zeros((0, 3), dtype=dtype)}
+    if transposed_param:
+        params["scale"] = np.asfortranarray(params["scale"])
+    params = {name: to(a) for name, a in params.items()}
+    opt = (Adam if opt_name == "adam" else AdamW)(params, lr=0.05, weight_decay=0.1)
+    for t in range(steps):
+        g = np.random.default_rng(t + 1)
+        grads = {"coef": np.transpose(g.standard_normal((3, 6, 4)).astype(dtype), (0, 2, 1)),  # a view
+                 "scale": g.standard_normal((3, 4)).astype(dtype), "bias": g.standard_normal((4,)).astype(dtype),
+                 "empty": np.zeros((0, 3), dtype=dtype)}
+        opt.step({name: to(a) for name, a in grads.items()})
+    return params, opt
+
+
+@pytest.mark.parametrize("transposed_param", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("opt_name", ["adam", "adamw"])
+def test_emulated_adam_kernel_matches_the_array_api_adam(emulated_cupy_kernels, opt_name, dtype, transposed_param):
+    """optim.Adam/AdamW through the CUDA kernel ``adam_update`` (emulated, on NumPy arrays) end
+    where the array-API update ends, moments included; a parameter that is not C-contiguous
+    takes the array-API path."""
+    from kanarray import backends
+    from kanarray._namespace import resolve_backend
+
+    want, want_opt = _adam_run(opt_name, dtype, transposed_param=transposed_param)
+    kernels = emulated_cupy_kernels(None)
+    calls = []
+    original = kernels.adam_update
+
+    def counting(p, *args, **kwargs):
+        out = original(p, *args, **kwargs)
+        calls.append(out is not None)
+        return out
+
+    kernels.adam_update = counting
+    key = resolve_backend("numpy").__name__
+    saved = backends._cache.get(key)
+    backends._cache[key] = kernels
+    try:
+        got, got_opt = _adam_run(opt_name, dtype, transposed_param=transposed_param)
+    finally:
+        backends._cache.pop(key)
+        if saved is not None:
+            backends._cache[key] = saved
+    assert len(calls) == 3 * 4 and sum(calls) == 3 * (3 if transposed_param else 4)
+    rtol = 1e-6 if dtype == "float32" else 1e-13
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=rtol, atol=rtol)
+        for slot in ("m", "v"):
+            np.testing.assert_allclose(got_opt.state[slot][name], want_opt.state[slot][name], rtol=rtol, atol=rtol)
+    assert got_opt.steps == want_opt.steps
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("opt_name", ["adam", "adamw"])
+def test_adam_on_cupy_runs_the_kernel_and_matches_numpy(opt_name, dtype):
+    cupy = _cupy()
+    from kanarray._namespace import resolve_backend
+    from kanarray.backends import get_kernels
+
+    kernels = get_kernels(resolve_backend("cupy"))
+    calls = []
+    original = kernels.adam_update
+    kernels.adam_update = lambda *a, **kw: calls.append(1) or original(*a, **kw)
+    try:
+        got, got_opt = _adam_run(opt_name, dtype, to=cupy.asarray)
+    finally:
+        del kernels.adam_update
+    want, want_opt = _adam_run(opt_name, dtype)
+    assert len(calls) == 3 * 4
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    for name in want:
+        np.testing.assert_allclose(cupy.asnumpy(got[name]), want[name], rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(cupy.asnumpy(got_opt.state["v"][name]), want_opt.state["v"][name], rtol=rtol,
+                                   atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_emulated_silu_kernel_matches_the_array_api_silu(emulated_cupy_kernels, dtype):
+    """base.base_with_grad / base_grad through the CUDA kernel ``silu`` (emulated) give the
+    array-API values, for large |x| (no overflow), a transposed view and an empty array."""
+    from kanarray import backends
+    from kanarray._namespace import resolve_backend
+    from kanarray.base import base_grad, base_with_grad
+
+    xp = resolve_backend("numpy")
+    x = np.concatenate([np.linspace(-50, 50, 41), np.linspace(-3, 3, 19)]).reshape(6, 10).astype(dtype)
+    inputs = [x, x.T, x[:0]]
+    want = [(*base_with_grad("silu", a, xp), base_with_grad("silu", a, xp, need_grad=False)[1],
+             base_grad("silu", a, xp)) for a in inputs]
+    key = xp.__name__
+    saved = backends._cache.get(key)
+    backends._cache[key] = emulated_cupy_kernels(xp)
+    try:
+        got = [(*base_with_grad("silu", a, xp), base_with_grad("silu", a, xp, need_grad=False)[1],
+                base_grad("silu", a, xp)) for a in inputs]
+        assert backends.get_kernels(xp).name == "cupy"
+    finally:
+        backends._cache.pop(key)
+        if saved is not None:
+            backends._cache[key] = saved
+    rtol = 1e-6 if dtype == "float32" else 1e-14
+    for (gv, gg, gnone, gd), (wv, wg, wnone, wd), a in zip(got, want, inputs):
+        assert gnone is None and wnone is None
+        for g, w in ((gv, wv), (gg, wg), (gd, wd)):
+            assert g.shape == a.shape and g.dtype == a.dtype
+            np.testing.assert_allclose(g, w, rtol=rtol, atol=rtol)
+    assert np.all(np.isfinite(got[0][0])) and got[0][0][0, 0] == 0 and got[0][0][4, 0] == pytest.approx(50)
+    assert got[0][0][5, 9] == pytest.approx(3 / (1 + np.exp(-3.0)), rel=rtol)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_silu_on_cupy_runs_the_kernel_and_matches_numpy(dtype):
+    cupy = _cupy()
+    from kanarray._namespace import resolve_backend
+    from kanarray.base import base_grad, base_with_grad
+
+    x = np.linspace(-50, 50, 1001).astype(dtype)
+    value, grad = base_with_grad("silu", cupy.asarray(x), resolve_backend("cupy"))
+    want_value, want_grad = base_with_grad("silu", x, resolve_backend("numpy"))
+    rtol = 1e-6 if dtype == "float32" else 1e-13
+    np.testing.assert_allclose(cupy.asnumpy(value), want_value, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(cupy.asnumpy(grad), want_grad, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(cupy.asnumpy(base_grad("silu", cupy.asarray(x), resolve_backend("cupy"))), want_grad,
+                               rtol=rtol, atol=rtol)

@@ -1,7 +1,7 @@
 """CUDA C++ source of the CuPy kernels, one translation unit per (k, dtype).
 
 Pure Python (no CuPy import), so that CPU-only machines can compile the same text to PTX
-with nvcc (``tests/test_cuda_source.py``) and catch syntax errors without a GPU.
+with nvcc (``tests/test_cupy_kernels.py``) and catch syntax errors without a GPU.
 
 Shapes: batch B, inputs n, outputs m, knots L + 1 per input (L = G + 2k intervals), bases
 nb = L - k.  Per (b, i) the kernels keep the first basis index ``cols[b, i] = v - k`` of
@@ -23,15 +23,24 @@ Kernels:
 * ``spline_dx``: dx[b, i] = sum_q dvals[b, i, q] sum_o wt[i, cols + q, o] gy[b, o], one
   warp per (b, i) with a shuffle reduction;
 * ``scatter_dense``: the dense (B, n nb) basis matrix for the cuBLAS path.
+
+``elementwise_source(dtype)`` holds element-wise kernels that replace chains of array
+operations (each a launch on a GPU), one translation unit per dtype:
+
+* ``adam_update``: a whole Adam/AdamW step of one parameter (the array-API form takes about
+  fifteen operations);
+* ``silu``: the SiLU base function and/or its derivative (five and eight operations).
 """
 
 from __future__ import annotations
 
-__all__ = ["cuda_source", "KERNEL_NAMES", "THREADS", "O_TILE", "ROW_LANES", "SHARED_LIMIT", "shared_tile_fits",
-           "blocks_for", "coef_grad_launch"]
+__all__ = ["cuda_source", "elementwise_source", "KERNEL_NAMES", "ELEMENTWISE_KERNEL_NAMES", "THREADS", "O_TILE",
+           "ROW_LANES", "SHARED_LIMIT", "shared_tile_fits", "blocks_for", "choose_contraction",
+           "coef_grad_launch"]
 
 KERNEL_NAMES = ("locate_bases", "spline_fwd", "edge_fwd", "coef_grad_shared", "coef_grad_global", "spline_dx",
                 "scatter_dense")
+ELEMENTWISE_KERNEL_NAMES = ("adam_update", "silu")
 THREADS = 256  # threads per block of the 1-D launches (a multiple of 32: spline_dx runs a warp per row)
 O_TILE = 32  # outputs per block in coef_grad (one warp across o)
 ROW_LANES = 8  # warps per block in coef_grad, each walking its own rows
@@ -48,6 +57,16 @@ def shared_tile_fits(nb: int, itemsize: int) -> bool:
 def blocks_for(count: int, threads: int = THREADS) -> tuple:
     """The 1-D grid that covers ``count`` threads in blocks of ``threads``."""
     return (max(1, -(-count // threads)),)
+
+
+def choose_contraction(B: int, n: int, nb: int, k: int, itemsize: int) -> str:
+    """'dense' when the basis matrix holds at most 4 entries per non-zero one (nb <= 4 (k + 1))
+    and stays under 1 GiB, else 'sparse'.  A GEMM on the dense matrix runs near the GPU's peak
+    while the local kernels gather; the ratio 4 is a first guess to be tuned on a GPU with
+    ``benchmarks/bench_step.py --backend cupy --contraction dense|sparse``."""
+    if nb <= 4 * (k + 1) and B * n * nb * itemsize <= 1 << 30:
+        return "dense"
+    return "sparse"
 
 
 def coef_grad_launch(B: int, n: int, m: int, nb: int, itemsize: int) -> dict:
@@ -71,6 +90,53 @@ def cuda_source(k: int, dtype: str) -> str:
         raise ValueError(f"k must be an integer in [0, 30], got {k!r}")
     return _TEMPLATE.replace("@REAL@", _TYPES[dtype]).replace("@K@", str(k)).replace(
         "@O_TILE@", str(O_TILE)).replace("@ROW_LANES@", str(ROW_LANES))
+
+
+def elementwise_source(dtype: str) -> str:
+    """The element-wise kernels for element type dtype ('float32' or 'float64')."""
+    if dtype not in _TYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return _ELEMENTWISE_TEMPLATE.replace("@REAL@", _TYPES[dtype])
+
+
+# Adam as ``optim.Adam._update`` computes it, operation for operation in the parameter's dtype
+# (its Python-float hyper-parameters rounded to that dtype first), so the two agree to rounding.
+# c1, c2: the bias corrections 1 - beta1**t and 1 - beta2**t; fresh: no moments yet (m0, v0
+# are not read).  p is updated in place; the new moments go to m, v.
+_ELEMENTWISE_TEMPLATE = r"""
+typedef @REAL@ real;
+
+extern "C" __global__ void adam_update(real* __restrict__ p, const real* __restrict__ g,
+                                       const real* __restrict__ m0, const real* __restrict__ v0,
+                                       real* __restrict__ m, real* __restrict__ v, long long size,
+                                       double lr, double b1, double b2, double eps, double wd,
+                                       double c1, double c2, int decoupled, int fresh) {
+    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= size) return;
+    real pt = p[t], gt = g[t];
+    if (wd != 0.0 && !decoupled) gt = gt + (real)wd * pt;
+    real mt = (real)b1 * (fresh ? (real)0 : m0[t]) + (real)(1.0 - b1) * gt;
+    real vt = (real)b2 * (fresh ? (real)0 : v0[t]) + (real)(1.0 - b2) * (gt * gt);
+    real step = (real)lr * (mt / (real)c1) / (sqrt(vt / (real)c2) + (real)eps);
+    if (wd != 0.0 && decoupled) pt = pt * (real)(1.0 - lr * wd);
+    m[t] = mt;
+    v[t] = vt;
+    p[t] = pt - step;
+}
+
+// SiLU b(x) = x s(x) with s(x) = 1/2 + tanh(x/2)/2 (no overflow), and b'(x) = s (1 + x - b), as
+// base.base_with_grad computes them
+extern "C" __global__ void silu(const real* __restrict__ x, long long size, int want_value, int want_grad,
+                                real* __restrict__ value, real* __restrict__ grad) {
+    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= size) return;
+    real xt = x[t];
+    real s = (real)0.5 + (real)0.5 * tanh((real)0.5 * xt);
+    real b = xt * s;
+    if (want_value) value[t] = b;
+    if (want_grad) grad[t] = s * ((real)1 + (xt - b));
+}
+"""
 
 
 _TEMPLATE = r"""

@@ -1,7 +1,8 @@
 """Spline kernels for CuPy arrays: CUDA kernels for the local B-spline work, cuBLAS where a
 dense GEMM is cheaper.  Imported only when a model lives on CuPy (``get_kernels``).
 
-The kernels (``cuda_source``) are compiled once per (device, k, dtype) with NVRTC through
+The kernels (``cuda_source``) are compiled once per (device, k, dtype) (the element-wise ones
+per (device, dtype)) with NVRTC through
 ``cupy.RawModule`` and cached.  Per call they run on the current stream with no host
 synchronisation.  Two contractions, as in the NumPy kernels:
 
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import cupy
 
-from .cuda_source import KERNEL_NAMES, THREADS, blocks_for, coef_grad_launch, cuda_source
+from .cuda_source import (KERNEL_NAMES, ELEMENTWISE_KERNEL_NAMES, THREADS, blocks_for, choose_contraction,
+                          coef_grad_launch, cuda_source, elementwise_source)
 from .generic import GenericKernels
 
 __all__ = ["CupyKernels", "choose_contraction"]
@@ -35,14 +37,16 @@ def _kernels(k: int, dtype) -> dict:
     return found
 
 
-def choose_contraction(B: int, n: int, nb: int, k: int, itemsize: int) -> str:
-    """'dense' when the basis matrix holds at most 4 entries per non-zero one (nb <= 4 (k + 1))
-    and stays under 1 GiB, else 'sparse'.  A GEMM on the dense matrix runs near the GPU's peak
-    while the local kernels gather; the ratio 4 is a first guess to be tuned on a GPU with
-    ``benchmarks/bench_step.py --backend cupy --contraction dense|sparse``."""
-    if nb <= 4 * (k + 1) and B * n * nb * itemsize <= 1 << 30:
-        return "dense"
-    return "sparse"
+def _elementwise_kernels(dtype) -> dict:
+    """{name: cupy.RawKernel} of the element-wise kernels for dtype on the current device."""
+    name = cupy.dtype(dtype).name
+    key = (cupy.cuda.runtime.getDevice(), "elementwise", name)
+    found = _modules.get(key)
+    if found is None:
+        module = cupy.RawModule(code=elementwise_source(name), options=("--std=c++14",))
+        found = {kernel: module.get_function(kernel) for kernel in ELEMENTWISE_KERNEL_NAMES}
+        _modules[key] = found
+    return found
 
 
 class CupyKernels:
@@ -168,3 +172,40 @@ class CupyKernels:
         n, B, m = g.shape
         dwt = self._coef_grad(cols, vals, cupy.ascontiguousarray(g), B * m, n, m, nb, k)
         return cupy.transpose(dwt, (0, 2, 1))
+
+    # -- element-wise chains in one launch (base.base_with_grad, optim.Adam.step) -----------
+    def silu(self, x, *, need_value: bool = True, need_grad: bool = False):
+        """(b(x) or None, b'(x) or None) of the SiLU base function in one launch; x any shape.
+        Returns None when x's dtype is not float32/float64 (the caller computes it)."""
+        if x.dtype.name not in ("float32", "float64"):
+            return None
+        x = cupy.ascontiguousarray(x)
+        value = cupy.empty_like(x) if need_value else None
+        grad = cupy.empty_like(x) if need_grad else None
+        if x.size:
+            _elementwise_kernels(x.dtype)["silu"](
+                blocks_for(x.size), (THREADS,),
+                (x, cupy.int64(x.size), cupy.int32(need_value), cupy.int32(need_grad),
+                 x if value is None else value, x if grad is None else grad))
+        return value, grad
+
+    def adam_update(self, p, g, m, v, *, lr, betas, eps, weight_decay, decoupled, step):
+        """One Adam (AdamW if decoupled) step of parameter p in one launch, as
+        ``optim.Adam._update`` computes it: p (C-contiguous, any shape) is updated in place and
+        the new moments (m, v) are returned; m and v are None before the first step.  Returns
+        None, changing nothing, when p is not C-contiguous (the caller then takes the
+        array-API path)."""
+        if not p.flags.c_contiguous or p.dtype.name not in ("float32", "float64"):
+            return None
+        g = cupy.ascontiguousarray(g)
+        fresh = m is None or v is None
+        m_new, v_new = cupy.empty_like(p), cupy.empty_like(p)
+        if p.size:
+            b1, b2 = betas
+            f64 = cupy.float64
+            _elementwise_kernels(p.dtype)["adam_update"](
+                blocks_for(p.size), (THREADS,),
+                (p, g, g if fresh else cupy.ascontiguousarray(m), g if fresh else cupy.ascontiguousarray(v), m_new,
+                 v_new, cupy.int64(p.size), f64(lr), f64(b1), f64(b2), f64(eps), f64(weight_decay),
+                 f64(1 - b1**step), f64(1 - b2**step), cupy.int32(bool(decoupled)), cupy.int32(fresh)))
+        return m_new, v_new
