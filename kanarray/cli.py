@@ -88,7 +88,7 @@ _int_list = _number_list(int, "3,5,10", minimum=0)
 
 
 def _add_reproduce(commands) -> None:
-    from .reproduce import EXPERIMENTS
+    from .reproduce import EXPERIMENTS, tuned  # tuned: constants only
 
     rep = commands.add_parser(
         "reproduce", help="rerun one of the paper's experiments and write its table and figure",
@@ -135,10 +135,8 @@ def _add_reproduce(commands) -> None:
                           "spline,linear (each a whole run, chosen with the grid on the validation draw)")
     rep.add_argument("--tuned", action="store_true",
                      help="special and feynman: the settings of the headline tables in docs/reproductions.md, where "
-                          "every entry is at or below the paper (special: --start scratch,pruned --grid-margin 0,0.25 "
-                          "--margin-from 50 --validation 10000 --grids 3,5,10,20,30,40,50,70,100; feynman: the same "
-                          "and --every-seed --seeds 0,1,2 --extrapolate spline,linear); other flags override them. "
-                          "Hours on two cores")
+                          f"every entry is at or below the paper (special: {tuned.as_flags(tuned.SPECIAL)}; feynman: "
+                          f"{tuned.as_flags(tuned.FEYNMAN)}); other flags override them. Hours on two cores")
     rep.add_argument("--quick", action="store_true",
                      help="tiny settings to check that it runs: grids 3,5, 5 steps, one seed, two entries")
 

@@ -12,9 +12,9 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from helpers import expsin_data
-from kanarray.backends.cuda_source import (KERNEL_NAMES, ELEMENTWISE_KERNEL_NAMES, cuda_source, elementwise_source,
+
+from kanarray.backends.cuda_source import (ELEMENTWISE_KERNEL_NAMES, KERNEL_NAMES, cuda_source, elementwise_source,
                                            shared_tile_fits)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 
 import numpy as np
@@ -294,3 +295,19 @@ def test_tuned_runs_the_documented_settings_and_flags_override_them(tmp_path, mo
     with pytest.raises(Stop):
         main(["reproduce", name, "--tuned", "--validation", "2000", "--grids", "3,5", "--out", str(tmp_path)])
     assert seen["n_validation"] == 2000 and list(seen["grids"]) == [3, 5] and seen["margin_from"] == 50
+
+
+@pytest.mark.parametrize("name", ["special", "feynman"])
+def test_tuned_flags_in_the_help_ask_for_the_tuned_settings(name):
+    """The flags that --tuned's help prints (rendered from reproduce.tuned) parse back to exactly
+    the settings --tuned runs."""
+    from kanarray.cli import _reproduce_options, build_parser
+    from kanarray.reproduce import EXPERIMENTS, tuned
+
+    settings = {"special": tuned.SPECIAL, "feynman": tuned.FEYNMAN}[name]
+    flags = tuned.as_flags(settings)
+    reproduce = build_parser()._subparsers._group_actions[0].choices["reproduce"]
+    assert flags in next(action.help for action in reproduce._actions if action.dest == "tuned")
+    parsed = _reproduce_options(build_parser().parse_args(["reproduce", name, *flags.split()]))
+    assert parsed == settings == importlib.import_module(f"kanarray.reproduce.{name}").TUNED
+    assert name in EXPERIMENTS

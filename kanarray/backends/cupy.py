@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import cupy
 
-from .cuda_source import (KERNEL_NAMES, ELEMENTWISE_KERNEL_NAMES, THREADS, blocks_for, choose_contraction,
+from .cuda_source import (ELEMENTWISE_KERNEL_NAMES, KERNEL_NAMES, THREADS, blocks_for, choose_contraction,
                           coef_grad_launch, cuda_source, elementwise_source)
 from .generic import GenericKernels
 

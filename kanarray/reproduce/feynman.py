@@ -17,15 +17,13 @@ import time
 
 from ..datasets import FEYNMAN
 from ..demo import HELLOKAN_LIB
+from . import tuned
 from ._plan import Plan
 from ._report import Report, machine, markdown_table, rmse, rmse_figure, sci
-from .special import TUNED as SPECIAL_TUNED
 
 GRIDS = (3, 5, 10, 20, 50, 100)
-# ``reproduce("feynman", tuned=True)``: the settings of the headline table in docs/reproductions.md:
-# special's, every seed of 0, 1, 2 grid-extended, and pykan's continuation beyond the grids against
-# lines, each a whole run chosen on validation.  About 4 hours for the six on two cores.
-TUNED = dict(SPECIAL_TUNED, seeds=(0, 1, 2), every_seed=True, extrapolate=("spline", "linear"))
+# ``reproduce("feynman", tuned=True)``, ``kanarray reproduce feynman --tuned``: see ``tuned``
+TUNED = tuned.FEYNMAN
 # pykan's hello-KAN library: the whole library lets cos(0.2 a) stand in for a^2 at equal complexity
 SYMBOLIC_LIB = HELLOKAN_LIB
 PAPER_SIX = ("I.6.2", "I.16.6", "I.9.18", "I.44.4", "I.37.4", "III.17.37")

@@ -14,16 +14,13 @@ from __future__ import annotations
 import time
 
 from ..datasets import SPECIAL
+from . import tuned
 from ._plan import Plan
 from ._report import Report, machine, markdown_table, rmse_figure, sci
 
 GRIDS = (3, 5, 10, 20, 50, 100)
-# ``reproduce("special", tuned=True)``, ``kanarray reproduce special --tuned``: the settings of the
-# headline table in docs/reproductions.md, where each function is at or below the paper's RMSE
-# (both starts, the end knots moved out by 0.25 of an interval from G = 50 on, intermediate grids,
-# all chosen on 10,000 validation points).  About 3.5 hours on two cores.
-TUNED = dict(grids=(3, 5, 10, 20, 30, 40, 50, 70, 100), starts=("scratch", "pruned"), grid_margin=(0.0, 0.25),
-             margin_from=50, n_validation=10000)
+# ``reproduce("special", tuned=True)``, ``kanarray reproduce special --tuned``: see ``tuned``
+TUNED = tuned.SPECIAL
 
 
 def _ranges_text(entry) -> str:
