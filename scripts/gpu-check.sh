@@ -10,7 +10,10 @@
 # 3. benchmarks/bench_extrapolate.py --backend cupy (linear continuation against spline);
 # 4. benchmarks/fit_vs_pykan.py on CuPy and NumPy;
 # 5. benchmarks/scaling_mpi.py --backend cupy (1 and 2 ranks) where mpi4py and mpiexec are present;
-# 6. the four CPU-sized cases with each contraction forced (to tune choose_contraction).
+# 6. the four CPU-sized cases with each contraction forced (to tune choose_contraction);
+# 7. the four CPU-sized cases with the one-kernel Adam and SiLU switched off
+#    (KANARRAY_CUPY_ELEMENTWISE=0), against step 2's kanarray columns.
+# On a 15-minute lease: BUDGET_S=400 (the machine's start and the transfers come on top).
 # Each step gets at most its own limit and what is left of BUDGET_S, so the whole run fits a
 # lease; the steps come in order of importance.
 # Needs CUDA, CuPy and the test dependencies.  On a machine without a package registry, put
@@ -95,6 +98,9 @@ for c in dense sparse; do
         python3 benchmarks/bench_step.py --backend cupy --repeats 10 --no-pykan --contraction $c \
         --cases toy,mnist,fine,deep
 done
+step 120 "7. array-API Adam and SiLU (KANARRAY_CUPY_ELEMENTWISE=0)" "$OUT/bench_step_cupy_unfused.md" \
+    env KANARRAY_CUPY_ELEMENTWISE=0 python3 benchmarks/bench_step.py --backend cupy --repeats 10 --no-pykan \
+    --cases toy,mnist,fine,deep
 
 echo
 echo "== summary ($((SECONDS - START)) s)"

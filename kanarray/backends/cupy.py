@@ -14,6 +14,8 @@ synchronisation.  Two contractions, as in the NumPy kernels:
 
 from __future__ import annotations
 
+import os
+
 import cupy
 
 from .cuda_source import (ELEMENTWISE_KERNEL_NAMES, KERNEL_NAMES, THREADS, blocks_for, choose_contraction,
@@ -52,13 +54,18 @@ def _elementwise_kernels(dtype) -> dict:
 class CupyKernels:
     """The kernel object of ``backends.get_kernels`` for CuPy (see ``backends/__init__``).
 
-    contraction: 'auto' (by shape, ``choose_contraction``), 'dense' or 'sparse'."""
+    contraction: 'auto' (by shape, ``choose_contraction``), 'dense' or 'sparse'.
+    elementwise: use the one-kernel Adam update and SiLU (``adam_update``, ``silu``); by default
+    unless KANARRAY_CUPY_ELEMENTWISE=0 is set (to time the array-API forms against them)."""
 
     name = "cupy"
 
-    def __init__(self, xp, contraction: str = "auto"):
+    def __init__(self, xp, contraction: str = "auto", *, elementwise: bool | None = None):
         if contraction not in ("auto", "dense", "sparse"):
             raise ValueError(f"contraction must be 'auto', 'dense' or 'sparse', got {contraction!r}")
+        if elementwise is None:
+            elementwise = os.environ.get("KANARRAY_CUPY_ELEMENTWISE", "1") != "0"
+        self.elementwise = bool(elementwise)
         self.xp = xp
         self.contraction = contraction
         self._generic = GenericKernels(xp)
@@ -176,8 +183,9 @@ class CupyKernels:
     # -- element-wise chains in one launch (base.base_with_grad, optim.Adam.step) -----------
     def silu(self, x, *, need_value: bool = True, need_grad: bool = False):
         """(b(x) or None, b'(x) or None) of the SiLU base function in one launch; x any shape.
-        Returns None when x's dtype is not float32/float64 (the caller computes it)."""
-        if x.dtype.name not in ("float32", "float64"):
+        Returns None when x's dtype is not float32/float64 or ``elementwise`` is off (the caller
+        computes it)."""
+        if not self.elementwise or x.dtype.name not in ("float32", "float64"):
             return None
         x = cupy.ascontiguousarray(x)
         value = cupy.empty_like(x) if need_value else None
@@ -193,9 +201,9 @@ class CupyKernels:
         """One Adam (AdamW if decoupled) step of parameter p in one launch, as
         ``optim.Adam._update`` computes it: p (C-contiguous, any shape) is updated in place and
         the new moments (m, v) are returned; m and v are None before the first step.  Returns
-        None, changing nothing, when p is not C-contiguous (the caller then takes the
-        array-API path)."""
-        if not p.flags.c_contiguous or p.dtype.name not in ("float32", "float64"):
+        None, changing nothing, when p is not C-contiguous or ``elementwise`` is off (the caller
+        then takes the array-API path)."""
+        if not self.elementwise or not p.flags.c_contiguous or p.dtype.name not in ("float32", "float64"):
             return None
         g = cupy.ascontiguousarray(g)
         fresh = m is None or v is None
