@@ -259,7 +259,8 @@ def _adam_run(opt_name, dtype, *, steps=3, transposed_param=False, to=np.asarray
     for t in range(steps):
         g = np.random.default_rng(t + 1)
         grads = {"coef": np.transpose(g.standard_normal((3, 6, 4)).astype(dtype), (0, 2, 1)),  # a view
-                 "scale": g.standard_normal((3, 4)).astype(dtype), "bias": g.standard_normal((4,)).astype(dtype),
+                 "scale": g.standard_normal((3, 4)),  # float64, also for a float32 parameter
+                 "bias": g.standard_normal((4,)).astype(dtype),
                  "empty": np.zeros((0, 3), dtype=dtype)}
         opt.step({name: to(a) for name, a in grads.items()})
     return params, opt

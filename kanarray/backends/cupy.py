@@ -205,7 +205,7 @@ class CupyKernels:
         then takes the array-API path)."""
         if not self.elementwise or not p.flags.c_contiguous or p.dtype.name not in ("float32", "float64"):
             return None
-        g = cupy.ascontiguousarray(g)
+        g = cupy.ascontiguousarray(g, dtype=p.dtype)  # the kernel reads g as p's type
         fresh = m is None or v is None
         m_new, v_new = cupy.empty_like(p), cupy.empty_like(p)
         if p.size:
