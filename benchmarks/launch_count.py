@@ -94,10 +94,9 @@ class _Counter:
         skip = {"__init__", "__new__", "__repr__", "__str__", "__hash__", "__getattribute__", "__class__",
                 "__init_subclass__", "__subclasshook__", "__dlpack__", "__dlpack_device__", "__array_namespace__",
                 "__iter__", "__format__", "__reduce__", "__reduce_ex__", "__sizeof__", "__dir__", "__getstate__",
-                "__setstate__", "__eq__", "__ne__"}
-        array_ops = {"__eq__", "__ne__"}  # element-wise comparisons here, not identity
+                "__setstate__"}  # __eq__ and __ne__ stay: element-wise comparisons here
         for name, f in list(vars(Array).items()):
-            if name.startswith("__") and callable(f) and (name not in skip or name in array_ops):
+            if name.startswith("__") and callable(f) and name not in skip:
                 setattr(Array, name, self.wrap(f, name, self.ops))
         for name in CUPY_LAUNCHES["sparse"]:
             if hasattr(GenericKernels, name):
@@ -145,14 +144,14 @@ def kanarray_counts(case, counter):
     out = {}
     for kind, fn in ops.items():
         n_ops, views, calls = counter.measure(fn)
-        launches = n_ops
-        for layer_in, layer_out in zip(case["width"][:-1], case["width"][1:]):
-            mode = choose_contraction(case["batch"], layer_in, case["grid"] + 3, 3, np.dtype(case["dtype"]).itemsize)
-            per_layer = {name: n // (len(case["width"]) - 1) for name, n in calls.items()
-                         if name not in ("adam_update", "silu")}
+        layers = len(case["width"]) - 1
+        per_layer = {name: n // layers for name, n in calls.items() if name not in ("adam_update", "silu")}
+        launches = n_ops + calls.get("silu", 0) * SILU_LAUNCHES
+        for n_in in case["width"][:-1]:  # each layer's contraction, as CupyKernels picks it
+            mode = choose_contraction(case["batch"], n_in, case["grid"] + 3, 3, np.dtype(case["dtype"]).itemsize)
             launches += sum(CUPY_LAUNCHES[mode][name] * n for name, n in per_layer.items())
-        launches += calls.get("silu", 0) * SILU_LAUNCHES
-        launches += calls.get("adam_update", 0) * ADAM_LAUNCHES + (len(case["width"]) - 1) * ("adam_update" in calls)
+        if "adam_update" in calls:  # plus one copy per layer: the spline weight's gradient is a transposed view
+            launches += calls["adam_update"] * ADAM_LAUNCHES + layers
         out[kind] = (n_ops, views, calls, launches)
     return out
 
