@@ -8,6 +8,8 @@ CuPy, instead of five to eight launches) they use it.
 
 from __future__ import annotations
 
+from .backends import get_kernels
+
 __all__ = ["BASE_FUNCTIONS", "base_with_grad", "base_grad", "sigmoid"]
 
 
@@ -49,8 +51,6 @@ def _fused(name: str, xp, x, need_value: bool, need_grad: bool):
     for), or None where it has none."""
     if name != "silu":
         return None
-    from .backends import get_kernels
-
     silu = getattr(get_kernels(xp), "silu", None)
     return None if silu is None else silu(x, need_value=need_value, need_grad=need_grad)
 

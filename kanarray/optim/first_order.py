@@ -24,7 +24,11 @@ class _PerParameter(Optimizer):
         self.check_grads(grads)
         for name, p in self.params.items():
             self.steps[name] += 1
-            p[...] = self._update(name, p, grads[name])
+            self._apply(name, p, grads[name])
+
+    def _apply(self, name, p, g) -> None:
+        """Update parameter p in place (its step count already advanced)."""
+        p[...] = self._update(name, p, g)
 
     def _update(self, name, p, g):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -118,25 +122,18 @@ class Adam(_PerParameter):
         self.weight_decay = check_hyper("weight_decay", weight_decay)
         super().__init__(params)
 
-    def step(self, grads: dict) -> None:
-        """One update from ``grads``; all gradients are checked before any parameter changes.
-
-        Where the backend's kernels offer ``adam_update`` (CuPy: one CUDA launch per
-        parameter instead of about fifteen), each parameter's step runs there; it computes
-        what ``_update`` computes."""
+    def _apply(self, name, p, g) -> None:
+        """Where the backend's kernels offer ``adam_update`` (CuPy: one CUDA launch per
+        parameter instead of about fifteen), the step runs there; it computes what ``_update``
+        computes.  Otherwise, or for a layout the kernel does not take, ``_update``."""
         fused = getattr(get_kernels(self.xp), "adam_update", None)
-        if fused is None:
-            return super().step(grads)
-        self.check_grads(grads)
-        for name, p in self.params.items():
-            self.steps[name] += 1
-            moments = fused(p, grads[name], self.state["m"][name], self.state["v"][name], lr=self.lr,
-                            betas=self.betas, eps=self.eps, weight_decay=self.weight_decay,
-                            decoupled=self._decoupled, step=self.steps[name])
-            if moments is None:  # not a layout the kernel takes
-                p[...] = self._update(name, p, grads[name])
-            else:
-                self.state["m"][name], self.state["v"][name] = moments
+        moments = None if fused is None else fused(
+            p, g, self.state["m"][name], self.state["v"][name], lr=self.lr, betas=self.betas, eps=self.eps,
+            weight_decay=self.weight_decay, decoupled=self._decoupled, step=self.steps[name])
+        if moments is None:
+            super()._apply(name, p, g)
+        else:
+            self.state["m"][name], self.state["v"][name] = moments
 
     def _update(self, name, p, g):
         b1, b2 = self.betas
