@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 
 import numpy as np
 
@@ -219,7 +220,11 @@ def bench_case(case, repeats, *, with_pykan=True, nonuniform=False, backend="num
     try:
         theirs = pykan_ops(case, nonuniform=nonuniform, device="cuda" if backend == "cupy" else "cpu")
         if backend == "cupy":
-            got[("pykan", "peak MiB")] = torch_peak_bytes(theirs["step"]) / 2**20
+            try:
+                got[("pykan", "peak MiB")] = torch_peak_bytes(theirs["step"]) / 2**20
+            except torch.cuda.OutOfMemoryError:  # pykan does not fit: time kanarray alone, pykan NaN
+                theirs = {}
+                torch.cuda.empty_cache()
         ops.update({("pykan", op): fn for op, fn in theirs.items()})
         got.update(interleaved_medians(ops, repeats))
     finally:
@@ -264,8 +269,14 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         case = ALL_CASES[name]
-        got = bench_case(case, args.repeats, with_pykan=not args.no_pykan, nonuniform=args.nonuniform,
-                         backend=args.backend)
+        try:
+            got = bench_case(case, args.repeats, with_pykan=not args.no_pykan, nonuniform=args.nonuniform,
+                             backend=args.backend)
+        except Exception as error:  # one failing case (e.g. out of GPU memory) must not lose the others
+            traceback.print_exc()
+            print(f"| {name} | {case['width']} | {case['grid']} | {case['batch']} | {case['dtype']} "
+                  f"| failed: {type(error).__name__}: {str(error)[:120]} |", flush=True)
+            continue
         kf, ks = got[("kanarray", "forward")], got[("kanarray", "step")]
         pf, ps = got[("pykan", "forward")], got[("pykan", "step")]
         print(f"| {name} | {case['width']} | {case['grid']} | {case['batch']} | {case['dtype']} | {kf:.2f} | {ks:.2f} "

@@ -2,6 +2,7 @@
 # Every GPU check of the project in one command, then a summary:
 #   bash scripts/gpu-check.sh            (logs in $OUT, default ./gpu-check-out)
 #   BUDGET_S=480 bash scripts/gpu-check.sh   (stop starting steps after 480 s; default 1500)
+#   CAP_TESTS / CAP_BENCH: caps of steps 1 and 2 in seconds (default 300 and 240)
 # 1. the tests marked gpu (the numerical suite on CuPy, the CUDA kernels against NumPy, two CuPy
 #    ranks under mpiexec: needs mpi4py (in the image) and an MPI, e.g. the mpich wheel in .whl/);
 # 2. benchmarks/bench_step.py --backend cupy: the six cases, forward and training step with
@@ -71,7 +72,7 @@ xdist=""
 if python3 -c "import xdist" 2>/dev/null; then
     xdist="-n 6 --dist loadfile"  # NVRTC compiles on the CPU: workers share the kernel cache on disk
 fi
-step 300 "1. tests marked gpu" "$OUT/gpu_tests.log" \
+step ${CAP_TESTS:-300} "1. tests marked gpu" "$OUT/gpu_tests.log" \
     python3 -m pytest -q -m gpu -p no:cacheprovider --maxfail=60 -rfE $xdist
 
 pykan=""
@@ -79,7 +80,7 @@ if ! python3 -c "import kan, torch; assert torch.cuda.is_available()" 2>/dev/nul
     pykan="--no-pykan"
     echo "(pykan or a CUDA build of torch is missing: kanarray alone)"
 fi
-step 240 "2. bench_step on cupy" "$OUT/bench_step_cupy.md" \
+step ${CAP_BENCH:-240} "2. bench_step on cupy" "$OUT/bench_step_cupy.md" \
     python3 benchmarks/bench_step.py --backend cupy --repeats 10 $pykan
 step 90 "3. linear continuation's cost on cupy" "$OUT/bench_extrapolate_cupy.md" \
     python3 benchmarks/bench_extrapolate.py --backend cupy --repeats 10
