@@ -69,7 +69,7 @@ def jittered_grids(case, seed=1):
             for l in range(len(w) - 1)]
 
 
-def kanarray_ops(case, backend="numpy", nonuniform=False, extrapolate="spline", regularized=False):
+def kanarray_ops(case, backend="numpy", nonuniform=False, extrapolate="spline", regularized=False, graph=False):
     """{'forward': fn, 'step': fn} for kanarray on this case (on CuPy each call ends with a
     device synchronisation); extrapolate: ``KAN``'s.  regularized: also 'reg step', the
     sparsification-regularized objective and its gradients (lamb 0.01, the batch fixed as in
@@ -93,6 +93,18 @@ def kanarray_ops(case, backend="numpy", nonuniform=False, extrapolate="spline", 
         sync()
 
     ops = {"forward": forward, "step": step}
+    if backend == "cupy" and graph:
+        from kanarray.backends.cuda_graph import GraphedEvaluation
+
+        cache = {}
+        opt.step(evaluate(model, x, y, cache=cache).grads)  # eager first, as fit does
+        replay = GraphedEvaluation(lambda: evaluate(model, x, y, cache=cache), model, (x, y))
+
+        def graph_step():
+            opt.step(replay().grads)
+            sync()
+
+        ops["graph step"] = graph_step
     if regularized:
         reg, cache = Regularization(lamb=0.01), {}
 
@@ -205,9 +217,10 @@ def bench_case(case, repeats, *, with_pykan=True, nonuniform=False, backend="num
     """{(library, 'forward' | 'step'): median ms} (pykan NaN if skipped); on CuPy also
     {(library, 'peak MiB'): peak GPU memory of one training step}."""
     nan = float("nan")
-    ours = kanarray_ops(case, backend=backend, nonuniform=nonuniform)
+    ours = kanarray_ops(case, backend=backend, nonuniform=nonuniform, graph=backend == "cupy")
     ops = {("kanarray", op): fn for op, fn in ours.items()}
-    got = {("pykan", "forward"): nan, ("pykan", "step"): nan, ("kanarray", "peak MiB"): nan, ("pykan", "peak MiB"): nan}
+    got = {("pykan", "forward"): nan, ("pykan", "step"): nan, ("kanarray", "peak MiB"): nan, ("pykan", "peak MiB"): nan,
+           ("kanarray", "graph step"): nan}
     if backend == "cupy":
         got[("kanarray", "peak MiB")] = cupy_peak_bytes(ours["step"]) / 2**20
     if not with_pykan:
@@ -265,8 +278,8 @@ def main(argv=None):
           f"{np.__version__}, backend {args.backend}, contraction {args.contraction}, median of {args.repeats}, "
           f"{'non-uniform' if args.nonuniform else 'uniform'} grids")
     print("| case | shape | G | batch | dtype | kanarray fwd ms | kanarray step ms | pykan fwd ms | pykan step ms "
-          "| fwd ratio | step ratio | kanarray peak MiB | pykan peak MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| fwd ratio | step ratio | kanarray peak MiB | pykan peak MiB | kanarray graph step ms | graph step ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         case = ALL_CASES[name]
         try:
@@ -281,7 +294,8 @@ def main(argv=None):
         pf, ps = got[("pykan", "forward")], got[("pykan", "step")]
         print(f"| {name} | {case['width']} | {case['grid']} | {case['batch']} | {case['dtype']} | {kf:.2f} | {ks:.2f} "
               f"| {pf:.2f} | {ps:.2f} | {pf / kf:.1f}x | {ps / ks:.1f}x | {got[('kanarray', 'peak MiB')]:.0f} "
-              f"| {got[('pykan', 'peak MiB')]:.0f} |", flush=True)
+              f"| {got[('pykan', 'peak MiB')]:.0f} | {got[('kanarray', 'graph step')]:.2f} "
+              f"| {ps / got[('kanarray', 'graph step')]:.1f}x |", flush=True)
 
 
 if __name__ == "__main__":

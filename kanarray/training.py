@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -265,6 +266,7 @@ def _train(model, setup, *, progress: bool, comm) -> History:
     errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     errstate.__enter__()
     ctrl_c = _DeferredInterrupt() if comm is not None else None
+    graphs = _Evaluations(model, loss, reg, global_, graph=comm is None and not isinstance(optimizer, LBFGS))
     try:
         for step in range(steps):
             idx = next(batches)
@@ -273,12 +275,13 @@ def _train(model, setup, *, progress: bool, comm) -> History:
             else:
                 basis_cache.clear()
                 ids = xp.asarray(idx, device=getattr(x, "device", None))
-                xb, yb = xp.take(x, ids, axis=0), xp.take(y, ids, axis=0)
+                xb, yb = graphs.batch(xp.take(x, ids, axis=0), xp.take(y, ids, axis=0))
             if update_grid and step % grid_every == 0 and step < stop_grid_update_step:
                 # the optimizer keeps its state, as in pykan
                 model._adapt_grids(xb, grid_margin=setup.grid_margin, comm=comm)
                 basis_cache.clear()
                 val_cache.clear()
+                graphs.forget()
             if isinstance(optimizer, LBFGS):
                 parts = {}
 
@@ -290,7 +293,7 @@ def _train(model, setup, *, progress: bool, comm) -> History:
                 ev = parts[id(optimizer.step(closure))]  # the evaluation at the point the step ended on
                 values = _scalars(model, ev, validation, loss, val_cache, comm, n_val)
             else:
-                ev = evaluate(model, xb, yb, loss=loss, reg=reg, cache=basis_cache, **global_)
+                ev = graphs.evaluate(xb, yb, basis_cache)
                 # checked before the update uses them
                 values = _scalars(model, ev, validation, loss, val_cache, comm, n_val)
             # values: loss, reg and validation figures at the parameters ev was computed at, in one
@@ -329,6 +332,69 @@ def _train(model, setup, *, progress: bool, comm) -> History:
             bar.close()
     model._samples = x
     return history
+
+
+def _graph_recorder(model):
+    """The class that records an evaluation as a graph for this model (``GraphedEvaluation`` on
+    CuPy unless KANARRAY_CUDA_GRAPHS=0), or None: evaluate eagerly."""
+    if model.backend != "cupy":
+        return None
+    from .backends.cuda_graph import GraphedEvaluation, graphs_enabled
+
+    return GraphedEvaluation if graphs_enabled() else None
+
+
+class _Evaluations:
+    """``evaluate`` for ``_train``'s first-order steps; on CuPy, replayed as a CUDA graph.
+
+    The first evaluation after a grid update (or of a new batch shape) runs eagerly, which also
+    fills ``evaluate``'s cache; the next one is recorded (``backends.cuda_graph``) and replays
+    from then on.  Minibatches are copied into the recorded batch arrays.  If recording fails,
+    fit warns once and goes on eagerly.  KANARRAY_CUDA_GRAPHS=0 turns graphs off."""
+
+    def __init__(self, model, loss, reg, global_, *, graph):
+        self.model, self.loss, self.reg, self.global_ = model, loss, reg, global_
+        self.graphed = None
+        self.eager_since_forget = 0
+        self.inputs = None  # the recorded minibatch arrays
+        self.recorder = _graph_recorder(model) if graph else None
+        self.on = self.recorder is not None
+
+    def forget(self):
+        """The model's arrays changed (grid update): record again."""
+        self.graphed = None
+        self.eager_since_forget = 0
+
+    def batch(self, xb, yb):
+        """A minibatch: where graphs are on, copied into the recorded batch arrays."""
+        if not self.on:
+            return xb, yb
+        if self.inputs is None or self.inputs[0].shape != xb.shape or self.inputs[1].shape != yb.shape:
+            self.inputs = (xb, yb)
+            self.forget()
+        else:
+            self.inputs[0][...] = xb
+            self.inputs[1][...] = yb
+        return self.inputs
+
+    def evaluate(self, xb, yb, cache):
+        run = lambda: evaluate(self.model, xb, yb, loss=self.loss, reg=self.reg, cache=cache,  # noqa: E731
+                               **self.global_)
+        if not self.on:
+            return run()
+        if self.graphed is not None and self.graphed.matches(self.model, (xb, yb)):
+            return self.graphed()
+        if self.eager_since_forget == 0:  # compiles kernels, fills the cache and per-grid state
+            self.eager_since_forget = 1
+            return run()
+        try:
+            self.graphed = self.recorder(run, self.model, (xb, yb))
+        except Exception as error:  # e.g. an operation CUDA cannot record: go on eagerly
+            warnings.warn(f"fit: recording the evaluation as a CUDA graph failed ({type(error).__name__}: "
+                          f"{error}); continuing without graphs", RuntimeWarning, stacklevel=4)
+            self.on = False
+            return run()
+        return self.graphed()
 
 
 class _DeferredInterrupt:

@@ -73,7 +73,7 @@ if python3 -c "import xdist" 2>/dev/null; then
     xdist="-n 6 --dist loadfile"  # NVRTC compiles on the CPU: workers share the kernel cache on disk
 fi
 step ${CAP_TESTS:-300} "1. tests marked gpu" "$OUT/gpu_tests.log" \
-    python3 -m pytest -q -m gpu -p no:cacheprovider --maxfail=60 -rfE $xdist
+    python3 -m pytest -q -m gpu -p no:cacheprovider -p no:benchmark --maxfail=60 -rfE $xdist
 
 pykan=""
 if ! python3 -c "import kan, torch; assert torch.cuda.is_available()" 2>/dev/null; then
