@@ -34,6 +34,12 @@ __all__ = ["KANLayer"]
 PARAMETER_NAMES = ("coef", "scale_base", "scale_sp", "bias")
 
 
+def _matmul(xp):
+    """The 2-d matrix product of xp's kernels where they have one (CuPy: also while a CUDA
+    graph is recorded), else ``xp.matmul``."""
+    return getattr(get_kernels(xp), "matmul", None) or xp.matmul
+
+
 class KANLayer:
     """A layer mapping (B, in_dim) -> (B, out_dim).
 
@@ -209,7 +215,7 @@ class KANLayer:
             else:
                 base_x = reuse[1]
             mask_base = self.mask * self.scale_base
-            y = y + xp.matmul(base_x, mask_base)
+            y = y + _matmul(xp)(base_x, mask_base)
         y = y + self.bias
         y, sym_ctx = self._add_symbolic(x, y)
         cache = (x, base_x, mask_sp, mask_base, self.coef, self.mask, kernel_ctx, need_dx, sym_ctx, tail)
@@ -262,9 +268,9 @@ class KANLayer:
         if base_x is None:
             grads["scale_base"] = xp.zeros_like(mask)
         else:
-            grads["scale_base"] = mask * xp.matmul(xp.matrix_transpose(base_x), gy)
+            grads["scale_base"] = mask * _matmul(xp)(xp.matrix_transpose(base_x), gy)
             if need_dx:
-                dx = dx + base_grad(self.base_fun, x, xp) * xp.matmul(gy, xp.matrix_transpose(mask_base))
+                dx = dx + base_grad(self.base_fun, x, xp) * _matmul(xp)(gy, xp.matrix_transpose(mask_base))
         return grads, self._symbolic_backward(sym_ctx, gy, grads, dx, need_dx)
 
     # -- per-edge evaluation (regularization needs every phi_io, not only their sums) -------

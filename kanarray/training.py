@@ -266,7 +266,11 @@ def _train(model, setup, *, progress: bool, comm) -> History:
     errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     errstate.__enter__()
     ctrl_c = _DeferredInterrupt() if comm is not None else None
-    graphs = _Evaluations(model, loss, reg, global_, graph=comm is None and not isinstance(optimizer, LBFGS))
+    # recorded: the plain objective (regularization and linear continuation use cuBLAS calls
+    # that have no stand-in while a graph records); one rank (MPI calls are the host's)
+    graph = (comm is None and not isinstance(optimizer, LBFGS) and not reg.active
+             and all(layer.extrapolate == "spline" for layer in model.layers))
+    graphs = _Evaluations(model, loss, reg, global_, graph=graph)
     try:
         for step in range(steps):
             idx = next(batches)

@@ -123,7 +123,11 @@ _CALLS = {
     "adam_update": (False, "adam_update(R(0), R(1), R(2), R(3), R(4), R(5), LL(6), D(7), D(8), D(9), D(10), D(11), "
                            "D(12), D(13), N(14), N(15))"),
     "silu": (False, "silu(R(0), LL(1), N(2), N(3), R(4), R(5))"),
+    "matmul_tiled": (True, "matmul_tiled(R(0), LL(1), LL(2), R(3), LL(4), LL(5), R(6), LL(7), LL(8), LL(9))"),
 }
+
+
+_STRIDED = {"matmul_tiled"}  # kernels that read their arrays through strides they are given
 
 
 def _dispatch(code: str) -> str:
@@ -170,7 +174,8 @@ class _Kernel:
         keep, pointers = [], []
         for a in args:
             if isinstance(a, np.ndarray) and a.ndim > 0:
-                assert a.flags.c_contiguous, f"{self.name}: a kernel argument is not C-contiguous"
+                contiguous = a.flags.c_contiguous or self.name in _STRIDED
+                assert contiguous, f"{self.name}: a kernel argument is not C-contiguous"
                 pointers.append(a.ctypes.data)
             else:  # a scalar of a fixed-width type, passed by address
                 box = np.array(a, dtype=np.asarray(a).dtype)
@@ -194,8 +199,11 @@ def fake_cupy():
     """A stand-in for the ``cupy`` module with what ``kanarray.backends.cupy`` uses."""
     mod = types.ModuleType("cupy")
     for name in ("empty", "empty_like", "zeros", "ascontiguousarray", "transpose", "int32", "int64", "float64",
-                 "dtype", "ndarray"):
+                 "dtype", "ndarray", "result_type"):
         setattr(mod, name, getattr(np, name))
     mod.RawModule = _RawModule
-    mod.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDevice=lambda: 0))
+    stream = types.SimpleNamespace(is_capturing=lambda: mod.recording)  # set mod.recording to pretend
+    mod.recording = False
+    mod.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDevice=lambda: 0, CUDARuntimeError=RuntimeError),
+                                     get_current_stream=lambda: stream)
     return mod

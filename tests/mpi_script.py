@@ -73,6 +73,8 @@ def main() -> None:
     model = new_model(args.backend)
     record = {}
     if args.mode == "fit":
+        if args.backend != "numpy":  # a model takes arrays of its own backend
+            x, y, xv, yv = (model.xp.asarray(a) for a in (x, y, xv, yv))
         history = model.fit(x[sl], y[sl], validation=(xv[sv], yv[sv]), comm=world,
                             **fit_kwargs(args.opt, args.lamb, args.steps, args.batch_size))
         record = {k: np.asarray(v) for k, v in history.items() if v}

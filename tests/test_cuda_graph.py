@@ -72,13 +72,13 @@ def _same(a, b):
 
 def test_schedule_full_batch_with_grid_updates(recorder, monkeypatch):
     x, y = _data()
-    kwargs = dict(steps=12, opt="adam", lamb=0.01, update_grid=True, stop_grid_update_step=10, grid_update_num=2)
+    kwargs = dict(steps=12, opt="adam", update_grid=True, stop_grid_update_step=10, grid_update_num=2)
     graphed, h1 = _fit(x, y, **kwargs)
     assert (recorder.records, recorder.replays) == (2, 10)  # grid updates at steps 0 and 5: eager there
     monkeypatch.setattr(training, "_graph_recorder", _real_recorder)  # numpy: eager
     eager, h2 = _fit(x, y, **kwargs)
     _same(graphed, eager)
-    assert h1["train_loss"] == h2["train_loss"] and h1["reg"] == h2["reg"]
+    assert h1["train_loss"] == h2["train_loss"]
 
 
 def test_schedule_minibatches_copied_into_the_recorded_arrays(recorder, monkeypatch):
@@ -110,10 +110,22 @@ def test_recording_failure_warns_once_and_goes_on_eagerly(monkeypatch):
     _same(failed, eager)
 
 
-def test_no_graphs_for_lbfgs(recorder):
+@pytest.mark.parametrize("kwargs", [dict(opt="lbfgs"), dict(opt="adam", lamb=1e-3)])
+def test_no_graphs_for_lbfgs_or_regularization(recorder, kwargs):
+    """LBFGS keeps evaluations across its line search; the regularized objective uses cuBLAS
+    calls that have no stand-in while a graph records."""
     x, y = _data()
-    _fit(x, y, steps=2, opt="lbfgs", update_grid=False)
+    _fit(x, y, steps=3, update_grid=False, **kwargs)
     assert recorder.records == recorder.replays == 0
+
+
+def test_no_graphs_with_linear_continuation(recorder):
+    x, y = _data()
+    model = ka.KAN([2, 4, 1], grid=5, seed=0, extrapolate="linear")
+    model.fit(x, y, steps=3, opt="adam", update_grid=False, progress=False)
+    assert recorder.records == recorder.replays == 0
+    ka.KAN([2, 4, 1], grid=5, seed=0).fit(x, y, steps=3, opt="adam", update_grid=False, progress=False)
+    assert recorder.records == 1
 
 
 # -- on a GPU ---------------------------------------------------------------------------------
@@ -128,7 +140,7 @@ def _cupy():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-5)])
-@pytest.mark.parametrize("lamb", [0.0, 0.01])
+@pytest.mark.parametrize("lamb", [0.0])
 def test_replay_equals_eager_evaluation_as_parameters_change(dtype, rtol, lamb):
     cupy = _cupy()
     from kanarray.backends.cuda_graph import GraphedEvaluation
@@ -192,7 +204,7 @@ def test_recording_a_synchronising_evaluation_raises_and_the_device_goes_on():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("kwargs", [
-    dict(steps=16, opt="adam", lamb=0.01, update_grid=True, stop_grid_update_step=12, grid_update_num=3),
+    dict(steps=16, opt="adam", update_grid=True, stop_grid_update_step=12, grid_update_num=3),
     dict(steps=10, opt="adamw", batch_size=128, update_grid=True, stop_grid_update_step=6, grid_update_num=2),
 ])
 def test_fit_with_graphs_equals_fit_without(kwargs, monkeypatch):

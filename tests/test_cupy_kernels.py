@@ -396,3 +396,55 @@ def test_emulated_elementwise_kernels_can_be_switched_off(emulated_cupy_kernels,
     assert on.adam_update(p, g, None, None, lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False,
                           step=1) is not None
     np.testing.assert_allclose(p, 1 - 0.1, rtol=1e-7)  # the first step moves by lr against the gradient's sign
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_emulated_tiled_matmul_matches_numpy(emulated_cupy_kernels, dtype):
+    """``matmul_tiled`` (what ``matmul`` runs while a CUDA graph records) against NumPy's @:
+    shapes not multiples of the tile, transposed and strided views, K = 0, empty results; and
+    ``matmul`` takes it exactly when the stream says it records."""
+    import sys
+
+    kernels = emulated_cupy_kernels(None)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((37, 20)).astype(dtype)
+    b = rng.standard_normal((20, 19)).astype(dtype)
+    wide = rng.standard_normal((19, 40)).astype(dtype)
+    cases = [(a, b), (a[:1], b[:, :1]), (b.T, a.T), (a[::2], b), (a, wide[:, ::2].T[:20]), (a[:, :0], b[:0]),
+             (a[:0], b)]
+    rtol = 1e-5 if dtype == "float32" else 1e-13
+    for x, y in cases:
+        got = kernels.matmul_tiled(x, y)
+        assert got.shape == (x.shape[0], y.shape[1]) and got.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got, x @ y, rtol=rtol, atol=rtol * 10)
+    with pytest.raises(ValueError, match=r"\(M, K\) and \(K, N\).*\(37, 20\) and \(19, 40\)"):
+        kernels.matmul_tiled(a, wide)
+    fake = sys.modules["kanarray.backends.cupy"].cupy
+    calls = []
+    original = kernels.matmul_tiled
+    kernels.matmul_tiled = lambda x, y: calls.append(1) or original(x, y)
+    kernels.matmul(a, b)
+    assert not calls
+    fake.recording = True
+    try:
+        np.testing.assert_allclose(kernels.matmul(a, b), a @ b, rtol=rtol, atol=rtol * 10)
+    finally:
+        fake.recording = False
+    assert calls == [1]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_tiled_matmul_on_cupy_matches_cublas(dtype):
+    cupy = pytest.importorskip("cupy")
+    from kanarray.backends import get_kernels
+    from kanarray._namespace import resolve_backend
+
+    kernels = get_kernels(resolve_backend("cupy"))
+    rng = np.random.default_rng(1)
+    a = cupy.asarray(rng.standard_normal((1000, 70)), dtype=dtype)
+    b = cupy.asarray(rng.standard_normal((70, 33)), dtype=dtype)
+    rtol = 1e-4 if dtype == "float32" else 1e-12
+    for x, y in [(a, b), (a.T, a), (b.T, a.T), (a[:, :0], b[:0])]:
+        np.testing.assert_allclose(cupy.asnumpy(kernels.matmul_tiled(x, y)), cupy.asnumpy(x @ y), rtol=rtol,
+                                   atol=rtol * 10)

@@ -16,7 +16,11 @@ What a replay reads and writes is fixed when it is recorded:
 Everything recorded allocates from a memory pool of its own, kept with the graph, so no
 array allocated later by ordinary code shares memory with what a replay writes.  Recording
 needs the evaluation to be free of host synchronisation (``fit`` evaluates once eagerly
-before, which also compiles every kernel and fills the caches the evaluation reads).
+before, which also compiles every kernel and fills the caches the evaluation reads) and of
+cuBLAS calls, which CuPy refuses while a stream records: the layers' matrix products go
+through ``CupyKernels.matmul``, which runs its own tiled kernel then.  The regularized
+objective and the linear continuation still call cuBLAS, so ``fit`` records only the plain
+objective.
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ __all__ = ["cuda_source", "elementwise_source", "KERNEL_NAMES", "ELEMENTWISE_KER
 
 KERNEL_NAMES = ("locate_bases", "spline_fwd", "edge_fwd", "coef_grad_shared", "coef_grad_global", "spline_dx",
                 "scatter_dense")
-ELEMENTWISE_KERNEL_NAMES = ("adam_update", "silu")
+ELEMENTWISE_KERNEL_NAMES = ("adam_update", "silu", "matmul_tiled")
+MATMUL_TILE = 16  # matmul_tiled's blocks are MATMUL_TILE x MATMUL_TILE threads
 THREADS = 256  # threads per block of the 1-D launches (a multiple of 32: spline_dx runs a warp per row)
 O_TILE = 32  # outputs per block in coef_grad (one warp across o)
 ROW_LANES = 8  # warps per block in coef_grad, each walking its own rows
@@ -96,7 +97,7 @@ def elementwise_source(dtype: str) -> str:
     """The element-wise kernels for element type dtype ('float32' or 'float64')."""
     if dtype not in _TYPES:
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return _ELEMENTWISE_TEMPLATE.replace("@REAL@", _TYPES[dtype])
+    return _ELEMENTWISE_TEMPLATE.replace("@REAL@", _TYPES[dtype]).replace("@TILE@", str(MATMUL_TILE))
 
 
 # Adam as ``optim.Adam._update`` computes it, operation for operation in the parameter's dtype
@@ -135,6 +136,30 @@ extern "C" __global__ void silu(const real* __restrict__ x, long long size, int 
     real b = xt * s;
     if (want_value) value[t] = b;
     if (want_grad) grad[t] = s * ((real)1 + (xt - b));
+}
+
+// C (M, N) = A (M, K) @ B (K, N), C C-contiguous; A and B are read through element strides, so
+// transposed views need no copy.  Tiles of MM x MM through dynamic shared memory (2 MM (MM + 1)
+// reals); blockIdx.x runs over rows (up to 2^31 - 1 tiles), blockIdx.y over columns.  Used
+// while a CUDA graph is recorded, when CuPy refuses cuBLAS calls.
+#define MM @TILE@
+extern "C" __global__ void matmul_tiled(const real* __restrict__ A, long long a0, long long a1,
+                                        const real* __restrict__ B, long long b0, long long b1,
+                                        real* __restrict__ C, long long M, long long N, long long K) {
+    extern __shared__ unsigned char smem[];
+    real* As = (real*)smem;
+    real* Bs = As + MM * (MM + 1);
+    int tx = threadIdx.x, ty = threadIdx.y;
+    long long row = (long long)blockIdx.x * MM + ty, col = (long long)blockIdx.y * MM + tx;
+    real acc = (real)0;
+    for (long long k0 = 0; k0 < K; k0 += MM) {
+        As[ty * (MM + 1) + tx] = (row < M && k0 + tx < K) ? A[row * a0 + (k0 + tx) * a1] : (real)0;
+        Bs[ty * (MM + 1) + tx] = (k0 + ty < K && col < N) ? B[(k0 + ty) * b0 + col * b1] : (real)0;
+        __syncthreads();
+        for (int q = 0; q < MM; ++q) acc += As[ty * (MM + 1) + q] * Bs[q * (MM + 1) + tx];
+        __syncthreads();
+    }
+    if (row < M && col < N) C[row * N + col] = acc;
 }
 """
 

@@ -18,8 +18,8 @@ import os
 
 import cupy
 
-from .cuda_source import (ELEMENTWISE_KERNEL_NAMES, KERNEL_NAMES, THREADS, blocks_for, choose_contraction,
-                          coef_grad_launch, cuda_source, elementwise_source)
+from .cuda_source import (ELEMENTWISE_KERNEL_NAMES, KERNEL_NAMES, MATMUL_TILE, THREADS, blocks_for,
+                          choose_contraction, coef_grad_launch, cuda_source, elementwise_source)
 from .generic import GenericKernels
 
 __all__ = ["CupyKernels", "choose_contraction"]
@@ -49,6 +49,14 @@ def _elementwise_kernels(dtype) -> dict:
         found = {kernel: module.get_function(kernel) for kernel in ELEMENTWISE_KERNEL_NAMES}
         _modules[key] = found
     return found
+
+
+def _recording() -> bool:
+    """Whether the current stream is recording a CUDA graph."""
+    try:
+        return bool(cupy.cuda.get_current_stream().is_capturing())
+    except cupy.cuda.runtime.CUDARuntimeError:  # pragma: no cover - a stream that cannot be asked
+        return False
 
 
 class CupyKernels:
@@ -123,7 +131,7 @@ class CupyKernels:
             dense = self._dense(cols, vals, nb, k) if mode == "dense" else None
         wt = cupy.ascontiguousarray(cupy.transpose(weight, (0, 2, 1)))  # (n, nb, m)
         if dense is not None:
-            y = dense @ wt.reshape(n * nb, m)
+            y = self.matmul(dense, wt.reshape(n * nb, m))
         else:
             y = cupy.empty((B, m), dtype=x.dtype)
             _kernels(k, x.dtype)["spline_fwd"](
@@ -135,7 +143,7 @@ class CupyKernels:
         cols, vals, dvals, dense, wt, (B, n, m, nb, k) = ctx
         gy = cupy.ascontiguousarray(gy)
         if dense is not None:
-            dwt = (dense.T @ gy).reshape(n, nb, m)
+            dwt = self.matmul(dense.T, gy).reshape(n, nb, m)
         else:
             dwt = self._coef_grad(cols, vals, gy, 0, n, m, nb, k)
         dx = None
@@ -179,6 +187,36 @@ class CupyKernels:
         n, B, m = g.shape
         dwt = self._coef_grad(cols, vals, cupy.ascontiguousarray(g), B * m, n, m, nb, k)
         return cupy.transpose(dwt, (0, 2, 1))
+
+    # -- matrix products ----------------------------------------------------------------------
+    def matmul(self, a, b):
+        """a (M, K) @ b (K, N) -> (M, N): cuBLAS, except while the current stream records a CUDA
+        graph (``cuda_graph``), where CuPy refuses cuBLAS calls: then ``matmul_tiled``."""
+        if _recording():
+            return self.matmul_tiled(a, b)
+        return a @ b
+
+    def matmul_tiled(self, a, b):
+        """a (M, K) @ b (K, N) -> (M, N) C-contiguous, through the tiled kernel (any strides)."""
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+            raise ValueError(f"matmul_tiled takes (M, K) and (K, N) arrays, got shapes {a.shape} and {b.shape}")
+        dtype = cupy.result_type(a, b)
+        a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+        (M, K), N = a.shape, b.shape[1]
+        c = cupy.empty((M, N), dtype=dtype)
+        if c.size == 0:
+            return c
+        if K == 0:
+            c[...] = 0
+            return c
+        size = dtype.itemsize
+        tile = MATMUL_TILE
+        _elementwise_kernels(dtype)["matmul_tiled"](
+            (-(-M // tile), -(-N // tile)), (tile, tile),
+            (a, cupy.int64(a.strides[0] // size), cupy.int64(a.strides[1] // size), b,
+             cupy.int64(b.strides[0] // size), cupy.int64(b.strides[1] // size), c, cupy.int64(M), cupy.int64(N),
+             cupy.int64(K)), shared_mem=2 * tile * (tile + 1) * size)
+        return c
 
     # -- element-wise chains in one launch (base.base_with_grad, optim.Adam.step) -----------
     def silu(self, x, *, need_value: bool = True, need_grad: bool = False):

@@ -13,7 +13,8 @@ Per layer, for inputs h (batch, n):
   non-zero bases (one Gemm on uniform rows, where they are the same polynomials everywhere),
   put them in place in the (batch, n (G + k)) basis matrix with one GatherElements, and
   contract with one MatMul;
-* base branch: b(h) (SiLU = h * Sigmoid(h)) times mask * scale_base, one MatMul;
+* base branch: b(h) (SiLU = h * Sigmoid(h); in float64 h * (1/2 + tanh(h/2)/2), see
+  ``_emit_silu``) times mask * scale_base, one MatMul;
 * symbolic edges, grouped by function: gather their inputs, c f(a x + b) + d with the
   library function's safe version in standard operators (``symbolic_ops``), scatter into the
   outputs with a 0/1 MatMul;
@@ -310,6 +311,17 @@ def _place_bases(g: GraphBuilder, local: str, count: str, L: int, k: int, l: int
     return g.op("GatherElements", local, index, axis=2, hint=f"l{l}_basis")
 
 
+def _emit_silu(g: GraphBuilder, h: str, l: int) -> str:
+    """SiLU of h.  float32: h * Sigmoid(h).  float64: h * (1/2 + tanh(h/2)/2), the form the
+    library computes: onnxruntime 1.30's graph optimizer fuses h * Sigmoid(h) into
+    com.microsoft.QuickGelu, which has no float64 kernel, and the session then fails to load."""
+    if g.dtype == np.float32:
+        return g.mul(h, g.op("Sigmoid", h), hint=f"l{l}_silu")
+    half = g.const(0.5, "half")
+    s = g.add(g.mul(g.op("Tanh", g.mul(h, half)), half), half)
+    return g.mul(h, s, hint=f"l{l}_silu")
+
+
 def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
     grid, C, left, inv, weight = _spline_tables(layer)
     n, L1 = grid.shape
@@ -387,7 +399,7 @@ def _emit_layer(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
             terms.append(_emit_spline(g, layer, h, l, strategy))
     base_w = mask * np.asarray(to_numpy(layer.scale_base), dtype=np.float64)
     if layer.base_fun != "zero" and np.any(base_w != 0):
-        b = h if layer.base_fun == "identity" else g.mul(h, g.op("Sigmoid", h), hint=f"l{l}_silu")
+        b = h if layer.base_fun == "identity" else _emit_silu(g, h, l)
         terms.append(g.op("MatMul", b, g.const(base_w, f"l{l}_base_weight"), hint=f"l{l}_base"))
     y = g.const(np.asarray(to_numpy(layer.bias), dtype=np.float64)[None, :], f"l{l}_bias")  # (1, m)
     for t in terms:
