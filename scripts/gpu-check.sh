@@ -3,6 +3,7 @@
 #   bash scripts/gpu-check.sh            (logs in $OUT, default ./gpu-check-out)
 #   BUDGET_S=480 bash scripts/gpu-check.sh   (stop starting steps after 480 s; default 1500)
 #   CAP_TESTS / CAP_BENCH: caps of steps 1 and 2 in seconds (default 300 and 240)
+#   ONLY="1 2 5": run only these steps (4 = 4a and 4b)
 # 1. the tests marked gpu (the numerical suite on CuPy, the CUDA kernels against NumPy, two CuPy
 #    ranks under mpiexec: needs mpi4py (in the image) and an MPI, e.g. the mpich wheel in .whl/);
 # 2. benchmarks/bench_step.py --backend cupy: the six cases, forward and training step with
@@ -32,7 +33,11 @@ left() {  # seconds for the next step: min(cap, what is left of the budget)
 step() {  # step CAP NAME LOG COMMAND...: run with a timeout, or say it was skipped
     local cap=$1 name=$2 log=$3
     shift 3
-    local t
+    local t num=${name%%.*}
+    if [ -n "$ONLY" ] && [[ " $ONLY " != *" $num "* ]] && [[ " $ONLY " != *" ${num%[ab]} "* ]]; then
+        echo "== $name: not in ONLY"
+        return
+    fi
     t=$(left "$cap")
     if ((t < 20)); then
         echo "== $name: skipped (budget spent)" | tee "$log"

@@ -123,7 +123,7 @@ _CALLS = {
     "adam_update": (False, "adam_update(R(0), R(1), R(2), R(3), R(4), R(5), LL(6), D(7), D(8), D(9), D(10), D(11), "
                            "D(12), D(13), N(14), N(15))"),
     "silu": (False, "silu(R(0), LL(1), N(2), N(3), R(4), R(5))"),
-    "matmul_tiled": (True, "matmul_tiled(R(0), LL(1), LL(2), R(3), LL(4), LL(5), R(6), LL(7), LL(8), LL(9))"),
+    "matmul_tiled": (True, "matmul_tiled(R(0), LL(1), LL(2), R(3), LL(4), LL(5), R(6), LL(7), LL(8), LL(9), LL(10))"),
 }
 
 

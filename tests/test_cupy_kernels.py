@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from helpers import expsin_data
 
-from kanarray.backends.cuda_source import (ELEMENTWISE_KERNEL_NAMES, KERNEL_NAMES, cuda_source, elementwise_source,
-                                           shared_tile_fits)
+from kanarray.backends.cuda_source import (ELEMENTWISE_KERNEL_NAMES, KERNEL_NAMES, MATMUL_BLOCKS, MATMUL_TILE,
+                                           cuda_source, elementwise_source, matmul_split, shared_tile_fits)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
@@ -398,6 +398,14 @@ def test_emulated_elementwise_kernels_can_be_switched_off(emulated_cupy_kernels,
     np.testing.assert_allclose(p, 1 - 0.1, rtol=1e-7)  # the first step moves by lr against the gradient's sign
 
 
+def test_matmul_split_covers_k_in_whole_tiles():
+    for M, N, K in [(64, 64, 131072), (3, 2, 200), (37, 19, 20), (1024, 64, 6272), (1, 1, 1), (5, 5, 10**7)]:
+        splits, k_chunk = matmul_split(M, N, K)
+        assert k_chunk % MATMUL_TILE == 0 and (splits - 1) * k_chunk < K <= splits * k_chunk and splits <= 65535
+        assert splits == 1 or -(-M // MATMUL_TILE) * -(-N // MATMUL_TILE) * splits <= 2 * MATMUL_BLOCKS
+    assert matmul_split(64, 64, 131072)[0] == 64  # a weight gradient over a large batch: 1024 blocks, not 16
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_emulated_tiled_matmul_matches_numpy(emulated_cupy_kernels, dtype):
     """``matmul_tiled`` (what ``matmul`` runs while a CUDA graph records) against NumPy's @:
@@ -410,8 +418,10 @@ def test_emulated_tiled_matmul_matches_numpy(emulated_cupy_kernels, dtype):
     a = rng.standard_normal((37, 20)).astype(dtype)
     b = rng.standard_normal((20, 19)).astype(dtype)
     wide = rng.standard_normal((19, 40)).astype(dtype)
+    tall = rng.standard_normal((200, 5)).astype(dtype)  # K = 200: split into chunks summed afterwards
+    assert matmul_split(3, 2, 200)[0] > 1
     cases = [(a, b), (a[:1], b[:, :1]), (b.T, a.T), (a[::2], b), (a, wide[:, ::2].T[:20]), (a[:, :0], b[:0]),
-             (a[:0], b)]
+             (a[:0], b), (tall.T[:3], tall[:, 3:]), (tall.T, tall)]
     rtol = 1e-5 if dtype == "float32" else 1e-13
     for x, y in cases:
         got = kernels.matmul_tiled(x, y)

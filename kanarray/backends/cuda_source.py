@@ -42,6 +42,17 @@ KERNEL_NAMES = ("locate_bases", "spline_fwd", "edge_fwd", "coef_grad_shared", "c
                 "scatter_dense")
 ELEMENTWISE_KERNEL_NAMES = ("adam_update", "silu", "matmul_tiled")
 MATMUL_TILE = 16  # matmul_tiled's blocks are MATMUL_TILE x MATMUL_TILE threads
+MATMUL_BLOCKS = 1024  # split K until about this many blocks run (an H200 has 132 SMs)
+
+
+def matmul_split(M: int, N: int, K: int) -> tuple[int, int]:
+    """(splits, k_chunk) for ``matmul_tiled``: K cut into chunks of k_chunk (a multiple of the
+    tile, at least 4 tiles) so that the blocks number about MATMUL_BLOCKS."""
+    tile = MATMUL_TILE
+    tiles = -(-M // tile) * -(-N // tile)
+    splits = max(1, min(-(-K // (4 * tile)), -(-MATMUL_BLOCKS // tiles), 65535))
+    k_chunk = -(-(-(-K // splits)) // tile) * tile
+    return -(-K // k_chunk), k_chunk
 THREADS = 256  # threads per block of the 1-D launches (a multiple of 32: spline_dx runs a warp per row)
 O_TILE = 32  # outputs per block in coef_grad (one warp across o)
 ROW_LANES = 8  # warps per block in coef_grad, each walking its own rows
@@ -138,28 +149,34 @@ extern "C" __global__ void silu(const real* __restrict__ x, long long size, int 
     if (want_grad) grad[t] = s * ((real)1 + (xt - b));
 }
 
-// C (M, N) = A (M, K) @ B (K, N), C C-contiguous; A and B are read through element strides, so
-// transposed views need no copy.  Tiles of MM x MM through dynamic shared memory (2 MM (MM + 1)
-// reals); blockIdx.x runs over rows (up to 2^31 - 1 tiles), blockIdx.y over columns.  Used
-// while a CUDA graph is recorded, when CuPy refuses cuBLAS calls.
+// C[z] (M, N) = A[:, chunk z] @ B[chunk z, :] for the chunks of k_chunk columns of A (rows of
+// B), C C-contiguous (splits, M, N); the caller sums over z (split K: a (M, K) @ (K, N) with a
+// long K and a small M N -- a weight gradient over a large batch -- still has enough blocks).
+// A and B are read through element strides, so transposed views need no copy.  Tiles of
+// MM x MM through dynamic shared memory (2 MM (MM + 1) reals); blockIdx.x runs over rows (up
+// to 2^31 - 1 tiles), blockIdx.y over columns, blockIdx.z over chunks.  Used while a CUDA
+// graph is recorded, when CuPy refuses cuBLAS calls.
 #define MM @TILE@
 extern "C" __global__ void matmul_tiled(const real* __restrict__ A, long long a0, long long a1,
                                         const real* __restrict__ B, long long b0, long long b1,
-                                        real* __restrict__ C, long long M, long long N, long long K) {
+                                        real* __restrict__ C, long long M, long long N, long long K,
+                                        long long k_chunk) {
     extern __shared__ unsigned char smem[];
     real* As = (real*)smem;
     real* Bs = As + MM * (MM + 1);
     int tx = threadIdx.x, ty = threadIdx.y;
     long long row = (long long)blockIdx.x * MM + ty, col = (long long)blockIdx.y * MM + tx;
+    long long k_begin = (long long)blockIdx.z * k_chunk;
+    long long k_end = k_begin + k_chunk < K ? k_begin + k_chunk : K;
     real acc = (real)0;
-    for (long long k0 = 0; k0 < K; k0 += MM) {
-        As[ty * (MM + 1) + tx] = (row < M && k0 + tx < K) ? A[row * a0 + (k0 + tx) * a1] : (real)0;
-        Bs[ty * (MM + 1) + tx] = (k0 + ty < K && col < N) ? B[(k0 + ty) * b0 + col * b1] : (real)0;
+    for (long long k0 = k_begin; k0 < k_end; k0 += MM) {
+        As[ty * (MM + 1) + tx] = (row < M && k0 + tx < k_end) ? A[row * a0 + (k0 + tx) * a1] : (real)0;
+        Bs[ty * (MM + 1) + tx] = (k0 + ty < k_end && col < N) ? B[(k0 + ty) * b0 + col * b1] : (real)0;
         __syncthreads();
         for (int q = 0; q < MM; ++q) acc += As[ty * (MM + 1) + q] * Bs[q * (MM + 1) + tx];
         __syncthreads();
     }
-    if (row < M && col < N) C[row * N + col] = acc;
+    if (row < M && col < N) C[(long long)blockIdx.z * M * N + row * N + col] = acc;
 }
 """
 

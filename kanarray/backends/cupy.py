@@ -19,7 +19,7 @@ import os
 import cupy
 
 from .cuda_source import (ELEMENTWISE_KERNEL_NAMES, KERNEL_NAMES, MATMUL_TILE, THREADS, blocks_for,
-                          choose_contraction, coef_grad_launch, cuda_source, elementwise_source)
+                          choose_contraction, coef_grad_launch, cuda_source, elementwise_source, matmul_split)
 from .generic import GenericKernels
 
 __all__ = ["CupyKernels", "choose_contraction"]
@@ -203,20 +203,18 @@ class CupyKernels:
         dtype = cupy.result_type(a, b)
         a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
         (M, K), N = a.shape, b.shape[1]
-        c = cupy.empty((M, N), dtype=dtype)
-        if c.size == 0:
-            return c
-        if K == 0:
-            c[...] = 0
-            return c
+        if M * N == 0 or K == 0:
+            return cupy.zeros((M, N), dtype=dtype)
+        splits, k_chunk = matmul_split(M, N, K)
+        parts = cupy.empty((splits, M, N), dtype=dtype)
         size = dtype.itemsize
         tile = MATMUL_TILE
         _elementwise_kernels(dtype)["matmul_tiled"](
-            (-(-M // tile), -(-N // tile)), (tile, tile),
+            (-(-M // tile), -(-N // tile), splits), (tile, tile),
             (a, cupy.int64(a.strides[0] // size), cupy.int64(a.strides[1] // size), b,
-             cupy.int64(b.strides[0] // size), cupy.int64(b.strides[1] // size), c, cupy.int64(M), cupy.int64(N),
-             cupy.int64(K)), shared_mem=2 * tile * (tile + 1) * size)
-        return c
+             cupy.int64(b.strides[0] // size), cupy.int64(b.strides[1] // size), parts, cupy.int64(M), cupy.int64(N),
+             cupy.int64(K), cupy.int64(k_chunk)), shared_mem=2 * tile * (tile + 1) * size)
+        return parts[0] if splits == 1 else parts.sum(axis=0)
 
     # -- element-wise chains in one launch (base.base_with_grad, optim.Adam.step) -----------
     def silu(self, x, *, need_value: bool = True, need_grad: bool = False):
