@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
+import time
 import warnings
 from types import SimpleNamespace
 
@@ -348,13 +349,24 @@ def _graph_recorder(model):
     return GraphedEvaluation if graphs_enabled() else None
 
 
+def _replay_pays(replay_seconds: float, eager_seconds: float) -> bool:
+    """Whether a fit keeps its CUDA graph, from one timed replay and one eager evaluation."""
+    return replay_seconds < eager_seconds
+
+
 class _Evaluations:
     """``evaluate`` for ``_train``'s first-order steps; on CuPy, replayed as a CUDA graph.
 
     The first evaluation after a grid update (or of a new batch shape) runs eagerly, which also
     fills ``evaluate``'s cache; the next one is recorded (``backends.cuda_graph``) and replays
     from then on.  Minibatches are copied into the recorded batch arrays.  If recording fails,
-    fit warns once and goes on eagerly.  KANARRAY_CUDA_GRAPHS=0 turns graphs off."""
+    fit warns once and goes on eagerly.  KANARRAY_CUDA_GRAPHS=0 turns graphs off.
+
+    Graphs pay where launches cost more than the kernels (small models, moderate batches);
+    with a large batch cuBLAS beats the kernel that stands in for it in a graph.  So the step
+    that records also times one eager evaluation and the first replay (the same evaluation,
+    each followed by a device synchronisation) and keeps the graph only if the replay was
+    faster (``_replay_pays``); otherwise the fit goes on eagerly."""
 
     def __init__(self, model, loss, reg, global_, *, graph):
         self.model, self.loss, self.reg, self.global_ = model, loss, reg, global_
@@ -391,14 +403,27 @@ class _Evaluations:
         if self.eager_since_forget == 0:  # compiles kernels, fills the cache and per-grid state
             self.eager_since_forget = 1
             return run()
+        eager, eager_s = self._timed(run)
         try:
             self.graphed = self.recorder(run, self.model, (xb, yb))
         except Exception as error:  # e.g. an operation CUDA cannot record: go on eagerly
             warnings.warn(f"fit: recording the evaluation as a CUDA graph failed ({type(error).__name__}: "
                           f"{error}); continuing without graphs", RuntimeWarning, stacklevel=4)
             self.on = False
-            return run()
-        return self.graphed()
+            return eager
+        replayed, replay_s = self._timed(self.graphed)
+        if not _replay_pays(replay_s, eager_s):
+            self.on, self.graphed = False, None
+            return eager
+        return replayed
+
+    def _timed(self, fn):
+        """(fn(), seconds until the device has finished it)."""
+        self.recorder.synchronize()
+        start = time.perf_counter()
+        out = fn()
+        self.recorder.synchronize()
+        return out, time.perf_counter() - start
 
 
 class _DeferredInterrupt:

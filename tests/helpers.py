@@ -115,3 +115,15 @@ def mpi_environment(numba: bool = False) -> dict:
     """The environment for MPI runs: one BLAS thread per rank; numba off unless asked for (each
     rank would compile on a first run)."""
     return dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", KANARRAY_NUMBA="1" if numba else "0")
+
+
+def gpu_cupy():
+    """The cupy module where CuPy and a CUDA device are present; skips the test otherwise."""
+    import pytest
+
+    cupy = pytest.importorskip("cupy")
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # pragma: no cover - depends on the machine
+        pytest.skip("no CUDA device")
+    return cupy

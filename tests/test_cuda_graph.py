@@ -17,7 +17,7 @@ import kanarray.training as training
 from kanarray.objective import evaluate
 from kanarray.regularization import Regularization
 
-from helpers import host
+from helpers import gpu_cupy, host
 
 
 _real_recorder = training._graph_recorder
@@ -47,6 +47,10 @@ class _Recorder:
     def matches(self, model, batch=()):
         return model is self.model and self._ids(model, batch) == self.ids
 
+    @staticmethod
+    def synchronize():
+        pass
+
     def __call__(self):
         type(self).replays += 1
         return self.run()
@@ -54,8 +58,10 @@ class _Recorder:
 
 @pytest.fixture
 def recorder(monkeypatch):
+    """The stand-in recorder, its replays taken as faster than eager evaluations."""
     _Recorder.records = _Recorder.replays = 0
     monkeypatch.setattr(training, "_graph_recorder", lambda model: _Recorder)
+    monkeypatch.setattr(training, "_replay_pays", lambda replay_s, eager_s: True)
     return _Recorder
 
 
@@ -92,6 +98,30 @@ def test_schedule_minibatches_copied_into_the_recorded_arrays(recorder, monkeypa
     assert h1["train_loss"] == h2["train_loss"]
 
 
+def test_a_graph_slower_than_eager_is_dropped(recorder, monkeypatch):
+    """The recording step times an eager evaluation and the first replay; a slower replay
+    leaves the fit eager from then on (no more recordings, even after grid updates)."""
+    timings = []
+
+    def pays(replay_s, eager_s):
+        timings.append((replay_s, eager_s))
+        return False
+
+    monkeypatch.setattr(training, "_replay_pays", pays)
+    x, y = _data()
+    kwargs = dict(steps=12, opt="adam", update_grid=True, stop_grid_update_step=10, grid_update_num=2)
+    dropped, h1 = _fit(x, y, **kwargs)
+    assert (recorder.records, recorder.replays) == (1, 1) and len(timings) == 1
+    assert all(t > 0 for t in timings[0])
+    monkeypatch.setattr(training, "_graph_recorder", _real_recorder)
+    eager, h2 = _fit(x, y, **kwargs)
+    _same(dropped, eager)
+    assert h1["train_loss"] == h2["train_loss"]
+    assert training._replay_pays.__name__ == "pays"
+    monkeypatch.undo()
+    assert training._replay_pays(0.5e-3, 2e-3) and not training._replay_pays(29e-3, 20e-3)
+
+
 def test_recording_failure_warns_once_and_goes_on_eagerly(monkeypatch):
     class Failing:
         calls = 0
@@ -100,6 +130,7 @@ def test_recording_failure_warns_once_and_goes_on_eagerly(monkeypatch):
             Failing.calls += 1
             raise RuntimeError("operation not permitted when stream is capturing")
 
+    Failing.synchronize = staticmethod(lambda: None)
     monkeypatch.setattr(training, "_graph_recorder", lambda model: Failing)
     x, y = _data()
     with pytest.warns(RuntimeWarning, match="CUDA graph failed .*not permitted"):
@@ -129,20 +160,13 @@ def test_no_graphs_with_linear_continuation(recorder):
 
 
 # -- on a GPU ---------------------------------------------------------------------------------
-def _cupy():
-    cupy = pytest.importorskip("cupy")
-    try:
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception:  # pragma: no cover - depends on the machine
-        pytest.skip("no CUDA device")
-    return cupy
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-5)])
 @pytest.mark.parametrize("lamb", [0.0])
 def test_replay_equals_eager_evaluation_as_parameters_change(dtype, rtol, lamb):
-    cupy = _cupy()
+    cupy = gpu_cupy()
     from kanarray.backends.cuda_graph import GraphedEvaluation
 
     model = ka.KAN([3, 5, 2], grid=6, seed=1, dtype=dtype, backend="cupy")
@@ -166,7 +190,7 @@ def test_replay_equals_eager_evaluation_as_parameters_change(dtype, rtol, lamb):
 
 @pytest.mark.gpu
 def test_replays_leave_other_arrays_alone_and_rebinding_is_noticed():
-    cupy = _cupy()
+    cupy = gpu_cupy()
     from kanarray.backends.cuda_graph import GraphedEvaluation
 
     model = ka.KAN([2, 4, 1], grid=5, seed=0, backend="cupy")
@@ -188,7 +212,7 @@ def test_replays_leave_other_arrays_alone_and_rebinding_is_noticed():
 
 @pytest.mark.gpu
 def test_recording_a_synchronising_evaluation_raises_and_the_device_goes_on():
-    cupy = _cupy()
+    cupy = gpu_cupy()
     from kanarray.backends.cuda_graph import GraphedEvaluation
 
     model = ka.KAN([2, 3, 1], grid=5, seed=0, backend="cupy")
@@ -208,7 +232,7 @@ def test_recording_a_synchronising_evaluation_raises_and_the_device_goes_on():
     dict(steps=10, opt="adamw", batch_size=128, update_grid=True, stop_grid_update_step=6, grid_update_num=2),
 ])
 def test_fit_with_graphs_equals_fit_without(kwargs, monkeypatch):
-    cupy = _cupy()
+    cupy = gpu_cupy()
     from kanarray.backends import cuda_graph
 
     counted = []

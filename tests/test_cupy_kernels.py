@@ -12,7 +12,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from helpers import expsin_data
+from helpers import expsin_data, gpu_cupy
 
 from kanarray.backends.cuda_source import (ELEMENTWISE_KERNEL_NAMES, KERNEL_NAMES, MATMUL_BLOCKS, MATMUL_TILE,
                                            cuda_source, elementwise_source, matmul_split, shared_tile_fits)
@@ -59,14 +59,6 @@ def test_cuda_source_rejects_bad_arguments():
 
 
 # -- on a GPU -------------------------------------------------------------------------------
-
-def _cupy():
-    cupy = pytest.importorskip("cupy")
-    try:
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception:  # pragma: no cover - depends on the machine
-        pytest.skip("no CUDA device")
-    return cupy
 
 
 def _case(G, k, n, m, B, dtype, seed, *, jitter=True, same_interval=False):
@@ -125,7 +117,7 @@ def _check_against_numpy(gpu, to_device, to_host, dtype, G, k, n, m, B, same):
 @pytest.mark.parametrize("contraction", ["sparse", "dense"])
 @pytest.mark.parametrize("G,k,n,m,B,same", SHAPES)
 def test_cupy_kernels_match_numpy(dtype, contraction, G, k, n, m, B, same):
-    cupy = _cupy()
+    cupy = gpu_cupy()
     from kanarray._namespace import resolve_backend
     from kanarray.backends.cupy import CupyKernels
 
@@ -185,7 +177,7 @@ def test_weight_gradient_launch_covers_every_row_and_output(B, n, m, nb, itemsiz
 
 @pytest.mark.gpu
 def test_model_on_cupy_uses_the_cuda_kernels_and_matches_numpy():
-    cupy = _cupy()
+    cupy = gpu_cupy()
     import kanarray as ka
     from kanarray.backends import get_kernels
 
@@ -309,7 +301,7 @@ def test_emulated_adam_kernel_matches_the_array_api_adam(emulated_cupy_kernels, 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("opt_name", ["adam", "adamw"])
 def test_adam_on_cupy_runs_the_kernel_and_matches_numpy(opt_name, dtype):
-    cupy = _cupy()
+    cupy = gpu_cupy()
     from kanarray._namespace import resolve_backend
     from kanarray.backends import get_kernels
 
@@ -367,7 +359,7 @@ def test_emulated_silu_kernel_matches_the_array_api_silu(emulated_cupy_kernels, 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_silu_on_cupy_runs_the_kernel_and_matches_numpy(dtype):
-    cupy = _cupy()
+    cupy = gpu_cupy()
     from kanarray._namespace import resolve_backend
     from kanarray.base import base_grad, base_with_grad
 

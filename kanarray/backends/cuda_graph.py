@@ -71,6 +71,11 @@ class GraphedEvaluation:
             self._graph = stream.end_capture()
         self._result = result
 
+    @staticmethod
+    def synchronize() -> None:
+        """Wait for the current stream (``fit`` times a replay against an eager evaluation)."""
+        cupy.cuda.get_current_stream().synchronize()
+
     def matches(self, model, batch=()) -> bool:
         """Whether a replay still reads model's current arrays (and these batch arrays)."""
         return model is self._model and _fingerprint(model, tuple(batch)) == self._fingerprint
