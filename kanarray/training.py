@@ -371,7 +371,7 @@ class _Evaluations:
     def __init__(self, model, loss, reg, global_, *, graph):
         self.model, self.loss, self.reg, self.global_ = model, loss, reg, global_
         self.graphed = None
-        self.eager_since_forget = 0
+        self.warm = False  # an eager evaluation ran since the last grid update
         self.inputs = None  # the recorded minibatch arrays
         self.recorder = _graph_recorder(model) if graph else None
         self.on = self.recorder is not None
@@ -379,7 +379,7 @@ class _Evaluations:
     def forget(self):
         """The model's arrays changed (grid update): record again."""
         self.graphed = None
-        self.eager_since_forget = 0
+        self.warm = False
 
     def batch(self, xb, yb):
         """A minibatch: where graphs are on, copied into the recorded batch arrays."""
@@ -400,8 +400,8 @@ class _Evaluations:
             return run()
         if self.graphed is not None and self.graphed.matches(self.model, (xb, yb)):
             return self.graphed()
-        if self.eager_since_forget == 0:  # compiles kernels, fills the cache and per-grid state
-            self.eager_since_forget = 1
+        if not self.warm:  # compiles kernels, fills the cache and per-grid state
+            self.warm = True
             return run()
         eager, eager_s = self._timed(run)
         try:

@@ -44,7 +44,7 @@ def _fingerprint(model, arrays) -> tuple:
 
 
 class GraphedEvaluation:
-    """``record()`` once, then each call replays it on the current stream.
+    """Records ``evaluate()`` when constructed; each call then replays it on the current stream.
 
     evaluate: a function of no arguments returning an ``Evaluation`` (typically
     ``objective.evaluate`` bound to the model, the batch, the loss, the regularization and the
@@ -54,7 +54,7 @@ class GraphedEvaluation:
     """
 
     def __init__(self, evaluate, model, batch=()):
-        self._model, self._batch = model, tuple(batch)
+        self._model, self._batch = model, tuple(batch)  # kept alive: the graph reads them
         self._fingerprint = _fingerprint(model, self._batch)
         self._pool = cupy.cuda.MemoryPool()
         stream = cupy.cuda.Stream(non_blocking=True)

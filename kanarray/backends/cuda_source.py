@@ -44,15 +44,6 @@ ELEMENTWISE_KERNEL_NAMES = ("adam_update", "silu", "matmul_tiled")
 MATMUL_TILE = 16  # matmul_tiled's blocks are MATMUL_TILE x MATMUL_TILE threads
 MATMUL_BLOCKS = 1024  # split K until about this many blocks run (an H200 has 132 SMs)
 
-
-def matmul_split(M: int, N: int, K: int) -> tuple[int, int]:
-    """(splits, k_chunk) for ``matmul_tiled``: K cut into chunks of k_chunk (a multiple of the
-    tile, at least 4 tiles) so that the blocks number about MATMUL_BLOCKS."""
-    tile = MATMUL_TILE
-    tiles = -(-M // tile) * -(-N // tile)
-    splits = max(1, min(-(-K // (4 * tile)), -(-MATMUL_BLOCKS // tiles), 65535))
-    k_chunk = -(-(-(-K // splits)) // tile) * tile
-    return -(-K // k_chunk), k_chunk
 THREADS = 256  # threads per block of the 1-D launches (a multiple of 32: spline_dx runs a warp per row)
 O_TILE = 32  # outputs per block in coef_grad (one warp across o)
 ROW_LANES = 8  # warps per block in coef_grad, each walking its own rows
@@ -102,6 +93,16 @@ def cuda_source(k: int, dtype: str) -> str:
         raise ValueError(f"k must be an integer in [0, 30], got {k!r}")
     return _TEMPLATE.replace("@REAL@", _TYPES[dtype]).replace("@K@", str(k)).replace(
         "@O_TILE@", str(O_TILE)).replace("@ROW_LANES@", str(ROW_LANES))
+
+
+def matmul_split(M: int, N: int, K: int) -> tuple[int, int]:
+    """(splits, k_chunk) for ``matmul_tiled``: K cut into chunks of k_chunk (a multiple of the
+    tile, at least 4 tiles) so that the blocks number about MATMUL_BLOCKS."""
+    tile = MATMUL_TILE
+    tiles = -(-M // tile) * -(-N // tile)
+    splits = max(1, min(-(-K // (4 * tile)), -(-MATMUL_BLOCKS // tiles), 65535))
+    k_chunk = -(-(-(-K // splits)) // tile) * tile
+    return -(-K // k_chunk), k_chunk
 
 
 def elementwise_source(dtype: str) -> str:
