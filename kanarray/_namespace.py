@@ -17,7 +17,11 @@ import numpy as np
 __all__ = [
     "resolve_backend",
     "backend_name",
+    "host_namespace",
     "namespace_of",
+    "get_namespace",
+    "device_of",
+    "is_cupy_array",
     "is_numpy_namespace",
     "to_numpy",
     "from_host_like",
@@ -40,9 +44,7 @@ def resolve_backend(backend) -> ModuleType:
     if isinstance(backend, str):
         name = backend.lower()
         if name == "numpy":
-            import array_api_compat.numpy as xp
-
-            return xp
+            return host_namespace()
         if name == "cupy":
             try:
                 import cupy  # noqa: F401
@@ -85,6 +87,14 @@ def backend_name(xp: ModuleType) -> str:
     return name
 
 
+def host_namespace() -> ModuleType:
+    """The namespace of host (NumPy) arrays: array-api-compat's NumPy wrapper, whose functions
+    take and return plain ``numpy.ndarray``."""
+    import array_api_compat.numpy as xp
+
+    return xp
+
+
 def is_numpy_namespace(xp: ModuleType) -> bool:
     return xp.__name__ == "array_api_compat.numpy"
 
@@ -102,18 +112,35 @@ def namespace_of(x):
         return None
 
 
+def get_namespace(*arrays) -> ModuleType:
+    """The array-API namespace shared by ``arrays`` (array-api-compat's wrapper for NumPy and
+    CuPy arrays).  Raises TypeError when one is not an array or they mix namespaces; see
+    ``namespace_of`` for a lenient form of one array."""
+    return array_api_compat.array_namespace(*arrays)
+
+
+def device_of(x):
+    """The device of array ``x``, as the namespace's ``device=`` arguments take it."""
+    return array_api_compat.device(x)
+
+
+def is_cupy_array(x) -> bool:
+    """Whether ``x`` is a ``cupy.ndarray`` (without importing CuPy)."""
+    return array_api_compat.is_cupy_array(x)
+
+
 def to_numpy(x) -> np.ndarray:
     """Host copy (or view, for NumPy) of any array as a ``numpy.ndarray``."""
     if isinstance(x, np.ndarray) or np.isscalar(x):
         return np.asarray(x)
-    if array_api_compat.is_cupy_array(x):
+    if is_cupy_array(x):
         return x.get()
     return np.from_dlpack(x)
 
 
 def from_host_like(xp: ModuleType, host, like):
     """The host array ``host`` as an array of namespace xp with ``like``'s dtype and device."""
-    return xp.asarray(np.ascontiguousarray(host), dtype=like.dtype, device=array_api_compat.device(like))
+    return xp.asarray(np.ascontiguousarray(host), dtype=like.dtype, device=device_of(like))
 
 
 def dtype_of(xp: ModuleType, name: str):

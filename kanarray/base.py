@@ -1,14 +1,12 @@
 """Base (residual) functions b(x) of the KAN edges, with their derivatives.
 
 Each entry maps a name to ``(f, df)``; both take ``(x, xp)`` and work on any array-API
-namespace.  "zero" switches the base branch off.  ``base_with_grad`` and ``base_grad`` are
-what the layers call: where the backend's kernels have the function as one kernel (SiLU on
-CuPy, instead of five to eight launches) they use it.
+namespace.  "zero" switches the base branch off.  A pure table: the layers reach these
+through their backend's kernels (``Kernels.base_with_grad``), which may run a function as
+one kernel (SiLU on CuPy, instead of five to eight launches).
 """
 
 from __future__ import annotations
-
-from .backends import get_kernels
 
 __all__ = ["BASE_FUNCTIONS", "base_with_grad", "base_grad", "sigmoid"]
 
@@ -46,21 +44,9 @@ BASE_FUNCTIONS = {
 }
 
 
-def _fused(name: str, xp, x, need_value: bool, need_grad: bool):
-    """(b(x), b'(x)) from the backend's one-kernel form of ``name`` (each None unless asked
-    for), or None where it has none."""
-    if name != "silu":
-        return None
-    silu = getattr(get_kernels(xp), "silu", None)
-    return None if silu is None else silu(x, need_value=need_value, need_grad=need_grad)
-
-
 def base_with_grad(name: str, x, xp, *, need_grad: bool = True):
     """(b(x), b'(x) or None) for base function ``name``, sharing the work between the two
     (one sigmoid for SiLU)."""
-    fused = _fused(name, xp, x, True, need_grad)
-    if fused is not None:
-        return fused
     if name == "silu":
         s = sigmoid(x, xp)
         value = x * s
@@ -73,5 +59,4 @@ def base_with_grad(name: str, x, xp, *, need_grad: bool = True):
 
 def base_grad(name: str, x, xp):
     """b'(x) for base function ``name``."""
-    fused = _fused(name, xp, x, False, True)
-    return BASE_FUNCTIONS[name][1](x, xp) if fused is None else fused[1]
+    return BASE_FUNCTIONS[name][1](x, xp)

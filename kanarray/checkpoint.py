@@ -8,7 +8,7 @@ which older kanarray versions read too; both versions are read.
 No pickle anywhere: arrays are written and read by ``numpy.lib.format`` with
 ``allow_pickle=False`` and must be real floating point.  ``save`` writes a temporary file in
 the target directory and renames it over the target, so an interrupted save leaves any
-previous file intact.  ``load`` checks the format tag, the version, every member's CRC (zip),
+previous file intact.  ``read_model`` (``kanarray.load``) checks the format tag, the version, every member's CRC (zip),
 dtype, shape (against the manifest and against each other) and finiteness before building
 anything, and raises ``CheckpointError`` (a ValueError) naming what was wrong.
 """
@@ -25,7 +25,7 @@ import numpy as np
 from ._atomic import atomic_write
 from ._namespace import resolve_backend, to_numpy
 
-__all__ = ["CheckpointError", "save", "load", "load_optimizer", "FORMAT", "VERSION"]
+__all__ = ["CheckpointError", "save", "read_model", "load_optimizer", "FORMAT", "VERSION"]
 
 FORMAT = "kanarray-checkpoint"
 VERSION = 2  # the newest version, written when the model has an input scaling; 1 otherwise
@@ -65,7 +65,7 @@ def save(model, path, optimizer=None) -> None:
             "base_fun": model.base_fun,
             "grid_range": [list(r) for r in model.grid_range],
             "seed": model.seed,
-            "dtype": model._dtype_name,
+            "dtype": model.dtype_name,
             "bias_trainable": model.bias_trainable,
             "extrapolate": model.extrapolate,
             # per layer, (in_dim, out_dim) library names of the symbolic edges, null elsewhere
@@ -143,12 +143,14 @@ def _read(path):
     return header, arrays
 
 
-def load(path, *, backend="numpy", dtype=None):
-    """The KAN saved at ``path``, on ``backend`` (any backend, whichever it was saved from) in
-    ``dtype`` (default: the saved one).  Bit-exact when the dtype is unchanged."""
-    from .layer import KANLayer
-    from .model import KAN
+def read_model(path, *, build, backend="numpy", dtype=None):
+    """The model saved at ``path``, on ``backend`` (any backend, whichever it was saved from) in
+    ``dtype`` (default: the saved one), bit-exact when the dtype is unchanged:
+    ``build(layers, **attributes)`` (``KAN.from_layers``) of its layers and attributes
+    (base_fun, grid_range, seed, dtype_name, bias_trainable, input_scaling).  ``kanarray.load``
+    calls this; a ValueError of ``build`` (the input scaling) becomes a ``CheckpointError``."""
     from ._namespace import dtype_of
+    from .layer import KANLayer
     from .symbolic.edges import SymbolicEdges
     from .symbolic.library import LIBRARY
 
@@ -209,9 +211,8 @@ def load(path, *, backend="numpy", dtype=None):
         raise CheckpointError(f"{os.fspath(path)!r}: the input scaling is incomplete (input_shift and "
                               "input_scale must both be present or both absent)")
     try:
-        return KAN._assemble(layers, width=width, base_fun=base_fun, grid_range=grid_range, seed=seed, xp=xp,
-                             dtype_name=dtype_name, bias_trainable=bias_trainable,
-                             input_scaling=None if scaling[0] is None else scaling)
+        return build(layers, base_fun=base_fun, grid_range=grid_range, seed=seed, dtype_name=dtype_name,
+                     bias_trainable=bias_trainable, input_scaling=None if scaling[0] is None else scaling)
     except ValueError as exc:  # only the input scaling is checked there
         raise CheckpointError(f"{os.fspath(path)!r}: bad input scaling ({exc})") from exc
 

@@ -202,7 +202,7 @@ def _run_reproduce(args) -> int:
 
 
 def _run_export(args) -> int:
-    from .checkpoint import load
+    from .model import load
     from .export import to_onnx
 
     model = load(args.model)

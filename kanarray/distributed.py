@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import sys
 import time
 import traceback
 
 import numpy as np
 
-from ._namespace import to_numpy
+from ._namespace import device_of, get_namespace, to_numpy
 
 __all__ = ["Communicator", "as_communicator", "shard_rows", "GRID_SAMPLE_CAP", "parameters_digest"]
 
@@ -69,11 +68,9 @@ class Communicator:
             return self._mpi_allreduce(np.asarray(a), op)
         if module == "cupy":
             return self._cupy_allreduce(a, op)
-        import array_api_compat
-
-        xp = array_api_compat.array_namespace(a)
+        xp = get_namespace(a)
         out = self._mpi_allreduce(to_numpy(a), op)
-        return xp.asarray(out, device=array_api_compat.device(a))
+        return xp.asarray(out, device=device_of(a))
 
     def _mpi_allreduce(self, a: np.ndarray, op: str) -> np.ndarray:
         send = np.ascontiguousarray(a)
@@ -101,7 +98,8 @@ class Communicator:
     def _nccl_comm(self):
         """CuPy's NCCL communicator over these ranks, or None (MPI through host memory is used
         then): without NCCL on any rank, with two ranks on one GPU (NCCL refuses that), when
-        its set-up fails on any rank, or with KANARRAY_NCCL=0."""
+        its set-up fails on any rank, or when switched off (``kanarray.config.current().nccl``,
+        from KANARRAY_NCCL=0)."""
         if self._nccl is None:
             self._nccl = self._make_nccl() or False
         return self._nccl or None
@@ -110,7 +108,9 @@ class Communicator:
         import cupy
 
         device = None
-        if os.environ.get("KANARRAY_NCCL", "1") != "0":
+        from . import config
+
+        if config.current().nccl:
             try:
                 from cupy.cuda import nccl
 
@@ -135,9 +135,7 @@ class Communicator:
     def allreduce_each(self, *arrays) -> tuple:
         """The sum over the ranks of each array (one namespace, any shapes), in one all-reduce of
         their concatenation."""
-        import array_api_compat
-
-        xp = array_api_compat.array_namespace(*arrays)
+        xp = get_namespace(*arrays)
         flat = self.allreduce(xp.concat([xp.reshape(a, (-1,)) for a in arrays]))
         out, offset = [], 0
         for a in arrays:
@@ -167,9 +165,7 @@ class Communicator:
         spaced order statistics of its sorted columns (its minimum and maximum included), so
         a quantile read off the result is off by at most about size * S / cap positions in
         the global order."""
-        import array_api_compat
-
-        xp = array_api_compat.array_namespace(x)
+        xp = get_namespace(x)
         local = np.sort(to_numpy(x), axis=0)
         total = int(self.allreduce_scalar(local.shape[0]))
         if total > cap and local.shape[0] > 1:
@@ -177,7 +173,7 @@ class Communicator:
             ids = np.unique(np.round(np.linspace(0, local.shape[0] - 1, count)).astype(np.int64))
             local = local[ids]
         merged = np.sort(self.allgather_rows(local), axis=0)
-        return xp.asarray(merged, device=array_api_compat.device(x))
+        return xp.asarray(merged, device=device_of(x))
 
     # -- failures -----------------------------------------------------------------------------
     def agreed(self, fn):

@@ -1,6 +1,6 @@
 """Changing a layer's grid while keeping its edge functions: adaptation to samples
 (``update_layer_grid``, pykan's ``update_grid_from_samples``) and extension to a finer grid
-(``refine_layer``, pykan's ``refine``).
+(``refine_layer``, pykan's ``refine``); ``adapt_grids`` and ``refine`` do it for a whole model.
 
 Both refit the spline coefficients by weighted least squares against the old spline, on
 two kinds of points: the samples (weight 1 each), and a sweep of k + 1 points inside every
@@ -13,14 +13,14 @@ backend, and the result is cast back to the layer's dtype.
 
 from __future__ import annotations
 
-import array_api_compat
-
-from . import spline
+from . import spline, stack
+from ._namespace import device_of
 from .backends import get_kernels
 from .extrapolation import continued_edge_forward, tails
 from .layer import KANLayer
 
-__all__ = ["adaptive_interior", "refined_interior", "fit_coef", "update_layer_grid", "refine_layer"]
+__all__ = ["adaptive_interior", "refined_interior", "fit_coef", "update_layer_grid", "refine_layer", "adapt_grids",
+           "refine"]
 
 GRID_EPS = 0.02
 _SWEEP_SHARE = 0.01
@@ -30,7 +30,7 @@ _RIDGE = 1e-12
 
 
 def _device(a):
-    return array_api_compat.device(a)
+    return device_of(a)
 
 
 def adaptive_interior(x_sorted, num: int, *, grid_eps: float = GRID_EPS, relative_floor: float = 0.0,
@@ -183,3 +183,31 @@ def refine_layer(layer: KANLayer, num: int, x=None, *, comm=None) -> KANLayer:
     copy = {name: xp.asarray(a, copy=True) for name, a in layer.arrays().items() if name not in ("grid", "coef")}
     return KANLayer(grid=xp.astype(new_grid, dtype), coef=xp.astype(coef, dtype), **copy, k=k,
                     base_fun=layer.base_fun, xp=xp, symbolic=layer.symbolic.copy(), extrapolate=layer.extrapolate)
+
+
+def adapt_grids(model, x, *, grid_eps: float = GRID_EPS, grid_margin: float = 0.0, comm=None) -> None:
+    """``KAN.update_grid`` on inputs x (S, width[0]) already through ``model.prepare_inputs``:
+    layer by layer on the activations of the adapted layers before it, all computed before any
+    layer changes (in place: optimizers hold the live arrays); x becomes ``model.fit_inputs``."""
+    def visit(l, layer, h):
+        new = layer.copy()
+        update_layer_grid(new, h, grid_eps=grid_eps, relative_floor=HIDDEN_RELATIVE_SPAN if l else 0.0,
+                          margin=grid_margin, comm=comm)
+        return new.forward(h)[0], new
+
+    _, new_layers = stack.traverse(model.layers, x, visit)
+    for layer, new in zip(model.layers, new_layers):
+        layer.grid[...] = new.grid
+        layer.coef[...] = new.coef
+    model.fit_inputs = x
+
+
+def refine(model, nums, samples=None, *, comm=None):
+    """``KAN.refine``: a new model whose layer l has nums[l] intervals, fitted on the layers'
+    activations of samples (S, width[0]) as the first layer sees them (None: the sweep only)."""
+    def visit(l, layer, h):
+        new = refine_layer(layer, nums[l], h, comm=comm)
+        return (None if h is None else layer.forward(h)[0]), new
+
+    _, new_layers = stack.traverse(model.layers, samples, visit)
+    return model.from_layers(new_layers, like=model, fit_inputs=samples)

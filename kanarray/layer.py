@@ -18,26 +18,75 @@ validated against the live grid each time), so editing the arrays in place is al
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
-import array_api_compat
 import numpy as np
 
 from . import spline
-from ._namespace import from_host_like, is_numpy_namespace, to_numpy, xsum
+from ._namespace import device_of, from_host_like, host_namespace, is_numpy_namespace, to_numpy, xsum
 from .backends import get_kernels
-from .base import base_grad, base_with_grad
-from .extrapolation import check_mode, continued_edge_forward, tails
+from .extrapolation import check_mode, tails
 from .symbolic.edges import SymbolicEdges
 
-__all__ = ["KANLayer"]
+__all__ = ["KANLayer", "LayerCache", "EdgeLayerCache", "layer_gradients"]
 
 PARAMETER_NAMES = ("coef", "scale_base", "scale_sp", "bias")
 
 
-def _matmul(xp):
-    """The 2-d matrix product of xp's kernels where they have one (CuPy: also while a CUDA
-    graph is recorded), else ``xp.matmul``."""
-    return getattr(get_kernels(xp), "matmul", None) or xp.matmul
+class LayerCache(NamedTuple):
+    """What ``KANLayer.forward`` keeps for ``backward``.
+
+    x (B, n): the input; base_x (B, n) or None: b(x); mask_sp, mask_base (n, m): the masked
+    scales; coef, mask: the arrays the forward used; spline: the kernels' ``spline_forward``
+    context, None when the spline branch is off (an all-symbolic layer); need_dx: whether the
+    forward kept what dx needs; symbolic: the symbolic branch's context or None; tail:
+    ``extrapolation.Tails`` or None."""
+
+    x: object
+    base_x: object
+    mask_sp: object
+    mask_base: object
+    coef: object
+    mask: object
+    spline: object
+    need_dx: bool
+    symbolic: object
+    tail: object
+
+
+class EdgeLayerCache(NamedTuple):
+    """What ``KANLayer.forward_edges`` keeps for ``backward_edges``: the kernels' cache
+    (``backends.generic.EdgeCache`` or ``CompiledEdgeCache``) and the symbolic branch's context."""
+
+    edges: object
+    symbolic: object
+
+    @property
+    def basis(self):
+        """The reusable basis evaluation (None after a compiled pass)."""
+        return self.edges.basis
+
+    @property
+    def xt(self):
+        """The input transposed, (n, B)."""
+        return self.edges.xt
+
+    @property
+    def compiled(self) -> bool:
+        return self.edges.compiled
+
+
+def layer_gradients(xp, gy, dweight, gsp, gsb, mask_sp, mask) -> dict:
+    """A layer's gradient dict (the keys of ``KANLayer.parameters()`` but sym_affine) from the
+    reductions its backward computed: dweight (n, m, nb) = d/d(folded spline weight), gsp (n, m)
+    = d/d(scale_sp) before the mask, gsb (n, m) or None (no base branch) = d/d(scale_base) before
+    the mask, gy (B, m) = dL/dy; mask_sp = mask * scale_sp and mask as the forward used them."""
+    return {
+        "coef": dweight * mask_sp[:, :, None],
+        "scale_sp": mask * gsp,
+        "bias": xsum(xp, gy, axis=0),
+        "scale_base": xp.zeros_like(mask) if gsb is None else mask * gsb,
+    }
 
 
 class KANLayer:
@@ -65,7 +114,7 @@ class KANLayer:
         self.xp = xp
         if symbolic is None:
             symbolic = SymbolicEdges.empty(coef.shape[0], coef.shape[1], xp, coef.dtype,
-                                           array_api_compat.device(coef))
+                                           device_of(coef))
         self.symbolic = symbolic
 
     # -- construction -------------------------------------------------------------------
@@ -94,7 +143,7 @@ class KANLayer:
         noise_scale / G at the G + 1 interior grid points; scale_base = mu / sqrt(in_dim) +
         sigma * U(-1, 1) / sqrt(in_dim); scale_sp = 1 / sqrt(in_dim); mask = 1; bias = 0.
         """
-        import array_api_compat.numpy as hxp
+        hxp = host_namespace()
 
         grid = spline.uniform_grid(in_dim, num, k, grid_range, xp=hxp, dtype=np.float64)
         interior = grid[:, k : k + num + 1]
@@ -188,7 +237,7 @@ class KANLayer:
                 )
 
     def forward(self, x, *, need_dx: bool = False, reuse=None):
-        """x (B, in_dim), already validated -> (y (B, out_dim), cache for ``backward``).
+        """x (B, in_dim), already validated -> (y (B, out_dim), ``LayerCache`` for ``backward``).
 
         reuse: the cache of an earlier call with the same x and grid; the basis evaluation
         and base activations in it are used again (``fit`` evaluates one batch many times).
@@ -197,29 +246,29 @@ class KANLayer:
         xp = self.xp
         if self._spline_branch_off():
             y, sym_ctx = self._add_symbolic(x, xp.zeros((x.shape[0], self.out_dim), dtype=x.dtype) + self.bias)
-            return y, (x, None, None, None, None, None, None, need_dx, sym_ctx, None)
+            return y, LayerCache(x, None, None, None, None, None, None, need_dx, sym_ctx, None)
+        kernels = get_kernels(xp)
         mask_sp = self.mask * self.scale_sp
         weight = self.coef * mask_sp[:, :, None]
         tail = self._tails(x)
-        y, kernel_ctx = get_kernels(xp).spline_forward(
+        y, kernel_ctx = kernels.spline_forward(
             x if tail is None else tail.clipped, self.grid, weight, self.k, need_dx=need_dx,
-            reuse=None if reuse is None else reuse[6]
+            reuse=None if reuse is None else reuse.spline
         )
         if tail is not None:
             y = y + tail.summed(weight, xp)
         base_x = None
         mask_base = None
         if self.base_fun != "zero":
-            if reuse is None or reuse[1] is None:
-                base_x = base_with_grad(self.base_fun, x, xp, need_grad=False)[0]
+            if reuse is None or reuse.base_x is None:
+                base_x = kernels.base_with_grad(self.base_fun, x, need_grad=False)[0]
             else:
-                base_x = reuse[1]
+                base_x = reuse.base_x
             mask_base = self.mask * self.scale_base
-            y = y + _matmul(xp)(base_x, mask_base)
+            y = y + kernels.matmul(base_x, mask_base)
         y = y + self.bias
         y, sym_ctx = self._add_symbolic(x, y)
-        cache = (x, base_x, mask_sp, mask_base, self.coef, self.mask, kernel_ctx, need_dx, sym_ctx, tail)
-        return y, cache
+        return y, LayerCache(x, base_x, mask_sp, mask_base, self.coef, self.mask, kernel_ctx, need_dx, sym_ctx, tail)
 
     def _tails(self, x):
         """``extrapolation.Tails`` of x when the splines continue linearly beyond the grid, else None."""
@@ -245,108 +294,60 @@ class KANLayer:
         grads["sym_affine"], sdx = self.symbolic.backward(ctx, gy, need_dx=need_dx)
         return dx + sdx if need_dx and sdx is not None else dx
 
-    def backward(self, cache, gy, *, need_dx: bool = False):
+    def backward(self, cache: LayerCache, gy, *, need_dx: bool = False):
         """gy = dL/dy (B, out_dim) -> (grads dict keyed like ``parameters()``, dx (B, in_dim) or None)."""
         xp = self.xp
-        x, base_x, mask_sp, mask_base, coef, mask, kernel_ctx, had_dx, sym_ctx, tail = cache
-        if need_dx and not had_dx:
+        if need_dx and not cache.need_dx:
             raise ValueError("backward(need_dx=True) needs forward(need_dx=True)")
-        if kernel_ctx is None:  # spline branch off (``_spline_branch_off``): its gradients are zero
+        if cache.spline is None:  # spline branch off (``_spline_branch_off``): its gradients are zero
             grads = {name: xp.zeros_like(getattr(self, name)) for name in ("coef", "scale_sp", "scale_base")}
             grads["bias"] = xsum(xp, gy, axis=0)
-            dx = xp.zeros_like(x) if need_dx else None
-            return grads, self._symbolic_backward(sym_ctx, gy, grads, dx, need_dx)
+            dx = xp.zeros_like(cache.x) if need_dx else None
+            return grads, self._symbolic_backward(cache.symbolic, gy, grads, dx, need_dx)
+        kernels = get_kernels(xp)
         # the kernels' dx at a clipped input is the spline's slope at the end: the line's slope
-        dweight, dx = get_kernels(xp).spline_backward(kernel_ctx, gy, need_dx=need_dx)
-        if tail is not None:
-            dweight = dweight + tail.weight_grad(gy, xp)
-        grads = {
-            "coef": dweight * mask_sp[:, :, None],
-            "scale_sp": mask * xsum(xp, coef * dweight, axis=2),
-            "bias": xsum(xp, gy, axis=0),
-        }
-        if base_x is None:
-            grads["scale_base"] = xp.zeros_like(mask)
-        else:
-            grads["scale_base"] = mask * _matmul(xp)(xp.matrix_transpose(base_x), gy)
+        dweight, dx = kernels.spline_backward(cache.spline, gy, need_dx=need_dx)
+        if cache.tail is not None:
+            dweight = dweight + cache.tail.weight_grad(gy, xp)
+        gsb = None
+        if cache.base_x is not None:
+            gsb = kernels.matmul(xp.matrix_transpose(cache.base_x), gy)
             if need_dx:
-                dx = dx + base_grad(self.base_fun, x, xp) * _matmul(xp)(gy, xp.matrix_transpose(mask_base))
-        return grads, self._symbolic_backward(sym_ctx, gy, grads, dx, need_dx)
+                dx = dx + kernels.base_grad(self.base_fun, cache.x) * kernels.matmul(
+                    gy, xp.matrix_transpose(cache.mask_base))
+        grads = layer_gradients(xp, gy, dweight, xsum(xp, cache.coef * dweight, axis=2), gsb, cache.mask_sp,
+                                cache.mask)
+        return grads, self._symbolic_backward(cache.symbolic, gy, grads, dx, need_dx)
 
     # -- per-edge evaluation (regularization needs every phi_io, not only their sums) -------
     def forward_edges(self, x, *, need_dx: bool = True, basis_ctx=None):
-        """x (B, in_dim), validated -> (y (B, out_dim), phi (in_dim, B, out_dim), cache).
+        """x (B, in_dim), validated -> (y (B, out_dim), phi (in_dim, B, out_dim), ``EdgeLayerCache``).
 
         Per-edge path, used when a regularization needs the edge activations phi_io(x_bi)
-        themselves.  y equals ``forward(x)[0]``.  basis_ctx: ``cache[0]`` of an earlier call
+        themselves.  y equals ``forward(x)[0]``.  basis_ctx: ``cache.basis`` of an earlier call
         with the same x and grid, whose basis evaluation is then reused (the first layer
-        during ``fit``).  ``cache[1]`` is x transposed, (in_dim, B).  With the NumPy kernels
-        and numba installed, the whole pass is one compiled loop (``backends.numba_edges``).
+        during ``fit``).  ``cache.xt`` is x transposed, (in_dim, B).  The pass runs in the
+        kernels (``Kernels.edge_layer_forward``: with the NumPy kernels and numba, one compiled loop).
         """
         self.check_consistent()
-        xp = self.xp
-        kernels = get_kernels(xp)
-        tail = self._tails(x)
-        if getattr(kernels, "fused", False):
-            y, phi, xt, ctx = kernels.edge_layer_forward(
-                x, self.grid, self.coef, self.mask * self.scale_sp, self.mask * self.scale_base, self.bias, self.k,
-                self.base_fun, need_dx=need_dx, tail=tail)
-            y, sym_ctx = self._add_symbolic(x, y)
-            return y, phi, (None, xt, ctx, sym_ctx)
-        spl, dspl, basis_ctx = continued_edge_forward(kernels, x, self.grid, self.coef, self.k, xp, tail,
-                                                      need_dx=need_dx, ctx=basis_ctx)
-        mask_sp = (self.mask * self.scale_sp)[:, None, :]
-        phi = spl * mask_sp
-        dphi = dspl * mask_sp if need_dx else None
-        # (n, B), laid out row by row (the reshapes copy): every pass below runs along B
-        xt = xp.reshape(xp.reshape(xp.permute_dims(x, (1, 0)), (-1,)), (x.shape[1], x.shape[0]))
-        base_x = None
-        if self.base_fun != "zero":
-            base_x, dbase = base_with_grad(self.base_fun, xt, xp, need_grad=need_dx)
-            mask_base = (self.mask * self.scale_base)[:, None, :]
-            phi += mask_base * base_x[:, :, None]
-            if need_dx:
-                dphi += mask_base * dbase[:, :, None]
-        y, sym_ctx = self._add_symbolic(x, xsum(xp, phi, axis=0) + self.bias)
-        return y, phi, (basis_ctx, xt, spl, base_x, dphi, sym_ctx, tail)
+        kernels = get_kernels(self.xp)
+        y, phi, edges = kernels.edge_layer_forward(
+            x, self.grid, self.coef, self.mask * self.scale_sp, self.mask * self.scale_base, self.bias, self.k,
+            self.base_fun, need_dx=need_dx, tail=self._tails(x), basis=basis_ctx)
+        y, sym_ctx = self._add_symbolic(x, y)
+        return y, phi, EdgeLayerCache(edges, sym_ctx)
 
-    def backward_edges(self, cache, gy, gphi, *, need_dx: bool = False):
+    def backward_edges(self, cache: EdgeLayerCache, gy, gphi, *, need_dx: bool = False):
         """Gradients from dL/dy (B, out_dim) plus a per-edge dL/dphi (in_dim, B, out_dim) (or None;
         after a compiled forward also a ``regularization.SpreadGradient``, which adds its dL/dx).
 
         Returns (grads dict keyed like ``parameters()``, dx (B, in_dim) or None).
         """
         xp = self.xp
-        if cache[0] is None:  # the compiled forward's cache: (None, xt, kernel ctx)
-            mask_sp = self.mask * self.scale_sp
-            spread = None
-            if isinstance(gphi, tuple):  # a regularization.SpreadGradient, applied inside the loop
-                spread, gphi = gphi, None
-            dweight, gsp, gsb, dxt = get_kernels(xp).edge_layer_backward(cache[2], gy, gphi, need_dx=need_dx,
-                                                                         spread=spread)
-            grads = {"coef": dweight * mask_sp[:, :, None], "scale_sp": self.mask * gsp,
-                     "bias": xsum(xp, gy, axis=0), "scale_base": self.mask * gsb}
-            dx = xp.permute_dims(dxt, (1, 0)) if need_dx else None
-            return grads, self._symbolic_backward(cache[3], gy, grads, dx, need_dx)
-        basis_ctx, _, spl, base_x, dphi, sym_ctx, tail = cache
-        if need_dx and dphi is None:
-            raise ValueError("backward_edges(need_dx=True) needs forward_edges(need_dx=True)")
-        g = gy[None, :, :] if gphi is None else gphi + gy[None, :, :]  # (n, B, m)
-        dspl = get_kernels(xp).edge_backward(basis_ctx, g)  # (n, m, nb)
-        if tail is not None:
-            dspl = dspl + tail.coef_grad_edges(g, xp)
-        # reductions over B and m as vecdot / matmul: no (n, B, m) product is formed
-        grads = {
-            "coef": dspl * (self.mask * self.scale_sp)[:, :, None],
-            "scale_sp": self.mask * xp.vecdot(g, spl, axis=-2),
-            "bias": xsum(xp, gy, axis=0),
-        }
-        if base_x is None:
-            grads["scale_base"] = xp.zeros_like(self.mask)
-        else:
-            grads["scale_base"] = self.mask * xp.matmul(base_x[:, None, :], g)[:, 0, :]
-        dx = xp.permute_dims(xp.vecdot(g, dphi, axis=-1), (1, 0)) if need_dx else None
-        return grads, self._symbolic_backward(sym_ctx, gy, grads, dx, need_dx)
+        dweight, gsp, gsb, dxt = get_kernels(xp).edge_layer_backward(cache.edges, gy, gphi, need_dx=need_dx)
+        grads = layer_gradients(xp, gy, dweight, gsp, gsb, self.mask * self.scale_sp, self.mask)
+        dx = xp.permute_dims(dxt, (1, 0)) if need_dx else None
+        return grads, self._symbolic_backward(cache.symbolic, gy, grads, dx, need_dx)
 
     def __repr__(self) -> str:
         return f"KANLayer({self.in_dim} -> {self.out_dim}, G={self.num}, k={self.k}, base_fun={self.base_fun!r})"

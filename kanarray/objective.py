@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import losses
-from ._checks import as_labels
+from . import losses, stack
+from ._checks import as_batch, as_labels
 from .regularization import EdgeSpread, GramSpread, Regularization, gram_stats, penalty
 
-__all__ = ["Evaluation", "evaluate", "check_targets"]
+__all__ = ["Evaluation", "evaluate", "check_targets", "check_outputs"]
 
 
 @dataclass
@@ -30,11 +30,19 @@ class Evaluation:
     grads: dict | None
 
 
+def check_outputs(model, y, batch: int):
+    """y validated as (batch, width[-1]) values in the model's namespace and dtype."""
+    y = as_batch(y, xp=model.xp, dtype=model.dtype, n_features=model.width[-1], name="y")
+    if y.shape[0] != batch:
+        raise ValueError(f"y must have shape ({batch}, {model.width[-1]}) to match x, got {tuple(y.shape)}")
+    return y
+
+
 def check_targets(model, y, batch: int, loss: str):
     """Validate y for ``loss``: (batch, width[-1]) values for mse, integer labels in
     [0, width[-1]) of shape (batch,) or (batch, 1) for cross_entropy."""
     if loss == "mse":
-        return model._check_y(y, batch)
+        return check_outputs(model, y, batch)
     if loss != "cross_entropy":
         raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
     return as_labels(y, xp=model.xp, batch=batch, n_classes=model.width[-1])
@@ -48,7 +56,7 @@ def _use_gram(layer, batch: int) -> bool:
 
 def evaluate(model, x, y, *, loss: str = "mse", reg: Regularization | None = None, grad: bool = True,
              cache: dict | None = None, comm=None, n_total: int | None = None) -> Evaluation:
-    """x (B, width[0]) and y already validated (``model._inputs``, ``check_targets``).
+    """x (B, width[0]) and y already validated (``model.prepare_inputs``, ``check_targets``).
 
     cache: a dict the caller owns and clears whenever x or the first layer's grid changes
     (``fit`` evaluates one batch many times).  The first layer's basis evaluation is kept
@@ -69,41 +77,35 @@ def evaluate(model, x, y, *, loss: str = "mse", reg: Regularization | None = Non
         first_fixed = True
 
     if not reg.active:
-        h, caches = model._forward_cached(x, need_dx=False, backward=grad, reuse_first=cache.get("first"))
+        h, caches = stack.forward_cached(layers, x, need_dx=False, backward=grad, reuse_first=cache.get("first"))
         cache["first"] = caches[0]
         value, gpred = loss_fn(h, y, xp, n_total)  # with comm: this rank's share of the global mean
         if not grad:
             if comm is not None:
                 value = comm.allreduce(value)
             return Evaluation(value, value, None, h, None)
-        grads, _ = model._backward(caches, gpred, need_dx=False)
+        grads, _ = stack.backward(layers, caches, gpred, need_dx=False, names=model.parameters())
         if comm is not None:
             value, grads = _allreduce_with(comm, value, grads, xp)
         return Evaluation(value, value, None, h, grads)
 
-    h = x
-    kinds, caches, spreads = [], [], []
-    for l, layer in enumerate(layers):
+    def visit(l, layer, h):
         # with ranks, the global batch decides, so every rank takes the same path (and collectives)
         if l == 0 and first_fixed and _use_gram(layer, x.shape[0] if comm is None else n_total):
             out, lc = layer.forward(h, need_dx=False, reuse=cache.get("first"))
             cache["first"] = lc
             if "gram" not in cache:
                 cache["gram"] = gram_stats(layer, h, comm=comm, n_total=n_total)
-            spread = GramSpread(layer, cache["gram"])
-            kinds.append("gram")
-        else:
-            out, phi, lc = layer.forward_edges(h, need_dx=l > 0, basis_ctx=cache.get("edges") if l == 0 else None)
-            if l == 0:
-                cache["edges"] = lc[0]
-            spread = EdgeSpread(lc[1], phi, xp, compiled=lc[0] is None, comm=comm, n_total=n_total)
-            kinds.append("edges")
-        caches.append(lc)
-        spreads.append(spread)
-        h = out
-    pred = h
+            return out, ("gram", lc, GramSpread(layer, cache["gram"]))
+        out, phi, lc = layer.forward_edges(h, need_dx=l > 0, basis_ctx=cache.get("edges") if l == 0 else None)
+        if l == 0:
+            cache["edges"] = lc.basis
+        return out, ("edges", lc, EdgeSpread(lc.xt, phi, xp, compiled=lc.compiled, comm=comm, n_total=n_total))
+
+    pred, passes = stack.traverse(layers, x, visit)
     value, gpred = loss_fn(pred, y, xp, n_total)
     coefs = [layer.coef for layer in layers]
+    spreads = [spread for _, _, spread in passes]
     reg_value, spread_grads, coef_grads = penalty([(s.sphi, s.sx) for s in spreads], coefs, reg, xp, grad=grad)
     if not grad:
         if comm is not None:
@@ -111,26 +113,26 @@ def evaluate(model, x, y, *, loss: str = "mse", reg: Regularization | None = Non
         return Evaluation(value + reg.lamb * reg_value, value, reg_value, pred, None)
     # data terms (a sum over samples: this rank's part) and terms the data only enter through
     # global statistics (the Gram spread and the coefficient penalty: added once, after the sum)
-    grads, extra = {}, {}
-    gy = gpred
-    for l in range(len(layers) - 1, -1, -1):
+    extra = {}
+
+    def step(l, layer, gy):
+        kind, lc, spread = passes[l]
         dsphi, dsx = spread_grads[l]
         need_dx = l > 0
-        if kinds[l] == "gram":
-            layer_grads, gx = layers[l].backward(caches[l], gy, need_dx=need_dx)
-            for name, g in spreads[l].backward(dsphi).items():
-                extra[f"layers.{l}.{name}"] = [reg.lamb * g]
+        if kind == "gram":
+            layer_grads, gx = layer.backward(lc, gy, need_dx=need_dx)
+            for name, g in spread.backward(dsphi).items():
+                extra[stack.parameter_name(l, name)] = [reg.lamb * g]
         else:
-            gphi, gxt_reg = spreads[l].backward(reg.lamb * dsphi, reg.lamb * dsx)
-            layer_grads, gx = layers[l].backward_edges(caches[l], gy, gphi, need_dx=need_dx)
+            gphi, gxt_reg = spread.backward(reg.lamb * dsphi, reg.lamb * dsx)
+            layer_grads, gx = layer.backward_edges(lc, gy, gphi, need_dx=need_dx)
             if need_dx and gxt_reg is not None:
                 gx = gx + xp.permute_dims(gxt_reg, (1, 0))
         if coef_grads[l] is not None:
-            extra.setdefault(f"layers.{l}.coef", []).append(reg.lamb * coef_grads[l])
-        for name, g in layer_grads.items():
-            grads[f"layers.{l}.{name}"] = g
-        gy = gx
-    ordered = {name: grads[name] for name in model.parameters()}
+            extra.setdefault(stack.parameter_name(l, "coef"), []).append(reg.lamb * coef_grads[l])
+        return layer_grads, gx
+
+    ordered, _ = stack.backpropagate(layers, gpred, step, names=model.parameters())
     if comm is not None:
         value, ordered = _allreduce_with(comm, value, ordered, xp)
     for name, terms in extra.items():

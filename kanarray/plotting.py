@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from . import stack
 from ._atomic import atomic_write
 from ._namespace import to_numpy
 
@@ -54,19 +55,19 @@ def plot_model(model, path, *, x=None, title=None, beta: float = 3.0) -> None:
     (``KAN.scale_inputs``) the first layer's curves and formulas are in the scaled input
     (x - shift) * scale that the layer sees.
     """
-    from .pruning import _edge_activations, attribute
+    from .pruning import attribute, edge_activations
     from .symbolic.api import samples_of
 
     x = samples_of(model, x)
     if x.shape[0] < 2:
         raise ValueError("plotting needs at least 2 samples")
     scores = attribute(model, x).edge_scores
-    curves = []
-    h = x
-    for layer in model.layers:
-        phi, out = _edge_activations(layer, h)
-        curves.append((np.asarray(to_numpy(h), dtype=np.float64), np.asarray(to_numpy(phi), dtype=np.float64)))
-        h = out
+
+    def visit(l, layer, h):
+        phi, out = edge_activations(layer, h)
+        return out, (np.asarray(to_numpy(h), dtype=np.float64), np.asarray(to_numpy(phi), dtype=np.float64))
+
+    _, curves = stack.traverse(model.layers, x, visit)
 
     plt = _pyplot()
     widths = model.width

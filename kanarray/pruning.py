@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import stack
 from ._checks import check_number
 from ._namespace import from_host_like, to_numpy
 
-__all__ = ["Attribution", "attribute", "prune_node", "prune_to_width", "prune_edge", "prune"]
+__all__ = ["Attribution", "edge_activations", "attribute", "prune_node", "prune_to_width", "prune_edge", "prune"]
 
 _NODE_EPS = 1e-4
 
@@ -38,7 +39,7 @@ class Attribution:
     edge_means: list
 
 
-def _edge_activations(layer, x):
+def edge_activations(layer, x):
     """(every edge's activation (n, B, m), the layer's output (B, m))."""
     y, phi, _ = layer.forward_edges(x, need_dx=False)
     if layer.symbolic.active:
@@ -51,13 +52,16 @@ def attribute(model, x) -> Attribution:
     if x.shape[0] < 2:
         raise ValueError("attribution needs at least 2 samples (it uses standard deviations over the batch)")
     edge_std, node_std, edge_mean = [], [], []
-    h = x
-    for layer in model.layers:
-        phi, h = _edge_activations(layer, h)
+
+    def visit(l, layer, h):
+        phi, out = edge_activations(layer, h)
         phi = np.asarray(to_numpy(phi), dtype=np.float64)
         edge_std.append(np.std(phi, axis=1, ddof=1))
         edge_mean.append(phi.mean(axis=1))
-        node_std.append(np.std(np.asarray(to_numpy(h), dtype=np.float64), axis=0, ddof=1))
+        node_std.append(np.std(np.asarray(to_numpy(out), dtype=np.float64), axis=0, ddof=1))
+        return out, None
+
+    stack.traverse(model.layers, x, visit)
     L = len(model.layers)
     score = np.eye(model.width[-1])  # (k, m)
     node_scores = [None] * (L + 1)
@@ -75,14 +79,9 @@ def _threshold(name, value) -> float:
     return check_number(name, value, minimum=0.0)
 
 
-def _rebuild(model, layers, width):
-    from .model import KAN
-
-    new = KAN._assemble(layers, width=width, base_fun=model.base_fun, grid_range=model.grid_range, seed=model.seed,
-                        xp=model.xp, dtype_name=model._dtype_name, bias_trainable=model.bias_trainable,
-                        input_scaling=model.input_scaling)
-    new._samples = model._samples
-    return new
+def _rebuild(model, layers):
+    """A model like ``model`` (input scaling, fit inputs, ...) around the pruned layers."""
+    return model.from_layers(layers, like=model)
 
 
 def prune_node(model, x, threshold: float = 1e-2):
@@ -128,7 +127,7 @@ def _keep_nodes(model, attribution, hidden):
         removed = np.setdiff1d(np.arange(layer.in_dim), keep[l])
         lost = attribution.edge_means[l][removed].sum(axis=0)  # (out_dim,)
         layers.append(_with_bias_shift(layer.subset(keep[l], keep[l + 1]), lost[keep[l + 1]]))
-    return _rebuild(model, layers, [len(k) for k in keep])
+    return _rebuild(model, layers)
 
 
 def _with_bias_shift(layer, shift):
@@ -162,7 +161,7 @@ def prune_edge(model, x, threshold: float = 3e-2):
         new.mask = from_host_like(layer.xp, mask, layer.mask)
         lost = np.where(live & ~keep, attribution.edge_means[l], 0.0).sum(axis=0)
         layers.append(_with_bias_shift(new, lost))
-    return _rebuild(model, layers, list(model.width))
+    return _rebuild(model, layers)
 
 
 def prune(model, x, node_th: float = 1e-2, edge_th: float = 3e-2):

@@ -16,18 +16,17 @@ outputs and sum over inputs and bases, as pykan does.)  Where a standard deviati
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
-from typing import NamedTuple
 
+from . import spline
 from ._checks import check_number
 from ._namespace import xmean, xsum
-from . import spline
+from .backends import get_kernels
+from .backends.generic import SpreadGradient
 from .spline import safe_reciprocal
 
 __all__ = ["Regularization", "EdgeSpread", "SpreadGradient", "GramSpread", "gram_stats", "penalty"]
 
-_EPS_LOG = 1e-4
 X_OFFSET = 0.1
 
 
@@ -130,18 +129,6 @@ def _global_spread(phi, xt, comm, n_total: int, xp, *, keep_centred: bool = True
     return sphi, inv_phi, phi_mean, sx, inv_x, x_mean, cphi, (cx if keep_centred else None)
 
 
-class SpreadGradient(NamedTuple):
-    """dL/dphi = a (phi - phi_mean) and dL/dxt = c (xt - x_mean), not formed: phi (n, B, m),
-    a and phi_mean (n, m), xt (n, B), c and x_mean (n,)."""
-
-    phi: object
-    a: object
-    phi_mean: object
-    xt: object
-    c: object
-    x_mean: object
-
-
 def gram_stats(layer, x, *, comm=None, n_total: int | None = None):
     """For a layer whose inputs x (B, n) are fixed data: the centred covariance over the batch
     of each input's features [b(x_i), B_i1(x_i), ..., B_inb(x_i)] (n, nb + 1, nb + 1), and
@@ -202,22 +189,6 @@ class GramSpread:
         }
 
 
-def _entropy(v, axis: int, xp):
-    """H along groups summed over ``axis`` and its gradient dH/dv.
-
-    With p = v / total and c = 1 / (groups * ln 2): H = -c sum p ln(p + eps) and
-    dH/dp = -c (ln(p + eps) + p / (p + eps)); dH/dv follows through total."""
-    total = xsum(xp, v, axis=axis, keepdims=True) + 1
-    p = v / total
-    shifted = p + _EPS_LOG
-    log_p = xp.log(shifted)
-    c = 1.0 / (v.shape[1 - axis] * math.log(2))
-    h = -c * xsum(xp, p * log_p)
-    q = log_p + p / shifted  # -dH/dp / c
-    dv = (xsum(xp, q * p, axis=axis, keepdims=True) - q) * (c / total)
-    return h, dv
-
-
 def penalty(spreads, coefs, reg: Regularization, xp, *, grad: bool = True):
     """The penalty and its gradients.
 
@@ -228,15 +199,10 @@ def penalty(spreads, coefs, reg: Regularization, xp, *, grad: bool = True):
     """
     total = None
     spread_grads, coef_grads = [], []
-    compiled = _compiled_penalty(xp) if grad else None
+    kernels = get_kernels(xp)
     for (sphi, sx), coef in zip(spreads, coefs):
-        if compiled is not None:
-            value, dsphi, dsx = compiled(sphi, sx, reg.lamb_l1, reg.lamb_entropy, _EPS_LOG)
-            term = xp.asarray(value, dtype=sphi.dtype)
-            spread_grads.append((xp.astype(dsphi, sphi.dtype, copy=False), xp.astype(dsx, sx.dtype, copy=False)))
-        else:
-            term, spread_grad = _spread_penalty(sphi, sx, reg, xp, grad=grad)
-            spread_grads.append(spread_grad)
+        term, spread_grad = kernels.spread_penalty(sphi, sx, reg.lamb_l1, reg.lamb_entropy, grad=grad)
+        spread_grads.append(spread_grad)
         gcoef = None
         if reg.lamb_coef or reg.lamb_coefdiff:
             m = coef.shape[1]
@@ -251,18 +217,6 @@ def penalty(spreads, coefs, reg: Regularization, xp, *, grad: bool = True):
     return total, spread_grads, coef_grads
 
 
-def _spread_penalty(sphi, sx, reg: Regularization, xp, *, grad: bool):
-    """One layer's L1 + entropy terms in array-API passes: (value, (d/dsphi, d/dsx) or None)."""
-    v = sphi / sx[:, None]
-    h_row, dv_row = _entropy(v, 0, xp)  # rows are output nodes: sum over inputs (axis 0)
-    h_col, dv_col = _entropy(v, 1, xp)
-    value = reg.lamb_l1 * xsum(xp, v) + reg.lamb_entropy * (h_row + h_col)
-    if not grad:
-        return value, None
-    dv = reg.lamb_l1 + reg.lamb_entropy * (dv_row + dv_col)  # (n, m)
-    return value, (dv / sx[:, None], -xsum(xp, dv * sphi, axis=1) / (sx * sx))
-
-
 def _coef_grad(coef, diff, reg: Regularization, m: int, xp):
     """d/dcoef of lamb_coef sum|coef| / m + lamb_coefdiff sum|diff(coef)| / m."""
     gcoef = (reg.lamb_coef / m) * xp.sign(coef)
@@ -271,18 +225,3 @@ def _coef_grad(coef, diff, reg: Regularization, m: int, xp):
         zero = xp.zeros_like(coef[:, :, :1])
         gcoef = gcoef + xp.concat([zero, s], axis=2) - xp.concat([s, zero], axis=2)
     return gcoef
-
-
-def _compiled_penalty(xp):
-    """``numba_edges.spread_penalty`` when the NumPy kernels run fused, else None."""
-    from ._namespace import is_numpy_namespace
-
-    if not is_numpy_namespace(xp):
-        return None
-    from .backends import get_kernels
-
-    if not getattr(get_kernels(xp), "fused", False):
-        return None
-    from .backends.numba_edges import spread_penalty
-
-    return spread_penalty

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-import array_api_compat
+from ._namespace import device_of, get_namespace
 
 __all__ = [
     "uniform_grid",
@@ -31,7 +31,7 @@ __all__ = [
 
 
 def _xp(x, xp):
-    return array_api_compat.array_namespace(x) if xp is None else xp
+    return get_namespace(x) if xp is None else xp
 
 
 def safe_reciprocal(a, xp):
@@ -50,7 +50,7 @@ def extend_grid(grid, k: int, *, xp=None):
         return grid
     G = grid.shape[1] - 1
     h = (grid[:, -1:] - grid[:, :1]) / G
-    steps = xp.arange(1, k + 1, dtype=grid.dtype, device=array_api_compat.device(grid))
+    steps = xp.arange(1, k + 1, dtype=grid.dtype, device=device_of(grid))
     left = grid[:, :1] - h * xp.flip(steps)[None, :]
     right = grid[:, -1:] + h * steps[None, :]
     return xp.concat([left, grid, right], axis=1)

@@ -8,21 +8,21 @@ import math
 import sys
 import time
 import warnings
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import check_number, check_positive_int
 from ._namespace import to_numpy
+from .distributed import as_communicator, parameters_digest
+from .fit_settings import FitSettings
+from .grids import adapt_grids
 from .losses import accuracy
 from .objective import check_targets, evaluate
 from .optim import LBFGS, SGD, Adam, AdamW, Optimizer
-from .regularization import Regularization
 
-__all__ = ["History", "TrainingDiverged", "fit"]
+__all__ = ["History", "TrainingDiverged", "fit", "trainable_parameters"]
 
 OPTIMIZERS = {"lbfgs": LBFGS, "adam": Adam, "adamw": AdamW, "sgd": SGD}
-DEFAULT_LR = {"lbfgs": 1.0, "adam": 1e-2, "adamw": 1e-2, "sgd": 1e-2}
 
 
 class TrainingDiverged(FloatingPointError):
@@ -95,21 +95,17 @@ def trainable_parameters(model, frozen=()) -> dict:
     return left
 
 
-def _make_optimizer(model, opt, lr, frozen=()):
-    params = trainable_parameters(model, frozen)
+def _make_optimizer(model, settings: FitSettings):
+    params = trainable_parameters(model, settings.frozen)
+    opt = settings.opt
     if isinstance(opt, Optimizer):
-        if lr is not None:
-            raise ValueError("lr applies to an optimizer built by fit; set it on your optimizer instead")
         opt.check_bound(params)
         return opt
-    if not isinstance(opt, str) or opt.lower() not in OPTIMIZERS:
-        raise ValueError(f"opt must be one of {sorted(OPTIMIZERS)} or an optimizer instance, got {opt!r}")
-    name = opt.lower()
-    lr = DEFAULT_LR[name] if lr is None else check_number("lr", lr, strict=True)
-    if name == "lbfgs":  # pykan's settings
+    lr = settings.lr_or_default
+    if opt == "lbfgs":  # pykan's settings
         return LBFGS(params, lr=lr, history_size=10, max_iter=20, tolerance_grad=1e-32, tolerance_change=1e-32,
                      tolerance_ys=1e-32)
-    return OPTIMIZERS[name](params, lr=lr)
+    return OPTIMIZERS[opt](params, lr=lr)
 
 
 class _Snapshot:
@@ -142,20 +138,27 @@ def _batches(n: int, batch_size, rng):
             yield perm[start : start + batch_size]
 
 
-def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="mse", lamb=0.0, lamb_l1=1.0,
-        lamb_entropy=2.0, lamb_coef=0.0, lamb_coefdiff=0.0, update_grid=True, grid_update_num=10,
-        stop_grid_update_step=50, grid_margin=0.0, validation=None, progress="auto", seed=None, frozen=(),
-        comm=None) -> History:
-    """See ``KAN.fit``."""
-    from .distributed import as_communicator, parameters_digest
+@dataclass
+class _Setup:
+    """fit's inputs validated: the data (x (N, width[0]) as the first layer sees it, y, validation
+    pair or None), the settings, the optimizer and the shuffling generator; ``totals`` (train
+    batch, validation samples over all ranks) is filled in afterwards with comm."""
 
+    x: object
+    y: object
+    n: int
+    settings: FitSettings
+    validation: tuple | None
+    optimizer: Optimizer
+    rng: np.random.Generator
+    totals: tuple | None = None
+
+
+def fit(model, x, y, settings: FitSettings, *, validation=None, comm=None) -> History:
+    """See ``KAN.fit``."""
     comm = as_communicator(comm)
     # ---- validate everything before anything changes; with several ranks, all agree first
-    prepare = functools.partial(
-        _setup, model, x, y, steps=steps, opt=opt, lr=lr, batch_size=batch_size, loss=loss, lamb=lamb,
-        lamb_l1=lamb_l1, lamb_entropy=lamb_entropy, lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff,
-        update_grid=update_grid, grid_update_num=grid_update_num, stop_grid_update_step=stop_grid_update_step,
-        grid_margin=grid_margin, validation=validation, progress=progress, seed=seed, frozen=frozen, comm=comm)
+    prepare = functools.partial(_setup, model, x, y, settings, validation, comm)
     if comm is None:
         setup = prepare()
     else:
@@ -165,6 +168,7 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
         comm.check_same(_settings_digest(model, setup), "the fit settings or the initial parameters")
         setup.totals = comm.agreed(lambda: _global_sizes(comm, setup))
     try:
+        progress = settings.progress
         show = (comm is None or comm.is_root) and (_interactive() if progress == "auto" else progress)
         history = _train(model, setup, progress=show, comm=comm)
     except (TrainingDiverged, KeyboardInterrupt):
@@ -179,84 +183,67 @@ def fit(model, x, y, *, steps=100, opt="lbfgs", lr=None, batch_size=None, loss="
     return history
 
 
-def _setup(model, x, y, *, steps, opt, lr, batch_size, loss, lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff,
-           update_grid, grid_update_num, stop_grid_update_step, grid_margin, validation, progress, seed, frozen,
-           comm) -> SimpleNamespace:
-    """fit's arguments validated; ``totals`` (train batch, validation samples over all ranks) is
-    filled in afterwards with comm."""
-    if progress not in (True, False, "auto"):
-        raise ValueError(f"progress must be True, False or 'auto', got {progress!r}")
-    if loss not in ("mse", "cross_entropy"):
-        raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
-    x = model._inputs(x)
+def _setup(model, x, y, settings: FitSettings, validation, comm) -> _Setup:
+    """The data checked against the model and the settings (which checked themselves)."""
+    x = model.prepare_inputs(x)
     n = x.shape[0]
-    y = check_targets(model, y, n, loss)
-    steps = check_positive_int(steps, "steps")
-    reg = Regularization(lamb, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)
-    if batch_size is not None:
-        batch_size = check_positive_int(batch_size, "batch_size")
-        if batch_size > n:
-            where = "" if comm is None else f" on rank {comm.rank} (batch_size is per rank)"
-            raise ValueError(f"batch_size must be at most the number of samples ({n}){where}, got {batch_size}")
+    y = check_targets(model, y, n, settings.loss)
+    batch_size = settings.batch_size
+    if batch_size is not None and batch_size > n:
+        where = "" if comm is None else f" on rank {comm.rank} (batch_size is per rank)"
+        raise ValueError(f"batch_size must be at most the number of samples ({n}){where}, got {batch_size}")
     if comm is None:
-        reg.check_batch(batch_size or n)
-    grid_update_num = check_positive_int(grid_update_num, "grid_update_num")
-    stop_grid_update_step = check_positive_int(stop_grid_update_step, "stop_grid_update_step", minimum=0)
-    grid_margin = check_number("grid_margin", grid_margin)
+        settings.regularization.check_batch(batch_size or n)
     if validation is not None:
         try:
             x_val, y_val = validation
         except (TypeError, ValueError):
             raise ValueError("validation must be a pair (x_val, y_val)") from None
-        x_val = model._inputs(x_val)
-        y_val = check_targets(model, y_val, x_val.shape[0], loss)
+        x_val = model.prepare_inputs(x_val)
+        y_val = check_targets(model, y_val, x_val.shape[0], settings.loss)
         validation = (x_val, y_val)
-    optimizer = _make_optimizer(model, opt, lr, frozen)
-    if update_grid and any(name.endswith(".coef") and name not in optimizer.params for name in model.parameters()):
+    optimizer = _make_optimizer(model, settings)
+    if settings.update_grid and any(name.endswith(".coef") and name not in optimizer.params
+                                    for name in model.parameters()):
         raise ValueError("frozen coefficients cannot stay fixed while the grid updates (it refits them); "
                          "pass update_grid=False with frozen coef")
-    seed = model.seed if seed is None else seed
+    seed = model.seed if settings.seed is None else settings.seed
     # each rank shuffles its own shard
     rng = np.random.default_rng(seed if comm is None else [seed, comm.rank])
-    return SimpleNamespace(x=x, y=y, n=n, steps=steps, reg=reg, batch_size=batch_size, loss=loss,
-                           update_grid=update_grid, grid_update_num=grid_update_num,
-                           stop_grid_update_step=stop_grid_update_step, grid_margin=grid_margin,
-                           validation=validation, optimizer=optimizer, rng=rng, totals=None)
+    return _Setup(x=x, y=y, n=n, settings=settings, validation=validation, optimizer=optimizer, rng=rng)
 
 
-def _settings_digest(model, setup) -> bytes:
+def _settings_digest(model, setup: _Setup) -> bytes:
     """What every rank of a distributed fit must share: the settings that decide which
     collectives run, and the model's parameters (``distributed.parameters_digest``)."""
     import hashlib
 
-    from .distributed import parameters_digest
-
     opt = setup.optimizer
-    text = repr((setup.steps, type(opt).__name__, sorted(opt.hyper().items()), sorted(opt.params), setup.loss,
-                 setup.reg, setup.batch_size is None, setup.validation is None, setup.update_grid,
-                 setup.grid_update_num, setup.stop_grid_update_step, setup.grid_margin, model.width, model.grid,
-                 model.k))
+    text = repr((setup.settings.collective_key(), type(opt).__name__, sorted(opt.hyper().items()), sorted(opt.params),
+                 setup.validation is None, model.width, model.grid, model.k))
     return hashlib.sha256(text.encode() + parameters_digest(model)).digest()
 
 
 def _global_sizes(comm, setup) -> tuple:
     """(samples in a training batch, validation samples), summed over the ranks."""
-    batch = comm.allreduce_scalar(setup.batch_size or setup.n)
-    setup.reg.check_batch(int(batch))
+    batch = comm.allreduce_scalar(setup.settings.batch_size or setup.n)
+    setup.settings.regularization.check_batch(int(batch))
     n_val = None if setup.validation is None else int(comm.allreduce_scalar(setup.validation[0].shape[0]))
     return int(batch), n_val
 
 
 def _train(model, setup, *, progress: bool, comm) -> History:
-    x, y, loss, reg, optimizer, validation = setup.x, setup.y, setup.loss, setup.reg, setup.optimizer, setup.validation
-    steps, update_grid, stop_grid_update_step = setup.steps, setup.update_grid, setup.stop_grid_update_step
+    settings = setup.settings
+    x, y, optimizer, validation = setup.x, setup.y, setup.optimizer, setup.validation
+    loss, reg, steps = settings.loss, settings.regularization, settings.steps
+    update_grid, stop_grid_update_step = settings.update_grid, settings.stop_grid_update_step
     n_batch, n_val = setup.totals if comm is not None else (None, None)
     xp = model.xp
     keys = ["train_loss", "val_loss", "reg"] + (["val_acc"] if loss == "cross_entropy" else [])
     history = History(keys)
     history.optimizer = optimizer
-    grid_every = max(1, stop_grid_update_step // setup.grid_update_num)
-    batches = _batches(setup.n, setup.batch_size, setup.rng)
+    grid_every = max(1, stop_grid_update_step // settings.grid_update_num)
+    batches = _batches(setup.n, settings.batch_size, setup.rng)
     good = _Snapshot(model)
     good.take()
     bar = _progress(steps) if progress else None
@@ -283,7 +270,7 @@ def _train(model, setup, *, progress: bool, comm) -> History:
                 xb, yb = graphs.batch(xp.take(x, ids, axis=0), xp.take(y, ids, axis=0))
             if update_grid and step % grid_every == 0 and step < stop_grid_update_step:
                 # the optimizer keeps its state, as in pykan
-                model._adapt_grids(xb, grid_margin=setup.grid_margin, comm=comm)
+                adapt_grids(model, xb, grid_margin=settings.grid_margin, comm=comm)
                 basis_cache.clear()
                 val_cache.clear()
                 graphs.forget()
@@ -335,7 +322,7 @@ def _train(model, setup, *, progress: bool, comm) -> History:
             ctrl_c.release()
         if bar is not None:
             bar.close()
-    model._samples = x
+    model.fit_inputs = x
     return history
 
 

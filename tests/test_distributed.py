@@ -16,6 +16,7 @@ import pytest
 import kanarray as ka
 
 from kanarray.distributed import as_communicator, parameters_digest, shard_rows
+from kanarray.grids import adapt_grids
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -265,7 +266,7 @@ def test_distributed_code_paths_on_one_rank_equal_the_plain_ones(monkeypatch, nu
             np.testing.assert_allclose(np.asarray(spread.grads[name]), np.asarray(g), rtol=1e-9, atol=1e-12)
     twin = mpi_script.new_model()
     model.update_grid(x)
-    twin._adapt_grids(twin._inputs(x), comm=_OneRank())
+    adapt_grids(twin, twin.prepare_inputs(x), comm=_OneRank())
     for a, b in zip(model.layers, twin.layers):
         np.testing.assert_allclose(np.asarray(b.grid), np.asarray(a.grid), rtol=0, atol=1e-14)
         np.testing.assert_allclose(np.asarray(b.coef), np.asarray(a.coef), rtol=1e-10, atol=1e-12)

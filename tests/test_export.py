@@ -118,8 +118,8 @@ def _float32_budget(model, x, ulps=8):
 def _rounded_to_float32(model):
     xp = model.xp
     layers = [layer.moved(xp, xp.float32).moved(xp, xp.float64) for layer in model.layers]
-    return ka.KAN._assemble(layers, width=model.width, base_fun=model.base_fun, grid_range=model.grid_range,
-                            seed=model.seed, xp=xp, dtype_name="float64", bias_trainable=False)
+    return ka.KAN.from_layers(layers, base_fun=model.base_fun, grid_range=model.grid_range, seed=model.seed,
+                              dtype_name="float64", bias_trainable=False)
 
 
 def _inputs(model, seed, n=300):

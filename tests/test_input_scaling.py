@@ -58,7 +58,7 @@ def test_forward_equals_the_unscaled_twin_on_normalized_inputs(backend):
     assert shift.dtype == scale.dtype == np.float64 and shift.shape == scale.shape == (3,)
     assert twin.input_scaling is None and "input_scaling=True" in repr(scaled) and "input_scaling" not in repr(twin)
     plain = xp.asarray(x)
-    assert twin._inputs(plain) is plain  # no map: the validated inputs themselves
+    assert twin.prepare_inputs(plain) is plain  # no map: the validated inputs themselves
 
 
 @pytest.mark.parametrize("grid_range", [(-1.0, 1.0), (0.0, 4.0), (-2.5, 0.5), [(-3.0, 1.0), (-1.0, 1.0)]])
@@ -66,7 +66,7 @@ def test_lo_and_hi_map_onto_the_first_layers_grid_range(grid_range):
     model = ka.KAN([3, 2, 1], grid_range=grid_range, seed=0)
     model.scale_inputs(LO, HI)
     g_lo, g_hi = model.grid_range[0]
-    ends = host(model._inputs(np.stack([LO, HI])))
+    ends = host(model.prepare_inputs(np.stack([LO, HI])))
     tol = 4 * np.finfo(np.float64).eps * max(abs(g_lo), abs(g_hi))
     np.testing.assert_allclose(ends[0], g_lo, rtol=0, atol=tol)
     np.testing.assert_allclose(ends[1], g_hi, rtol=0, atol=tol)
@@ -82,7 +82,7 @@ def test_constant_column_gets_scale_one_at_the_centre_of_the_grid():
     model.scale_inputs([5.0, 0.0], [5.0, 2.0])
     shift, scale = model.input_scaling
     assert scale[0] == 1.0 and scale[1] == 2.0
-    np.testing.assert_array_equal(host(model._inputs(np.array([[5.0, 0.0], [5.5, 2.0], [4.0, 1.0]]))),
+    np.testing.assert_array_equal(host(model.prepare_inputs(np.array([[5.0, 0.0], [5.5, 2.0], [4.0, 1.0]]))),
                                   [[2.0, 0.0], [2.5, 4.0], [1.0, 2.0]])
 
 
@@ -119,12 +119,12 @@ def test_bad_ranges_are_refused_before_anything_changes(lo, hi, match, start):
         model.scale_inputs(LO, HI)
     x = _raw(20, 2)
     model.fit(x, np.ones((20, 1)), steps=1, progress=False, update_grid=False)
-    before, samples, y = model.input_scaling, model._samples, model(x)
+    before, samples, y = model.input_scaling, model.fit_inputs, model(x)
     with pytest.raises(ValueError, match=match):
         model.scale_inputs(lo, hi)
     after = model.input_scaling
     assert (before is None and after is None) or all(np.array_equal(a, b) for a, b in zip(before, after))
-    assert model._samples is samples
+    assert model.fit_inputs is samples
     np.testing.assert_array_equal(model(x), y)
 
 
@@ -132,13 +132,13 @@ def test_changing_the_map_remaps_the_kept_samples():
     model = ka.KAN([3, 2, 1], seed=0)
     x = _raw(30, 3)
     model.fit(x, np.ones((30, 1)), steps=1, progress=False, update_grid=False)
-    np.testing.assert_array_equal(model._samples, x)
+    np.testing.assert_array_equal(model.fit_inputs, x)
     model.scale_inputs(LO, HI)
-    np.testing.assert_allclose(model._samples, _normalized(model, x), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(model.fit_inputs, _normalized(model, x), rtol=0, atol=1e-14)
     model.scale_inputs(LO - 1.0, HI + 1.0)
-    np.testing.assert_allclose(model._samples, _normalized(model, x), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(model.fit_inputs, _normalized(model, x), rtol=0, atol=1e-13)
     model.scale_inputs(None, None)
-    assert np.all(np.abs(model._samples - x) <= 1e-14 * (HI - LO))
+    assert np.all(np.abs(model.fit_inputs - x) <= 1e-14 * (HI - LO))
 
 
 # -- gradients --------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def test_fit_applies_the_map_once_to_training_and_validation_inputs():
         np.testing.assert_allclose(h[key], th[key], rtol=1e-10, err_msg=key)
     for name, a in scaled.parameters().items():
         np.testing.assert_allclose(a, twin.parameters()[name], rtol=1e-9, atol=1e-12, err_msg=name)
-    np.testing.assert_array_equal(scaled._samples, _normalized(scaled, x))
+    np.testing.assert_array_equal(scaled.fit_inputs, _normalized(scaled, x))
     interior = scaled.layers[0].grid[:, 3:-3]  # knots adapted to the normalized range, not to [100, 300]
     assert np.all(np.abs(interior) <= 1.0 + 1e-12) and np.all(interior.max(axis=1) > 0.95)
 
@@ -250,7 +250,7 @@ def test_refine_keeps_the_function_and_the_map(backend):
     assert new.grid == [8]
     np.testing.assert_array_equal(new.input_scaling[1], model.input_scaling[1])
     np.testing.assert_allclose(host(new(x)), y, rtol=0, atol=1e-9 * np.abs(y).max())
-    np.testing.assert_allclose(host(new._samples), _normalized(model, host(x)), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(host(new.fit_inputs), _normalized(model, host(x)), rtol=0, atol=1e-13)
     again = new.refine(16)  # on the kept (normalized) samples
     np.testing.assert_allclose(host(again(x)), y, rtol=0, atol=1e-9 * np.abs(y).max())
 

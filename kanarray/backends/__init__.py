@@ -22,7 +22,7 @@ from __future__ import annotations
 from .._namespace import backend_name, is_numpy_namespace
 from .generic import GenericKernels
 
-__all__ = ["get_kernels", "GenericKernels"]
+__all__ = ["get_kernels", "clear_kernel_cache", "GenericKernels"]
 
 _cache: dict[str, object] = {}
 
@@ -44,3 +44,9 @@ def get_kernels(xp):
             kernels = GenericKernels(xp)
         _cache[key] = kernels
     return kernels
+
+
+def clear_kernel_cache() -> None:
+    """Forget the cached kernel objects: the next ``get_kernels`` builds them anew, with the
+    settings of ``kanarray.config`` then in force (``config.reload`` / ``override`` call this)."""
+    _cache.clear()

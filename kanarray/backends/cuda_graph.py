@@ -25,16 +25,17 @@ objective.
 
 from __future__ import annotations
 
-import os
-
 import cupy
+
+from .. import config
 
 __all__ = ["GraphedEvaluation", "graphs_enabled"]
 
 
 def graphs_enabled() -> bool:
-    """False when KANARRAY_CUDA_GRAPHS=0 is set (to time or debug the eager path)."""
-    return os.environ.get("KANARRAY_CUDA_GRAPHS", "1") != "0"
+    """False when switched off (``kanarray.config.current().cuda_graphs``, from
+    KANARRAY_CUDA_GRAPHS=0: to time or debug the eager path)."""
+    return config.current().cuda_graphs
 
 
 def _fingerprint(model, arrays) -> tuple:

@@ -112,7 +112,7 @@ def elementwise_source(dtype: str) -> str:
     return _ELEMENTWISE_TEMPLATE.replace("@REAL@", _TYPES[dtype]).replace("@TILE@", str(MATMUL_TILE))
 
 
-# Adam as ``optim.Adam._update`` computes it, operation for operation in the parameter's dtype
+# Adam as ``Kernels.adam_step`` computes it, operation for operation in the parameter's dtype
 # (its Python-float hyper-parameters rounded to that dtype first), so the two agree to rounding.
 # c1, c2: the bias corrections 1 - beta1**t and 1 - beta2**t; fresh: no moments yet (m0, v0
 # are not read).  p is updated in place; the new moments go to m, v.

@@ -14,13 +14,11 @@ synchronisation.  Two contractions, as in the NumPy kernels:
 
 from __future__ import annotations
 
-import os
-
 import cupy
 
 from .cuda_source import (ELEMENTWISE_KERNEL_NAMES, KERNEL_NAMES, MATMUL_TILE, THREADS, blocks_for,
                           choose_contraction, coef_grad_launch, cuda_source, elementwise_source, matmul_split)
-from .generic import GenericKernels
+from .generic import Kernels
 
 __all__ = ["CupyKernels", "choose_contraction"]
 
@@ -59,12 +57,13 @@ def _recording() -> bool:
         return False
 
 
-class CupyKernels:
+class CupyKernels(Kernels):
     """The kernel object of ``backends.get_kernels`` for CuPy (see ``backends/__init__``).
 
     contraction: 'auto' (by shape, ``choose_contraction``), 'dense' or 'sparse'.
     elementwise: use the one-kernel Adam update and SiLU (``adam_update``, ``silu``); by default
-    unless KANARRAY_CUPY_ELEMENTWISE=0 is set (to time the array-API forms against them)."""
+    unless switched off (``kanarray.config.current().cupy_elementwise``, from
+    KANARRAY_CUPY_ELEMENTWISE: to time the array-API forms against them)."""
 
     name = "cupy"
 
@@ -72,11 +71,12 @@ class CupyKernels:
         if contraction not in ("auto", "dense", "sparse"):
             raise ValueError(f"contraction must be 'auto', 'dense' or 'sparse', got {contraction!r}")
         if elementwise is None:
-            elementwise = os.environ.get("KANARRAY_CUPY_ELEMENTWISE", "1") != "0"
+            from .. import config
+
+            elementwise = config.current().cupy_elementwise
         self.elementwise = bool(elementwise)
         self.xp = xp
         self.contraction = contraction
-        self._generic = GenericKernels(xp)
 
     # -- local bases --------------------------------------------------------------------
     def local_bases(self, x, grid, k: int, *, need_dx: bool):
@@ -233,9 +233,28 @@ class CupyKernels:
                  x if value is None else value, x if grad is None else grad))
         return value, grad
 
+    def base_with_grad(self, name: str, x, *, need_grad: bool = True):
+        """``Kernels.base_with_grad``: SiLU in one launch (``silu``) where it applies."""
+        fused = self.silu(x, need_grad=need_grad) if name == "silu" else None
+        return super().base_with_grad(name, x, need_grad=need_grad) if fused is None else fused
+
+    def base_grad(self, name: str, x):
+        """``Kernels.base_grad``: SiLU's derivative in one launch (``silu``) where it applies."""
+        fused = self.silu(x, need_value=False, need_grad=True) if name == "silu" else None
+        return super().base_grad(name, x) if fused is None else fused[1]
+
+    def adam_step(self, p, g, m, v, *, lr, betas, eps, weight_decay, decoupled, step):
+        """``Kernels.adam_step`` in one launch (``adam_update``) where it applies."""
+        moments = self.adam_update(p, g, m, v, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                   decoupled=decoupled, step=step)
+        if moments is None:
+            return super().adam_step(p, g, m, v, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                     decoupled=decoupled, step=step)
+        return moments
+
     def adam_update(self, p, g, m, v, *, lr, betas, eps, weight_decay, decoupled, step):
         """One Adam (AdamW if decoupled) step of parameter p in one launch, as
-        ``optim.Adam._update`` computes it: p (C-contiguous, any shape) is updated in place and
+        ``Kernels.adam_step`` computes it: p (C-contiguous, any shape) is updated in place and
         the new moments (m, v) are returned; m and v are None before the first step.  Returns
         None, changing nothing, when p is not C-contiguous or ``elementwise`` is off (the caller
         then takes the array-API path)."""

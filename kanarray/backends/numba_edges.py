@@ -18,13 +18,12 @@ backward
 a few dozen tiny NumPy passes, as one call.
 
 The arithmetic is the NumPy path's, summed in another order; tests compare the two.
-``KANARRAY_NUMBA=0`` in the environment switches this path off.
+``KANARRAY_NUMBA=0`` in the environment (``kanarray.config``, field ``numba``) switches this path off.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from importlib.util import find_spec
 from types import SimpleNamespace
 
@@ -34,8 +33,11 @@ __all__ = ["available", "forward", "backward", "spread_penalty", "spread_stats"]
 
 
 def available() -> bool:
-    """numba is importable and not switched off by KANARRAY_NUMBA=0."""
-    return os.environ.get("KANARRAY_NUMBA", "1") != "0" and find_spec("numba") is not None
+    """numba is importable and not switched off (``kanarray.config.current().numba``, from
+    KANARRAY_NUMBA)."""
+    from .. import config
+
+    return config.current().numba and find_spec("numba") is not None
 
 
 _compiled = None

@@ -26,7 +26,9 @@ from collections import OrderedDict
 import numpy as np
 from numpy.polynomial import polynomial as P
 
+from .._namespace import host_namespace
 from ..base import base_with_grad
+from .generic import ENTROPY_EPS, CompiledEdgeCache, Kernels, SpreadGradient
 
 __all__ = ["NumpyKernels", "interval_index", "local_basis", "choose_contraction"]
 
@@ -442,12 +444,13 @@ def _scipy_sparse():
     return _sparse_module
 
 
-class NumpyKernels:
+class NumpyKernels(Kernels):
     """Local B-spline kernels for NumPy arrays.
 
     contraction: 'auto' (by shape), 'dense' or 'sparse' (tests and benchmarks force one).
     fused: run ``KANLayer``'s per-edge passes as one compiled loop each (``numba_edges``);
-    by default whenever numba is installed and KANARRAY_NUMBA is not 0.
+    by default whenever numba is installed and not switched off (``kanarray.config``, field
+    ``numba``, from KANARRAY_NUMBA).
     """
 
     name = "numpy"
@@ -455,6 +458,7 @@ class NumpyKernels:
     def __init__(self, contraction: str = "auto", *, fused: bool | None = None):
         if contraction not in ("auto", "dense", "sparse"):
             raise ValueError(f"contraction must be 'auto', 'dense' or 'sparse', got {contraction!r}")
+        super().__init__(host_namespace())
         self.contraction = contraction
         from . import numba_edges
 
@@ -521,13 +525,13 @@ class NumpyKernels:
         return dweight, dx
 
     # -- fused per-edge layer (compiled, when numba is installed) ------------------------
-    def edge_layer_forward(self, x, grid, weight, msp, mb, bias, k, base_fun, *, need_dx, tail=None):
-        """The whole per-edge layer in one compiled pass (``numba_edges.forward``).
-
-        x (B, n), weight = coef (n, m, nb), msp / mb = masked spline / base scales (n, m),
-        bias (m,) -> (y (B, m), phi (n, B, m), xt (n, B), ctx for ``edge_layer_backward``).
-        tail: ``extrapolation.Tails`` of x when the splines continue as lines beyond the grid.
-        """
+    def edge_layer_forward(self, x, grid, weight, msp, mb, bias, k, base_fun, *, need_dx, tail=None, basis=None):
+        """``Kernels.edge_layer_forward``: with ``fused``, the whole per-edge layer in one
+        compiled pass (``numba_edges.forward``; basis is not used), whose cache is a
+        ``CompiledEdgeCache``; otherwise the array-API pass on these kernels' ``edge_forward``."""
+        if not self.fused:
+            return super().edge_layer_forward(x, grid, weight, msp, mb, bias, k, base_fun, need_dx=need_dx,
+                                              tail=tail, basis=basis)
         from . import numba_edges
 
         B, n = x.shape
@@ -546,21 +550,35 @@ class NumpyKernels:
             np.ascontiguousarray(bias, dtype=dtype), base,
             np.ascontiguousarray(dbase, dtype=dtype) if need_dx else base, need_dx,
             lines=None if tail is None else (tail.below.T, tail.above.T, *tail.slopes(weight, np)))
-        return y, phi, xt, (ctx, t, (B, n, m, nb), tail)
+        return y, phi, CompiledEdgeCache(xt, (ctx, t, (B, n, m, nb), tail))
 
-    def edge_layer_backward(self, ctx, gy, gphi, *, need_dx, spread=None):
-        """gy (B, m), gphi (n, B, m) or None -> (d/dweight (n, m, nb) of sum g spl, sum_b g spl
-        (n, m), sum_b g b(x) (n, m), dL/dxt (n, B) or None), with g = gy + gphi; spread: a
-        penalty gradient in the affine form of ``numba_edges.backward``, added in the loop."""
+    def edge_layer_backward(self, cache, gy, gphi, *, need_dx):
+        """``Kernels.edge_layer_backward``; after the compiled forward in one compiled pass,
+        where a ``SpreadGradient`` as gphi is applied inside the loop."""
+        if not cache.compiled:
+            return super().edge_layer_backward(cache, gy, gphi, need_dx=need_dx)
         from . import numba_edges
 
-        kctx, t, (B, n, m, nb), tail = ctx
+        spread = None
+        if isinstance(gphi, SpreadGradient):
+            spread, gphi = gphi, None
+        kctx, t, (B, n, m, nb), tail = cache.ctx
         poly, _, _ = t.edge_tables(gy.dtype)
         moments, gsp, gsb, dxt, g_slopes = numba_edges.backward(kctx, gy, gphi, poly.shape[0], need_dx, spread)
         dweight = self._moments_to_weights(moments, poly, t, n, m, nb)
         if tail is not None:  # the lines' part; dxt already has their slope (the kernels' at the clipped input)
             dweight = dweight + tail.onto_bases(*g_slopes)
         return dweight, gsp, gsb, dxt
+
+    def spread_penalty(self, sphi, sx, lamb_l1: float, lamb_entropy: float, *, grad: bool):
+        """``Kernels.spread_penalty``; with ``fused`` and gradients, one compiled call."""
+        if not (self.fused and grad):
+            return super().spread_penalty(sphi, sx, lamb_l1, lamb_entropy, grad=grad)
+        from .numba_edges import spread_penalty
+
+        value, dsphi, dsx = spread_penalty(sphi, sx, lamb_l1, lamb_entropy, ENTROPY_EPS)
+        return np.asarray(value, dtype=sphi.dtype), (dsphi.astype(sphi.dtype, copy=False),
+                                                     dsx.astype(sx.dtype, copy=False))
 
     def _moments_to_weights(self, moments, poly, t, n, m, nb):
         """Per-interval moments (n (L + 1), k + 1, m) -> weight gradient (n, m, nb)."""

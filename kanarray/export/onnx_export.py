@@ -348,10 +348,10 @@ def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
 def _emit_linear_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str, weight) -> list:
     """The splines continued as lines beyond the interior grid (``kanarray.extrapolation``): the
     spline at h clipped to [lo, hi], plus min(h - lo, 0) @ slopes at lo + max(h - hi, 0) @ slopes at hi."""
-    import array_api_compat.numpy as hxp
-
+    from .._namespace import host_namespace
     from ..extrapolation import end_slopes, interior_ends
 
+    hxp = host_namespace()
     grid = np.asarray(to_numpy(layer.grid), dtype=np.float64)
     lo, hi = interior_ends(grid, layer.k)
     s_lo, s_hi = end_slopes(grid, weight, layer.k, hxp)
@@ -437,8 +437,8 @@ def _metadata(model) -> dict:
     ranges = [[float(np.min(to_numpy(layer.grid))), float(np.max(to_numpy(layer.grid)))] for layer in model.layers]
     scaling = model.input_scaling
     seen = None
-    if model._samples is not None:
-        s = np.asarray(to_numpy(model._samples), dtype=np.float64)
+    if model.fit_inputs is not None:
+        s = np.asarray(to_numpy(model.fit_inputs), dtype=np.float64)
         lo, hi = s.min(axis=0), s.max(axis=0)
         if scaling is not None:  # the samples are the first layer's inputs: back to raw inputs
             lo, hi = lo / scaling[1] + scaling[0], hi / scaling[1] + scaling[0]

@@ -3,9 +3,8 @@ carry-over of state to new parameter arrays (after a grid extension)."""
 
 from __future__ import annotations
 
-import array_api_compat
-
 from .._checks import check_number as check_hyper
+from .._namespace import get_namespace
 
 __all__ = ["Optimizer", "check_hyper", "optimizer_from_state"]
 
@@ -26,7 +25,7 @@ class Optimizer:
         if not isinstance(params, dict) or not params:
             raise ValueError("params must be a non-empty dict name -> array, such as model.parameters()")
         self.params = params
-        self.xp = array_api_compat.array_namespace(*params.values())
+        self.xp = get_namespace(*params.values())
 
     def check_bound(self, params: dict) -> None:
         """ValueError unless this optimizer updates exactly the arrays in ``params``."""
@@ -76,15 +75,15 @@ class Optimizer:
         State of a name in both dicts with an unchanged shape is copied; names in ``reset``
         (default: none beyond those whose shape changed) start fresh.
         """
-        new = type(self)(new_params, **self.hyper())
+        successor = type(self)(new_params, **self.hyper())
         reset = set(reset or ())
         keep = {
             name
             for name, p in new_params.items()
             if name in self.params and name not in reset and tuple(p.shape) == tuple(self.params[name].shape)
         }
-        new._adopt(self, keep)
-        return new
+        successor._adopt(self, keep)
+        return successor
 
     # hooks for subclasses
     def _scalars(self) -> dict:
@@ -96,7 +95,7 @@ class Optimizer:
     def _restore(self, scalars: dict, arrays: dict) -> None:
         pass
 
-    def _adopt(self, old: "Optimizer", keep: set) -> None:
+    def _adopt(self, previous: "Optimizer", keep: set) -> None:
         pass
 
 

@@ -60,11 +60,11 @@ class _PerParameter(Optimizer):
         self.steps = {name: int(steps[name]) for name in self.params}
         self.state = state
 
-    def _adopt(self, old: "_PerParameter", keep: set) -> None:
+    def _adopt(self, previous: "_PerParameter", keep: set) -> None:
         for name in keep:
-            self.steps[name] = old.steps[name]
+            self.steps[name] = previous.steps[name]
             for slot in self.SLOTS:
-                a = old.state[slot][name]
+                a = previous.state[slot][name]
                 self.state[slot][name] = None if a is None else self.xp.asarray(a, copy=True)
 
 
@@ -123,30 +123,11 @@ class Adam(_PerParameter):
         super().__init__(params)
 
     def _apply(self, name, p, g) -> None:
-        """Where the backend's kernels offer ``adam_update`` (CuPy: one CUDA launch per
-        parameter instead of about fifteen), the step runs there; it computes what ``_update``
-        computes.  Otherwise, or for a layout the kernel does not take, ``_update``."""
-        fused = getattr(get_kernels(self.xp), "adam_update", None)
-        moments = None if fused is None else fused(
+        """The step runs in the backend's kernels (``Kernels.adam_step``; CuPy: one CUDA launch
+        per parameter instead of about fifteen)."""
+        self.state["m"][name], self.state["v"][name] = get_kernels(self.xp).adam_step(
             p, g, self.state["m"][name], self.state["v"][name], lr=self.lr, betas=self.betas, eps=self.eps,
             weight_decay=self.weight_decay, decoupled=self._decoupled, step=self.steps[name])
-        if moments is None:
-            super()._apply(name, p, g)
-        else:
-            self.state["m"][name], self.state["v"][name] = moments
-
-    def _update(self, name, p, g):
-        b1, b2 = self.betas
-        if self.weight_decay and not self._decoupled:
-            g = g + self.weight_decay * p
-        m = b1 * self._slot("m", name, p) + (1 - b1) * g
-        v = b2 * self._slot("v", name, p) + (1 - b2) * (g * g)
-        self.state["m"][name], self.state["v"][name] = m, v
-        t = self.steps[name]
-        step = self.lr * (m / (1 - b1**t)) / (self.xp.sqrt(v / (1 - b2**t)) + self.eps)
-        if self.weight_decay and self._decoupled:
-            p = p * (1 - self.lr * self.weight_decay)
-        return p - step
 
 
 class AdamW(Adam):

@@ -320,8 +320,8 @@ class LBFGS(Optimizer):
         self.d = arrays.get("d")
         self.prev_g = arrays.get("prev_g")
 
-    def _adopt(self, old: "LBFGS", keep: set) -> None:
-        # curvature pairs live in the old parameter space: only a transfer that keeps every
+    def _adopt(self, previous: "LBFGS", keep: set) -> None:
+        # curvature pairs live in the previous parameter space: only a transfer that keeps every
         # parameter unchanged may keep them
-        if keep == set(old.params) == set(self.params) and self._shapes == old._shapes:
-            self._restore(old._scalars(), old._arrays())
+        if keep == set(previous.params) == set(self.params) and self._shapes == previous._shapes:
+            self._restore(previous._scalars(), previous._arrays())

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import stack
 from .._checks import check_number
 from .._namespace import from_host_like, to_numpy
 from .fitting import Candidate, fit_affine, rank
@@ -25,11 +26,11 @@ __all__ = ["suggest_symbolic", "fix_symbolic", "auto_symbolic", "unfix_symbolic"
 def samples_of(model, x):
     """The samples to fit on: x (validated) or the inputs stored by the last fit/update_grid."""
     if x is not None:
-        return model._inputs(x)
-    if model._samples is None:
+        return model.prepare_inputs(x)
+    if model.fit_inputs is None:
         raise ValueError("no samples to fit on: pass x (batch, %d), or call fit or update_grid first"
                          % model.width[0])
-    return model._samples
+    return model.fit_inputs
 
 
 def check_edge(model, l, i, j) -> tuple[int, int, int]:
@@ -50,10 +51,7 @@ def check_edge(model, l, i, j) -> tuple[int, int, int]:
 
 def layer_inputs(model, x) -> list:
     """The inputs of every layer for samples x (validated): [(B, width[l])] in the model's namespace."""
-    hs = [x]
-    for layer in model.layers[:-1]:
-        hs.append(layer.forward(hs[-1])[0])
-    return hs
+    return stack.layer_inputs(model.layers, x)
 
 
 def _edge_curves(model, hs, edges):

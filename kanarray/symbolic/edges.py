@@ -13,10 +13,9 @@ once per layer on a (B, edges) array; gathers and scatters are matrix products w
 
 from __future__ import annotations
 
-import array_api_compat
 import numpy as np
 
-from .._namespace import to_numpy, xsum
+from .._namespace import device_of, to_numpy, xsum
 from .library import get_function
 
 __all__ = ["SymbolicEdges"]
@@ -102,7 +101,7 @@ class SymbolicEdges:
                 by_name[name][0].append(i)
                 by_name[name][1].append(o)
             n, m = self.affine.shape[:2]
-            device = array_api_compat.device(x)
+            device = device_of(x)
             groups = [_Group(get_function(name), rows, cols, n, m, self.xp, x.dtype, device)
                       for name, (rows, cols) in by_name.items()]
             self._plan = (key, groups)
@@ -135,7 +134,7 @@ class SymbolicEdges:
         non-symbolic edges (for attribution and plots)."""
         xp = self.xp
         n, m = self.affine.shape[:2]
-        out = xp.zeros((n, x.shape[0], m), dtype=x.dtype, device=array_api_compat.device(x))
+        out = xp.zeros((n, x.shape[0], m), dtype=x.dtype, device=device_of(x))
         for g in self._groups(x):
             a, b, c, d = self._params(g)
             val = g.fn.fn(xp.matmul(x, g.gather) * a + b, xp) * c + d  # (B, E)
