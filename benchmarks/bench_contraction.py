@@ -22,7 +22,7 @@ import array_api_compat.numpy as npx  # noqa: E402
 from kanarray import spline  # noqa: E402
 from kanarray.backends.numpy import NumpyKernels, choose_contraction  # noqa: E402
 
-from bench_step import interleaved_medians  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from common import interleaved_medians  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def forward_backward(mode, x, grid, weight, gy, k):

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_export.py [--against DIR] [--repeats 5]
 
-Cases: ``bench_step``'s six (the core issue's four and the CuPy issue's two large ones), with
+Cases: ``common.ALL_CASES``, the six (the core issue's four and the CuPy issue's two large ones), with
 their dtypes, on freshly initialized models.  Each case runs in its own process (so peak memory is its
 own; one BLAS thread).  ``--against DIR``: also measure the kanarray package found in DIR (e.g.
 an older commit unpacked with ``git archive OLD kanarray | tar -x -C DIR``), alternating with this
@@ -11,14 +11,7 @@ checkout, and print the ratio.  Prints a markdown table of medians.
 
 from __future__ import annotations
 
-import os
-import sys
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-from bench_step import ALL_CASES  # noqa: E402
-from isolated import compared_row, parse_args, print_header  # noqa: E402
+from common import ALL_CASES, compared_row, parse_args, print_header
 
 CHILD = r"""
 import json, resource, statistics, sys, time

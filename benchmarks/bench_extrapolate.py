@@ -4,8 +4,8 @@
     python benchmarks/bench_extrapolate.py [--repeats 20] [--cases toy,mnist,fine,deep] [--backend numpy|cupy]
 
 The cases and the step (forward + backward + Adam, full batch) are ``bench_step.py``'s; 'reg step'
-is the same with the sparsification penalty (``bench_step.kanarray_ops(regularized=True)``).  The
-two modes' calls are interleaved in short blocks (``bench_step.interleaved_medians``) so both see
+is the same with the sparsification penalty (``common.kanarray_ops(regularized=True)``).  The
+two modes' calls are interleaved in short blocks (``common.interleaved_medians``) so both see
 the same machine load.  Prints a markdown table of medians and the ratio linear / spline; on
 NumPy with numba, also the linear model's regularized step with the compiled per-edge passes
 switched off (the path such models took before those passes knew the lines).
@@ -20,9 +20,9 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench_step import ALL_CASES, CASES, interleaved_medians, kanarray_ops  # noqa: E402
+from common import ALL_CASES, CASES, interleaved_medians, kanarray_ops  # noqa: E402
 
 import array_api_compat.numpy as npx  # noqa: E402
 

@@ -11,13 +11,7 @@ this checkout, and print the ratio.  Prints a markdown table of medians.
 
 from __future__ import annotations
 
-import os
-import sys
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-from isolated import compared_row, parse_args, print_header  # noqa: E402
+from common import compared_row, parse_args, print_header
 
 CASES = [([2, 5, 1], 1000, 5), ([4, 16, 1], 4096, 100), ([16, 64, 64, 1], 16384, 10)]
 

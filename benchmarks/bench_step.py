@@ -1,7 +1,7 @@
 """Forward and training-step time of kanarray next to pykan, on the core issue's cases.
 
     python benchmarks/bench_step.py [--repeats 20] [--cases toy,mnist,fine,deep] [--no-pykan]
-                                    [--backend numpy|cupy] [--contraction auto|dense|sparse]
+                                    [--backend numpy|cupy] [--contraction auto|dense|sparse] [--json PATH]
 
 A training step is forward + backward + an Adam update, full batch, MSE loss, for both
 libraries.  pykan (PyPI ``pykan``, not a kanarray dependency) is run in the same process
@@ -17,6 +17,8 @@ cases plus two large ones (``GPU_CASES``).  Two more columns give the peak GPU m
 training step: CuPy's memory pool (a ``MemoryHook`` reading the pool's used bytes after every
 allocation) and torch's ``max_memory_allocated``, both including the model and the data.
 ``--contraction`` forces the CuPy kernels' dense (cuBLAS) or sparse (fused) contraction.
+``--json PATH`` also writes the medians there (``common.write_json``; read by compare_versions.py).
+The cases and the timed operations are in ``common.py``.
 """
 
 from __future__ import annotations
@@ -24,9 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import tempfile
 import time
 import traceback
 
@@ -34,125 +34,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import kanarray as ka  # noqa: E402
-from kanarray.objective import evaluate  # noqa: E402
-from kanarray.optim import Adam  # noqa: E402
-from kanarray.regularization import Regularization  # noqa: E402
-
-CASES = {
-    "toy": dict(width=[2, 5, 1], grid=5, batch=1000, dtype="float64"),
-    "mnist": dict(width=[784, 64, 10], grid=5, batch=1024, dtype="float32"),
-    "fine": dict(width=[4, 16, 1], grid=100, batch=4096, dtype="float32"),
-    "deep": dict(width=[16, 64, 64, 1], grid=10, batch=4096, dtype="float32"),
-}
-GPU_CASES = {  # the CuPy issue's large cases, too heavy for the CPU runs
-    "wide": dict(width=[1000, 1000, 1], grid=5, batch=100, dtype="float32"),
-    "big": dict(width=[64, 256, 256, 64], grid=100, batch=16384, dtype="float32"),
-}
-ALL_CASES = {**CASES, **GPU_CASES}
-
-
-def data(case, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-1, 1, (case["batch"], case["width"][0])).astype(case["dtype"])
-    y = rng.uniform(-1, 1, (case["batch"], case["width"][-1])).astype(case["dtype"])
-    return x, y
-
-
-def jittered_grids(case, seed=1):
-    """Sorted knots moved by up to 20% of a cell: what a grid update leaves (non-uniform rows)."""
-    rng = np.random.default_rng(seed)
-    G, k, w = case["grid"], 3, case["width"]
-    h = 2.0 / G
-    base = np.linspace(-1 - k * h, 1 + k * h, G + 2 * k + 1)
-    return [np.sort(base + rng.uniform(-0.2 * h, 0.2 * h, (w[l], base.size)), axis=1).astype(case["dtype"])
-            for l in range(len(w) - 1)]
-
-
-def kanarray_ops(case, backend="numpy", nonuniform=False, extrapolate="spline", regularized=False, graph=False):
-    """{'forward': fn, 'step': fn} for kanarray on this case (on CuPy each call ends with a
-    device synchronisation); extrapolate: ``KAN``'s.  regularized: also 'reg step', the
-    sparsification-regularized objective and its gradients (lamb 0.01, the batch fixed as in
-    ``fit``: the first layer through the Gram shortcut, later ones edge by edge) and Adam."""
-    model = ka.KAN(case["width"], grid=case["grid"], k=3, dtype=case["dtype"], backend=backend, seed=0,
-                   extrapolate=extrapolate)
-    if nonuniform:
-        for layer, grid in zip(model.layers, jittered_grids(case)):
-            layer.grid[...] = model.xp.asarray(grid)
-    x, y = (model.xp.asarray(a) for a in data(case))
-    opt = Adam(model.parameters(), lr=1e-4)
-    sync = _cupy_sync if backend == "cupy" else (lambda: None)
-
-    def forward():
-        model(x)
-        sync()
-
-    def step():
-        _, grads = model.value_and_grad(x, y)
-        opt.step(grads)
-        sync()
-
-    ops = {"forward": forward, "step": step}
-    if backend == "cupy" and graph:
-        from kanarray.backends.cuda_graph import GraphedEvaluation
-
-        cache = {}
-        opt.step(evaluate(model, x, y, cache=cache).grads)  # eager first, as fit does
-        replay = GraphedEvaluation(lambda: evaluate(model, x, y, cache=cache), model, (x, y))
-
-        def graph_step():
-            opt.step(replay().grads)
-            sync()
-
-        ops["graph step"] = graph_step
-    if regularized:
-        reg, cache = Regularization(lamb=0.01), {}
-
-        def reg_step():
-            opt.step(evaluate(model, x, y, reg=reg, cache=cache).grads)
-            sync()
-
-        ops["reg step"] = reg_step
-    return ops
-
-
-def _cupy_sync():
-    import cupy
-
-    cupy.cuda.get_current_stream().synchronize()
-
-
-def pykan_ops(case, nonuniform=False, device="cpu"):
-    """{'forward': fn, 'step': fn} for pykan on this case; torch's default dtype must be the
-    case's while they run.  device "cuda": each call ends with torch.cuda.synchronize()."""
-    import torch
-    from kan import KAN as PyKAN
-
-    with tempfile.TemporaryDirectory() as tmp:
-        # pykan rewrites the width list it is given: pass a copy
-        model = PyKAN(list(case["width"]), grid=case["grid"], k=3, seed=0, auto_save=False,
-                      ckpt_path=os.path.join(tmp, "ckpt"), device=device)
-    model.speed()
-    if nonuniform:
-        for layer, grid in zip(model.act_fun, jittered_grids(case)):
-            layer.grid.data = torch.from_numpy(grid).to(device)
-    x, y = (torch.from_numpy(a).to(device) for a in data(case))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-
-    def forward():
-        with torch.no_grad():
-            model(x)
-        sync()
-
-    def step():
-        opt.zero_grad()
-        loss = torch.mean((model(x) - y) ** 2)
-        loss.backward()
-        opt.step()
-        sync()
-
-    return {"forward": forward, "step": step}
+from common import ALL_CASES, CASES, interleaved_medians, kanarray_ops, pykan_ops, write_json  # noqa: E402
 
 
 def cupy_peak_bytes(fn):
@@ -188,29 +70,6 @@ def torch_peak_bytes(fn):
     fn()
     torch.cuda.synchronize()
     return torch.cuda.max_memory_allocated()
-
-
-def interleaved_medians(ops: dict, repeats: int, warmup: int = 3, block: int = 3) -> dict:
-    """Median ms of each callable over ``repeats`` samples.
-
-    The operations take turns in blocks of ``block`` consecutive calls (in a rotating order),
-    so that both libraries see the same machine load; the first call of each block only
-    re-warms the caches after the other operations and is not timed.
-    """
-    for fn in ops.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in ops}
-    names = list(ops)
-    rounds = -(-repeats // (block - 1))
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            ops[name]()
-            for _ in range(block - 1):
-                t = time.perf_counter()
-                ops[name]()
-                times[name].append(time.perf_counter() - t)
-    return {name: 1e3 * statistics.median(ts[:repeats]) for name, ts in times.items()}
 
 
 def bench_case(case, repeats, *, with_pykan=True, nonuniform=False, backend="numpy"):
@@ -256,15 +115,13 @@ def main(argv=None):
     parser.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     parser.add_argument("--contraction", default="auto", choices=["auto", "dense", "sparse"],
                         help="force the kernels' contraction (numpy and cupy)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the medians to PATH as JSON")
     args = parser.parse_args(argv)
     names = (args.cases or ",".join(ALL_CASES if args.backend == "cupy" else CASES)).split(",")
     unknown = [n for n in names if n not in ALL_CASES]
     if unknown:
         parser.error(f"unknown cases {unknown}; choose from {list(ALL_CASES)}")
-    import kanarray.backends as backends
-    from kanarray._namespace import resolve_backend
-
-    backends.get_kernels(resolve_backend(args.backend)).contraction = args.contraction
+    _force_contraction(args.backend, args.contraction)
     device = "CPU"
     if args.backend == "cupy":
         import cupy
@@ -280,6 +137,7 @@ def main(argv=None):
     print("| case | shape | G | batch | dtype | kanarray fwd ms | kanarray step ms | pykan fwd ms | pykan step ms "
           "| fwd ratio | step ratio | kanarray peak MiB | pykan peak MiB | kanarray graph step ms | graph step ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    times, values, rows = {}, {}, []
     for name in names:
         case = ALL_CASES[name]
         try:
@@ -289,6 +147,7 @@ def main(argv=None):
             traceback.print_exc()
             print(f"| {name} | {case['width']} | {case['grid']} | {case['batch']} | {case['dtype']} "
                   f"| failed: {type(error).__name__}: {str(error)[:120]} |", flush=True)
+            rows.append({"case": name, "failed": f"{type(error).__name__}: {error}"})
             continue
         kf, ks = got[("kanarray", "forward")], got[("kanarray", "step")]
         pf, ps = got[("pykan", "forward")], got[("pykan", "step")]
@@ -296,6 +155,25 @@ def main(argv=None):
               f"| {pf:.2f} | {ps:.2f} | {pf / kf:.1f}x | {ps / ks:.1f}x | {got[('kanarray', 'peak MiB')]:.0f} "
               f"| {got[('pykan', 'peak MiB')]:.0f} | {got[('kanarray', 'graph step')]:.2f} "
               f"| {ps / got[('kanarray', 'graph step')]:.1f}x |", flush=True)
+        for op in ("forward", "step", "graph step"):
+            if np.isfinite(got[("kanarray", op)]):
+                times[f"{name} {op}"] = got[("kanarray", op)]
+        if np.isfinite(got[("kanarray", "peak MiB")]):
+            values[f"{name} peak MiB"] = got[("kanarray", "peak MiB")]
+        rows.append({"case": name, **{f"{lib} {op}": v for (lib, op), v in got.items()}})
+    write_json(args.json, "bench_step", times, values=values, rows=rows)
+
+
+def _force_contraction(backend, mode):
+    """Set the backend's kernels to the contraction ``mode`` ('auto' is their default)."""
+    try:
+        import kanarray.backends as backends
+        from kanarray._namespace import resolve_backend
+    except ImportError:  # a kanarray without these internals (compare_versions.py may time another checkout)
+        if mode != "auto":
+            raise
+        return
+    backends.get_kernels(resolve_backend(backend)).contraction = mode
 
 
 if __name__ == "__main__":

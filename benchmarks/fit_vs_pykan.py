@@ -1,6 +1,7 @@
 """Wall time and accuracy of a whole ``fit`` next to pykan's, on the training issue's first step.
 
     python benchmarks/fit_vs_pykan.py [--repeats 3] [--seeds 0] [--no-pykan] [--backend numpy|cupy] [--refine]
+                                      [--json PATH]
 
 The problem: f(x1, x2) = exp(sin(pi x1) + x2^2), x uniform in [-1, 1]^2, 1000 training and
 1000 test points (data seed 0); a [2, 5, 1] KAN with G = 3, k = 3, float64, trained 50 LBFGS
@@ -11,7 +12,8 @@ the two libraries alternate run by run so both see the same machine load.  Repor
 median wall time of each over ``--repeats`` runs per seed, their ratio (pykan / kanarray),
 and the final test RMSE of each.  Prints a markdown table.  One fit of each library runs first,
 untimed in the table (its time is printed above it): imports, numba's compile cache and torch's
-first-call setup happen once per process.
+first-call setup happen once per process.  ``--json PATH`` also writes kanarray's times (s) and
+test RMSEs there (``common.write_json``; read by compare_versions.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import kanarray as ka  # noqa: E402
+from common import write_json  # noqa: E402
 
 STEPS, LAMB, GRID = 50, 1e-3, 3
 
@@ -82,6 +85,7 @@ def main(argv=None):
     parser.add_argument("--backend", default="numpy", help="kanarray's backend (numpy or cupy)")
     parser.add_argument("--refine", action="store_true",
                         help="then refine kanarray's model to G = 10 and fit 50 more steps (adds a column)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write kanarray's results to PATH as JSON")
     args = parser.parse_args(argv)
     data = dataset()
     use_pykan = not args.no_pykan
@@ -101,6 +105,7 @@ def main(argv=None):
     extra = " kanarray test RMSE after refine(10) |" if args.refine else ""
     print(f"| seed | kanarray s (median) | pykan s (median) | speed-up | kanarray test RMSE | pykan test RMSE |{extra}")
     print("|---|---|---|---|---|---|" + ("---|" if args.refine else ""))
+    times, values, rows = {"first fit": cold_ours}, {}, []
     for seed in (int(s) for s in args.seeds.split(",")):
         ours, theirs = [], []
         for _ in range(args.repeats):
@@ -110,12 +115,19 @@ def main(argv=None):
         t_ours = statistics.median(s for s, _, _ in ours)
         rmse_ours = ours[-1][1]
         tail = f" {ours[0][2]:.3e} |" if args.refine else ""
+        times[f"seed {seed} fit"] = t_ours
+        values[f"seed {seed} test RMSE"] = rmse_ours
+        if args.refine:
+            values[f"seed {seed} test RMSE after refine(10)"] = ours[0][2]
+        rows.append({"seed": seed, "kanarray s": [s for s, _, _ in ours], "pykan s": [s for s, _ in theirs],
+                     "pykan test RMSE": theirs[-1][1] if theirs else None})
         if use_pykan:
             t_theirs = statistics.median(s for s, _ in theirs)
             print(f"| {seed} | {t_ours:.2f} | {t_theirs:.2f} | {t_theirs / t_ours:.1f}x | {rmse_ours:.3e} | "
                   f"{theirs[-1][1]:.3e} |{tail}", flush=True)
         else:
             print(f"| {seed} | {t_ours:.2f} | - | - | {rmse_ours:.3e} | - |{tail}", flush=True)
+    write_json(args.json, "fit_vs_pykan", times, unit="s", values=values, rows=rows)
 
 
 if __name__ == "__main__":

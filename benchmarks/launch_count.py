@@ -33,9 +33,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_step import ALL_CASES, data, pykan_ops  # noqa: E402
+from common import ALL_CASES, data, pykan_ops  # noqa: E402
 
 # launches of each CuPy kernel-object call (kanarray/backends/cupy.py), by contraction:
 # spline_forward: locate_bases, the weight's transposed copy, spline_fwd (dense: + zeroed matrix,

@@ -2,9 +2,9 @@
 Cox-de Boor ONNX graph of the same model.
 
     python benchmarks/onnx_bench.py [--repeats 30] [--cases toy,mnist,fine,deep] [--batches 1,4096]
-                                    [--nonuniform] [--strategy auto|local|dense]
+                                    [--nonuniform] [--strategy auto|local|dense] [--json PATH]
 
-The cases are the core issue's (``bench_step.CASES``: shapes, G, dtype; k = 3; uniform knots,
+The cases are the core issue's (``common.CASES``: shapes, G, dtype; k = 3; uniform knots,
 or with ``--nonuniform`` jittered like a grid update leaves them).  Three ways to compute
 the same forward pass:
 
@@ -14,14 +14,15 @@ the same forward pass:
   recursion on the whole knot vector (degree-0 indicators, then k rounds of Slice / Mul /
   Add), reshaped to (batch, n * (G + k)) and one MatMul with the coefficients.
 
-Times are medians (ms) of interleaved calls (``bench_step.interleaved_medians``).  Neither
+Times are medians (ms) of interleaved calls (``common.interleaved_medians``).  Neither
 runtime's idle threads spin, so that neither steals the cores from the other between calls:
 each onnxruntime session uses its default threads (all cores) with spinning off, and
 OpenBLAS (NumPy's BLAS) gets ``OPENBLAS_THREAD_TIMEOUT=4`` (set here, before NumPy loads,
 unless already set).  By default OpenBLAS's worker busy-waits about 2^28 cycles (~0.1 s)
 after every GEMM, which slowed the onnxruntime calls that followed a NumPy call by up to 2x
 on this 2-core machine.  The outputs of the three are checked against each other before
-timing.  Prints a markdown table with the ratios numpy / onnx and dense / onnx.
+timing.  Prints a markdown table with the ratios numpy / onnx and dense / onnx; ``--json PATH``
+also writes the medians and the errors there (``common.write_json``; read by compare_versions.py).
 """
 
 from __future__ import annotations
@@ -36,10 +37,9 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # before NumPy loads Open
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import kanarray as ka  # noqa: E402
-from bench_step import CASES, interleaved_medians, jittered_grids  # noqa: E402
+from common import CASES, interleaved_medians, jittered_grids, write_json  # noqa: E402
 from kanarray.export import default_opset, to_onnx  # noqa: E402
 
 
@@ -132,6 +132,7 @@ def main(argv=None):
     parser.add_argument("--batches", default="1,4096")
     parser.add_argument("--nonuniform", action="store_true", help="jitter the knots as a grid update would")
     parser.add_argument("--strategy", default="auto", choices=["auto", "local", "dense"])
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the medians to PATH as JSON")
     args = parser.parse_args(argv)
     import onnxruntime as ort
 
@@ -141,6 +142,7 @@ def main(argv=None):
     print()
     print("| case | batch | numpy ms | onnx ms | dense baseline ms | numpy / onnx | dense / onnx |")
     print("|---|---|---|---|---|---|---|")
+    times, values = {}, {}
     for name in args.cases.split(","):
         case = CASES[name]
         model = build_model(case, args.nonuniform)
@@ -156,11 +158,15 @@ def main(argv=None):
                 got = s.run(None, {"x": x})[0]
                 err = np.abs(got - ref).max() / max(1.0, np.abs(ref).max())
                 assert err < tol, f"{name} batch {batch}: {label} differs from numpy by {err:.2e}"
+                values[f"{name} batch {batch} {label} error"] = float(err)
             ops = {"numpy": lambda: model(x), "onnx": lambda: ours.run(None, {"x": x}),
                    "dense": lambda: dense.run(None, {"x": x})}
             t = interleaved_medians(ops, args.repeats)
             print(f"| {name} {case['width']} G={case['grid']} {dtype} | {batch} | {t['numpy']:.3f} | {t['onnx']:.3f} | "
                   f"{t['dense']:.3f} | {t['numpy'] / t['onnx']:.2f}x | {t['dense'] / t['onnx']:.1f}x |", flush=True)
+            times.update({f"{name} batch {batch} {label}": t[op] for op, label in
+                          (("numpy", "numpy"), ("onnx", "onnx"), ("dense", "dense baseline"))})
+    write_json(args.json, "onnx_bench", times, values=values)
 
 
 if __name__ == "__main__":

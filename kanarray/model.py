@@ -147,8 +147,8 @@ class KAN:
         width = stack.check_stack(layers)
         xp = layers[0].xp
         base = {name: getattr(like, name) for name in _FROM_LAYERS} if like is not None else dict(
-            base_fun=layers[0].base_fun, grid_range=[(-1.0, 1.0)] * len(layers), seed=0,
-            dtype_name=_dtype_name_of(xp, layers[0].coef.dtype), bias_trainable=False, input_scaling=None, fit_inputs=None)
+            base_fun=layers[0].base_fun, grid_range=[(-1.0, 1.0)] * len(layers), seed=0, bias_trainable=False,
+            dtype_name=_dtype_name_of(xp, layers[0].coef.dtype), input_scaling=None, fit_inputs=None)
         base.update(attributes)
         if len(base["grid_range"]) != len(layers):
             raise ValueError(f"grid_range lists {len(base['grid_range'])} ranges for {len(layers)} layers")
