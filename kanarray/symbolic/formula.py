@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from .. import stack
 from .._namespace import to_numpy
 from .library import get_function
 
@@ -74,8 +75,7 @@ def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = Tr
         if len(names) != n:
             raise ValueError(f"var_names has {len(names)} names but the model has {n} inputs")
         symbols = [v if isinstance(v, sympy.Basic) else sympy.Symbol(str(v)) for v in names]
-    exprs = symbols
-    for layer in model.layers:
+    def visit(l, layer, exprs):  # the layer's outputs as expressions in its inputs'
         affine = np.asarray(to_numpy(layer.symbolic.affine), dtype=np.float64)
         bias = np.asarray(to_numpy(layer.bias), dtype=np.float64)
         outs = []
@@ -88,7 +88,9 @@ def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = Tr
                 a, b, c, d = (sympy.Float(v) for v in affine[i, o])
                 total = total + c * get_function(name).sympy_fn(a * exprs[i] + b) + d
             outs.append(total)
-        exprs = outs
+        return outs, None
+
+    exprs, _ = stack.traverse(model.layers, symbols, visit)
     exprs = [tidy(e, digits) for e in exprs] if simplify else [round_numbers(e, digits) for e in exprs]
     if model.input_scaling is not None:
         raw = _raw_inputs(symbols, *model.input_scaling, digits)
