@@ -112,8 +112,11 @@ class _Counter:
         Adam.step = adam_step
         import kanarray.layer as layer
 
-        for name in ("base_with_grad", "base_grad"):  # SiLU is one kernel on CuPy
-            setattr(layer, name, self.wrap(getattr(layer, name), "silu", self.calls))
+        # SiLU is one kernel on CuPy: the kernels' base_with_grad and base_grad (before commit c3199b2,
+        # the functions kanarray.layer imported from kanarray.base)
+        owner = GenericKernels if hasattr(GenericKernels, "base_with_grad") else layer
+        for name in ("base_with_grad", "base_grad"):
+            setattr(owner, name, self.wrap(getattr(owner, name), "silu", self.calls))
 
     def measure(self, fn):
         self.ops.clear()
