@@ -1,34 +1,25 @@
-"""Spline kernels per backend, and the dispatch that picks them.
+"""Kernels per backend, and the dispatch that picks them.
 
-Every kernel object offers the same two calls (shapes: batch B, inputs n, outputs m,
-bases nb = G + k, knots L + 1 = G + 2k + 1):
-
-``spline_forward(x, grid, weight, k, *, need_dx) -> (y, ctx)``
-    x (B, n), grid (n, L + 1), weight (n, m, nb) -> y (B, m) with
-    ``y[b, o] = sum_i sum_j weight[i, o, j] * B_j(x[b, i]; grid[i])``.
-    ``ctx`` is whatever the backward needs; it holds no copy of the layer's arrays.
-
-``spline_backward(ctx, gy, *, need_dx) -> (dweight, dx)``
-    gy (B, m) -> dweight (n, m, nb), dx (B, n) or None.  ``need_dx`` must have been set
-    in the forward as well.
-
-``generic`` works on any array-API namespace; ``numpy`` evaluates only the k + 1 non-zero
-bases per input and picks a dense or sparse contraction; ``cupy`` does the same with CUDA
-kernels (compiled on first use; the module, and CuPy, load only when a model is on CuPy).
+Every kernel object is a ``generic.Kernels``: the kernel protocol, with an array-API default
+for every operation a layer, the penalty or an optimizer needs (the table in
+``backends/generic.py``).  ``numpy`` evaluates only the k + 1 non-zero bases per input, picks
+a dense or sparse contraction and, with numba, compiles the per-edge layer passes; ``cupy``
+does the local work with CUDA kernels (compiled on first use; the module, and CuPy, load only
+when a model is on CuPy).  Any other namespace gets the defaults.
 """
 
 from __future__ import annotations
 
 from .._namespace import backend_name, is_numpy_namespace
-from .generic import GenericKernels
+from .generic import GenericKernels, Kernels
 
-__all__ = ["get_kernels", "clear_kernel_cache", "GenericKernels"]
+__all__ = ["get_kernels", "clear_kernel_cache", "Kernels", "GenericKernels"]
 
 _cache: dict[str, object] = {}
 
 
 def get_kernels(xp):
-    """The spline kernels for namespace ``xp`` (created once, cached by namespace name)."""
+    """The ``Kernels`` for namespace ``xp`` (created once, cached by namespace name)."""
     key = xp.__name__
     kernels = _cache.get(key)
     if kernels is None:
@@ -41,7 +32,7 @@ def get_kernels(xp):
 
             kernels = CupyKernels(xp)
         else:
-            kernels = GenericKernels(xp)
+            kernels = Kernels(xp)
         _cache[key] = kernels
     return kernels
 
