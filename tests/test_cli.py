@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -96,21 +97,60 @@ def test_benchmark_script_runs_without_the_peer(extra):
     assert len(rows) == 2
 
 
-def test_readme_examples_run_as_documented(tmp_path, monkeypatch):
-    """The README's code blocks, executed as written, one after the other."""
-    import re
+# Code blocks that the tests run are marked in the Markdown by an HTML comment on the line
+# before the fence: <!-- test: NAME -->.  The tests find them by name, not by position.
+TESTED_BLOCKS = {  # marker -> the file that holds it
+    "readme-example": "README.md",
+    "interpretability-example": os.path.join("docs", "interpretability.md"),
+    "mpi-example": os.path.join("docs", "distributed.md"),
+}
+_MARKED_BLOCK = re.compile(r"^<!-- test: ([\w.-]+) -->\n(`{3,}|~{3,})[^\n]*\n(.*?)^\2[ \t]*$", re.DOTALL | re.MULTILINE)
 
+
+def _markdown_files() -> list[str]:
+    """README.md and every page under docs/, relative to the repository root."""
+    docs = os.path.join(ROOT, "docs")
+    pages = sorted(os.path.join("docs", name) for name in os.listdir(docs) if name.endswith(".md"))
+    return ["README.md", *pages]
+
+
+def _read(relpath: str) -> str:
+    with open(os.path.join(ROOT, relpath), encoding="utf-8") as f:
+        return f.read()
+
+
+def marked_block(name: str) -> str:
+    """The code of the one block marked <!-- test: name --> in its file; fails if there is none or
+    more than one."""
+    relpath = TESTED_BLOCKS[name]
+    found = [code for marker, _, code in _MARKED_BLOCK.findall(_read(relpath)) if marker == name]
+    assert len(found) == 1, f"{relpath}: expected one code block marked <!-- test: {name} -->, found {len(found)}"
+    assert found[0].strip(), f"{relpath}: the block marked <!-- test: {name} --> is empty"
+    return found[0]
+
+
+def test_every_marked_block_is_one_the_tests_run():
+    """A marker the tests do not know (a typo, a moved block) would leave a block untested."""
+    for relpath in _markdown_files():
+        text = _read(relpath)
+        for marker in re.findall(r"<!-- test: ([^ ]*) -->", text):
+            assert TESTED_BLOCKS.get(marker) == relpath, f"{relpath}: marker {marker!r} is not run by any test here"
+        # a marker must sit right before a fence, or its block would be silently skipped
+        assert len(re.findall(r"<!-- test:", text)) == len(_MARKED_BLOCK.findall(text)), relpath
+
+
+def test_readme_examples_run_as_documented(tmp_path, monkeypatch):
+    """The README's example and the interpretability page's, executed as written."""
     import sympy
 
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        text = f.read()
-    example, _, interpret = re.findall(r"```python\n(.*?)```", text, re.S)  # the second: the next test
+    example, interpret = marked_block("readme-example"), marked_block("interpretability-example")
     namespace = {}
     monkeypatch.chdir(tmp_path)
     exec(compile(example, "README.md", "exec"), namespace)
     assert namespace["history"]["val_loss"][-1] <= 1e-3
     assert (tmp_path / "hello.kan").exists() and (tmp_path / "curves.png").exists()
-    exec(compile(interpret, "README.md", "exec"), namespace)
+    namespace = {}
+    exec(compile(interpret, TESTED_BLOCKS["interpretability-example"], "exec"), namespace)
     model = namespace["model"]
     x1, x2 = sympy.symbols("x_1 x_2")
     assert model.width == [2, 1, 1]  # as the comments there say
@@ -119,13 +159,10 @@ def test_readme_examples_run_as_documented(tmp_path, monkeypatch):
 
 
 def test_readme_parallel_example_runs_under_mpiexec(tmp_path):
-    """The README's data-parallel block, as written, on 2 ranks."""
-    import re
-
+    """The data-parallel block of docs/distributed.md, as written, on 2 ranks."""
     from helpers import mpi_environment, mpiexec
 
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        parallel = re.findall(r"```python\n(.*?)```", f.read(), re.S)[1]
+    parallel = marked_block("mpi-example")
     assert "comm=comm" in parallel
     script = tmp_path / "parallel.py"
     script.write_text(parallel)
@@ -137,6 +174,74 @@ def test_readme_parallel_example_runs_under_mpiexec(tmp_path):
     x = rng.uniform(-1, 1, (500, 2))
     rmse = float(np.sqrt(np.mean((np.asarray(trained(x)) - np.exp(np.sin(np.pi * x[:, :1]) + x[:, 1:] ** 2)) ** 2)))
     assert trained.grid == [10, 10] and rmse < 1e-2
+
+
+def _outside_code(text: str) -> list[str]:
+    """The lines of a Markdown text outside fenced code blocks, with inline code spans blanked."""
+    lines, fence = [], None
+    for line in text.splitlines():
+        opener = re.match(r"\s*(`{3,}|~{3,})", line)
+        if fence is None and opener:
+            fence = opener.group(1)
+        elif fence is not None:
+            if line.strip().startswith(fence) and not line.strip().strip(fence[0]):
+                fence = None
+        else:
+            lines.append(re.sub(r"(`+).*?\1", "", line))
+    return lines
+
+
+def github_anchors(text: str) -> set[str]:
+    """The heading anchors GitHub gives a Markdown text: the heading's text (link targets dropped),
+    lowercased, punctuation other than '-' and '_' removed, each space a '-'; a repeated anchor
+    gets -1, -2, ..."""
+    anchors, seen = set(), {}
+    fence = None
+    for line in text.splitlines():
+        opener = re.match(r"\s*(`{3,}|~{3,})", line)
+        if fence is None and opener:
+            fence = opener.group(1)
+            continue
+        if fence is not None:
+            if line.strip().startswith(fence) and not line.strip().strip(fence[0]):
+                fence = None
+            continue
+        heading = re.match(r" {0,3}#{1,6}[ \t]+(.*?)[ \t]*#*[ \t]*$", line)
+        if heading is None:
+            continue
+        title = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", heading.group(1))
+        slug = re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+def test_github_anchors_follow_githubs_rules():
+    text = ("# GPU: NVIDIA H200 (2026-11-30, 00:40 UTC)\n```\n# not a heading\n```\n"
+            "## `fit` and G = 3\n## `fit` and G = 3\n")
+    assert github_anchors(text) == {"gpu-nvidia-h200-2026-11-30-0040-utc", "fit-and-g--3", "fit-and-g--3-1"}
+
+
+def test_relative_links_in_readme_and_docs_resolve():
+    """Every relative link (and image) in README.md and docs/*.md names a file that exists, and a
+    #anchor into a Markdown file names one of its headings (e.g. a table of benchmarks/RESULTS.md)."""
+    broken = []
+    for relpath in _markdown_files():
+        base = os.path.dirname(os.path.join(ROOT, relpath))
+        for line in _outside_code(_read(relpath)):
+            for target in re.findall(r"\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)", line):
+                if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", target):  # https:, mailto:, ...
+                    continue
+                path, _, anchor = target.partition("#")
+                full = os.path.normpath(os.path.join(base, path)) if path else os.path.join(ROOT, relpath)
+                if not os.path.exists(full):
+                    broken.append(f"{relpath}: {target} (no such file)")
+                elif anchor and full.endswith(".md"):
+                    with open(full, encoding="utf-8") as f:
+                        if anchor not in github_anchors(f.read()):
+                            broken.append(f"{relpath}: {target} (no such heading)")
+    assert not broken, "broken links:\n" + "\n".join(broken)
 
 
 def test_fit_and_scaling_benchmarks_run_without_the_peer(tmp_path):
