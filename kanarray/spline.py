@@ -12,11 +12,19 @@ Conventions (pykan's, see ../shared/PAPER.md):
 These functions are the generic, dense reference implementation: they build the whole
 ``(batch, n_in, G + k)`` basis tensor.  The backends (``kanarray.backends``) provide faster
 local evaluations with the same results.
+
+The last two, ``cardinal_coefficients`` and ``interval_polynomials``, are host-side (NumPy,
+float64) tables of the bases as polynomials on each knot interval, which the NumPy kernels
+and the ONNX exporter evaluate by Horner's rule.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+
+import numpy as np
+from numpy.polynomial import polynomial as P
 
 from ._namespace import device_of, get_namespace
 
@@ -27,6 +35,8 @@ __all__ = [
     "basis_with_derivative",
     "coef2curve",
     "curve2coef",
+    "cardinal_coefficients",
+    "interval_polynomials",
 ]
 
 
@@ -134,3 +144,86 @@ def curve2coef(x, y, grid, k: int, *, xp=None):
     pinv = xp.linalg.pinv(B)  # (n_in, nb, batch)
     coef = xp.matmul(pinv, xp.permute_dims(y, (1, 0, 2)))  # (n_in, nb, n_out)
     return xp.permute_dims(coef, (0, 2, 1))
+
+
+# -- host-side polynomial tables (NumPy) ------------------------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def cardinal_coefficients(k: int, dtype: str = "float64"):
+    """Power-basis coefficients of the k + 1 uniform B-splines on one interval (host, NumPy).
+
+    k: the order; dtype: the NumPy dtype name of the result.  Returns C (k + 1 powers,
+    k + 1 bases) with ``B_{v-k+m}(t_v + f h) = sum_p C[p, m] f**p`` for f in
+    [0, 1), and D (k + 1, k + 1) with ``d/df`` of the same (its last row is zero).  Built
+    by running de Boor's recursion on polynomials.
+    """
+    N = [np.array([1.0])]
+    for j in range(1, k + 1):
+        saved = None
+        nxt = []
+        for r in range(j):
+            temp = N[r] / j
+            term = P.polymul([r + 1, -1.0], temp)
+            nxt.append(term if saved is None else P.polyadd(term, saved))
+            saved = P.polymul([j - r - 1, 1.0], temp)
+        nxt.append(saved)
+        N = nxt
+    C = np.zeros((k + 1, k + 1))
+    D = np.zeros((k + 1, k + 1))
+    for m, poly in enumerate(N):
+        C[: len(poly), m] = poly
+        dpoly = P.polyder(poly)
+        D[: len(dpoly), m] = dpoly
+    return C.astype(dtype), D.astype(dtype)
+
+
+def _positive_inverse(d):
+    """1 / d where d > 0, else 0 (NumPy)."""
+    with np.errstate(divide="ignore"):
+        return np.where(d > 0, 1.0 / np.where(d > 0, d, 1.0), 0.0)
+
+
+def interval_polynomials(grid, k: int, step):
+    """Power-basis coefficients of the k + 1 non-zero bases on every interval of a grid (host,
+    NumPy).
+
+    grid: (n, L + 1) array-like; step: (n,) spacing for the padding knots past the row ends.  Returns
+    (n, L + 1, k + 1, k + 1) float64 with ``B_{v-k+m}(t_v + f h_v) = sum_p C[i, v, p, m] f**p``
+    for f in [0, 1], h_v = t_{v+1} - t_v, and zeros for v = L (off the grid) and zero-width
+    intervals.  de Boor's recursion run on polynomials in f, vectorised over intervals: each
+    factor (x - t_j) / (t_{j+d} - t_j) is a linear polynomial with coefficients in [0, 1] in
+    magnitude, so no cancellation builds up however uneven the knots.
+    """
+    n, L1 = grid.shape
+    L = L1 - 1
+    g = grid.astype(np.float64)
+    pad = np.arange(1, k + 1, dtype=np.float64)
+    st = np.asarray(step, dtype=np.float64)[:, None]
+    tpad = np.concatenate([g[:, :1] - st * pad[::-1], g, g[:, -1:] + st * pad], axis=1)
+
+    def t(q):  # t_{v+q} for every interval v: (n, L)
+        return tpad[:, q + k : q + k + L]
+
+    hv = t(1) - t(0)
+    N = [np.ones((n, L, 1))]
+    for d in range(1, k + 1):
+        nxt = []
+        for mp in range(d + 1):  # basis j = v - d + mp
+            q = mp - d
+            poly = np.zeros((n, L, d + 1))
+            if mp >= 1:  # (x - t_j) / (t_{j+d} - t_j) * N_{j, d-1}
+                a = _positive_inverse(t(q + d) - t(q))
+                prev = N[mp - 1]
+                poly[..., :d] += ((t(0) - t(q)) * a)[..., None] * prev
+                poly[..., 1:] += (hv * a)[..., None] * prev
+            if mp <= d - 1:  # (t_{j+d+1} - x) / (t_{j+d+1} - t_{j+1}) * N_{j+1, d-1}
+                b = _positive_inverse(t(q + d + 1) - t(q + 1))
+                prev = N[mp]
+                poly[..., :d] += ((t(q + d + 1) - t(0)) * b)[..., None] * prev
+                poly[..., 1:] -= (hv * b)[..., None] * prev
+            nxt.append(poly)
+        N = nxt
+    C = np.zeros((n, L + 1, k + 1, k + 1))
+    C[:, :L] = np.stack(N, axis=-1)
+    C[:, :L][hv <= 0] = 0.0
+    return C

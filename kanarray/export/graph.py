@@ -1,5 +1,6 @@
-"""A small ONNX graph builder: unique names, initializers, and one place that checks every
-operator against the target opset.  onnx is imported by the caller (``to_onnx``)."""
+"""A small ONNX graph builder: unique names, initializers, one place that checks every
+operator against the target opset, and the one place that assembles the ``ModelProto``
+(``GraphBuilder.to_model``).  onnx is imported by the caller (``to_onnx``)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,34 @@ class GraphBuilder:
         self.nodes = kept[::-1]
         self.initializers = [t for t in self.initializers if t.name in needed]
         self._consts = {key: name for key, name in self._consts.items() if name in needed}
+
+    def to_model(self, name: str, inputs, outputs, *, producer=None, metadata=None, doc=None):
+        """The ``onnx.ModelProto`` of the nodes and initializers collected so far.
+
+        name: the graph's name.  inputs, outputs: [(value name, shape)], tensors of the graph's
+        dtype; a shape lists ints and symbolic dimension names (``["batch", 3]``).  The model
+        imports the default domain at this builder's opset, with the lowest IR version that
+        allows it.  producer: (name, version) or None; metadata: {key: str value} model
+        properties (``metadata_props``, in that order) or None; doc: the model's ``doc_string``
+        or None.  Not checked here (``onnx.checker`` is the caller's to run)."""
+        helper = self.onnx.helper
+        elem = helper.np_dtype_to_tensor_dtype(self.dtype)
+        graph = helper.make_graph(
+            self.nodes, name,
+            [helper.make_tensor_value_info(value, elem, list(shape)) for value, shape in inputs],
+            [helper.make_tensor_value_info(value, elem, list(shape)) for value, shape in outputs],
+            self.initializers,
+        )
+        opsets = [helper.make_opsetid("", self.opset)]
+        proto = helper.make_model(graph, opset_imports=opsets)
+        proto.ir_version = helper.find_min_ir_version_for(opsets)
+        if producer is not None:
+            proto.producer_name, proto.producer_version = producer
+        if doc is not None:
+            proto.doc_string = doc
+        if metadata:
+            helper.set_model_props(proto, metadata)
+        return proto
 
     # conveniences
     def add(self, a, b, hint=None):

@@ -6,7 +6,7 @@ Per layer, for inputs h (batch, n):
   uniform rows (floor((x - t0) / h)) or from a bin lookup plus a comparison or two
   (``_bins``); inputs off the grid land on all-zero table rows, exactly as the native
   B-splines vanish there.  On its interval every basis, and so every edge's spline, is a
-  degree-k polynomial in f = (x - t_v) / (t_{v+1} - t_v) (``backends.numpy.interval_polynomials``,
+  degree-k polynomial in f = (x - t_v) / (t_{v+1} - t_v) (``spline.interval_polynomials``,
   contracted with coef * mask * scale_sp on the host).  Two ways to finish, chosen per layer
   by shape (``_dense_is_cheaper``): gather every edge's k + 1 coefficients and run Horner's
   scheme (cost per input and output independent of G), or compute each input's k + 1
@@ -36,10 +36,6 @@ from .._namespace import to_numpy
 from .graph import MIN_OPSET, ExportError, GraphBuilder
 
 __all__ = ["to_onnx", "default_opset"]
-
-
-def _min_ir_version(onnx, opset: int) -> int:
-    return onnx.helper.find_min_ir_version_for([onnx.helper.make_opsetid("", opset)])
 
 
 def _probe(opset: int, dtype) -> bytes:
@@ -73,12 +69,7 @@ def _probe(opset: int, dtype) -> bytes:
     out = g.add(g.op("MatMul", placed, g.const(np.ones((3, 1)))), g.op("MatMul", g.op("Unsqueeze", v,
                 g.const(np.array([0]), **i64)), g.const(np.ones((3, 1)))))
     g.nodes.append(onnx.helper.make_node("Identity", [out], ["y"]))
-    elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
-    graph = onnx.helper.make_graph(g.nodes, "probe", [onnx.helper.make_tensor_value_info("x", elem, [3])],
-                                   [onnx.helper.make_tensor_value_info("y", elem, [1, 1])], g.initializers)
-    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
-    proto.ir_version = _min_ir_version(onnx, opset)
-    return proto.SerializeToString()
+    return g.to_model("probe", [("x", [3])], [("y", [1, 1])]).SerializeToString()
 
 
 @functools.lru_cache(maxsize=None)
@@ -108,7 +99,7 @@ def _spline_tables(layer):
     inv_span (n (L + 2),), and the weight (n, m, nb).  Row i (L + 2) + r of input i in the tables
     below and in left / inv_span: r = 0 below the grid, r = v + 1 for interval v, r = L + 1 at or
     above the last knot (zero rows: the B-splines vanish off the grid)."""
-    from ..backends.numpy import interval_polynomials
+    from ..spline import interval_polynomials
 
     grid = np.asarray(to_numpy(layer.grid), dtype=np.float64)
     n, L1 = grid.shape
@@ -283,7 +274,7 @@ def _cardinal_bases(g: GraphBuilder, frac3: str, n: int, k: int, l: int) -> str:
     every interval they are the same polynomials of f (the pieces of the cardinal B-spline,
     ``cardinal_coefficients``), so one Gemm (B n, k) @ (k, k + 2) with the constant terms as
     its bias gives them, with no gathered tables."""
-    from ..backends.numpy import cardinal_coefficients
+    from ..spline import cardinal_coefficients
 
     C, _ = cardinal_coefficients(k)  # (k + 1 powers, k + 1 bases)
     M = np.concatenate([C, np.zeros((k + 1, 1))], axis=1)
@@ -506,20 +497,11 @@ def to_onnx(model, path=None, *, opset: int | None = None, dtype: str | None = N
         h = _emit_layer(g, layer, h, l, strategy)
     g.nodes.append(onnx.helper.make_node("Identity", [h], [output_name], name=g.name("n_output")))
     g.prune([output_name])
-    elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
-    graph = onnx.helper.make_graph(
-        g.nodes, "kanarray_kan",
-        [onnx.helper.make_tensor_value_info(input_name, elem, ["batch", model.width[0]])],
-        [onnx.helper.make_tensor_value_info(output_name, elem, ["batch", model.width[-1]])],
-        g.initializers,
-    )
-    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
-                                   producer_name="kanarray")
-    proto.ir_version = _min_ir_version(onnx, opset)
     from .. import __version__
 
-    proto.producer_version = __version__
-    onnx.helper.set_model_props(proto, _metadata(model))
+    proto = g.to_model("kanarray_kan", [(input_name, ["batch", model.width[0]])],
+                       [(output_name, ["batch", model.width[-1]])], producer=("kanarray", __version__),
+                       metadata=_metadata(model))
     onnx.checker.check_model(proto, full_check=True)
     if path is not None:
         with atomic_write(path, ".onnx.tmp") as fh:
