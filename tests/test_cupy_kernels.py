@@ -379,14 +379,20 @@ def test_silu_on_cupy_runs_the_kernel_and_matches_numpy(dtype):
 def test_emulated_elementwise_kernels_can_be_switched_off(emulated_cupy_kernels, monkeypatch):
     """elementwise=False (or KANARRAY_CUPY_ELEMENTWISE=0) leaves Adam and SiLU to the array-API
     forms: both methods decline and change nothing."""
+    from kanarray import config
+
     p, g = np.ones(5), np.full(5, 0.5)
     monkeypatch.setenv("KANARRAY_CUPY_ELEMENTWISE", "0")
-    for kernels in (emulated_cupy_kernels(None), emulated_cupy_kernels(None, elementwise=False)):
-        assert kernels.silu(g, need_grad=True) is None
-        assert kernels.adam_update(p, g, None, None, lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                                   decoupled=False, step=1) is None
-        assert np.all(p == 1)
-    monkeypatch.delenv("KANARRAY_CUPY_ELEMENTWISE")
+    try:
+        config.reload()  # kanarray.config reads the environment once; read it again
+        for kernels in (emulated_cupy_kernels(None), emulated_cupy_kernels(None, elementwise=False)):
+            assert kernels.silu(g, need_grad=True) is None
+            assert kernels.adam_update(p, g, None, None, lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                                       decoupled=False, step=1) is None
+            assert np.all(p == 1)
+    finally:
+        monkeypatch.delenv("KANARRAY_CUPY_ELEMENTWISE")
+        config.reload()
     on = emulated_cupy_kernels(None)
     assert on.adam_update(p, g, None, None, lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False,
                           step=1) is not None

@@ -23,7 +23,23 @@ sys.path.insert(0, str(HERE))
 import mpi_script  # noqa: E402
 from helpers import mpi_environment, mpiexec  # noqa: E402
 
+from kanarray import config  # noqa: E402
+
 TIMEOUT = 120
+
+
+@pytest.fixture
+def kanarray_env(monkeypatch):
+    """setenv(name, value) that this process's kanarray sees at once (``config.reload``; MPI
+    ranks started after it inherit the variable); afterwards the environment is restored and
+    read again."""
+    def setenv(name, value):
+        monkeypatch.setenv(name, value)
+        config.reload()
+
+    yield setenv
+    monkeypatch.undo()
+    config.reload()
 
 
 def run_mpi(tmp_path, mode, *options, ranks=2, check=True, numba=False):
@@ -97,10 +113,10 @@ def test_cupy_ranks_match_one_process(tmp_path, monkeypatch, nccl):
     assert_matches(results[0], model, 1e-9)
 
 
-def test_compiled_regularization_passes_use_the_global_statistics(tmp_path, monkeypatch):
+def test_compiled_regularization_passes_use_the_global_statistics(tmp_path, kanarray_env):
     """With numba, the penalty's per-edge passes are compiled loops fed the global means."""
     pytest.importorskip("numba")
-    monkeypatch.setenv("KANARRAY_NUMBA", "1")
+    kanarray_env("KANARRAY_NUMBA", "1")
     results, _ = run_mpi(tmp_path, "fit", "--opt", "adam", "--lamb", "1e-3", "--steps", "10", numba=True)
     assert_ranks_identical(results)
     model, history = serial_fit("adam", 1e-3, 10)
@@ -246,7 +262,7 @@ class _OneRank:
 
 @pytest.mark.parametrize("numba", ["0", "1"])
 @pytest.mark.parametrize("lamb", [0.0, 1e-3])
-def test_distributed_code_paths_on_one_rank_equal_the_plain_ones(monkeypatch, numba, lamb):
+def test_distributed_code_paths_on_one_rank_equal_the_plain_ones(kanarray_env, numba, lamb):
     """objective, gradients (edge-by-edge, Gram and compiled spreads) and grid updates written
     for several ranks give the plain results when there is one."""
     from kanarray.objective import evaluate
@@ -254,7 +270,7 @@ def test_distributed_code_paths_on_one_rank_equal_the_plain_ones(monkeypatch, nu
 
     if numba == "1":
         pytest.importorskip("numba")
-    monkeypatch.setenv("KANARRAY_NUMBA", numba)
+    kanarray_env("KANARRAY_NUMBA", numba)
     x, y, _, _ = mpi_script.problem()
     model = mpi_script.new_model()
     reg = Regularization(lamb)

@@ -178,3 +178,39 @@ def test_curve2coef_rank_deficient_gives_finite_min_norm():
     interval = np.searchsorted(grid[0], 0.05, side="right") - 1
     untouched[interval - 3 : interval + 1] = False  # the k + 1 = 4 bases alive at x = 0.05
     np.testing.assert_allclose(coef[0, 0, untouched], 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", K_VALUES)
+@pytest.mark.parametrize("repeats", [False, True])
+def test_interval_polynomials_evaluate_to_the_bases(k, repeats):
+    """spline.interval_polynomials (host tables of the NumPy kernels and the ONNX exporter): on
+    every interval, sum_p C[i, v, p, m] f**p is the dense basis B_{v-k+m}; on uniform rows the
+    tables are spline.cardinal_coefficients."""
+    rng = np.random.default_rng(7 + k)
+    n, G = 3, 6
+    grid = random_grid(rng, n, G, k, repeats=repeats)
+    L = grid.shape[1] - 1
+    step = (grid[:, -1] - grid[:, 0]) / L
+    C = spline.interval_polynomials(grid, k, step)
+    assert C.shape == (n, L + 1, k + 1, k + 1) and C.dtype == np.float64
+    assert np.all(C[:, L] == 0)
+    x = rng.uniform(grid[:, 0], grid[:, -1], (200, n))
+    dense = spline.basis(x, grid, k, xp=npx)  # (200, n, L - k)
+    idx, _ = interval_index(x, grid)
+    for b in range(x.shape[0]):
+        for i in range(n):
+            v = idx[b, i]
+            if v == L or grid[i, v + 1] == grid[i, v]:
+                continue
+            f = (x[b, i] - grid[i, v]) / (grid[i, v + 1] - grid[i, v])
+            local = (f ** np.arange(k + 1)) @ C[i, v]  # (k + 1,) bases v - k .. v
+            for m in range(k + 1):
+                j = v - k + m
+                if 0 <= j < L - k:
+                    np.testing.assert_allclose(local[m], dense[b, i, j], rtol=1e-9, atol=1e-12)
+    uniform = spline.uniform_grid(2, G, k, xp=npx, dtype=np.float64)
+    Cu = spline.interval_polynomials(uniform, k, (uniform[:, -1] - uniform[:, 0]) / L)
+    card, dcard = spline.cardinal_coefficients(k)
+    np.testing.assert_allclose(Cu[:, :L], np.broadcast_to(card, Cu[:, :L].shape), atol=1e-12)
+    np.testing.assert_allclose(dcard[:-1], np.arange(1, k + 1)[:, None] * card[1:], atol=1e-12)  # d/df
+    assert np.all(dcard[-1] == 0)
