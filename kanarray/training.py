@@ -328,7 +328,7 @@ def _train(model, setup, *, progress: bool, comm) -> History:
 
 def _graph_recorder(model):
     """The class that records an evaluation as a graph for this model (``GraphedEvaluation`` on
-    CuPy unless KANARRAY_CUDA_GRAPHS=0), or None: evaluate eagerly."""
+    CuPy unless ``kanarray.config`` switches graphs off), or None: evaluate eagerly."""
     if model.backend != "cupy":
         return None
     from .backends.cuda_graph import GraphedEvaluation, graphs_enabled
@@ -347,7 +347,7 @@ class _Evaluations:
     The first evaluation after a grid update (or of a new batch shape) runs eagerly, which also
     fills ``evaluate``'s cache; the next one is recorded (``backends.cuda_graph``) and replays
     from then on.  Minibatches are copied into the recorded batch arrays.  If recording fails,
-    fit warns once and goes on eagerly.  KANARRAY_CUDA_GRAPHS=0 turns graphs off.
+    fit warns once and goes on eagerly.  ``config.current().cuda_graphs`` (KANARRAY_CUDA_GRAPHS) turns them off.
 
     Graphs pay where launches cost more than the kernels (small models, moderate batches);
     with a large batch cuBLAS beats the kernel that stands in for it in a graph.  So the step
