@@ -10,6 +10,8 @@ private members; everything else uses the public interface (``layers``, ``parame
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 
 import numpy as np
@@ -383,6 +385,18 @@ class KAN:
         self.layers, self.xp, self._dtype_name, self._input_map, self._fit_inputs = (
             new_layers, xp, name, new_map, samples)
         return self
+
+
+def _fit_signature() -> inspect.Signature:
+    """``KAN.fit``'s signature with every ``FitSettings`` field as a keyword (for help() and IDEs)."""
+    base = inspect.signature(KAN.fit)
+    settings = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default)
+                for f in dataclasses.fields(FitSettings) if f.init]
+    fixed = [p for p in base.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    return base.replace(parameters=fixed + settings)
+
+
+KAN.fit.__signature__ = _fit_signature()
 
 
 def load(path, *, backend="numpy", dtype=None) -> KAN:

@@ -154,3 +154,11 @@ def test_kernel_protocol_defaults_match_the_numpy_kernels():
     value, grad = native.base_with_grad("silu", x)
     np.testing.assert_allclose(value, x / (1 + np.exp(-x)), rtol=1e-14)
     np.testing.assert_allclose(native.base_grad("silu", x), grad, rtol=1e-14)
+
+
+def test_fit_shows_every_setting_in_its_signature():
+    import inspect
+
+    params = inspect.signature(ka.KAN.fit).parameters
+    assert [name for name in params if name in ka.FitSettings.names()] == list(ka.FitSettings.names())
+    assert params["steps"].default == ka.FitSettings().steps and params["opt"].default == "lbfgs"
