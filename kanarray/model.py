@@ -288,7 +288,7 @@ class KAN:
         keywords, or as a ``FitSettings`` that keywords amend.  validation: (x_val, y_val), evaluated
         every step.  A NaN objective restores the last finite parameters and raises
         ``TrainingDiverged``.  comm: an mpi4py communicator (``kanarray.distributed``)."""
-        return training.fit(self, x, y, FitSettings.of(settings, **options), validation=validation, comm=comm)
+        return training.fit(self, x, y, settings, validation=validation, comm=comm, **options)
 
     def update_grid(self, x, *, grid_eps: float = 0.02, grid_margin: float = 0.0, comm=None) -> None:
         """Adapt every grid to the samples x (batch, width[0]) in place, keeping the edge functions

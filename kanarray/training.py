@@ -154,11 +154,12 @@ class _Setup:
     totals: tuple | None = None
 
 
-def fit(model, x, y, settings: FitSettings, *, validation=None, comm=None) -> History:
+def fit(model, x, y, settings: FitSettings | None = None, *, validation=None, comm=None, **options) -> History:
     """See ``KAN.fit``."""
     comm = as_communicator(comm)
-    # ---- validate everything before anything changes; with several ranks, all agree first
-    prepare = functools.partial(_setup, model, x, y, settings, validation, comm)
+    # ---- validate everything before anything changes (the settings too: a rank refusing them
+    # must not leave the others waiting); with several ranks, all agree first
+    prepare = functools.partial(_setup, model, x, y, settings, options, validation, comm)
     if comm is None:
         setup = prepare()
     else:
@@ -168,7 +169,7 @@ def fit(model, x, y, settings: FitSettings, *, validation=None, comm=None) -> Hi
         comm.check_same(_settings_digest(model, setup), "the fit settings or the initial parameters")
         setup.totals = comm.agreed(lambda: _global_sizes(comm, setup))
     try:
-        progress = settings.progress
+        progress = setup.settings.progress
         show = (comm is None or comm.is_root) and (_interactive() if progress == "auto" else progress)
         history = _train(model, setup, progress=show, comm=comm)
     except (TrainingDiverged, KeyboardInterrupt):
@@ -183,8 +184,10 @@ def fit(model, x, y, settings: FitSettings, *, validation=None, comm=None) -> Hi
     return history
 
 
-def _setup(model, x, y, settings: FitSettings, validation, comm) -> _Setup:
-    """The data checked against the model and the settings (which checked themselves)."""
+def _setup(model, x, y, settings, options: dict, validation, comm) -> _Setup:
+    """The settings (``FitSettings.of(settings, **options)``, which check themselves) and the
+    data checked against the model."""
+    settings = FitSettings.of(settings, **options)
     x = model.prepare_inputs(x)
     n = x.shape[0]
     y = check_targets(model, y, n, settings.loss)

@@ -7,6 +7,7 @@ its parameters' digest, and what else the mode records.  MODE is one of:
   refine    fit 2 steps, then refine(10) with comm
   gather    gather_sorted with a small cap: the merged columns
   badinput  rank 1 passes inputs with 3 columns instead of 2
+  badsetting  rank 1 passes steps=0
   crash     rank 1's objective raises at its third evaluation
   mismatch  rank 1 starts from another seed
   ctrlc     a long fit that a SIGINT to the ranks stops (rank 0 writes OUT/started once training runs)
@@ -90,6 +91,11 @@ def main() -> None:
         xs = np.concatenate([x[sl], x[sl, :1]], axis=1) if rank == 1 else x[sl]
         try:
             model.fit(xs, y[sl], steps=2, progress=False, comm=world)
+        except ValueError as exc:
+            record = {"error": np.frombuffer(str(exc).encode(), dtype=np.uint8)}
+    elif args.mode == "badsetting":
+        try:
+            model.fit(x[sl], y[sl], steps=0 if rank == 1 else 2, progress=False, comm=world)
         except ValueError as exc:
             record = {"error": np.frombuffer(str(exc).encode(), dtype=np.uint8)}
     elif args.mode == "mismatch":
