@@ -1,4 +1,7 @@
-"""Random models with everything switched on: non-uniform grids, masks, biases, scales."""
+"""What the tests share: random models with everything switched on (non-uniform grids, masks,
+biases, scales), edge-by-edge references, host copies, central finite differences, dtype-derived
+tolerances, and the skips for CuPy/GPU and MPI.  Test modules import from here, never from each
+other."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy.interpolate import BSpline
 from scipy.special import expit
 
@@ -43,7 +47,72 @@ def random_model(backend, width, *, grid=4, k=3, base_fun="silu", seed=0, dtype=
 
 
 def host(a):
+    """Any backend's array -> NumPy array (through ``to_numpy``, DLPack for device arrays)."""
     return np.asarray(to_numpy(a))
+
+
+def asarray(xp, a, dtype=None):
+    """Host array -> array of namespace xp (float64 unless said)."""
+    a = np.asarray(a)
+    return xp.asarray(a, dtype=getattr(xp, dtype or "float64"))
+
+
+def tol(dtype, ulps: float) -> float:
+    """``ulps`` machine epsilons of ``dtype`` (float64: 2.2e-16, float32: 1.2e-7): the tolerance
+    of a comparison between two evaluations of the same computation in that precision, so that
+    one factor serves both precisions.  ``dtype``: a NumPy dtype, a scalar type or its name."""
+    return float(ulps * np.finfo(np.dtype(dtype)).eps)
+
+
+# -- central finite differences (float64) ------------------------------------------------------
+
+FD_EPS = 1e-6  # relative step of fd_grad
+FD_RTOL = 1e-6  # what assert_grad_close admits: the step's truncation and rounding errors, not eps-sized
+
+
+def fd_grad(loss_of, values: np.ndarray) -> np.ndarray:
+    """Central differences of a scalar function of a host array."""
+    grad = np.zeros_like(values)
+    flat = values.reshape(-1)
+    for j in range(flat.size):
+        old = flat[j]
+        step = FD_EPS * max(1.0, abs(old))
+        flat[j] = old + step
+        up = loss_of(values)
+        flat[j] = old - step
+        down = loss_of(values)
+        flat[j] = old
+        grad.reshape(-1)[j] = (up - down) / (2 * step)
+    return grad
+
+
+def assert_grad_close(got, ref, what):
+    scale = max(np.abs(ref).max(), np.abs(got).max(), 1e-12)
+    err = np.abs(got - ref).max() / scale
+    assert err <= FD_RTOL, f"{what}: relative error {err:.2e} > {FD_RTOL:.0e}"
+
+
+def set_param(model, name, values):
+    _, l, attr = name.split(".")
+    layer = model.layers[int(l)]
+    setattr(layer, attr, model.xp.asarray(values, dtype=model.dtype))
+
+
+def assert_parameter_gradients(model, value_of, grads):
+    """Check ``grads`` (name -> array, every parameter's) against central differences of
+    ``value_of()`` (a float at the model's current parameters)."""
+    assert set(grads) == set(model.parameters())
+    for name, param in model.parameters().items():
+        assert grads[name].shape == param.shape, name
+        start = host(param).astype(np.float64).copy()
+
+        def loss_of(values, name=name):
+            set_param(model, name, values)
+            return value_of()
+
+        ref = fd_grad(loss_of, start.copy())
+        set_param(model, name, start)
+        assert_grad_close(host(grads[name]), ref, name)
 
 
 def _silu(x):
@@ -93,8 +162,6 @@ def expsin_data(n: int, seed: int):
 def mpiexec() -> str:
     """The mpiexec next to this Python (the mpich wheel's), else on PATH.  Skips the test where
     mpi4py or mpiexec is missing, unless KANARRAY_REQUIRE_MPI=1 (set by .ci/run): then it fails."""
-    import pytest
-
     required = os.environ.get("KANARRAY_REQUIRE_MPI") == "1"
     try:
         import mpi4py  # noqa: F401
@@ -118,12 +185,50 @@ def mpi_environment(numba: bool = False) -> dict:
 
 
 def gpu_cupy():
-    """The cupy module where CuPy and a CUDA device are present; skips the test otherwise."""
-    import pytest
-
+    """The cupy module where CuPy and a CUDA device are present; skips the test otherwise.  The
+    one place that decides whether a test can run on a GPU: the ``backend`` fixture's cupy
+    parameter and every ``gpu``-marked test call it."""
     cupy = pytest.importorskip("cupy")
     try:
         cupy.cuda.runtime.getDeviceCount()
     except Exception:  # pragma: no cover - depends on the machine
         pytest.skip("no CUDA device")
     return cupy
+
+
+# -- ONNX runtimes (the callers skip where onnx / onnxruntime are missing) --------------------
+
+
+def run_ort(proto, x):
+    """Run an exported model (input ``x``) on onnxruntime's CPU provider."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]
+
+
+def _gather_elements_op():
+    """GatherElements for onnx's ReferenceEvaluator, written from the operator's specification
+    (out[..., i, ...] = data[..., index[..., i, ...], ...] along ``axis``, negative indices
+    counted from the end).  onnx 1.23's own implementation goes through np.choose, which NumPy
+    limits to 64 choices, and so fails on the exported graphs' longer lookup tables."""
+    from onnx.reference.op_run import OpRun
+
+    class GatherElements(OpRun):
+        op_domain = ""
+
+        def _run(self, data, indices, axis=0):
+            idx = np.where(indices < 0, indices + data.shape[axis], indices).astype(np.intp)
+            if np.any(idx < 0) or np.any(idx >= data.shape[axis]):
+                raise IndexError("GatherElements index out of range")
+            return (np.take_along_axis(data, idx, axis=axis),)
+
+    return GatherElements
+
+
+def run_onnx_reference(proto, x):
+    """Run an exported model (input ``x``) on onnx's ReferenceEvaluator."""
+    from onnx.reference import ReferenceEvaluator
+
+    with np.errstate(all="ignore"):  # its Sigmoid overflows in exp for large |x| (the result is right)
+        return ReferenceEvaluator(proto, new_ops=[_gather_elements_op()]).run(None, {"x": x})[0]

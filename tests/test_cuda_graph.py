@@ -18,7 +18,7 @@ from kanarray import config
 from kanarray.objective import evaluate
 from kanarray.regularization import Regularization
 
-from helpers import gpu_cupy, host
+from helpers import gpu_cupy, host, tol
 
 
 _real_recorder = training._graph_recorder
@@ -164,10 +164,11 @@ def test_no_graphs_with_linear_continuation(recorder):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-5)])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("lamb", [0.0])
-def test_replay_equals_eager_evaluation_as_parameters_change(dtype, rtol, lamb):
+def test_replay_equals_eager_evaluation_as_parameters_change(dtype, lamb):
     cupy = gpu_cupy()
+    rtol = tol(dtype, 84)  # float32: 1e-5, as the GPU run passed it
     from kanarray.backends.cuda_graph import GraphedEvaluation
 
     model = ka.KAN([3, 5, 2], grid=6, seed=1, dtype=dtype, backend="cupy")

@@ -21,7 +21,7 @@ from kanarray.grids import adapt_grids
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 import mpi_script  # noqa: E402
-from helpers import mpi_environment, mpiexec  # noqa: E402
+from helpers import gpu_cupy, mpi_environment, mpiexec  # noqa: E402
 
 from kanarray import config  # noqa: E402
 
@@ -85,6 +85,7 @@ def serial_fit(opt, lamb, steps, batch_size=None):
 # steps (3.6e-11 and 5.7e-11; 4 steps: 1.3e-9, see docs/scaling.md).
 @pytest.mark.parametrize("opt,lamb,steps", [("adam", 0.0, 20), ("adam", 1e-3, 20), ("lbfgs", 0.0, 2),
                                             ("lbfgs", 1e-3, 3)])
+@pytest.mark.slow
 def test_two_ranks_match_one_process_full_batch(tmp_path, opt, lamb, steps):
     results, _ = run_mpi(tmp_path, "fit", "--opt", opt, "--lamb", str(lamb), "--steps", str(steps))
     assert_ranks_identical(results)
@@ -98,14 +99,11 @@ def test_two_ranks_match_one_process_full_batch(tmp_path, opt, lamb, steps):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("nccl", ["1", "0"])
+@pytest.mark.slow
 def test_cupy_ranks_match_one_process(tmp_path, monkeypatch, nccl):
     """Two CuPy ranks (one GPU each where there are two: NCCL; on one GPU, or with
     KANARRAY_NCCL=0, MPI through host memory) against the NumPy one-process fit."""
-    cupy = pytest.importorskip("cupy")
-    try:
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception:  # pragma: no cover - depends on the machine
-        pytest.skip("no CUDA device")
+    gpu_cupy()
     monkeypatch.setenv("KANARRAY_NCCL", nccl)
     results, _ = run_mpi(tmp_path, "fit", "--opt", "adam", "--lamb", "1e-3", "--steps", "10", "--backend", "cupy")
     assert_ranks_identical(results)
@@ -113,6 +111,7 @@ def test_cupy_ranks_match_one_process(tmp_path, monkeypatch, nccl):
     assert_matches(results[0], model, 1e-9)
 
 
+@pytest.mark.slow
 def test_compiled_regularization_passes_use_the_global_statistics(tmp_path, kanarray_env):
     """With numba, the penalty's per-edge passes are compiled loops fed the global means."""
     pytest.importorskip("numba")
@@ -124,12 +123,14 @@ def test_compiled_regularization_passes_use_the_global_statistics(tmp_path, kana
     np.testing.assert_allclose(results[0]["record/reg"], history["reg"], rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_minibatches_keep_ranks_identical(tmp_path):
     results, _ = run_mpi(tmp_path, "fit", "--opt", "adam", "--lamb", "1e-3", "--steps", "6", "--batch-size", "40")
     assert_ranks_identical(results)
     assert np.all(np.isfinite(results[0]["record/train_loss"]))
 
 
+@pytest.mark.slow
 def test_grid_update_uses_every_rank_samples(tmp_path):
     results, _ = run_mpi(tmp_path, "grid")
     assert_ranks_identical(results)
@@ -144,6 +145,7 @@ def test_grid_update_uses_every_rank_samples(tmp_path):
     assert not np.allclose(results[0]["grid/0"], np.asarray(half.layers[0].grid))
 
 
+@pytest.mark.slow
 def test_refine_over_ranks(tmp_path):
     results, _ = run_mpi(tmp_path, "refine")
     assert_ranks_identical(results)
@@ -155,6 +157,7 @@ def test_refine_over_ranks(tmp_path):
     assert_matches(results[0], model, 1e-10)
 
 
+@pytest.mark.slow
 def test_gather_sorted_beyond_the_cap_bounds_the_quantile_error(tmp_path):
     cap = 40
     results, _ = run_mpi(tmp_path, "gather", "--cap", str(cap))
@@ -173,6 +176,7 @@ def test_gather_sorted_beyond_the_cap_bounds_the_quantile_error(tmp_path):
         assert np.max(np.abs(pos - expected)) <= bound
 
 
+@pytest.mark.slow
 def test_bad_input_on_one_rank_stops_every_rank(tmp_path):
     results, proc = run_mpi(tmp_path, "badinput")
     errors = [bytes(r["record/error"]).decode() for r in results]
@@ -184,6 +188,7 @@ def test_bad_input_on_one_rank_stops_every_rank(tmp_path):
     assert bytes(results[0]["digest"]) == parameters_digest(fresh)
 
 
+@pytest.mark.slow
 def test_ranks_with_different_models_are_refused(tmp_path):
     results, _ = run_mpi(tmp_path, "mismatch")
     for r in results:
@@ -191,6 +196,7 @@ def test_ranks_with_different_models_are_refused(tmp_path):
     assert bytes(results[0]["digest"]) == parameters_digest(ka.KAN([2, 5, 1], grid=5, seed=1))  # untouched
 
 
+@pytest.mark.slow
 def test_failure_inside_training_ends_every_rank(tmp_path):
     results, proc = run_mpi(tmp_path, "crash", check=False)
     assert proc.returncode != 0
@@ -198,6 +204,7 @@ def test_failure_inside_training_ends_every_rank(tmp_path):
     assert results == [None, None]
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_rank_after_the_same_step(tmp_path):
     import signal
     import time
@@ -222,6 +229,7 @@ def test_ctrl_c_stops_every_rank_after_the_same_step(tmp_path):
     assert_ranks_identical(results)
 
 
+@pytest.mark.slow
 def test_only_rank_zero_shows_progress(tmp_path):
     results, _ = run_mpi(tmp_path, "quiet")
     assert int(results[0]["record/stderr_chars"]) > 0
@@ -288,6 +296,7 @@ def test_distributed_code_paths_on_one_rank_equal_the_plain_ones(kanarray_env, n
         np.testing.assert_allclose(np.asarray(b.coef), np.asarray(a.coef), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_mpi_benchmarks_run(tmp_path):
     """benchmarks/scaling_mpi.py and mpi_agreement.py, tiny, so they keep working."""
     mpiexec()  # skips (or fails under KANARRAY_REQUIRE_MPI=1) where MPI is missing

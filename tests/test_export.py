@@ -8,43 +8,13 @@ import pytest
 import kanarray as ka
 from kanarray.symbolic import LIBRARY
 
-from helpers import expsin_data, perturb
+from helpers import expsin_data, gpu_cupy, perturb
+from helpers import run_onnx_reference as _run_reference, run_ort as _run_ort
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from kanarray.export import ExportError, register_onnx, to_onnx  # noqa: E402
-
-
-def _run_ort(proto, x):
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, {"x": x})[0]
-
-
-def _gather_elements_op():
-    """GatherElements for onnx's ReferenceEvaluator, written from the operator's specification
-    (out[..., i, ...] = data[..., index[..., i, ...], ...] along ``axis``, negative indices
-    counted from the end).  onnx 1.23's own implementation goes through np.choose, which NumPy
-    limits to 64 choices, and so fails on the exported graphs' longer lookup tables."""
-    from onnx.reference.op_run import OpRun
-
-    class GatherElements(OpRun):
-        op_domain = ""
-
-        def _run(self, data, indices, axis=0):
-            idx = np.where(indices < 0, indices + data.shape[axis], indices).astype(np.intp)
-            if np.any(idx < 0) or np.any(idx >= data.shape[axis]):
-                raise IndexError("GatherElements index out of range")
-            return (np.take_along_axis(data, idx, axis=axis),)
-
-    return GatherElements
-
-
-def _run_reference(proto, x):
-    from onnx.reference import ReferenceEvaluator
-
-    with np.errstate(all="ignore"):  # its Sigmoid overflows in exp for large |x| (the result is right)
-        return ReferenceEvaluator(proto, new_ops=[_gather_elements_op()]).run(None, {"x": x})[0]
 
 
 def _assert_parity(model, x, *, reference=True, strategies=("local", "dense"), float32_same_rounding=False):
@@ -53,6 +23,8 @@ def _assert_parity(model, x, *, reference=True, strategies=("local", "dense"), f
     needed where a function is ill-conditioned (near its singularities) so that the rounding of
     a x + b itself decides the result."""
     ref = np.asarray(model(x))
+    # not eps-derived: the runtimes have their own kernels and deep random models amplify rounding
+    # layer by layer (the float32 bound adds a budget for that below; float64 keeps this margin)
     for dtype, tol in (("float64", 1e-10), ("float32", 1e-5)):
         for strategy in strategies:
             _check(model, x, ref, dtype, tol, strategy, reference, float32_same_rounding)
@@ -349,11 +321,7 @@ def test_random_models_match_native_property(width, G, k, seed, jitter, spread):
 
 @pytest.mark.gpu
 def test_model_trained_on_cupy_exports(tmp_path):
-    cupy = pytest.importorskip("cupy")
-    try:
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception:  # pragma: no cover - depends on the machine
-        pytest.skip("no CUDA device")
+    cupy = gpu_cupy()
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (200, 2))
     model = ka.KAN([2, 3, 1], grid=5, seed=0, backend="cupy")

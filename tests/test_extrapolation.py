@@ -8,11 +8,10 @@ import pytest
 from scipy.interpolate import BSpline
 
 import kanarray as ka
-from helpers import host, perturb
+from helpers import assert_grad_close, assert_parameter_gradients, fd_grad, host, perturb
 from kanarray.layer import KANLayer
 from kanarray.objective import evaluate
 from kanarray.regularization import Regularization
-from test_gradients import assert_grad_close, assert_parameter_gradients, fd_grad
 
 REG = Regularization(lamb=0.05, lamb_l1=1.0, lamb_entropy=2.0, lamb_coef=0.1, lamb_coefdiff=0.1)
 
@@ -70,6 +69,7 @@ def test_per_edge_path_sums_to_the_forward(backend):
 
 @pytest.mark.parametrize("width,G,k,base_fun", [([3, 4, 2], 4, 3, "silu"), ([2, 3, 1], 5, 2, "zero"),
                                                  ([2, 2, 2, 1], 3, 5, "silu")])
+@pytest.mark.slow
 def test_gradients_beyond_the_grid_match_finite_differences(backend, width, G, k, base_fun):
     model = linear_model(backend, width, grid=G, k=k, base_fun=base_fun, seed=k)
     xp = model.xp
@@ -85,6 +85,7 @@ def test_gradients_beyond_the_grid_match_finite_differences(backend, width, G, k
 
 
 @pytest.mark.parametrize("cached", [False, True], ids=["edges", "gram"])
+@pytest.mark.slow
 def test_regularized_objective_gradients_match_finite_differences(backend, cached):
     model = linear_model(backend, [3, 3, 2], grid=3, seed=7)
     xp = model.xp

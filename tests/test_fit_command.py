@@ -101,6 +101,7 @@ def _mpi_fit(table, tmp_path, *extra):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=mpi_environment(), cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_fit_under_mpiexec_matches_one_process(table, tmp_path, capsys):
     options = ["--target", "y", "--features", "a,b", "--width", "2,4,1", "--opt", "adam", "--steps", "15"]
     proc = _mpi_fit(table, tmp_path, *options, "--out", "two.kan", "--plot", "curves.png", "--refine", "6")
@@ -115,6 +116,7 @@ def test_fit_under_mpiexec_matches_one_process(table, tmp_path, capsys):
     np.testing.assert_array_equal(two.input_scaling[1], one.input_scaling[1])
 
 
+@pytest.mark.slow
 def test_fit_error_under_mpiexec_stops_both_ranks_with_one_message(table, tmp_path):
     proc = _mpi_fit(table, tmp_path, "--target", "nope", "--out", "x.kan")
     assert proc.returncode == 2

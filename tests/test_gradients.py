@@ -5,56 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import host, random_model
-
-EPS = 1e-6
-RTOL = 1e-6
-
-
-def fd_grad(loss_of, values: np.ndarray) -> np.ndarray:
-    """Central differences of a scalar function of a host array."""
-    grad = np.zeros_like(values)
-    flat = values.reshape(-1)
-    for j in range(flat.size):
-        old = flat[j]
-        step = EPS * max(1.0, abs(old))
-        flat[j] = old + step
-        up = loss_of(values)
-        flat[j] = old - step
-        down = loss_of(values)
-        flat[j] = old
-        grad.reshape(-1)[j] = (up - down) / (2 * step)
-    return grad
-
-
-def assert_grad_close(got, ref, what):
-    scale = max(np.abs(ref).max(), np.abs(got).max(), 1e-12)
-    err = np.abs(got - ref).max() / scale
-    assert err <= RTOL, f"{what}: relative error {err:.2e} > {RTOL:.0e}"
-
-
-def set_param(model, name, values):
-    _, l, attr = name.split(".")
-    layer = model.layers[int(l)]
-    setattr(layer, attr, model.xp.asarray(values, dtype=model.dtype))
-
-
-def assert_parameter_gradients(model, value_of, grads):
-    """Check ``grads`` (name -> array, every parameter's) against central differences of
-    ``value_of()`` (a float at the model's current parameters)."""
-    assert set(grads) == set(model.parameters())
-    for name, param in model.parameters().items():
-        assert grads[name].shape == param.shape, name
-        start = host(param).astype(np.float64).copy()
-
-        def loss_of(values, name=name):
-            set_param(model, name, values)
-            return value_of()
-
-        ref = fd_grad(loss_of, start.copy())
-        set_param(model, name, start)
-        assert_grad_close(host(grads[name]), ref, name)
-
+from helpers import assert_grad_close, assert_parameter_gradients, fd_grad, host, random_model, set_param
 
 CASES = [
     ([3, 4, 2], 4, 1),
@@ -62,10 +13,12 @@ CASES = [
     ([3, 2, 2, 1], 4, 3),
     ([2, 3, 2], 3, 5),
 ]
+# the parameter check with k = 3 and 5 takes over 2 s a case on array_api_strict: slow (k = 1, 2 stay quick)
+PARAMETER_CASES = [pytest.param(*c, marks=pytest.mark.slow) if c[2] >= 3 else c for c in CASES]
 
 
 @pytest.mark.parametrize("base_fun", ["silu", "identity", "zero"])
-@pytest.mark.parametrize("width,G,k", CASES, ids=[f"k{c[2]}" for c in CASES])
+@pytest.mark.parametrize("width,G,k", PARAMETER_CASES, ids=[f"k{c[2]}" for c in CASES])
 def test_parameter_gradients_match_finite_differences(backend, width, G, k, base_fun):
     model = random_model(backend, width, grid=G, k=k, base_fun=base_fun, seed=k)
     xp = model.xp

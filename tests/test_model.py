@@ -11,7 +11,9 @@ import array_api_compat.numpy as npx
 import kanarray as ka
 from kanarray import spline
 
-from helpers import host, perturb, random_model, reference_forward
+from helpers import host, perturb, random_model, reference_forward, tol
+
+F64 = tol(np.float64, 4096)  # 9.1e-13: two float64 evaluations of the same model, by other paths
 
 
 @pytest.mark.parametrize("base_fun", ["silu", "identity", "zero"])
@@ -21,7 +23,7 @@ def test_forward_matches_edge_by_edge_reference(backend, base_fun, k):
     x = np.random.default_rng(0).uniform(-2.5, 2.5, (200, 3))
     y = host(model(model.xp.asarray(x)))
     assert y.shape == (200, 2)
-    np.testing.assert_allclose(y, reference_forward(model, x), atol=1e-12, rtol=0)
+    np.testing.assert_allclose(y, reference_forward(model, x), atol=F64, rtol=0)
 
 
 def test_initialization_follows_pykan(backend):
@@ -85,13 +87,13 @@ def test_in_place_edits_change_the_output(backend):
     layer.grid[...] = xp.asarray(grid * 0.7)  # in place: the very same array object
     y1 = host(model(x))
     assert not np.allclose(y0, y1)
-    np.testing.assert_allclose(y1, reference_forward(model, host(x)), atol=1e-12)
+    np.testing.assert_allclose(y1, reference_forward(model, host(x)), atol=F64)
     layer.coef[0, 0, :] = xp.asarray(np.linspace(-1, 1, layer.coef.shape[2]))
     y2 = host(model(x))
     assert not np.allclose(y1, y2)
-    np.testing.assert_allclose(y2, reference_forward(model, host(x)), atol=1e-12)
+    np.testing.assert_allclose(y2, reference_forward(model, host(x)), atol=F64)
     model.layers[1].mask[0, 0] = 0.0
-    np.testing.assert_allclose(host(model(x)), reference_forward(model, host(x)), atol=1e-12)
+    np.testing.assert_allclose(host(model(x)), reference_forward(model, host(x)), atol=F64)
 
 
 def test_numpy_and_array_api_strict_agree_to_1e12():
@@ -102,15 +104,15 @@ def test_numpy_and_array_api_strict_agree_to_1e12():
         b = random_model(strict, [3, 5, 2], grid=6, k=k, base_fun=base_fun, seed=k)
         x = rng.uniform(-2, 2, (300, 3))
         y = rng.normal(size=(300, 2))
-        np.testing.assert_allclose(host(b(strict.asarray(x))), a(x), atol=1e-12, rtol=0)
+        np.testing.assert_allclose(host(b(strict.asarray(x))), a(x), atol=F64, rtol=0)
         la, ga = a.value_and_grad(x, y)
         lb, gb = b.value_and_grad(strict.asarray(x), strict.asarray(y))
-        assert abs(float(la) - float(lb)) <= 1e-12
+        assert abs(float(la) - float(lb)) <= F64
         for name in ga:
-            np.testing.assert_allclose(host(gb[name]), ga[name], atol=1e-12, rtol=0, err_msg=name)
+            np.testing.assert_allclose(host(gb[name]), ga[name], atol=F64, rtol=0, err_msg=name)
         _, _, dxa = a.vjp(x, y)
         _, _, dxb = b.vjp(strict.asarray(x), strict.asarray(y))
-        np.testing.assert_allclose(host(dxb), dxa, atol=1e-12, rtol=0)
+        np.testing.assert_allclose(host(dxb), dxa, atol=F64, rtol=0)
 
 
 def test_float32_model(backend):
@@ -121,7 +123,7 @@ def test_float32_model(backend):
     y32 = m32(xp.asarray(x, dtype=xp.float32))
     assert y32.dtype == xp.float32
     assert all(p.dtype == xp.float32 for p in m32.parameters().values())
-    np.testing.assert_allclose(host(y32), host(m64(xp.asarray(x))), atol=1e-5)
+    np.testing.assert_allclose(host(y32), host(m64(xp.asarray(x))), atol=tol(np.float32, 64))
     _, grads = m32.value_and_grad(xp.asarray(x, dtype=xp.float32), xp.asarray(np.ones((100, 1)), dtype=xp.float32))
     assert all(g.dtype == xp.float32 for g in grads.values())
 
@@ -141,10 +143,10 @@ def test_to_moves_between_backends_and_dtypes():
     x = np.random.default_rng(0).uniform(-1, 1, (20, 2))
     y = model(x)
     assert model.to(strict) is model and model.backend == "array_api_strict"
-    np.testing.assert_allclose(host(model(strict.asarray(x))), y, atol=1e-14)
+    np.testing.assert_allclose(host(model(strict.asarray(x))), y, atol=tol(np.float64, 32))
     model.to("numpy", dtype="float32")
     assert model.dtype == np.float32 and model.layers[0].coef.dtype == np.float32
-    np.testing.assert_allclose(model(x), y, atol=1e-5)
+    np.testing.assert_allclose(model(x), y, atol=tol(np.float32, 64))
 
 
 def test_repr_names_the_shape():

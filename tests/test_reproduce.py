@@ -106,6 +106,7 @@ def test_margin_from_trains_the_earlier_grids_without_the_margin():
         Plan((3, 5), 5, (0,), margin_from=-1)
 
 
+@pytest.mark.slow
 def test_plan_trains_the_grids_before_margin_from_once_and_matches_separate_runs():
     from kanarray.datasets import SPECIAL
     from kanarray.reproduce._plan import Plan, grid_extension, start_model

@@ -10,7 +10,7 @@ import array_api_compat.numpy as npx
 from kanarray import spline
 from kanarray.backends.numpy import interval_index, local_basis
 
-from conftest import asarray, host
+from helpers import asarray, host
 
 K_VALUES = [0, 1, 2, 3, 5]
 

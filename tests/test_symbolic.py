@@ -9,8 +9,7 @@ import kanarray as ka
 from kanarray.symbolic import LIBRARY, register
 from kanarray.symbolic.fitting import fit_affine
 
-from helpers import expsin_data, host
-from test_gradients import assert_grad_close, fd_grad, set_param
+from helpers import assert_grad_close, expsin_data, fd_grad, host, set_param
 
 PYKAN_SET = ["x", "x^2", "x^3", "x^4", "x^5", "1/x", "1/x^2", "1/x^3", "1/x^4", "1/x^5", "sqrt", "x^1.5",
              "1/sqrt(x)", "exp", "log", "abs", "sin", "cos", "tan", "tanh", "sgn", "arcsin", "arccos", "arctan",
@@ -155,6 +154,7 @@ def test_symbolic_pipeline_recovers_the_formula(expsin):
     assert named.free_symbols == set(sympy.symbols("u v"))
 
 
+@pytest.mark.slow
 def test_symbolic_edges_gradients_match_finite_differences(backend):
     from kanarray._namespace import resolve_backend
 
