@@ -189,6 +189,17 @@ def test_bad_input_on_one_rank_stops_every_rank(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_bad_setting_on_one_rank_stops_every_rank(tmp_path):
+    """FitSettings are checked inside the ranks' agreement: the rank that refuses them does not
+    leave the others waiting in a collective."""
+    results, _ = run_mpi(tmp_path, "badsetting")
+    errors = [bytes(r["record/error"]).decode() for r in results]
+    assert "steps" in errors[1]
+    assert errors[0].startswith("rank 1 of 2 failed, so every rank stops:") and errors[1] in errors[0]
+    assert bytes(results[0]["digest"]) == parameters_digest(mpi_script.new_model())
+
+
+@pytest.mark.slow
 def test_ranks_with_different_models_are_refused(tmp_path):
     results, _ = run_mpi(tmp_path, "mismatch")
     for r in results:
