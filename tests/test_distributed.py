@@ -82,7 +82,7 @@ def serial_fit(opt, lamb, steps, batch_size=None):
 # with line searches per step) amplifies the rounding differences of the sums (two halves
 # added instead of one pass) 30- to 1000-fold per step on this problem, most along directions
 # that leave the function unchanged (scale_sp times coef): its comparison stops at 2 and 3
-# steps (3.6e-11 and 5.7e-11; 4 steps: 1.3e-9, see docs/scaling.md).
+# steps (3.6e-11 and 5.7e-11; 4 steps: 1.3e-9, see docs/distributed.md).
 @pytest.mark.parametrize("opt,lamb,steps", [("adam", 0.0, 20), ("adam", 1e-3, 20), ("lbfgs", 0.0, 2),
                                             ("lbfgs", 1e-3, 3)])
 @pytest.mark.slow
