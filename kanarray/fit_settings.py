@@ -14,7 +14,7 @@ from ._checks import check_number, check_positive_int
 from .optim import Optimizer
 from .regularization import Regularization
 
-__all__ = ["FitSettings", "OPTIMIZER_NAMES", "DEFAULT_LR"]
+__all__ = ["FitSettings", "OPTIMIZER_NAMES", "DEFAULT_LR", "frozen_names"]
 
 OPTIMIZER_NAMES = ("adam", "adamw", "lbfgs", "sgd")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 1e-2, "adamw": 1e-2, "sgd": 1e-2}
@@ -89,7 +89,7 @@ class FitSettings:
             put("opt", self.opt.lower())
             if self.lr is not None:
                 put("lr", check_number("lr", self.lr, strict=True))
-        put("frozen", _names(self.frozen))
+        put("frozen", frozen_names(self.frozen))
 
     @classmethod
     def of(cls, settings: "FitSettings | None" = None, **options) -> "FitSettings":
@@ -126,7 +126,8 @@ class FitSettings:
                 self.grid_update_num, self.stop_grid_update_step, self.grid_margin)
 
 
-def _names(frozen) -> tuple:
+def frozen_names(frozen) -> tuple:
+    """frozen as a tuple of names (a single name is one); ValueError for anything but names."""
     if isinstance(frozen, str):
         frozen = (frozen,)
     try:

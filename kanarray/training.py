@@ -14,7 +14,7 @@ import numpy as np
 
 from ._namespace import to_numpy
 from .distributed import as_communicator, parameters_digest
-from .fit_settings import FitSettings
+from .fit_settings import FitSettings, frozen_names
 from .grids import adapt_grids
 from .losses import accuracy
 from .objective import check_targets, evaluate
@@ -73,16 +73,9 @@ def trainable_parameters(model, frozen=()) -> dict:
     frozen: parameter names ("layers.0.scale_sp") or names within every layer ("scale_sp").
     Raises ValueError for a name that matches no parameter or when nothing is left to train."""
     params = model.parameters()
-    if isinstance(frozen, str):
-        frozen = (frozen,)
-    try:
-        frozen = tuple(frozen)
-    except TypeError:
-        raise ValueError(f"frozen must be a list of parameter names, got {frozen!r}") from None
+    frozen = frozen_names(frozen)
     held = set()
     for name in frozen:
-        if not isinstance(name, str):
-            raise ValueError(f"frozen must be a list of parameter names, got {name!r} in it")
         matched = {n for n in params if n == name or n.rsplit(".", 1)[-1] == name}
         if not matched:
             short = sorted({n.rsplit(".", 1)[-1] for n in params})
