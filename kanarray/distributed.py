@@ -20,11 +20,9 @@ The all-reduce of NumPy arrays is MPI's (``Allreduce``, sum); CuPy arrays go thr
 
 from __future__ import annotations
 
-import hashlib
 import math
 import sys
 import time
-import traceback
 
 import numpy as np
 
@@ -200,6 +198,8 @@ class Communicator:
     def abort(self, error: BaseException) -> None:
         """Print ``error`` with its traceback, prefixed by this rank, and end every rank (a
         failure on one rank inside training would otherwise leave the others waiting)."""
+        import traceback
+
         lines = traceback.format_exception(type(error), error, error.__traceback__)
         sys.stderr.write("".join(f"[kanarray rank {self.rank}] {line}" for line in "".join(lines).splitlines(True)))
         sys.stderr.flush()
@@ -247,6 +247,11 @@ def shard_rows(n: int, comm) -> slice:
 
 def parameters_digest(model) -> bytes:
     """SHA-256 over every layer array's bytes (grids, masks and biases included)."""
+    # imported here, not with kanarray: loading OpenSSL at import was measured to leave glibc's
+    # allocator returning large NumPy temporaries to the OS on every call (the toy training step
+    # 0.92 ms instead of 0.65 ms in most processes; benchmarks/RESULTS.md, the refactor's section)
+    import hashlib
+
     h = hashlib.sha256()
     for layer in model.layers:
         for name, a in sorted(layer.arrays().items()):
