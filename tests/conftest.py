@@ -65,22 +65,3 @@ def backend(request):
 def xp(backend):
     return resolve_backend(backend)
 
-
-# Slow tests of tests/test_cli.py, marked here rather than there while that file is being
-# edited for the API changes (move them to @pytest.mark.slow decorators afterwards): the
-# benchmark smoke runs, the demo runs, and the README examples (one of them under mpiexec),
-# each over 2 s.
-SLOW_IN_TEST_CLI = frozenset({
-    "test_benchmark_script_runs_without_the_peer",
-    "test_fit_and_scaling_benchmarks_run_without_the_peer",
-    "test_demo_recovers_the_formula_exactly",
-    "test_cli_demo_prints_the_stages",
-    "test_readme_examples_run_as_documented",
-    "test_readme_parallel_example_runs_under_mpiexec",
-})
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.path.name == "test_cli.py" and getattr(item, "originalname", item.name) in SLOW_IN_TEST_CLI:
-            item.add_marker(pytest.mark.slow)

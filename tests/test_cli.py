@@ -17,6 +17,7 @@ from kanarray.demo import run_demo
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_demo_recovers_the_formula_exactly(tmp_path):
     """The issue's acceptance: exp(x2^2 + sin(pi x1)) to 4 digits, final test RMSE <= 1e-9 in float64."""
     import sympy
@@ -46,6 +47,7 @@ def test_demo_recovers_relativistic_addition():
     assert result["exact"] and result["test_rmse"] <= 1e-9
 
 
+@pytest.mark.slow
 def test_cli_demo_prints_the_stages(capsys, tmp_path):
     assert main(["demo", "--out", str(tmp_path / "plots"), "--seed", "1"]) == 0
     out = capsys.readouterr().out
@@ -87,6 +89,7 @@ def test_import_stays_light():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["--nonuniform"]])
 def test_benchmark_script_runs_without_the_peer(extra):
     script = os.path.join(ROOT, "benchmarks", "bench_step.py")
@@ -139,6 +142,7 @@ def test_every_marked_block_is_one_the_tests_run():
         assert len(re.findall(r"<!-- test:", text)) == len(_MARKED_BLOCK.findall(text)), relpath
 
 
+@pytest.mark.slow
 def test_readme_examples_run_as_documented(tmp_path, monkeypatch):
     """The README's example and the interpretability page's, executed as written."""
     import sympy
@@ -158,6 +162,7 @@ def test_readme_examples_run_as_documented(tmp_path, monkeypatch):
     assert (tmp_path / "network.png").exists()
 
 
+@pytest.mark.slow
 def test_readme_parallel_example_runs_under_mpiexec(tmp_path):
     """The data-parallel block of docs/distributed.md, as written, on 2 ranks."""
     from helpers import mpi_environment, mpiexec
@@ -244,6 +249,7 @@ def test_relative_links_in_readme_and_docs_resolve():
     assert not broken, "broken links:\n" + "\n".join(broken)
 
 
+@pytest.mark.slow
 def test_fit_and_scaling_benchmarks_run_without_the_peer(tmp_path):
     fit = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "fit_vs_pykan.py"), "--no-pykan",
                           "--repeats", "1"], capture_output=True, text=True, cwd=ROOT, timeout=300)
