@@ -11,12 +11,12 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ._checks import check_number, check_positive_int
-from .optim import Optimizer
+from .optim import LBFGS, SGD, Adam, AdamW, Optimizer
 from .regularization import Regularization
 
-__all__ = ["FitSettings", "OPTIMIZER_NAMES", "DEFAULT_LR", "frozen_names"]
+__all__ = ["FitSettings", "OPTIMIZERS", "DEFAULT_LR", "frozen_names"]
 
-OPTIMIZER_NAMES = ("adam", "adamw", "lbfgs", "sgd")
+OPTIMIZERS = {"lbfgs": LBFGS, "adam": Adam, "adamw": AdamW, "sgd": SGD}  # opt="name" -> its class
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 1e-2, "adamw": 1e-2, "sgd": 1e-2}
 LOSSES = ("mse", "cross_entropy")
 
@@ -83,8 +83,8 @@ class FitSettings:
         if isinstance(self.opt, Optimizer):
             if self.lr is not None:
                 raise ValueError("lr applies to an optimizer built by fit; set it on your optimizer instead")
-        elif not isinstance(self.opt, str) or self.opt.lower() not in OPTIMIZER_NAMES:
-            raise ValueError(f"opt must be one of {sorted(OPTIMIZER_NAMES)} or an optimizer instance, got {self.opt!r}")
+        elif not isinstance(self.opt, str) or self.opt.lower() not in OPTIMIZERS:
+            raise ValueError(f"opt must be one of {sorted(OPTIMIZERS)} or an optimizer instance, got {self.opt!r}")
         else:
             put("opt", self.opt.lower())
             if self.lr is not None:

@@ -14,15 +14,13 @@ import numpy as np
 
 from ._namespace import to_numpy
 from .distributed import as_communicator, parameters_digest
-from .fit_settings import FitSettings, frozen_names
+from .fit_settings import OPTIMIZERS, FitSettings, frozen_names
 from .grids import adapt_grids
 from .losses import accuracy
 from .objective import check_targets, evaluate
-from .optim import LBFGS, SGD, Adam, AdamW, Optimizer
+from .optim import LBFGS, Optimizer
 
 __all__ = ["History", "TrainingDiverged", "fit", "trainable_parameters"]
-
-OPTIMIZERS = {"lbfgs": LBFGS, "adam": Adam, "adamw": AdamW, "sgd": SGD}
 
 
 class TrainingDiverged(FloatingPointError):
