@@ -82,7 +82,7 @@ class OnnxModel:
 
 
 def _write_outputs(y: np.ndarray, path: str) -> None:
-    with atomic_write(path, os.path.splitext(path)[1]) as fh:
+    with atomic_write(path, os.path.splitext(path)[1] + ".tmp") as fh:
         if path.endswith(".npy"):
             np.save(fh, y, allow_pickle=False)
         else:
