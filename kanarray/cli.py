@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
+import warnings
 
 from . import __version__
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = int(text) if re.fullmatch(r"\s*\+?[0-9]+\s*", text) else 0  # int() would take 1_000 too
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
@@ -55,8 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Batched inference through onnxruntime: CUDA when onnxruntime-gpu "
                                               "offers it, CPU otherwise.")
     predict.add_argument("model", help="the .onnx file")
-    predict.add_argument("input", help="inputs: .npy, or .csv with one row per sample (optional header)")
-    predict.add_argument("-o", "--output", required=True, help="outputs: .npy or .csv")
+    predict.add_argument("input", help="inputs: .npy, or .csv with one row per sample (optional header); rows "
+                                       "with nan or inf get nan outputs and are listed in a warning")
+    predict.add_argument("-o", "--output", required=True, help="outputs: .npy or .csv (not the model or the "
+                                                                "input)")
+    predict.add_argument("--header", choices=["auto", "yes", "no"], default="auto",
+                         help="whether the .csv's first row is a header: auto (default) reads it as one unless it is "
+                              "numbers (integers over columns of decimals, such as 0,1,2 from pandas, are a header)")
     predict.add_argument("--provider", choices=["cuda", "cpu"], default=None, help="force an execution provider")
     predict.add_argument("--batch-size", type=_positive_int, default=65536, help="rows per run (default 65536)")
     _add_reproduce(commands)
@@ -202,9 +213,11 @@ def _run_reproduce(args) -> int:
 
 
 def _run_export(args) -> int:
-    from .model import load
+    from ._outputs import check_outputs
     from .export import to_onnx
+    from .model import load
 
+    check_outputs({"-o": args.output}, {"MODEL": args.model})
     model = load(args.model)
     proto = to_onnx(model, args.output, opset=args.opset, dtype=args.dtype)
     print(f"wrote {args.output}: {model} as ONNX opset {proto.opset_import[0].version}, {args.dtype}")
@@ -212,10 +225,21 @@ def _run_export(args) -> int:
 
 
 def _run_predict(args) -> int:
+    from ._outputs import check_outputs
     from .export import predict_file
+    from .export.serving import NonFiniteInputWarning
 
-    rows, provider = predict_file(args.model, args.input, args.output, provider=args.provider,
-                                  batch_size=args.batch_size)
+    check_outputs({"-o": args.output}, {"MODEL": args.model, "INPUT": args.input})
+    header = {"auto": "auto", "yes": True, "no": False}[args.header]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NonFiniteInputWarning)
+        rows, provider = predict_file(args.model, args.input, args.output, provider=args.provider,
+                                      batch_size=args.batch_size, header=header)
+    for warning in caught:
+        if issubclass(warning.category, NonFiniteInputWarning):
+            print(f"kanarray predict: warning: {_message(warning.message)}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     print(f"wrote {args.output}: {rows} rows ({provider})")
     return 0
 
@@ -238,9 +262,20 @@ def main(argv=None) -> int:
     runner = runners[args.command]
     try:
         return runner(args)
-    except (ValueError, FileNotFoundError, ImportError) as exc:  # a clear message, no traceback
-        print(f"kanarray {args.command}: error: {exc}", file=sys.stderr)
+    # a clear message, no traceback: bad input or settings (ValueError), files (OSError), a missing extra
+    # (ImportError), a fit that diverged (kanarray.TrainingDiverged, a FloatingPointError)
+    except (ValueError, OSError, ImportError, FloatingPointError) as exc:
+        print(f"kanarray {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
+
+
+def _message(exc: BaseException) -> str:
+    """The exception as one line; an OSError from the system as 'FILE: reason'."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return re.sub(r"\s*\n\s*", " ", text.strip())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ writes files.  An error on any rank stops every rank with the message.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -44,21 +45,45 @@ def _width(spec, n_features: int, n_targets: int) -> list[int]:
     return width
 
 
+def _check_magnitudes(table, dtype: str) -> None:
+    """ValueError, before any work, for columns that the fit cannot handle in ``dtype``: a feature
+    whose range max - min overflows, or a target whose squared error summed over the rows does
+    (it would diverge at the first step)."""
+    import numpy as np
+
+    largest = float(np.finfo(dtype).max)
+    checks = ((table.features, table.x, largest / 2, "its range max - min overflows"),
+              (table.targets, table.y, math.sqrt(largest / len(table.y)), "the squared error overflows"))
+    for names, values, limit, why in checks:
+        peaks = np.abs(values).max(axis=0)
+        for name, peak in zip(names, peaks):
+            if peak > limit:
+                raise ValueError(f"{table.path}: column {name!r} reaches {peak:.3g}; beyond {limit:.3g} {why} in "
+                                 f"{dtype}: rescale the column (divide it by a constant, or take a logarithm)")
+
+
+def _settings(args, root: bool) -> dict:
+    """The ``KAN.fit`` settings of the options."""
+    return dict(steps=args.steps, opt=args.opt, lr=args.lr, lamb=args.lamb, batch_size=args.batch_size,
+                grid_margin=args.grid_margin, progress="auto" if root and not args.quiet else False)
+
+
 def _prepare(args, comm):
     """(model, train shard, validation shard, sizes) on this rank; raises before training."""
     import kanarray as ka
 
+    from ._outputs import check_outputs
     from .distributed import shard_rows
+    from .fit_settings import FitSettings
     from .tabular import load_table, split_rows
 
+    FitSettings(**_settings(args, comm is None or comm.is_root))  # a ValueError naming a bad setting, up front
     if any(g < 1 for g in args.refine or ()):
         raise ValueError(f"--refine grids must be positive, got {','.join(map(str, args.refine))}")
     if not 0 <= args.val_fraction < 1:
         raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
-    for option, path in (("--out", args.out), ("--onnx", args.onnx), ("--plot", args.plot)):
-        folder = os.path.dirname(os.path.abspath(path)) if path else None
-        if folder and not os.path.isdir(folder):
-            raise ValueError(f"{option} {path}: the folder {folder} does not exist")
+    if comm is None or comm.is_root:  # rank 0 alone writes
+        check_outputs({"--out": args.out, "--onnx": args.onnx, "--plot": args.plot}, {"DATA": args.data})
     if args.onnx:
         try:
             import onnx  # noqa: F401
@@ -70,6 +95,7 @@ def _prepare(args, comm):
     if len(train_idx) < 2 * size or (len(val_idx) and len(val_idx) < size):
         raise ValueError(f"{args.data}: {table.x.shape[0]} rows are too few for {size} ranks: each rank needs at "
                          f"least 2 training rows and 1 validation row")
+    _check_magnitudes(table, args.dtype)
     width = _width(args.width, table.x.shape[1], table.y.shape[1])
     model = ka.KAN(width, grid=args.grid, k=args.k, seed=args.seed, dtype=args.dtype, backend=args.backend,
                    extrapolate=args.extrapolate)
@@ -107,9 +133,7 @@ def run_fit(args) -> int:
         f"{', '.join(table.features)} -> {', '.join(table.targets)}")
     say(f"model: {model}")
     say(f"{'stage':<10}{'grid':>6}{'steps':>7}{'train RMSE':>14}{'val RMSE':>14}{'time s':>9}")
-    fit_kw = dict(steps=args.steps, opt=args.opt, lr=args.lr, lamb=args.lamb, batch_size=args.batch_size,
-                  grid_margin=args.grid_margin, validation=val, progress="auto" if root and not args.quiet else False,
-                  comm=comm)
+    fit_kw = dict(_settings(args, root), validation=val, comm=comm)
     grids = [args.grid] + list(args.refine or ())
     curves = None
     for stage, grid in enumerate(grids):

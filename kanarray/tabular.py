@@ -17,6 +17,9 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
+import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,51 +55,114 @@ def _names(spec, what: str) -> list[str]:
     return names
 
 
-def _read_csv(path: str, *, header_optional: bool = False, finite: bool = True) -> tuple[list[str], np.ndarray]:
-    """(column names, (N, columns) float64 values) of a comma-separated file whose first row is a header
-    of column names; with ``header_optional`` a first row of numbers is data and the columns are named
-    "0", "1", ...; with ``finite=False`` nan and inf cells are accepted."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        rows = [(reader.line_num, row) for row in reader if "".join(row).strip()]  # line_num: 1-based
+# A CSV number: ASCII digits with an optional sign, decimal point and exponent, or nan / inf /
+# infinity in any case.  float() alone would also take 1_000, non-ASCII digits and more.
+_FINITE = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_NUMBER = re.compile(rf"{_FINITE}|[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_FRACTIONAL = re.compile(_FINITE)  # with fullmatch and not an _INTEGER: has a decimal point or an exponent
+HEADER_SCAN_ROWS = 100  # rows below a row of integers looked at to tell a header of numbers from data
+
+
+def parse_number(cell: str) -> float | None:
+    """The value of a CSV cell that is a number (surrounding blanks allowed), else None."""
+    text = cell.strip()
+    return float(text) if _NUMBER.fullmatch(text) else None
+
+
+def _float_or_none(cell: str) -> float | None:
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def _csv_rows(path: str) -> list[tuple[int, list[str]]]:
+    """(1-based line number, cells) of every non-blank row; ValueError naming the file and the line
+    for text that is not UTF-8 or not readable as CSV (e.g. a cell over csv's field size limit)."""
+    rows = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            for row in reader:
+                if "".join(row).strip():
+                    rows.append((reader.line_num, row))
+    except UnicodeDecodeError:
+        raise ValueError(_not_utf8(path)) from None
+    except csv.Error as exc:
+        limit = f" (a cell holds at most {csv.field_size_limit()} characters)" if "field limit" in str(exc) else ""
+        raise ValueError(f"{path} line {reader.line_num}: not readable as CSV: {exc}{limit}") from None
+    return rows
+
+
+def _not_utf8(path: str) -> str:
+    with open(path, "rb") as f:
+        data = f.read()
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        data[start:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = start + exc.start
+        line = data.count(b"\n", 0, at) + 1
+        return (f"{path} line {line}: byte 0x{data[at]:02x} (offset {at}) is not UTF-8 text; save the file as UTF-8 "
+                "(or ASCII)")
+    return f"{path}: not UTF-8 text; save the file as UTF-8 (or ASCII)"  # pragma: no cover - changed meanwhile
+
+
+def _numbers_as_header(first: list[str], rows: list) -> bool:
+    """Whether a first row of numbers is a header: all integers (column labels such as 0,1,2 or
+    1,2) over a column whose next rows (up to HEADER_SCAN_ROWS) are all written with a decimal
+    point or an exponent, as every float column that numpy and pandas write is."""
+    if not all(_INTEGER.fullmatch(cell.strip()) for cell in first):
+        return False
+    below = [row for _, row in rows[1 : 1 + HEADER_SCAN_ROWS]]
+    for j in range(len(first)):
+        column = [row[j].strip() for row in below if j < len(row)]
+        if column and all(_FRACTIONAL.fullmatch(c) and not _INTEGER.fullmatch(c) for c in column):
+            return True
+    return False
+
+
+def _read_csv(path: str, *, header=True, finite: bool = True) -> tuple[list[str], np.ndarray]:
+    """(column names, (N, columns) float64 values) of a comma-separated file.  header: True (the
+    first row is a header of column names), False (every row is data, the columns are named "0",
+    "1", ...) or "auto" (a header unless the first row is numbers; a row of integers over decimals
+    is a header too, see ``_numbers_as_header``).  finite=False accepts nan and inf cells."""
+    rows = _csv_rows(path)
     if not rows:
-        what = "rows of numbers" if header_optional else "a header row of column names"
+        what = "a header row of column names" if header is True else "rows of numbers"
         raise ValueError(f"{path} is empty: expected {what}")
-    head_line, header = rows[0][0], [cell.strip() for cell in rows[0][1]]
-    has_header = not (header_optional and all(_is_number(cell) for cell in header))
+    head_line, header_cells = rows[0][0], [cell.strip() for cell in rows[0][1]]
+    if header == "auto":  # a row that float() takes whole is data, and 1_000 in it is then refused as data
+        has_header = not all(_float_or_none(cell) is not None for cell in header_cells) or (
+            all(parse_number(cell) is not None for cell in header_cells) and _numbers_as_header(header_cells, rows))
+    else:
+        has_header = bool(header)
     if has_header:
-        if "" in header:
-            raise ValueError(f"{path} line {head_line}: column {header.index('') + 1} of the header has no name")
-        dup = sorted({h for h in header if header.count(h) > 1})
+        if "" in header_cells:
+            raise ValueError(f"{path} line {head_line}: column {header_cells.index('') + 1} of the header has no "
+                             "name")
+        dup = sorted({h for h in header_cells if header_cells.count(h) > 1})
         if dup:
             raise ValueError(f"{path} line {head_line}: duplicate column names {dup}")
         rows = rows[1:]
-    if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
-        raise ValueError(f"{path}: only comma-separated files are supported (first row {header[0]!r})")
-    names = header if has_header else [str(j) for j in range(len(header))]
+    if len(header_cells) == 1 and any(sep in header_cells[0] for sep in ";\t|"):
+        raise ValueError(f"{path}: only comma-separated files are supported (first row {header_cells[0]!r})")
+    names = header_cells if has_header else [str(j) for j in range(len(header_cells))]
     width_of = "the header has" if has_header else "the first row has"
     values = np.empty((len(rows), len(names)), dtype=np.float64)
     for r, (line, row) in enumerate(rows):
         if len(row) != len(names):
             raise ValueError(f"{path} line {line}: {len(row)} cells, but {width_of} {len(names)} columns")
         for c, cell in enumerate(row):
-            where = f"{path} line {line}, column {names[c]!r}" if has_header else f"{path} line {line}, column {c + 1}"
-            try:
-                v = float(cell.strip())
-            except ValueError:
-                raise ValueError(f"{where}: {cell!r} is not a number") from None
-            if finite and not math.isfinite(v):
-                raise ValueError(f"{where}: {cell!r} is not a finite number")
+            v = parse_number(cell)
+            if v is None or (finite and not math.isfinite(v)):
+                where = (f"{path} line {line}, column {names[c]!r}" if has_header
+                         else f"{path} line {line}, column {c + 1}")
+                kind = "a number" if v is None else "a finite number"
+                raise ValueError(f"{where}: {cell!r} is not {kind}") from None
             values[r, c] = v
     return names, values
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return False
 
 
 def _numeric_2d(arr: np.ndarray, where: str) -> np.ndarray:
@@ -108,14 +174,17 @@ def _numeric_2d(arr: np.ndarray, where: str) -> np.ndarray:
 
 
 def _no_pickle(load, where: str) -> np.ndarray:
-    """load() -- an np.load or an npz member -- with numpy's refusal of pickled data made readable."""
+    """load() -- an np.load or an npz member -- with numpy's refusal of pickled data, and a corrupt or
+    truncated file, made a ValueError that names ``where``."""
     try:
         return load()
     except ValueError as e:
         if "pickle" in str(e) or "Object arrays" in str(e):
             raise ValueError(f"{where}: holds object (pickled) data or is not a NumPy file; "
                              "pickle is never loaded") from None
-        raise
+        raise ValueError(f"{where}: not a readable NumPy file ({e})") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise ValueError(f"{where}: a corrupt or truncated NumPy file ({e or type(e).__name__})") from None
 
 
 def _read_array(path: str, ext: str) -> tuple[list[str], np.ndarray, list[str] | None]:
@@ -185,16 +254,20 @@ def load_table(path, target=None, features=None) -> Table:
                  features=tuple(feats), targets=tuple(targets), path=path)
 
 
-def read_inputs(path) -> np.ndarray:
+def read_inputs(path, header="auto") -> np.ndarray:
     """(N, d) float64 model inputs for prediction (``kanarray predict``): a ``.npy`` array (2-D, or 1-D
-    as one row) or a ``.csv`` of comma-separated numbers with an optional header row.  Every column is an
-    input; nan and inf are passed through (the model's outputs are then nan)."""
+    as one row) or a ``.csv`` of comma-separated numbers.  header (.csv): "auto" (default: the first
+    row is a header unless it is numbers; a row of integers over a column of decimals, such as
+    pandas' 0,1,2 labels, is a header too), True or False.  Every column is an input; nan and inf
+    are passed through (``kanarray predict`` gives such rows nan outputs)."""
     path = os.fspath(path)
+    if header not in ("auto", True, False):
+        raise ValueError(f"header must be 'auto', True or False, got {header!r}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no input file at {path!r}")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".csv":
-        x = _read_csv(path, header_optional=True, finite=False)[1]
+        x = _read_csv(path, header=header, finite=False)[1]
         if not len(x):
             raise ValueError(f"{path} holds no data rows")
         return x

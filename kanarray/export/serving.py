@@ -4,13 +4,15 @@ and ``predict_file`` (the ``kanarray predict`` command)."""
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
 from .._atomic import atomic_write
+from .._outputs import check_outputs
 from ..tabular import read_inputs
 
-__all__ = ["OnnxModel", "available_providers", "predict_file", "read_inputs"]
+__all__ = ["NonFiniteInputWarning", "OnnxModel", "available_providers", "predict_file", "predict_rows", "read_inputs"]
 
 _PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 
@@ -63,6 +65,7 @@ class OnnxModel:
         (inp,), (out,) = self.session.get_inputs(), self.session.get_outputs()
         self.input_name, self.output_name = inp.name, out.name
         self.n_inputs = inp.shape[1] if isinstance(inp.shape[1], int) else None
+        self.n_outputs = out.shape[1] if len(out.shape) == 2 and isinstance(out.shape[1], int) else None
         self.dtype = np.float64 if inp.type == "tensor(double)" else np.float32
 
     def __call__(self, x, *, batch_size: int = 65536):
@@ -89,18 +92,58 @@ def _write_outputs(y: np.ndarray, path: str) -> None:
             np.savetxt(fh, y, delimiter=",", fmt="%.17g")
 
 
+class NonFiniteInputWarning(UserWarning):
+    """Some input rows hold nan or inf (or values beyond the graph's dtype); ``predict_file`` wrote
+    nan predictions for them."""
+
+
+SHOWN_ROWS = 10  # row numbers listed in the warning
+
+
+def predict_rows(model: OnnxModel, x: np.ndarray, *, batch_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """(predictions (N, n_outputs) in the graph's dtype, indices of the non-finite rows): the graph runs
+    on the rows whose inputs are all finite in its dtype (float32 turns 1e39 into inf) and the others get
+    nan, whatever the graph would have made of them."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = np.asarray(x, dtype=model.dtype)
+    finite = np.isfinite(cast).all(axis=1)
+    bad = np.flatnonzero(~finite)
+    if not len(bad):
+        return np.asarray(model(cast, batch_size=batch_size)), bad
+    good = model(cast[finite], batch_size=batch_size) if finite.any() else None
+    n_outputs = model.n_outputs if good is None else good.shape[1]
+    if n_outputs is None:
+        raise ValueError("no input row is finite, and the graph does not declare its number of outputs")
+    y = np.full((len(cast), n_outputs), np.nan, dtype=model.dtype)
+    if good is not None:
+        y[finite] = good
+    return y, bad
+
+
+def _nonfinite_message(bad: np.ndarray, rows: int, path: str, dtype) -> str:
+    shown = ", ".join(str(int(i)) for i in bad[:SHOWN_ROWS]) + (", ..." if len(bad) > SHOWN_ROWS else "")
+    return (f"{path}: {len(bad)} of {rows} rows have inputs that are nan, inf or beyond {np.dtype(dtype).name}; "
+            f"their predictions are nan: rows {shown} (0-based)")
+
+
 def predict_file(model_path, input_path, output_path, *, provider: str | None = None,
-                 batch_size: int = 65536) -> tuple[int, str]:
-    """Run the ONNX model on the inputs in a .npy/.csv file and write the outputs (.npy, or
-    .csv for any other suffix) atomically.  Returns (rows, provider used)."""
+                 batch_size: int = 65536, header="auto") -> tuple[int, str]:
+    """Run the ONNX model on the inputs in a .npy/.csv file and write the outputs (.npy or .csv)
+    atomically.  Returns (rows, provider used).  header: of a .csv input, as in ``read_inputs``.
+    Rows with non-finite inputs get nan outputs and a ``NonFiniteInputWarning`` lists them; the
+    output must not be the model or the input file (ValueError, checked before any work)."""
     output_path = os.fspath(output_path)
-    if not (output_path.endswith(".npy") or output_path.endswith(".csv")):
+    if not output_path.endswith((".npy", ".csv")):
         raise ValueError(f"output {output_path!r}: expected a .npy or .csv file name")
+    check_outputs({"output_path": output_path}, {"model_path": model_path, "input_path": input_path})
     model = OnnxModel(model_path, provider=provider)
-    x = read_inputs(input_path)
+    x = read_inputs(input_path, header=header)
     if model.n_inputs is not None and x.shape[1] != model.n_inputs:
         raise ValueError(f"{os.fspath(input_path)!r} has {x.shape[1]} columns but the model takes {model.n_inputs} "
                          "inputs")
-    y = model(x, batch_size=batch_size)
-    _write_outputs(np.asarray(y), output_path)
+    y, bad = predict_rows(model, x, batch_size=batch_size)
+    _write_outputs(y, output_path)
+    if len(bad):
+        warnings.warn(_nonfinite_message(bad, len(x), os.fspath(input_path), model.dtype), NonFiniteInputWarning,
+                      stacklevel=2)
     return x.shape[0], model.provider
