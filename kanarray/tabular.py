@@ -192,8 +192,8 @@ def _read_array(path: str, ext: str) -> tuple[list[str], np.ndarray, list[str] |
     if ext == ".npy":
         data = _numeric_2d(_no_pickle(lambda: np.load(path, allow_pickle=False), path), path)
         return [str(j) for j in range(data.shape[1])], data, None
-    with _no_pickle(lambda: np.load(path, allow_pickle=False), path) as z:
-        arrays = {k: _no_pickle(lambda k=k: z[k], f"{path}, array {k!r}") for k in z.files}
+    with open(path, "rb") as f, _no_pickle(lambda: np.load(f, allow_pickle=False), path) as z:  # f: closed on
+        arrays = {k: _no_pickle(lambda k=k: z[k], f"{path}, array {k!r}") for k in z.files}  # a corrupt zip too
     if "x" in arrays and "y" in arrays:
         x, y_raw = _numeric_2d(arrays["x"], f"{path}, array 'x'"), arrays["y"]
         y = _numeric_2d(y_raw.reshape(-1, 1) if y_raw.ndim == 1 else y_raw, f"{path}, array 'y'")

@@ -304,3 +304,82 @@ def test_split_table(csv_data):
     np.testing.assert_array_equal(val.y, data[va_idx][:, 3:])
     assert val.x.shape == (10, 3) and train.y.shape == (40, 1)
     assert train.features == t.features and val.targets == t.targets
+
+
+# ---------------------------------------------------------------- strict numbers, headers, unreadable files
+
+
+@pytest.mark.parametrize("cell", ["1_000", "\u0661\u0662", "\uff11", "1e", "--1", "0x10", "1 2", "e5"])
+def test_csv_numbers_are_only_what_a_csv_number_is(tmp_path, cell):
+    """float() takes 1_000, Arabic-Indic and full-width digits; a CSV number is ASCII digits with an optional
+    sign, point and exponent."""
+    path = _write(tmp_path / "d.csv", f"a,y\n1,2\n{cell},3\n")
+    with pytest.raises(ValueError, match=rf"d\.csv line 3, column 'a': {re.escape(repr(cell))} is not a number"):
+        load_table(path, "y")
+
+
+def test_csv_number_forms_that_are_accepted(tmp_path):
+    path = _write(tmp_path / "d.csv", "a,y\n +1.5 ,2\n.5,-3.\n1E+3,4e-2\n-0,7\n")
+    t = load_table(path, "y")
+    np.testing.assert_array_equal(t.x[:, 0], [1.5, 0.5, 1000.0, 0.0])
+    np.testing.assert_array_equal(t.y[:, 0], [2.0, -3.0, 0.04, 7.0])
+
+
+def test_read_inputs_tells_a_header_of_numbers_from_data(tmp_path):
+    from kanarray.tabular import read_inputs
+
+    # pandas' DataFrame(x).to_csv(index=False) writes integer column labels over float columns
+    np.testing.assert_array_equal(read_inputs(_write(tmp_path / "p.csv", "0,1\n0.5,0.25\n-0.1,2.0\n")),
+                                  [[0.5, 0.25], [-0.1, 2.0]])
+    np.testing.assert_array_equal(read_inputs(_write(tmp_path / "q.csv", "1,2\n3,0.5\n4,1e-3\n")),
+                                  [[3.0, 0.5], [4.0, 1e-3]])  # one column of decimals below is enough
+    ints = _write(tmp_path / "i.csv", "1,2\n3,4\n")  # integers over integers: data
+    np.testing.assert_array_equal(read_inputs(ints), [[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_array_equal(read_inputs(ints, header=True), [[3.0, 4.0]])
+    np.testing.assert_array_equal(read_inputs(_write(tmp_path / "d.csv", "0.5,1\n0,0.25\n")),
+                                  [[0.5, 1.0], [0.0, 0.25]])  # a first row with decimals is data
+    np.testing.assert_array_equal(read_inputs(_write(tmp_path / "n.csv", "1,nan\n2,0.5\n")),
+                                  [[1.0, np.nan], [2.0, 0.5]])  # nan is not an integer: data
+    with pytest.raises(ValueError, match=r"line 1, column 1: 'a' is not a number"):
+        read_inputs(_write(tmp_path / "h.csv", "a,b\n1,2\n"), header=False)
+    with pytest.raises(ValueError, match=r"line 1, column 1: '1_000' is not a number"):
+        read_inputs(_write(tmp_path / "u.csv", "1_000,2\n3,4\n"))  # data with a bad number, not a header
+    with pytest.raises(ValueError, match="header must be 'auto', True or False"):
+        read_inputs(ints, header="yes")
+
+
+def test_csv_cell_over_the_field_limit_names_the_line(tmp_path):
+    path = _write(tmp_path / "wide.csv", "a,y\n1,2\n" + "1" * 140_000 + ",3\n")
+    with pytest.raises(ValueError, match=r"wide\.csv line 3: not readable as CSV: field larger than field limit "
+                                         r"\(131072\) \(a cell holds at most 131072 characters\)"):
+        load_table(path, "y")
+
+
+def test_csv_that_is_not_utf8_names_the_file_and_line(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("a,y\n1,2\nx\u00e9,3\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.csv line 3: byte 0xe9 \(offset 9\) is not UTF-8 text; save "
+                                         "the file as UTF-8"):
+        load_table(path, "y")
+    bom = tmp_path / "bom.csv"  # a UTF-8 byte order mark is fine
+    bom.write_bytes(b"\xef\xbb\xbfa,y\n1,2\n")
+    assert load_table(bom, "y").features == ("a",)
+
+
+def test_corrupt_or_truncated_npz_and_npy_are_value_errors_naming_the_file(tmp_path):
+    np.savez(tmp_path / "t.npz", x=np.ones((100, 2)), y=np.ones(100))
+    data = (tmp_path / "t.npz").read_bytes()
+    (tmp_path / "t.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"t\.npz: a corrupt or truncated NumPy file"):
+        load_table(tmp_path / "t.npz")
+    np.savez_compressed(tmp_path / "z.npz", x=np.random.default_rng(0).random((100, 2)), y=np.ones(100))
+    data = bytearray((tmp_path / "z.npz").read_bytes())
+    data[200:210] = b"0123456789"
+    (tmp_path / "z.npz").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"z\.npz, array 'x': a corrupt or truncated NumPy file"):
+        load_table(tmp_path / "z.npz")
+    np.save(tmp_path / "t.npy", np.ones((100, 2)))
+    data = (tmp_path / "t.npy").read_bytes()
+    (tmp_path / "t.npy").write_bytes(data[:-80])
+    with pytest.raises(ValueError, match=r"t\.npy: not a readable NumPy file"):
+        load_table(tmp_path / "t.npy", 0)
