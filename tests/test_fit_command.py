@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -130,3 +131,93 @@ def test_progress_bar_only_on_a_terminal(table, tmp_path, capsys, monkeypatch, t
     argv = ["fit", str(table), "--target", "y", "--width", "3,2,1", "--steps", "3", "--out", str(tmp_path / "m.kan")]
     assert main(argv) == 0
     assert ("3/3" in capsys.readouterr().err) == tty
+
+
+def _fails_before_training(argv, capsys) -> str:
+    """Run ``kanarray fit``; it must stop with status 2 and one error line, before printing the stage table."""
+    assert main(["fit", *argv, "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert "stage" not in captured.out, "it trained first"
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kanarray fit: error:"), captured.err
+    return lines[0]
+
+
+def test_fit_refuses_outputs_over_its_input_or_each_other(table, tmp_path, capsys):
+    before = table.read_bytes()
+    line = _fails_before_training([str(table), "--target", "y", "--out", str(table)], capsys)
+    assert f"--out {table} is the input DATA ({table})" in line
+    link = tmp_path / "link.kan"
+    link.symlink_to(table)
+    line = _fails_before_training([str(table), "--target", "y", "--out", str(tmp_path / ".." / tmp_path.name /
+                                                                         "data.csv"), "--plot", str(link)], capsys)
+    assert "is the input DATA" in line
+    line = _fails_before_training([str(table), "--target", "y", "--out", str(tmp_path / "m.kan"), "--onnx",
+                                   str(tmp_path / "." / "m.kan")], capsys)
+    assert "--onnx" in line and "and --out" in line and "are the same file" in line
+    line = _fails_before_training([str(table), "--target", "y", "--out", str(tmp_path / "c.png"), "--plot",
+                                   str(tmp_path / "c.png")], capsys)
+    assert "are the same file" in line
+    assert table.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "link.kan"]
+
+
+def test_fit_checks_where_it_writes_before_training(table, tmp_path, capsys):
+    (tmp_path / "folder").mkdir()
+    line = _fails_before_training([str(table), "--target", "y", "--out", str(tmp_path / "folder")], capsys)
+    assert "--out" in line and "is a directory; kanarray writes only regular files" in line
+    os.mkfifo(tmp_path / "pipe")
+    line = _fails_before_training([str(table), "--target", "y", "--out", "", "--onnx", str(tmp_path / "pipe")],
+                                  capsys)
+    assert "is a FIFO" in line
+    if os.path.isdir("/proc/self"):  # a folder where no file can be created, even by root
+        line = _fails_before_training([str(table), "--target", "y", "--out", "/proc/m.kan"], capsys)
+        assert "--out /proc/m.kan: cannot write in the folder /proc" in line
+
+
+def test_fit_unreadable_tables_are_one_line_errors(tmp_path, capsys):
+    wide = tmp_path / "wide.csv"
+    wide.write_text("a,y\n1,2\n" + "1" * 140_000 + ",3\n")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("a,y\n\u00e9,1\n".encode("latin-1"))
+    np.savez(tmp_path / "cut.npz", x=np.ones((50, 2)), y=np.ones(50))
+    data = (tmp_path / "cut.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    for argv, message in [([str(wide), "--target", "y"], "wide.csv line 3: not readable as CSV"),
+                          ([str(latin), "--target", "y"], "latin.csv line 2: byte 0xe9"),
+                          ([str(tmp_path / "cut.npz")], "cut.npz: a corrupt or truncated NumPy file")]:
+        assert message in _fails_before_training([*argv, "--out", str(tmp_path / "m.kan")], capsys)
+    assert not (tmp_path / "m.kan").exists()
+
+
+def test_fit_huge_targets_are_refused_up_front_and_a_divergence_is_one_line(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (50, 2))
+    path = tmp_path / "big.csv"
+    np.savetxt(path, np.column_stack([x, 1e200 * x[:, 0]]), delimiter=",", header="a,b,y", comments="")
+    line = _fails_before_training([str(path), "--target", "y", "--out", str(tmp_path / "m.kan")], capsys)
+    assert "column 'y' reaches 9.94e+199" in line and "the squared error overflows in float64" in line
+    np.savetxt(path, np.column_stack([x, 1e30 * x[:, 0]]), delimiter=",", header="a,b,y", comments="")
+    line = _fails_before_training([str(path), "--target", "y", "--dtype", "float32", "--out", ""], capsys)
+    assert "overflows in float32" in line
+    np.savetxt(path, np.column_stack([x, x[:, 0]]), delimiter=",", header="a,b,y", comments="")
+    assert main(["fit", str(path), "--target", "y", "--opt", "adam", "--lr", "1e300", "--steps", "3", "--quiet",
+                 "--out", str(tmp_path / "m.kan")]) == 2  # trains, diverges: TrainingDiverged's message, no traceback
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kanarray fit: error: the objective became NaN or infinite")
+    assert not (tmp_path / "m.kan").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "2.5", "1_000", "x"])
+def test_fit_bad_batch_size_is_a_one_line_error(table, capsys, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", str(table), "--target", "y", "--batch-size", value])
+    assert exc.value.code == 2
+    assert f"kanarray fit: error: argument --batch-size: expected a positive integer, got '{value}'" in \
+        capsys.readouterr().err
+
+
+def test_fit_settings_errors_come_before_the_data_is_read(tmp_path, capsys):
+    """A ValueError of FitSettings becomes an error line, and is raised before the table is even read."""
+    line = _fails_before_training([str(tmp_path / "absent.csv"), "--target", "y", "--lr", "nan", "--out", ""],
+                                  capsys)
+    assert line == "kanarray fit: error: lr must be a finite number > 0.0, got nan"
