@@ -100,6 +100,109 @@ def test_benchmark_script_runs_without_the_peer(extra):
     assert len(rows) == 2
 
 
+
+# -- export and predict: their files -------------------------------------------------------------
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(the model, its float64 ONNX file) of a small [2, 3, 1] KAN."""
+    pytest.importorskip("onnxruntime")
+    model = ka.KAN([2, 3, 1], grid=5, seed=0)
+    model.save(tmp_path / "m.kan")
+    assert main(["export", str(tmp_path / "m.kan"), "-o", str(tmp_path / "m.onnx"), "--dtype", "float64"]) == 0
+    return model, tmp_path / "m.onnx"
+
+
+def _one_error_line(capsys, command: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"kanarray {command}: error:"), err
+    return err[0]
+
+
+def test_export_and_predict_refuse_to_write_over_their_inputs(served, tmp_path, capsys):
+    _, onnx_path = served
+    kan_bytes, onnx_bytes = (tmp_path / "m.kan").read_bytes(), onnx_path.read_bytes()
+    assert main(["export", str(tmp_path / "m.kan"), "-o", str(tmp_path / "." / "m.kan")]) == 2
+    line = _one_error_line(capsys, "export")
+    assert line.startswith("kanarray export: error: -o ") and "is the input MODEL" in line
+    np.save(tmp_path / "x.npy", np.zeros((3, 2)))
+    x_bytes = (tmp_path / "x.npy").read_bytes()
+    (tmp_path / "alias.npy").symlink_to(tmp_path / "x.npy")
+    os.link(tmp_path / "x.npy", tmp_path / "hard.npy")
+    for output, what in [("x.npy", "INPUT"), ("alias.npy", "INPUT"), ("hard.npy", "INPUT"), ("m.onnx", "MODEL")]:
+        assert main(["predict", str(onnx_path), str(tmp_path / "x.npy"), "-o", str(tmp_path / output)]) == 2
+        assert f"is the input {what}" in _one_error_line(capsys, "predict")
+    assert main(["predict", str(onnx_path), str(tmp_path / "x.npy"), "-o", str(tmp_path)]) == 2
+    assert "is a directory" in _one_error_line(capsys, "predict")
+    assert (tmp_path / "m.kan").read_bytes() == kan_bytes and onnx_path.read_bytes() == onnx_bytes
+    assert (tmp_path / "x.npy").read_bytes() == x_bytes
+
+
+def test_predict_gives_nan_rows_for_non_finite_inputs_and_names_them(served, tmp_path, capsys):
+    model, onnx_path = served
+    x = np.random.default_rng(0).uniform(-1, 1, (40, 2))
+    bad = [2, 5, 6, 9, 11, 17, 20, 22, 25, 30, 31, 39]
+    x[bad, np.arange(len(bad)) % 2] = [np.nan, np.inf, -np.inf] * 4
+    np.save(tmp_path / "x.npy", x)
+    assert main(["predict", str(onnx_path), str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 0
+    captured = capsys.readouterr()
+    assert "wrote" in captured.out and "40 rows" in captured.out
+    warning, = captured.err.strip().splitlines()
+    assert warning == (f"kanarray predict: warning: {tmp_path / 'x.npy'}: 12 of 40 rows have inputs that are nan, "
+                       "inf or beyond float64; their predictions are nan: rows 2, 5, 6, 9, 11, 17, 20, 22, 25, 30, "
+                       "... (0-based)")
+    y = np.load(tmp_path / "y.npy")
+    good = np.setdiff1d(np.arange(40), bad)
+    assert np.isnan(y[bad]).all()
+    np.testing.assert_allclose(y[good], np.asarray(model(x[good])), rtol=1e-12, atol=1e-12)
+
+
+def test_predict_counts_values_beyond_a_float32_graph_as_non_finite(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from kanarray.export import predict_file
+    from kanarray.export.serving import NonFiniteInputWarning
+
+    model = ka.KAN([2, 3, 1], grid=5, seed=0)
+    model.save(tmp_path / "m.kan")
+    assert main(["export", str(tmp_path / "m.kan"), "-o", str(tmp_path / "m.onnx")]) == 0  # float32
+    (tmp_path / "x.csv").write_text("0.5,0.25\n1e39,0\nnan,nan\n")
+    with pytest.warns(NonFiniteInputWarning, match=r"2 of 3 rows .* beyond float32.*rows 1, 2 \(0-based\)"):
+        assert predict_file(tmp_path / "m.onnx", tmp_path / "x.csv", tmp_path / "y.csv") == (3, "cpu")
+    y = np.loadtxt(tmp_path / "y.csv", delimiter=",", ndmin=2)
+    assert np.isnan(y[1:]).all()
+    np.testing.assert_allclose(y[0], np.asarray(model(np.array([[0.5, 0.25]])))[0], rtol=1e-5, atol=1e-6)
+    (tmp_path / "all.csv").write_text("nan,1\n")  # no finite row: the graph never runs
+    with pytest.warns(NonFiniteInputWarning, match="1 of 1 rows"):
+        predict_file(tmp_path / "m.onnx", tmp_path / "all.csv", tmp_path / "all.npy")
+    assert np.load(tmp_path / "all.npy").shape == (1, 1) and np.isnan(np.load(tmp_path / "all.npy")).all()
+
+
+def test_predict_reads_a_header_of_numbers_as_a_header(served, tmp_path, capsys):
+    model, onnx_path = served
+    x = np.array([[0.5, -0.25], [0.125, 0.75]])
+    (tmp_path / "labels.csv").write_text("0,1\n" + "\n".join(",".join(repr(float(v)) for v in row) for row in x) + "\n")
+    assert main(["predict", str(onnx_path), str(tmp_path / "labels.csv"), "-o", str(tmp_path / "y.npy")]) == 0
+    assert "2 rows" in capsys.readouterr().out
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), np.asarray(model(x)), rtol=1e-12, atol=1e-12)
+    (tmp_path / "ints.csv").write_text("1,2\n3,4\n")
+    assert main(["predict", str(onnx_path), str(tmp_path / "ints.csv"), "-o", str(tmp_path / "y.npy")]) == 0
+    assert "2 rows" in capsys.readouterr().out  # integers over integers: data
+    assert main(["predict", str(onnx_path), str(tmp_path / "ints.csv"), "-o", str(tmp_path / "y.npy"),
+                 "--header", "yes"]) == 0
+    assert "1 rows" in capsys.readouterr().out
+    (tmp_path / "under.csv").write_text("1_000,2\n")
+    assert main(["predict", str(onnx_path), str(tmp_path / "under.csv"), "-o", str(tmp_path / "y.npy")]) == 2
+    assert "line 1, column 1: '1_000' is not a number" in _one_error_line(capsys, "predict")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "2.5"])
+def test_predict_bad_batch_size_is_a_one_line_error(value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "m.onnx", "x.npy", "-o", "y.npy", "--batch-size", value])
+    assert exc.value.code == 2
+    assert f"error: argument --batch-size: expected a positive integer, got '{value}'" in capsys.readouterr().err
+
 # Code blocks that the tests run are marked in the Markdown by an HTML comment on the line
 # before the fence: <!-- test: NAME -->.  The tests find them by name, not by position.
 TESTED_BLOCKS = {  # marker -> the file that holds it
