@@ -11,6 +11,10 @@ only once complete, so a failure never leaves a partial file or destroys an old 
   removes the file, then the process terminates by SIGTERM as it would have).  SIGKILL cannot
   be caught, so each write first removes the stale temporary files of that pattern next to its
   target: those of this host whose process is gone, and any untouched for ``STALE_AFTER_S``.
+- ``check_output_paths``, for the commands before they do any work: each output can be written
+  (``check_writable``) and none is an input or another output -- compared after resolving links
+  and ``..``, and as the same file on disk (hard links), so that ``kanarray export m.kan -o m.kan``
+  is refused instead of destroying the checkpoint.
 
 Why the pid and the age rather than an age alone: a file of this host whose pid is not a live
 process can never be renamed by anyone, so it is removed at once (a save killed a minute ago
@@ -33,7 +37,8 @@ import tempfile
 import threading
 import time
 
-__all__ = ["STALE_AFTER_S", "atomic_write", "check_writable", "remove_stale_temporaries", "resolve_target"]
+__all__ = ["STALE_AFTER_S", "atomic_write", "check_output_paths", "check_writable", "remove_stale_temporaries",
+           "resolve_target"]
 
 STALE_AFTER_S = 3600.0
 _PREFIX = ".kanarray-"
@@ -128,6 +133,36 @@ def check_writable(path) -> str:
     os.close(fd)
     os.remove(probe)
     return target
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b)):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def check_output_paths(outputs: dict, inputs: dict) -> None:
+    """``outputs`` and ``inputs``: {label (e.g. "--out", "DATA"): path or None (not given)}.
+    ValueError naming the option and the file when an output cannot be written, is an input, or
+    is another output."""
+    given_out = [(label, os.fspath(path)) for label, path in outputs.items() if path]
+    given_in = [(label, os.fspath(path)) for label, path in inputs.items() if path]
+    for i, (label, path) in enumerate(given_out):
+        for in_label, in_path in given_in:
+            if _same_file(path, in_path):
+                raise ValueError(f"{label} {path} is the input {in_label} ({in_path}): writing it would destroy "
+                                 "the input; choose another output file")
+        for other_label, other in given_out[:i]:
+            if _same_file(path, other):
+                raise ValueError(f"{label} {path} and {other_label} {other} are the same file: each output needs "
+                                 "its own")
+        try:
+            check_writable(path)
+        except ValueError as exc:
+            raise ValueError(f"{label} {exc}") from None
 
 
 def _pid_alive(pid: int) -> bool | None:

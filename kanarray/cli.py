@@ -213,11 +213,11 @@ def _run_reproduce(args) -> int:
 
 
 def _run_export(args) -> int:
-    from ._outputs import check_outputs
+    from ._atomic import check_output_paths
     from .export import to_onnx
     from .model import load
 
-    check_outputs({"-o": args.output}, {"MODEL": args.model})
+    check_output_paths({"-o": args.output}, {"MODEL": args.model})
     model = load(args.model)
     proto = to_onnx(model, args.output, opset=args.opset, dtype=args.dtype)
     print(f"wrote {args.output}: {model} as ONNX opset {proto.opset_import[0].version}, {args.dtype}")
@@ -225,11 +225,11 @@ def _run_export(args) -> int:
 
 
 def _run_predict(args) -> int:
-    from ._outputs import check_outputs
+    from ._atomic import check_output_paths
     from .export import predict_file
     from .export.serving import NonFiniteInputWarning
 
-    check_outputs({"-o": args.output}, {"MODEL": args.model, "INPUT": args.input})
+    check_output_paths({"-o": args.output}, {"MODEL": args.model, "INPUT": args.input})
     header = {"auto": "auto", "yes": True, "no": False}[args.header]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NonFiniteInputWarning)

@@ -72,7 +72,7 @@ def _prepare(args, comm):
     """(model, train shard, validation shard, sizes) on this rank; raises before training."""
     import kanarray as ka
 
-    from ._outputs import check_outputs
+    from ._atomic import check_output_paths
     from .distributed import shard_rows
     from .fit_settings import FitSettings
     from .tabular import load_table, split_rows
@@ -83,7 +83,7 @@ def _prepare(args, comm):
     if not 0 <= args.val_fraction < 1:
         raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     if comm is None or comm.is_root:  # rank 0 alone writes
-        check_outputs({"--out": args.out, "--onnx": args.onnx, "--plot": args.plot}, {"DATA": args.data})
+        check_output_paths({"--out": args.out, "--onnx": args.onnx, "--plot": args.plot}, {"DATA": args.data})
     if args.onnx:
         try:
             import onnx  # noqa: F401

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 
 from .._atomic import atomic_write
-from .._outputs import check_outputs
+from .._atomic import check_output_paths
 from ..tabular import read_inputs
 
 __all__ = ["NonFiniteInputWarning", "OnnxModel", "available_providers", "predict_file", "predict_rows", "read_inputs"]
@@ -135,7 +135,7 @@ def predict_file(model_path, input_path, output_path, *, provider: str | None = 
     output_path = os.fspath(output_path)
     if not output_path.endswith((".npy", ".csv")):
         raise ValueError(f"output {output_path!r}: expected a .npy or .csv file name")
-    check_outputs({"output_path": output_path}, {"model_path": model_path, "input_path": input_path})
+    check_output_paths({"output_path": output_path}, {"model_path": model_path, "input_path": input_path})
     model = OnnxModel(model_path, provider=provider)
     x = read_inputs(input_path, header=header)
     if model.n_inputs is not None and x.shape[1] != model.n_inputs:
