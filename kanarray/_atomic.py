@@ -212,12 +212,27 @@ def remove_stale_temporaries(directory, *, now: float | None = None) -> list[str
     return removed
 
 
+_IN_PROGRESS: set = set()  # temporary files of the writes now running in this process, any thread
+
+
+def _terminate(signum, frame) -> None:
+    """The SIGTERM handler during writes: remove every temporary file in progress, then terminate by
+    the signal, as the default action would have."""
+    for path in list(_IN_PROGRESS):
+        with contextlib.suppress(OSError):
+            os.remove(path)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
 @contextlib.contextmanager
-def _removed_on_sigterm(holder: list):
-    """While active, a SIGTERM removes the file named in ``holder`` (if any), then terminates the
-    process by SIGTERM as the default action would.  Only installed in the main thread and only
-    over the default action: a handler of the program's own, or an ignored SIGTERM, is left as it
-    is (a handler that raises unwinds through ``atomic_write``, which removes the file)."""
+def _removed_on_sigterm():
+    """While active, a SIGTERM removes the temporary files in ``_IN_PROGRESS``, then terminates the
+    process by SIGTERM.  Installed only in the main thread and only over the default action: a
+    handler of the program's own, or an ignored SIGTERM, is left as it is (a handler that raises
+    unwinds through ``atomic_write``, which then removes the file).  A write within a write, or in
+    another thread while the main thread writes, is covered by the handler already there.  The
+    previous handler is restored afterwards."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
         yield
         return
@@ -225,15 +240,7 @@ def _removed_on_sigterm(holder: list):
     if previous is not signal.SIG_DFL:
         yield
         return
-
-    def terminate(signum, frame):
-        for path in holder:
-            with contextlib.suppress(OSError):
-                os.remove(path)
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
-    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         yield
     finally:
@@ -252,10 +259,9 @@ def atomic_write(path, suffix: str = ".tmp"):
     if not suffix.endswith(".tmp"):
         suffix += ".tmp"
     remove_stale_temporaries(directory)
-    holder: list = []
-    with _removed_on_sigterm(holder):
+    with _removed_on_sigterm():
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=suffix, dir=directory)
-        holder.append(tmp)
+        _IN_PROGRESS.add(tmp)
         try:
             with os.fdopen(fd, "wb") as fh:
                 os.chmod(tmp, _mode_for(target))  # mkstemp's 0600 would make saved files private to the writer
@@ -268,5 +274,5 @@ def atomic_write(path, suffix: str = ".tmp"):
                 os.remove(tmp)
             raise
         finally:
-            holder.clear()
+            _IN_PROGRESS.discard(tmp)
     _sync_directory(directory)

@@ -93,30 +93,42 @@ def test_check_writable_names_a_missing_or_unwritable_folder(tmp_path):
     assert temporaries(tmp_path) == []
 
 
+# three writes in progress when the signal comes: one in a worker thread, one within another
 _SLOW_SAVE = """
-import sys, time
+import sys, threading, time
 from kanarray._atomic import atomic_write
-with atomic_write(sys.argv[1]) as fh:
-    fh.write(b"partial" * 1000)
-    fh.flush()
-    print("writing", flush=True)
-    time.sleep(60)
+
+def slow_write(path, started):
+    with atomic_write(path) as fh:
+        fh.write(b"partial" * 1000)
+        fh.flush()
+        started.set()
+        time.sleep(60)
+
+started = threading.Event()
+threading.Thread(target=slow_write, args=(sys.argv[1] + ".thread", started), daemon=True).start()
+started.wait()
+with atomic_write(sys.argv[1]) as outer:
+    outer.write(b"outer")
+    slow_write(sys.argv[1] + ".inner", threading.Event())
 """
 
 
-def _interrupted_save(target, signum) -> subprocess.CompletedProcess:
+def _interrupted_save(target, signum) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_SAVE, str(target)], stdout=subprocess.PIPE, text=True,
-                            env=env)
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_SAVE, str(target)], env=env)
     try:
-        assert proc.stdout.readline() == "writing\n"
+        deadline = time.monotonic() + 30
+        while len(temporaries(os.path.dirname(target))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(temporaries(os.path.dirname(target))) == 3
+        time.sleep(0.2)  # the inner write's data is in its file: the process sleeps inside three writes
         proc.send_signal(signum)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    proc.stdout.close()
     return proc
 
 
@@ -127,7 +139,7 @@ def test_sigkill_leaves_a_temporary_that_the_next_save_removes(tmp_path):
     proc = _interrupted_save(target, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
     left = temporaries(tmp_path)
-    assert len(left) == 1 and left[0].endswith(".tmp")
+    assert len(left) == 3 and all(name.endswith(".tmp") for name in left)
     assert target.read_bytes() == b"old"
     write(target, b"new")  # the next save, right away: the writer's pid is gone
     assert temporaries(tmp_path) == [] and target.read_bytes() == b"new"
