@@ -8,8 +8,7 @@ import warnings
 
 import numpy as np
 
-from .._atomic import atomic_write
-from .._atomic import check_output_paths
+from .._atomic import atomic_write, check_output_paths
 from ..tabular import read_inputs
 
 __all__ = ["NonFiniteInputWarning", "OnnxModel", "available_providers", "predict_file", "predict_rows", "read_inputs"]
