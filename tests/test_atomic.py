@@ -184,8 +184,10 @@ def test_stale_clean_up_spares_live_writers_and_foreign_names(tmp_path):
     host = _atomic._host_tag()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # another live writer
     names = {
         f".kanarray-{host}-{os.getpid()}-live0001.tmp": False,  # a live writer here (this process)
+        f".kanarray-{host}-{other.pid}-live0003.npy.tmp": False,
         f".kanarray-{host}-{dead.pid}-dead0001.onnx.tmp": True,  # its process is gone
         ".kanarray-0badc0de-12345-other001.tmp": False,  # another host's writer: only the age counts
         ".kanarray-abcd1234.tmp": False,  # earlier versions' names: only the age counts
@@ -200,7 +202,11 @@ def test_stale_clean_up_spares_live_writers_and_foreign_names(tmp_path):
     for name in old:
         os.utime(tmp_path / name, (long_ago, long_ago))
     (tmp_path / ".kanarray-dir-1-x.tmp").mkdir()  # not a regular file: left alone
-    removed = remove_stale_temporaries(tmp_path)
+    try:
+        removed = remove_stale_temporaries(tmp_path)
+    finally:
+        other.kill()
+        other.wait()
     expected = sorted(name for name, stale in {**names, **old}.items() if stale)
     assert sorted(os.path.basename(p) for p in removed) == expected
     assert sorted(set(names) | set(old) | {".kanarray-dir-1-x.tmp"}) == sorted(os.listdir(tmp_path) + expected)
