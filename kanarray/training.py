@@ -12,31 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._namespace import to_numpy, xsum
+from . import recovery
+from ._namespace import to_numpy
 from .distributed import as_communicator, parameters_digest
 from .fit_settings import OPTIMIZERS, FitSettings, frozen_names
 from .grids import adapt_grids
 from .losses import accuracy
 from .objective import check_targets, evaluate
 from .optim import LBFGS, NonFiniteError, Optimizer
+from .recovery import GROWTH_FACTOR, GROWTH_STEPS, TrainingDiverged
 
 __all__ = ["History", "TrainingDiverged", "fit", "trainable_parameters"]
-
-
-#: divergence by growth: the objective above GROWTH_FACTOR times its reference for GROWTH_STEPS steps in a row
-GROWTH_FACTOR = 1e6
-GROWTH_STEPS = 5
-
-
-class TrainingDiverged(FloatingPointError):
-    """Training cannot go on: the objective or its gradient became NaN or infinite, or the
-    objective grew without bound (above ``GROWTH_FACTOR`` times its reference for
-    ``GROWTH_STEPS`` consecutive steps; see ``_Growth``).  The model holds the last parameters
-    whose objective was finite and within that bound, and ``history`` the curves up to the failure."""
-
-    def __init__(self, message: str, history: "History"):
-        super().__init__(message)
-        self.history = history
 
 
 class History(dict):
@@ -106,66 +92,6 @@ def _make_optimizer(model, settings: FitSettings):
     return OPTIMIZERS[opt](params, lr=lr)
 
 
-class _Snapshot:
-    """Copies of every layer array (grids included) and the model's ``fit_inputs``; ``restore``
-    writes them back in place (optimizers keep their references to the live arrays).
-
-    step, objective: the step whose parameters were taken and its objective (None before fit)."""
-
-    def __init__(self, model):
-        self.model = model
-        self.arrays = None
-        self.fit_inputs = None
-        self.step = self.objective = None
-
-    def take(self, step=None, objective=None):
-        self.arrays = [layer.copy().arrays() for layer in self.model.layers]
-        self.fit_inputs = self.model.fit_inputs
-        self.step, self.objective = step, objective
-
-    def restore(self):
-        if self.arrays is None:
-            return
-        for layer, saved in zip(self.model.layers, self.arrays):
-            for name, a in saved.items():
-                getattr(layer, name)[...] = a
-        self.model.fit_inputs = self.fit_inputs
-
-    def describe(self) -> str:
-        """Which parameters ``restore`` brings back, for messages."""
-        if self.step is None:
-            return "the parameters it had before fit"
-        return f"the parameters of step {self.step} (objective {self.objective:.3g})"
-
-
-class _Growth:
-    """Divergence by growth: the objective above ``GROWTH_FACTOR`` times its reference for
-    ``GROWTH_STEPS`` consecutive steps.
-
-    The reference is the larger of the first step's objective and ``baseline``, the loss of
-    predicting zeros on the training set (mse: mean of y^2; cross-entropy: log of the number of
-    classes), so a fit that starts near a perfect fit is not held to its tiny first loss.  The
-    rule is off when the reference is 0 or not finite.  The objective is the same on every
-    rank of a distributed fit, so every rank decides alike."""
-
-    def __init__(self, baseline: float):
-        self.baseline = baseline
-        self.reference = self.limit = None
-        self.streak = 0
-
-    def within(self, objective: float) -> bool:
-        """Record one step's (finite) objective; whether it is within the bound."""
-        if self.limit is None:
-            self.reference = max(objective, self.baseline)
-            self.limit = GROWTH_FACTOR * self.reference if 0 < self.reference < math.inf else math.inf
-        self.streak = self.streak + 1 if objective > self.limit else 0
-        return self.streak == 0
-
-    @property
-    def diverged(self) -> bool:
-        return self.streak >= GROWTH_STEPS
-
-
 def _batches(n: int, batch_size, rng):
     """Endless stream of index arrays (None = full batch): shuffled epochs."""
     if batch_size is None:
@@ -181,8 +107,8 @@ def _batches(n: int, batch_size, rng):
 class _Setup:
     """fit's inputs validated: the data (x (N, width[0]) as the first layer sees it, y, validation
     pair or None), the settings, the optimizer and the shuffling generator; ``totals`` (train
-    batch, validation samples over all ranks) and ``baseline`` (``_baseline_loss``) are filled
-    in afterwards with comm."""
+    batch, validation samples over all ranks) and ``baseline`` (``recovery.baseline_loss``) are
+    filled in afterwards with comm."""
 
     x: object
     y: object
@@ -232,7 +158,7 @@ def _setup(model, x, y, settings, options: dict, validation, comm) -> _Setup:
     x = model.prepare_inputs(x)
     n = x.shape[0]
     y = check_targets(model, y, n, settings.loss)
-    _check_magnitude(model, x, "x", settings.loss, y)
+    recovery.check_magnitude(model, x, "x", settings.loss, y)
     batch_size = settings.batch_size
     if batch_size is not None and batch_size > n:
         where = "" if comm is None else f" on rank {comm.rank} (batch_size is per rank)"
@@ -246,7 +172,7 @@ def _setup(model, x, y, settings, options: dict, validation, comm) -> _Setup:
             raise ValueError("validation must be a pair (x_val, y_val)") from None
         x_val = model.prepare_inputs(x_val)
         y_val = check_targets(model, y_val, x_val.shape[0], settings.loss)
-        _check_magnitude(model, x_val, "x_val", settings.loss, y_val)
+        recovery.check_magnitude(model, x_val, "x_val", settings.loss, y_val)
         validation = (x_val, y_val)
     optimizer = _make_optimizer(model, settings)
     if settings.update_grid and any(name.endswith(".coef") and name not in optimizer.params
@@ -258,40 +184,8 @@ def _setup(model, x, y, settings, options: dict, validation, comm) -> _Setup:
     rng = np.random.default_rng(seed if comm is None else [seed, comm.rank])
     setup = _Setup(x=x, y=y, n=n, settings=settings, validation=validation, optimizer=optimizer, rng=rng)
     if comm is None:
-        setup.baseline = _baseline_loss(model, y, settings.loss)
+        setup.baseline = recovery.baseline_loss(model, y, settings.loss)
     return setup
-
-
-def _check_magnitude(model, x, name: str, loss: str, y) -> None:
-    """ValueError if the inputs x (as the first layer sees them) or, for mse, the targets y reach
-    sqrt(the dtype's largest value) (1.3e154 in float64, 1.8e19 in float32): the objective and
-    its gradient square values of that order, so they would overflow."""
-    xp = model.xp
-    limit = math.sqrt(float(xp.finfo(model.dtype).max))
-    arrays = [(name, x, "inputs as the first layer sees them")]
-    if loss == "mse":
-        arrays.append((name.replace("x", "y"), y, "targets"))
-    for label, a, what in arrays:
-        largest = float(xp.max(xp.abs(a)))
-        if largest >= limit:
-            raise ValueError(
-                f"{label} holds values up to {largest:.3g} in magnitude ({what}); fit squares values of this order, "
-                f"which overflows {model.dtype_name} beyond {limit:.3g}: rescale the data (inputs within the grid "
-                f"range, e.g. with model.scale_inputs(lo, hi), and outputs of order 1)")
-
-
-def _baseline_loss(model, y, loss: str, comm=None) -> float:
-    """The loss of predicting zeros on the training set (all ranks' with comm): the mean of y^2
-    for mse, log(classes) for cross-entropy (uniform probabilities); ``_Growth``'s floor."""
-    if loss == "cross_entropy":
-        return math.log(model.width[-1])
-    xp = model.xp
-    with np.errstate(over="ignore"):  # huge targets: an infinite baseline turns the rule off
-        total = float(xsum(xp, y * y))
-    count = y.shape[0] * y.shape[1]
-    if comm is not None:
-        total, count = comm.allreduce_scalar(total), comm.allreduce_scalar(count)
-    return total / count
 
 
 def _settings_digest(model, setup: _Setup) -> bytes:
@@ -311,7 +205,7 @@ def _global_sizes(comm, setup, model) -> tuple:
     batch = comm.allreduce_scalar(setup.settings.batch_size or setup.n)
     setup.settings.regularization.check_batch(int(batch))
     n_val = None if setup.validation is None else int(comm.allreduce_scalar(setup.validation[0].shape[0]))
-    setup.baseline = _baseline_loss(model, setup.y, setup.settings.loss, comm)
+    setup.baseline = recovery.baseline_loss(model, setup.y, setup.settings.loss, comm)
     return int(batch), n_val
 
 
@@ -327,13 +221,14 @@ def _train(model, setup, *, progress: bool, comm) -> History:
     history.optimizer = optimizer
     grid_every = max(1, stop_grid_update_step // settings.grid_update_num)
     batches = _batches(setup.n, settings.batch_size, setup.rng)
-    good = _Snapshot(model)  # the last parameters with a finite objective within the growth bound
+    good = recovery.Snapshot(model)  # the last parameters with a finite objective within the growth bound
     good.take()
-    growth = _Growth(setup.baseline)
+    growth = recovery.Growth(setup.baseline)
     step = 0
 
     def diverged(what: str, at_start: bool = False) -> TrainingDiverged:  # after good.restore()
-        text = _diverged_message(what, step, optimizer, reg, good, _data_scale(xp, x, y, loss), at_start)
+        scale = recovery.data_scale(xp, x, y, loss)
+        text = recovery.diverged_message(what, step, optimizer, reg, good, scale, at_start)
         return TrainingDiverged(text, history)
 
     bar = _progress(steps) if progress else None
@@ -413,7 +308,7 @@ def _train(model, setup, *, progress: bool, comm) -> History:
             if ctrl_c is not None and comm.allreduce_scalar(ctrl_c.pressed, op="max"):
                 history.interrupted = True  # every rank stops after the same step
                 break
-        if not _all_finite(optimizer.params, xp):  # the last update is evaluated by no further step
+        if not recovery.all_finite(optimizer.params, xp):  # the last update is evaluated by no further step
             good.restore()
             raise diverged(f"the update of step {step} made parameters NaN or infinite")
     except KeyboardInterrupt:
@@ -427,7 +322,7 @@ def _train(model, setup, *, progress: bool, comm) -> History:
     except BaseException as exc:
         # anything else (a bug, memory, a failed rank): the model must not keep a trial point.
         # Local only, so a distributed fit stays collective-safe: fit ends every rank after this.
-        _restore_after(good, exc, step)
+        recovery.restore_after(good, exc, step)
         raise
     finally:
         errstate.__exit__(None, None, None)
@@ -564,46 +459,6 @@ def _scalars(model, ev, validation, loss, val_cache, comm=None, n_val=None):
             acc = accuracy(val.pred, y_val, xp)
             items.append(acc if comm is None else comm.allreduce(acc * (x_val.shape[0] / n_val)))
     return [float(v) for v in to_numpy(xp.stack([xp.reshape(a, ()) for a in items]))]
-
-
-def _all_finite(params: dict, xp) -> bool:
-    return all(bool(xp.all(xp.isfinite(p))) for p in params.values())
-
-
-def _restore_after(good: _Snapshot, exc: BaseException, step: int) -> None:
-    """Restore ``good`` after an unexpected exception and say so in a note on it."""
-    try:
-        good.restore()
-        note = f"fit stopped at step {step} by this error; the model was restored to {good.describe()}"
-    except Exception as failure:  # noqa: BLE001 - reported on the original error
-        note = f"fit stopped at step {step} by this error and could not restore the parameters ({failure!r})"
-    if hasattr(exc, "add_note"):  # Python >= 3.11
-        exc.add_note(note)
-
-
-def _data_scale(xp, x, y, loss: str) -> str:
-    """The largest magnitudes in this rank's data, for TrainingDiverged's message."""
-    text = f"the first layer's inputs reach |x| = {float(xp.max(xp.abs(x))):.3g}"
-    if loss == "mse":
-        text += f" and the targets |y| = {float(xp.max(xp.abs(y))):.3g}"
-    return text
-
-
-def _diverged_message(what: str, step: int, optimizer, reg, good: _Snapshot, scale: str, at_start: bool) -> str:
-    """TrainingDiverged's text: what happened (and at which step), what the model holds now, what to try.
-
-    at_start: the failure came at the parameters fit started from (before any update), where
-    no learning rate plays a part: only the data (or the model) can be the cause."""
-    name = type(optimizer).__name__
-    hint = "a smaller lr" if not isinstance(optimizer, LBFGS) else "opt='adam' with a small lr (e.g. 1e-3)"
-    extra = ", a smaller lamb" if reg.active else ""
-    if f"step {step}" not in what:
-        what = f"{what} at step {step}"
-    rescale = ("rescale the data (inputs within the grid range, e.g. with model.scale_inputs(lo, hi), and outputs "
-               f"of order 1): {scale}")
-    todo = (f"That is at the parameters fit started from, before any update, where no lr plays a part: {rescale}"
-            if at_start else f"Try {hint}{extra}, or {rescale}")
-    return f"{what} ({name}); the model was restored to {good.describe()}. {todo}."
 
 
 def _interactive() -> bool:

@@ -12,15 +12,14 @@ import textwrap
 
 import numpy as np
 import pytest
+from helpers import host, mpi_environment, mpiexec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kanarray as ka
-import kanarray.training as training
+from kanarray import recovery, training
 from kanarray.optim import LBFGS, SGD, NonFiniteError
 from kanarray.optim.lbfgs import _cubic_min
-
-from helpers import host, mpi_environment, mpiexec
 
 
 def data(n=60, seed=0):
@@ -282,20 +281,20 @@ def test_a_nan_input_to_a_hidden_layer_gives_nan_outputs_in_its_rows_only():
 
 
 def test_growth_rule_fires_after_the_documented_number_of_steps_above_the_factor():
-    growth = training._Growth(baseline=0.5)
+    growth = recovery.Growth(baseline=0.5)
     assert growth.within(2.0)  # the first objective sets the reference: max(2.0, 0.5)
-    assert growth.reference == 2.0 and growth.limit == 2.0 * training.GROWTH_FACTOR
-    over = 2.0 * training.GROWTH_FACTOR * 1.01
-    for _ in range(training.GROWTH_STEPS - 1):
+    assert growth.reference == 2.0 and growth.limit == 2.0 * recovery.GROWTH_FACTOR
+    over = 2.0 * recovery.GROWTH_FACTOR * 1.01
+    for _ in range(recovery.GROWTH_STEPS - 1):
         assert not growth.within(over) and not growth.diverged
     assert growth.within(2.0)  # back within the bound: the count starts again
-    for _ in range(training.GROWTH_STEPS):
+    for _ in range(recovery.GROWTH_STEPS):
         assert not growth.within(over)
     assert growth.diverged
-    tiny = training._Growth(baseline=0.3)
+    tiny = recovery.Growth(baseline=0.3)
     tiny.within(1e-20)  # a start near a perfect fit is held to the baseline, not to 1e-20
-    assert tiny.limit == 0.3 * training.GROWTH_FACTOR
-    off = training._Growth(baseline=0.0)
+    assert tiny.limit == 0.3 * recovery.GROWTH_FACTOR
+    off = recovery.Growth(baseline=0.0)
     off.within(0.0)
     assert off.limit == math.inf
 
@@ -314,7 +313,7 @@ def test_a_growing_loss_raises_and_restores_the_last_parameters_within_the_bound
     # every step after the first was beyond the bound: the parameters are those of step 0, the initial ones
     assert_same_state(model, before)
     curve = info.value.history["train_loss"]
-    assert curve[0] ** 2 < 1 and all(v ** 2 > training.GROWTH_FACTOR * curve[0] ** 2 for v in curve[1:])
+    assert curve[0] ** 2 < 1 and all(v ** 2 > recovery.GROWTH_FACTOR * curve[0] ** 2 for v in curve[1:])
 
 
 def test_adam_lr_1e10_is_stopped_by_the_growth_rule_at_the_documented_step():
@@ -322,8 +321,8 @@ def test_adam_lr_1e10_is_stopped_by_the_growth_rule_at_the_documented_step():
     model = ka.KAN([2, 3, 1], grid=3, seed=0)
     with pytest.raises(ka.TrainingDiverged, match="grew without bound") as info:
         model.fit(x, y, steps=30, opt="adam", lr=1e10, update_grid=False, progress=False)
-    assert f"at step {training.GROWTH_STEPS}" in str(info.value)
-    assert len(info.value.history["train_loss"]) == training.GROWTH_STEPS
+    assert f"at step {recovery.GROWTH_STEPS}" in str(info.value)
+    assert len(info.value.history["train_loss"]) == recovery.GROWTH_STEPS
 
 
 def test_a_fit_from_a_near_perfect_start_does_not_count_as_growth():
@@ -342,7 +341,7 @@ def test_the_growth_rule_leaves_ordinary_fits_alone():
     x, y = data(200)
     model = ka.KAN([2, 5, 1], grid=3, seed=0)
     seen = []
-    within = training._Growth.within
+    within = recovery.Growth.within
 
     def spying(self, objective):
         out = within(self, objective)
@@ -350,7 +349,7 @@ def test_the_growth_rule_leaves_ordinary_fits_alone():
         return out
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(training._Growth, "within", spying)
+    mp.setattr(recovery.Growth, "within", spying)
     try:
         model.fit(x, y, steps=20, lamb=1e-3, progress=False)
         model.refine(6).fit(x, y, steps=10, progress=False)
@@ -474,7 +473,7 @@ def test_every_rank_raises_the_same_divergence_and_restores(tmp_path, mode, expe
     script = tmp_path / "script.py"
     script.write_text(_MPI_SCRIPT)
     proc = subprocess.run([mpiexec(), "-n", "2", sys.executable, str(script), mode, str(tmp_path)],
-                          capture_output=True, text=True, timeout=120, env=mpi_environment())
+                          capture_output=True, text=True, timeout=120, env=mpi_environment(), check=False)
     assert proc.returncode == 0, proc.stderr
     texts = [(tmp_path / f"rank{r}.txt").read_text().split("\n", 1) for r in range(2)]
     assert all(same == "True" for same, _ in texts), texts
