@@ -482,3 +482,17 @@ def test_every_rank_raises_the_same_divergence_and_restores(tmp_path, mode, expe
         assert "at step 0" in texts[0][1]
     # the same step and the same restored parameters on both ranks (the data magnitudes are each rank's own)
     assert texts[0][1].split(": the first layer")[0] == texts[1][1].split(": the first layer")[0]
+
+
+def test_every_backend_refuses_huge_data_and_stops_growth(backend):
+    """The checks use only the array API (array-api-strict's arrays here live on a non-host device)."""
+    model = ka.KAN([2, 3, 1], grid=3, seed=0, backend=backend)
+    xp = model.xp
+    x, y = data(100)
+    before = state(model)
+    huge, y_huge = _huge("one input 1e308")
+    with pytest.raises(ValueError, match="^x holds values up to 1e\\+308"):
+        model.fit(xp.asarray(huge), xp.asarray(y_huge), steps=2, progress=False)
+    with pytest.raises(ka.TrainingDiverged, match="grew without bound"):
+        model.fit(xp.asarray(x), xp.asarray(y), steps=30, opt="adam", lr=1e10, update_grid=False, progress=False)
+    assert_same_state(model, before)
