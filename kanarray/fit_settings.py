@@ -66,11 +66,14 @@ class FitSettings:
     regularization: Regularization = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        if self.progress not in (True, False, "auto"):
+        if not (_is_bool(self.progress) or (isinstance(self.progress, str) and self.progress == "auto")):
             raise ValueError(f"progress must be True, False or 'auto', got {self.progress!r}")
-        if self.loss not in LOSSES:
+        if not _is_bool(self.update_grid):
+            raise ValueError(f"update_grid must be True or False, got {self.update_grid!r}")
+        if not isinstance(self.loss, str) or self.loss not in LOSSES:
             raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {self.loss!r}")
         put = object.__setattr__.__get__(self)
+        put("update_grid", bool(self.update_grid))
         put("steps", check_positive_int(self.steps, "steps"))
         put("regularization", Regularization(self.lamb, self.lamb_l1, self.lamb_entropy, self.lamb_coef,
                                              self.lamb_coefdiff))
@@ -80,6 +83,8 @@ class FitSettings:
         put("stop_grid_update_step", check_positive_int(self.stop_grid_update_step, "stop_grid_update_step",
                                                         minimum=0))
         put("grid_margin", check_number("grid_margin", self.grid_margin))
+        if self.seed is not None:
+            put("seed", check_positive_int(self.seed, "seed", minimum=0))
         if isinstance(self.opt, Optimizer):
             if self.lr is not None:
                 raise ValueError("lr applies to an optimizer built by fit; set it on your optimizer instead")
@@ -124,6 +129,12 @@ class FitSettings:
         (the seed may differ: each rank shuffles its own shard; batch_size is per rank)."""
         return (self.steps, self.loss, self.regularization, self.batch_size is None, bool(self.update_grid),
                 self.grid_update_num, self.stop_grid_update_step, self.grid_margin)
+
+
+def _is_bool(value) -> bool:
+    """True or False, also as a NumPy bool (not 0 or 1)."""
+    kind = type(value)
+    return kind is bool or (kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"))
 
 
 def frozen_names(frozen) -> tuple:

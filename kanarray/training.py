@@ -12,24 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import recovery
 from ._namespace import to_numpy
 from .distributed import as_communicator, parameters_digest
 from .fit_settings import OPTIMIZERS, FitSettings, frozen_names
 from .grids import adapt_grids
 from .losses import accuracy
 from .objective import check_targets, evaluate
-from .optim import LBFGS, Optimizer
+from .optim import LBFGS, NonFiniteError, Optimizer
+from .recovery import GROWTH_FACTOR, GROWTH_STEPS, TrainingDiverged
 
 __all__ = ["History", "TrainingDiverged", "fit", "trainable_parameters"]
-
-
-class TrainingDiverged(FloatingPointError):
-    """The objective became NaN or infinite; the model holds the last finite parameters and
-    ``history`` the curves up to the failure."""
-
-    def __init__(self, message: str, history: "History"):
-        super().__init__(message)
-        self.history = history
 
 
 class History(dict):
@@ -99,25 +92,6 @@ def _make_optimizer(model, settings: FitSettings):
     return OPTIMIZERS[opt](params, lr=lr)
 
 
-class _Snapshot:
-    """Copies of every layer array; ``restore`` writes them back in place (optimizers keep
-    their references to the live arrays)."""
-
-    def __init__(self, model):
-        self.model = model
-        self.arrays = None
-
-    def take(self):
-        self.arrays = [layer.copy().arrays() for layer in self.model.layers]
-
-    def restore(self):
-        if self.arrays is None:
-            return
-        for layer, saved in zip(self.model.layers, self.arrays):
-            for name, a in saved.items():
-                getattr(layer, name)[...] = a
-
-
 def _batches(n: int, batch_size, rng):
     """Endless stream of index arrays (None = full batch): shuffled epochs."""
     if batch_size is None:
@@ -133,7 +107,8 @@ def _batches(n: int, batch_size, rng):
 class _Setup:
     """fit's inputs validated: the data (x (N, width[0]) as the first layer sees it, y, validation
     pair or None), the settings, the optimizer and the shuffling generator; ``totals`` (train
-    batch, validation samples over all ranks) is filled in afterwards with comm."""
+    batch, validation samples over all ranks) and ``baseline`` (``recovery.baseline_loss``) are
+    filled in afterwards with comm."""
 
     x: object
     y: object
@@ -143,6 +118,7 @@ class _Setup:
     optimizer: Optimizer
     rng: np.random.Generator
     totals: tuple | None = None
+    baseline: float | None = None
 
 
 def fit(model, x, y, settings: FitSettings | None = None, *, validation=None, comm=None, **options) -> History:
@@ -158,7 +134,7 @@ def fit(model, x, y, settings: FitSettings | None = None, *, validation=None, co
         # ranks that disagree on the settings or start from different parameters would run
         # different collectives (a hang) or drift apart: refuse that on every rank
         comm.check_same(_settings_digest(model, setup), "the fit settings or the initial parameters")
-        setup.totals = comm.agreed(lambda: _global_sizes(comm, setup))
+        setup.totals = comm.agreed(lambda: _global_sizes(comm, setup, model))
     try:
         progress = setup.settings.progress
         show = (comm is None or comm.is_root) and (_interactive() if progress == "auto" else progress)
@@ -182,6 +158,7 @@ def _setup(model, x, y, settings, options: dict, validation, comm) -> _Setup:
     x = model.prepare_inputs(x)
     n = x.shape[0]
     y = check_targets(model, y, n, settings.loss)
+    recovery.check_magnitude(model, x, "x", settings.loss, y)
     batch_size = settings.batch_size
     if batch_size is not None and batch_size > n:
         where = "" if comm is None else f" on rank {comm.rank} (batch_size is per rank)"
@@ -195,6 +172,7 @@ def _setup(model, x, y, settings, options: dict, validation, comm) -> _Setup:
             raise ValueError("validation must be a pair (x_val, y_val)") from None
         x_val = model.prepare_inputs(x_val)
         y_val = check_targets(model, y_val, x_val.shape[0], settings.loss)
+        recovery.check_magnitude(model, x_val, "x_val", settings.loss, y_val)
         validation = (x_val, y_val)
     optimizer = _make_optimizer(model, settings)
     if settings.update_grid and any(name.endswith(".coef") and name not in optimizer.params
@@ -204,7 +182,10 @@ def _setup(model, x, y, settings, options: dict, validation, comm) -> _Setup:
     seed = model.seed if settings.seed is None else settings.seed
     # each rank shuffles its own shard
     rng = np.random.default_rng(seed if comm is None else [seed, comm.rank])
-    return _Setup(x=x, y=y, n=n, settings=settings, validation=validation, optimizer=optimizer, rng=rng)
+    setup = _Setup(x=x, y=y, n=n, settings=settings, validation=validation, optimizer=optimizer, rng=rng)
+    if comm is None:
+        setup.baseline = recovery.baseline_loss(model, y, settings.loss)
+    return setup
 
 
 def _settings_digest(model, setup: _Setup) -> bytes:
@@ -218,11 +199,13 @@ def _settings_digest(model, setup: _Setup) -> bytes:
     return hashlib.sha256(text.encode() + parameters_digest(model)).digest()
 
 
-def _global_sizes(comm, setup) -> tuple:
-    """(samples in a training batch, validation samples), summed over the ranks."""
+def _global_sizes(comm, setup, model) -> tuple:
+    """(samples in a training batch, validation samples), summed over the ranks; sets
+    ``setup.baseline`` (over the ranks too)."""
     batch = comm.allreduce_scalar(setup.settings.batch_size or setup.n)
     setup.settings.regularization.check_batch(int(batch))
     n_val = None if setup.validation is None else int(comm.allreduce_scalar(setup.validation[0].shape[0]))
+    setup.baseline = recovery.baseline_loss(model, setup.y, setup.settings.loss, comm)
     return int(batch), n_val
 
 
@@ -238,8 +221,16 @@ def _train(model, setup, *, progress: bool, comm) -> History:
     history.optimizer = optimizer
     grid_every = max(1, stop_grid_update_step // settings.grid_update_num)
     batches = _batches(setup.n, settings.batch_size, setup.rng)
-    good = _Snapshot(model)
+    good = recovery.Snapshot(model)  # the last parameters with a finite objective within the growth bound
     good.take()
+    growth = recovery.Growth(setup.baseline)
+    step = 0
+
+    def diverged(what: str, at_start: bool = False) -> TrainingDiverged:  # after good.restore()
+        scale = recovery.data_scale(xp, x, y, loss)
+        text = recovery.diverged_message(what, step, optimizer, reg, good, scale, at_start)
+        return TrainingDiverged(text, history)
+
     bar = _progress(steps) if progress else None
     basis_cache: dict = {}
     val_cache: dict = {}  # the validation inputs' first-layer bases, until the next grid update
@@ -286,8 +277,18 @@ def _train(model, setup, *, progress: bool, comm) -> History:
             # host transfer per step
             if not all(math.isfinite(v) for v in values[:2]):
                 good.restore()
-                raise TrainingDiverged(_diverged_message(step, optimizer, reg), history)
-            good.take()
+                # first-order steps evaluate before they update: at step 0 that is the starting point
+                raise diverged("the objective became NaN or infinite",
+                               at_start=good.step is None and not isinstance(optimizer, LBFGS))
+            objective = values[0] + reg.lamb * values[1]
+            if growth.within(objective):
+                good.take(step, objective)
+            elif growth.diverged:
+                good.restore()
+                what = (f"the objective grew without bound: {objective:.3g} at step {step}, above {GROWTH_FACTOR:g} "
+                        f"times its reference {growth.reference:.3g} (the larger of its first value and the loss of "
+                        f"predicting zeros) for {GROWTH_STEPS} consecutive steps")
+                raise diverged(what)
             if not isinstance(optimizer, LBFGS):
                 optimizer.step(ev.grads)
             train = math.sqrt(values[0]) if loss == "mse" else values[0]
@@ -307,9 +308,22 @@ def _train(model, setup, *, progress: bool, comm) -> History:
             if ctrl_c is not None and comm.allreduce_scalar(ctrl_c.pressed, op="max"):
                 history.interrupted = True  # every rank stops after the same step
                 break
+        if not recovery.all_finite(optimizer.params, xp):  # the last update is evaluated by no further step
+            good.restore()
+            raise diverged(f"the update of step {step} made parameters NaN or infinite")
     except KeyboardInterrupt:
         good.restore()
         history.interrupted = True
+    except TrainingDiverged:
+        raise  # restored above
+    except NonFiniteError as exc:  # LBFGS.step, before it changed anything; the same on every rank
+        good.restore()
+        raise diverged(f"the optimizer could not take a step ({exc})", at_start=good.step is None) from exc
+    except BaseException as exc:
+        # anything else (a bug, memory, a failed rank): the model must not keep a trial point.
+        # Local only, so a distributed fit stays collective-safe: fit ends every rank after this.
+        recovery.restore_after(good, exc, step)
+        raise
     finally:
         errstate.__exit__(None, None, None)
         if ctrl_c is not None:
@@ -445,17 +459,6 @@ def _scalars(model, ev, validation, loss, val_cache, comm=None, n_val=None):
             acc = accuracy(val.pred, y_val, xp)
             items.append(acc if comm is None else comm.allreduce(acc * (x_val.shape[0] / n_val)))
     return [float(v) for v in to_numpy(xp.stack([xp.reshape(a, ()) for a in items]))]
-
-
-def _diverged_message(step, optimizer, reg) -> str:
-    name = type(optimizer).__name__
-    hint = "a smaller lr" if not isinstance(optimizer, LBFGS) else "opt='adam' with a small lr (e.g. 1e-3)"
-    extra = ", a smaller lamb" if reg.active else ""
-    return (
-        f"the objective became NaN or infinite at step {step} ({name}); the model was restored to the last "
-        f"parameters with a finite loss. Try {hint}{extra}, or rescale the data (inputs within the grid range, "
-        f"outputs of order 1)."
-    )
 
 
 def _interactive() -> bool:

@@ -66,7 +66,9 @@ def interval_index(x, grid, *, tables=None, exact=True):
         u = x - t.t0
         u *= t.inv_h
         np.clip(u, 0, L, out=u)
-        idx = np.minimum(u, L - 1).astype(np.intp)  # truncation is floor here: u >= 0
+        # truncation is floor here: u >= 0.  fmin: a NaN input (a hidden activation of a diverged
+        # model) gets a valid index and NaN bases rather than an index from NaN's cast
+        idx = np.fmin(u, L - 1).astype(np.intp)
         if exact and not _correct(idx, x, grid, t.row_base, L, rounds=2):  # pragma: no cover - defensive
             idx = _searchsorted_rows(x, grid)
         # the fraction from the interval's own left knot, not from u: u carries an absolute
@@ -80,7 +82,7 @@ def interval_index(x, grid, *, tables=None, exact=True):
         # look up the interval at the start of x's bin, then step over the few knots in the bin
         b = x - t.t0
         b *= t.inv_bin_width
-        np.clip(b, 0, t.n_bins - 1, out=b)
+        np.fmin(np.fmax(b, 0, out=b), t.n_bins - 1, out=b)  # clip that also sends NaN to a valid bin
         idx = np.take(t.bins, t.bin_base + b.astype(np.intp))
         if not _correct(idx, x, grid, t.row_base, L, rounds=t.max_knots_per_bin + 2):  # pragma: no cover
             idx = _searchsorted_rows(x, grid)

@@ -6,9 +6,15 @@ from __future__ import annotations
 from .._checks import check_number as check_hyper
 from .._namespace import get_namespace
 
-__all__ = ["Optimizer", "check_hyper", "optimizer_from_state"]
+__all__ = ["NonFiniteError", "Optimizer", "check_hyper", "optimizer_from_state"]
 
 _REGISTRY: dict[str, type] = {}
+
+
+class NonFiniteError(FloatingPointError):
+    """An optimizer met a NaN or infinite value where it needs a finite one (``LBFGS.step``: the
+    objective or gradient at the current parameters, or a gradient too large to step along);
+    raised before any parameter changes.  ``KAN.fit`` turns it into ``TrainingDiverged``."""
 
 
 class Optimizer:

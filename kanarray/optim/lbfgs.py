@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .._namespace import to_numpy, xflat
-from ._base import Optimizer, check_hyper
+from ._base import NonFiniteError, Optimizer, check_hyper
 
 __all__ = ["LBFGS"]
 
@@ -23,15 +23,21 @@ _MAX_LS = 25
 
 def _cubic_min(t1, f1, g1, t2, f2, g2, lo, hi):
     """Minimiser in [lo, hi] of the cubic matching values f and slopes g at t1 and t2
-    (Nocedal & Wright eq. 3.59); the midpoint of [lo, hi] when the cubic has no minimiser."""
+    (Nocedal & Wright eq. 3.59); the midpoint of [lo, hi] when the cubic has no minimiser or
+    cannot be formed (t1 == t2, a zero denominator, overflow)."""
+    middle = (lo + hi) / 2
+    if t1 == t2:
+        return middle
     d1 = g1 + g2 - 3 * (f1 - f2) / (t1 - t2)
     disc = d1 * d1 - g1 * g2
     if disc >= 0:
         d2 = math.copysign(math.sqrt(disc), t2 - t1)
-        t = t2 - (t2 - t1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
-        if math.isfinite(t):
-            return min(max(t, lo), hi)
-    return (lo + hi) / 2
+        denominator = g2 - g1 + 2 * d2
+        if denominator != 0:
+            t = t2 - (t2 - t1) * ((g2 + d2 - d1) / denominator)
+            if math.isfinite(t):
+                return min(max(t, lo), hi)
+    return middle
 
 
 class _Point:
@@ -130,8 +136,8 @@ class LBFGS(Optimizer):
             gtd = None
         else:  # one host transfer for both scalars
             f, gtd = (float(v) for v in to_numpy(xp.stack([xp.reshape(f_arr, ()), xp.vecdot(g, d)])))
-        if not math.isfinite(f):
-            f = math.inf
+        if not math.isfinite(f) or (gtd is not None and not math.isfinite(gtd)):
+            f = math.inf  # a trial point without a finite value and slope is unusable
         self.func_evals += 1
         return raw, f, g, gtd
 
@@ -151,10 +157,21 @@ class LBFGS(Optimizer):
         return r
 
     def step(self, closure):
+        """One step of up to ``max_iter`` iterations; returns the loss object at the point it ends on.
+
+        Raises ``NonFiniteError``, with the parameters unchanged, when the objective or its
+        gradient at the current parameters is NaN or infinite, or the gradient is too large to
+        step along (its squared norm overflows)."""
         xp = self.xp
         raw, f, g, _ = self._evaluate(closure)
         evals = 1
-        if float(xp.max(xp.abs(g))) <= self.tolerance_grad:
+        g_max = float(xp.max(xp.abs(g)))
+        if math.isinf(f):
+            raise NonFiniteError("the objective is NaN or infinite at the current parameters")
+        if not math.isfinite(g_max):
+            raise NonFiniteError(f"the gradient has NaN or infinite entries at the current parameters "
+                                 f"(objective {f:.3g})")
+        if g_max <= self.tolerance_grad:
             return raw
         x0 = self._flat(self.params.values())
         result = raw
@@ -167,13 +184,15 @@ class LBFGS(Optimizer):
                 y = g - self.prev_g
                 s = self.d * self.t
                 ys = self._dot(y, s)
-                if ys > self.tolerance_ys:  # skip pairs without positive curvature
+                # skip pairs without positive curvature, and those whose products over- or underflow
+                yy = self._dot(y, y) if self.tolerance_ys < ys < math.inf else 0.0
+                if 0 < yy < math.inf:
                     if len(self.s_hist) == self.history_size:
                         self.s_hist.pop(0), self.y_hist.pop(0), self.rho.pop(0)
                     self.s_hist.append(s)
                     self.y_hist.append(y)
                     self.rho.append(1.0 / ys)
-                    self.h_diag = ys / self._dot(y, y)
+                    self.h_diag = ys / yy
                 d = self._direction(g)
             self.prev_g, self.prev_loss = g, f
             if self.n_iter == 1:
@@ -182,8 +201,16 @@ class LBFGS(Optimizer):
                 t = self.lr
             self.d, self.t = d, t
             gtd = self._dot(g, d)
-            if gtd > -self.tolerance_change:
-                break
+            if not math.isfinite(gtd):
+                # the direction overflowed: the curvature history is no guide, start afresh
+                steepest = self.n_iter == 1
+                self.reset()
+                if steepest and it == 0:  # even -g . g overflows
+                    raise NonFiniteError(f"the gradient is too large to step along (entries up to {g_max:.3g}: "
+                                         "its squared norm overflows)")
+                break  # at the last accepted point; the next step starts with steepest descent
+            if gtd > -self.tolerance_change or not (0 < t < math.inf):
+                break  # not a descent direction, or a step that is zero (lr * 1 / sum|g| underflows)
             if self.line_search == "strong_wolfe":
                 point, ls_evals = self._strong_wolfe(closure, x0, t, d, f, g, gtd, raw)
                 t, f, g, raw = point.t, point.f, point.g, point.raw
@@ -243,6 +270,9 @@ class LBFGS(Optimizer):
                 break
             lo, hi = new.t + 0.01 * (new.t - prev.t), new.t * 10
             step = _cubic_min(prev.t, prev.f, prev.gtd, new.t, new.f, new.gtd, lo, hi)
+            if not math.isfinite(step) or step <= new.t:  # the step cannot grow further: take this point
+                bracket = [new]
+                break
             prev, new = new, at(step)
             evals += 1
         if bracket is None:
@@ -252,7 +282,7 @@ class LBFGS(Optimizer):
         while not done and evals < _MAX_LS and len(bracket) == 2:
             low_i = 0 if bracket[0].f <= bracket[1].f else 1
             low, high = bracket[low_i], bracket[1 - low_i]
-            if abs(high.t - low.t) * d_norm < self.tolerance_change:
+            if high.t == low.t or abs(high.t - low.t) * d_norm < self.tolerance_change:
                 break
             a, b = min(low.t, high.t), max(low.t, high.t)
             p0, p1 = bracket
