@@ -23,7 +23,8 @@ from .. import stack
 from .._namespace import to_numpy
 from .library import get_function
 
-__all__ = ["symbolic_formula", "round_numbers", "tidy", "spline_edges", "formulas_agree", "canonical"]
+__all__ = ["canonical", "formulas_agree", "round_magnitudes", "round_numbers", "spline_edges", "symbolic_formula",
+           "tidy"]
 
 
 def spline_edges(model) -> list[tuple[int, int, int]]:
@@ -38,21 +39,104 @@ def round_numbers(expr, digits: int):
     import sympy
 
     expr = expr.xreplace({c: sympy.Float(c.evalf(20), 20) for c in expr.atoms(sympy.NumberSymbol)})
+    return expr.xreplace({f: _decimals(float(f), digits) for f in expr.atoms(sympy.Float)})
 
-    def rounded(f):
-        v = round(float(f), digits)
-        return sympy.Integer(int(v)) if v == int(v) else sympy.Float(v, max(15, digits + 2))
 
-    return expr.xreplace({f: rounded(f) for f in expr.atoms(sympy.Float)})
+def _decimals(v: float, digits: int):
+    """v rounded to ``digits`` decimals, as a sympy Integer when it is a whole number."""
+    import sympy
+
+    v = round(v, digits)
+    if not math.isfinite(v):
+        return sympy.Float(v)
+    # from the shortest decimal that reads back as v: with digits > 13, Float(v, digits + 2)
+    # would print v's binary expansion (1.4 -> 1.399999999999999911182)
+    return sympy.Integer(int(v)) if v == int(v) else sympy.Float(repr(v), max(15, digits + 2))
+
+
+def _keeping_magnitude(v: float, digits: int):
+    """v rounded to ``digits`` decimals or to ``digits`` significant digits, whichever keeps more
+    (so a nonzero v never becomes 0)."""
+    if v == 0 or not math.isfinite(v):
+        return _decimals(v, digits)
+    return _decimals(v, max(digits, digits - 1 - math.floor(math.log10(abs(v)))))
+
+
+def round_magnitudes(expr, digits: int, unbounded=()):
+    """``round_numbers``, except for the coefficient of a term holding an exponential (or one of
+    the symbols ``unbounded``): that is rounded by ``_keeping_magnitude``, never to 0.
+
+    Rounding a coefficient to decimals assumes the rest of its term is of order 1: true of
+    sin(x) or x**2 for inputs of order 1, false of exp(15 x), whose coefficient 1e-25 carries
+    the term.  Other terms whose coefficient rounds to 0 still disappear."""
+    import sympy
+
+    expr = expr.xreplace({c: sympy.Float(c.evalf(20), 20) for c in expr.atoms(sympy.NumberSymbol)})
+    unbounded = tuple(unbounded)
+
+    def grows(e):
+        return e.has(sympy.exp, *unbounded)
+
+    def rounded(e):
+        if e.is_Float:
+            return _decimals(float(e), digits)
+        if e.is_Atom:
+            return e
+        if e.is_Mul:
+            c, rest = e.as_coeff_Mul()
+            if c.is_Float and grows(rest):
+                return _keeping_magnitude(float(c), digits) * rounded(rest)
+        return e.func(*(rounded(a) for a in e.args))
+
+    return rounded(expr)
+
+
+def _freeze_shifted_exponentials(expr, digits: int) -> tuple:
+    """(expr with some exp(A) replaced by placeholder symbols, {placeholder: exp(A) rounded}).
+
+    Expanding exp(A) pulls the constant k of A's expansion out as a factor e^k, which tidy then
+    merges into the term's coefficient.  Where e^k lies outside [10^-digits, 10^digits] (a
+    shifted argument: exp(-(x + 7.6)**2) would become 1.2e-25 exp(-x**2 - 15.2 x)) the
+    exponential is kept whole instead: its argument expanded only linearly (powers of sums
+    stay factored) and its numbers rounded; nested exponentials are handled first."""
+    import sympy
+
+    bound = math.log(10.0) * max(digits, 1)
+    frozen: dict = {}
+
+    def visit(e):
+        if e.is_Atom:
+            return e
+        e = e.func(*(visit(a) for a in e.args))
+        if e.func is not sympy.exp:
+            return e
+        (arg,) = e.args
+        k, _ = sympy.expand(arg).as_coeff_Add()
+        if not (k.is_Number and abs(float(k)) > bound):
+            return e
+        placeholder = sympy.Dummy(f"frozen{len(frozen)}")
+        linear = sympy.expand(arg, multinomial=False, power_exp=False)
+        frozen[placeholder] = sympy.exp(round_magnitudes(linear, digits, frozen).xreplace(frozen))
+        return placeholder
+
+    return visit(expr), frozen
 
 
 def tidy(expr, digits: int):
-    """Expand, round to ``digits`` decimals, recombine exponentials, round again."""
+    """Expand, round to ``digits`` decimals, recombine exponentials, round again.
+
+    Magnitudes survive: a term with an exponential keeps ``digits`` significant digits in its
+    coefficient (``round_magnitudes``), and exponentials of shifted arguments are not expanded
+    (``_freeze_shifted_exponentials``), so 1.4 exp(-(x + 7.6)**2) stays as it is."""
     import sympy
 
-    expr = round_numbers(sympy.expand(expr), digits)
+    expr, frozen = _freeze_shifted_exponentials(expr, digits)
+    expr = round_magnitudes(sympy.expand(expr), digits, frozen)
     expr = sympy.powsimp(expr, combine="exp")
-    return round_numbers(sympy.expand(expr, power_exp=False), digits)
+    expr = round_magnitudes(sympy.expand(expr, power_exp=False), digits, frozen)
+    if frozen:  # exp(A) of a number-led A comes back as a number times exp: round that product too
+        expr = round_magnitudes(sympy.powsimp(expr.xreplace(frozen), combine="exp"), digits)
+    return expr
 
 
 def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = True) -> list:
@@ -91,7 +175,7 @@ def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = Tr
         return outs, None
 
     exprs, _ = stack.traverse(model.layers, symbols, visit)
-    exprs = [tidy(e, digits) for e in exprs] if simplify else [round_numbers(e, digits) for e in exprs]
+    exprs = [tidy(e, digits) for e in exprs] if simplify else [round_magnitudes(e, digits) for e in exprs]
     if model.input_scaling is not None:
         raw = _raw_inputs(symbols, *model.input_scaling, digits)
         exprs = [e.xreplace(raw) for e in exprs]
