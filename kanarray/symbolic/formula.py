@@ -21,10 +21,11 @@ import numpy as np
 
 from .. import stack
 from .._namespace import to_numpy
+from . import fidelity
 from .library import get_function
 
-__all__ = ["canonical", "formulas_agree", "round_magnitudes", "round_numbers", "spline_edges", "symbolic_formula",
-           "tidy"]
+__all__ = ["canonical", "formulas_agree", "input_symbols", "round_magnitudes", "round_numbers", "spline_edges",
+           "symbolic_formula", "tidy"]
 
 
 def spline_edges(model) -> list[tuple[int, int, int]]:
@@ -139,26 +140,30 @@ def tidy(expr, digits: int):
     return expr
 
 
-def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = True) -> list:
+def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = True, *,
+                     on_mismatch: str = "warn") -> list:
     """One sympy expression per output of ``model``, in the input symbols ``var_names``
     (default x_1, ..., x_n).  ValueError listing the edges that are still splines, if any.
-    With an input scaling the symbols are the raw inputs (see the module docstring)."""
+    With an input scaling the symbols are the raw inputs (see the module docstring).
+
+    var_names: width[0] distinct names (Python identifiers, as strings or sympy Symbols).
+    The result is checked against the model's forward pass on the stored ``fit_inputs`` (or,
+    with none stored, on points spread over the first layer's grid range: ``fidelity``); where
+    an output differs by more than the rounding allows, on_mismatch "warn" (the default) issues
+    a ``FormulaMismatchWarning`` naming the edges at fault, "raise" raises a
+    ``FormulaMismatchError``, and "ignore" skips the check."""
     import sympy
 
     if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
         raise ValueError(f"digits must be a non-negative integer, got {digits!r}")
+    if on_mismatch not in fidelity.ON_MISMATCH:
+        raise ValueError(f"on_mismatch must be one of {fidelity.ON_MISMATCH}, got {on_mismatch!r}")
+    symbols = input_symbols(var_names, model.width[0])
     left = spline_edges(model)
     if left:
         raise ValueError(f"the model still has {len(left)} spline edges (layer, input, output): {left}; fix them with "
                          "fix_symbolic or auto_symbolic (or prune them) before asking for a formula")
-    n = model.width[0]
-    if var_names is None:
-        symbols = list(sympy.symbols(f"x_1:{n + 1}")) if n > 1 else [sympy.Symbol("x_1")]
-    else:
-        names = list(var_names)
-        if len(names) != n:
-            raise ValueError(f"var_names has {len(names)} names but the model has {n} inputs")
-        symbols = [v if isinstance(v, sympy.Basic) else sympy.Symbol(str(v)) for v in names]
+
     def visit(l, layer, exprs):  # the layer's outputs as expressions in its inputs'
         affine = np.asarray(to_numpy(layer.symbolic.affine), dtype=np.float64)
         bias = np.asarray(to_numpy(layer.bias), dtype=np.float64)
@@ -172,14 +177,57 @@ def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = Tr
                 a, b, c, d = (sympy.Float(v) for v in affine[i, o])
                 total = total + c * get_function(name).sympy_fn(a * exprs[i] + b) + d
             outs.append(total)
-        return outs, None
+        return outs, outs
 
-    exprs, _ = stack.traverse(model.layers, symbols, visit)
-    exprs = [tidy(e, digits) for e in exprs] if simplify else [round_magnitudes(e, digits) for e in exprs]
+    _, nodes = stack.traverse(model.layers, symbols, visit)
+    nodes = [symbols, *nodes]
+
+    def round_fn(e):
+        return tidy(e, digits) if simplify else round_magnitudes(e, digits)
+
+    exprs = [round_fn(e) for e in nodes[-1]]
     if model.input_scaling is not None:
         raw = _raw_inputs(symbols, *model.input_scaling, digits)
         exprs = [e.xreplace(raw) for e in exprs]
+    fidelity.check_formulas(model, exprs, symbols, nodes=nodes, round_fn=round_fn, digits=digits,
+                            on_mismatch=on_mismatch)
     return exprs
+
+
+def input_symbols(var_names, n: int) -> list:
+    """The n input symbols: x_1, ..., x_n (None), or var_names checked: n distinct names, each
+    a Python identifier given as a string or a sympy Symbol.  ValueError otherwise."""
+    import sympy
+
+    if var_names is None:
+        return list(sympy.symbols(f"x_1:{n + 1}")) if n > 1 else [sympy.Symbol("x_1")]
+    if isinstance(var_names, (str, bytes)):
+        raise ValueError(f"var_names must be a list of {n} names, one per input, got the single string {var_names!r}")
+    try:
+        names = list(var_names)
+    except TypeError:
+        raise ValueError(f"var_names must be a list of {n} names, one per input, got {var_names!r}") from None
+    if len(names) != n:
+        raise ValueError(f"var_names has {len(names)} names but the model has {n} inputs")
+    symbols = []
+    for k, v in enumerate(names):
+        if isinstance(v, sympy.Symbol):
+            name = v.name
+        elif isinstance(v, str):
+            name = v
+        else:
+            raise ValueError(f"var_names[{k}] must be a string or a sympy Symbol, got {v!r}")
+        if not name.isidentifier():
+            raise ValueError(f"var_names[{k}] = {name!r} is not a usable name: names must be Python identifiers "
+                             "(letters, digits and _, not starting with a digit; not empty)")
+        symbols.append(v if isinstance(v, sympy.Symbol) else sympy.Symbol(v))
+    seen: dict = {}
+    for k, s in enumerate(symbols):
+        if s.name in seen:
+            raise ValueError(f"var_names must be distinct, but inputs {seen[s.name]} and {k} are both named {s.name!r} "
+                             "(their formula would merge them)")
+        seen[s.name] = k
+    return symbols
 
 
 def _raw_inputs(symbols, shift, scale, digits: int) -> dict:
