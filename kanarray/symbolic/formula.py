@@ -4,7 +4,11 @@ Layer by layer, output o of layer l is sum_i c f(a e_i + b) + d over its symboli
 its bias, where e_i is the expression of input i.  With simplify=True the expression is
 expanded (products, powers and exp of sums), its numbers rounded to ``digits`` decimals
 (terms whose coefficient rounds to 0 disappear), and exponentials recombined, so constant
-factors that the network spread over several parameters end up as one number.
+factors that the network spread over several parameters end up as one number.  Magnitudes
+survive the rounding: a term holding an exponential keeps ``digits`` significant digits in its
+coefficient, and an exponential whose expansion would pull out a factor beyond 10**+-digits
+(exp(-(x + 7.6)**2) = exp(-57.76) exp(-x**2 - 15.2 x)) is left unexpanded.  The result is
+checked against the model (``fidelity``).
 
 A model with an input scaling (``KAN.scale_inputs``) gets its formula in the raw inputs: the
 formula of the scaled inputs u_i, tidied and rounded as above, with u_i = (x_i - shift_i) *
