@@ -129,6 +129,20 @@ def test_the_check_uses_the_stored_samples(monkeypatch):
         model.symbolic_formula()
 
 
+def test_the_check_runs_on_every_backend_and_thins_many_samples(backend, monkeypatch):
+    from kanarray._namespace import resolve_backend
+
+    model = _friedman_like().to(backend)
+    xp = resolve_backend(backend)
+    model.fit_inputs = model.prepare_inputs(xp.asarray(np.random.default_rng(3).uniform(-1, 1, (3000, 2))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.symbolic_formula(on_mismatch="raise")
+    monkeypatch.setattr(formula_module, "tidy", _destructive_tidy)
+    with pytest.raises(FormulaMismatchError, match=r"on 2048 of the 3000 stored fit_inputs.*'gaussian'"):
+        model.symbolic_formula(on_mismatch="raise")
+
+
 def test_the_check_finds_the_edge_in_a_hidden_layer(monkeypatch):
     """A broken hidden node is traced to the edge into it, not to the output edge above it."""
     model = ka.KAN([1, 2, 1], grid=3, seed=0)
