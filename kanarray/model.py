@@ -358,10 +358,10 @@ class KAN:
         an ``AutoSymbolicReport`` (``.fixed``, ``.kept``, printable)."""
         return symbolic.auto_symbolic(self, lib=lib, r2_threshold=r2_threshold, weight_simple=weight_simple, x=x)
 
-    def symbolic_formula(self, var_names=None, digits: int = 4, simplify: bool = True) -> list:
-        """One sympy expression per output (biases included), numbers rounded to ``digits``
-        decimals; ValueError listing the edges that are still splines."""
-        return formula.symbolic_formula(self, var_names=var_names, digits=digits, simplify=simplify)
+    def symbolic_formula(self, var_names=None, digits: int = 4, simplify: bool = True, *, on_mismatch="warn"):
+        """One sympy expression per output (biases included), numbers rounded to ``digits`` decimals and checked
+        against the model (on_mismatch "warn", "raise" or "ignore"); ValueError listing any spline edges."""
+        return formula.symbolic_formula(self, var_names, digits, simplify, on_mismatch=on_mismatch)
 
     def plot(self, path, x=None, *, title=None) -> None:
         """Write a PNG of the network: every edge drawn with its curve over the samples' range,

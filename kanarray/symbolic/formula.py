@@ -4,7 +4,11 @@ Layer by layer, output o of layer l is sum_i c f(a e_i + b) + d over its symboli
 its bias, where e_i is the expression of input i.  With simplify=True the expression is
 expanded (products, powers and exp of sums), its numbers rounded to ``digits`` decimals
 (terms whose coefficient rounds to 0 disappear), and exponentials recombined, so constant
-factors that the network spread over several parameters end up as one number.
+factors that the network spread over several parameters end up as one number.  Magnitudes
+survive the rounding: a term holding an exponential keeps ``digits`` significant digits in its
+coefficient, and an exponential whose expansion would pull out a factor beyond 10**+-digits
+(exp(-(x + 7.6)**2) = exp(-57.76) exp(-x**2 - 15.2 x)) is left unexpanded.  The result is
+checked against the model (``fidelity``).
 
 A model with an input scaling (``KAN.scale_inputs``) gets its formula in the raw inputs: the
 formula of the scaled inputs u_i, tidied and rounded as above, with u_i = (x_i - shift_i) *
@@ -21,9 +25,11 @@ import numpy as np
 
 from .. import stack
 from .._namespace import to_numpy
+from . import fidelity
 from .library import get_function
 
-__all__ = ["symbolic_formula", "round_numbers", "tidy", "spline_edges", "formulas_agree", "canonical"]
+__all__ = ["canonical", "formulas_agree", "input_symbols", "round_magnitudes", "round_numbers", "spline_edges",
+           "symbolic_formula", "tidy"]
 
 
 def spline_edges(model) -> list[tuple[int, int, int]]:
@@ -38,43 +44,130 @@ def round_numbers(expr, digits: int):
     import sympy
 
     expr = expr.xreplace({c: sympy.Float(c.evalf(20), 20) for c in expr.atoms(sympy.NumberSymbol)})
+    return expr.xreplace({f: _decimals(float(f), digits) for f in expr.atoms(sympy.Float)})
 
-    def rounded(f):
-        v = round(float(f), digits)
-        return sympy.Integer(int(v)) if v == int(v) else sympy.Float(v, max(15, digits + 2))
 
-    return expr.xreplace({f: rounded(f) for f in expr.atoms(sympy.Float)})
+def _decimals(v: float, digits: int):
+    """v rounded to ``digits`` decimals, as a sympy Integer when it is a whole number."""
+    import sympy
+
+    v = round(v, digits)
+    if not math.isfinite(v):
+        return sympy.Float(v)
+    # from the shortest decimal that reads back as v: with digits > 13, Float(v, digits + 2)
+    # would print v's binary expansion (1.4 -> 1.399999999999999911182)
+    return sympy.Integer(int(v)) if v == int(v) else sympy.Float(repr(v), max(15, digits + 2))
+
+
+def _keeping_magnitude(v: float, digits: int):
+    """v rounded to ``digits`` decimals or to ``digits`` significant digits, whichever keeps more
+    (so a nonzero v never becomes 0)."""
+    if v == 0 or not math.isfinite(v):
+        return _decimals(v, digits)
+    return _decimals(v, max(digits, digits - 1 - math.floor(math.log10(abs(v)))))
+
+
+def round_magnitudes(expr, digits: int, unbounded=()):
+    """``round_numbers``, except for the coefficient of a term holding an exponential (or one of
+    the symbols ``unbounded``): that is rounded by ``_keeping_magnitude``, never to 0.
+
+    Rounding a coefficient to decimals assumes the rest of its term is of order 1: true of
+    sin(x) or x**2 for inputs of order 1, false of exp(15 x), whose coefficient 1e-25 carries
+    the term.  Other terms whose coefficient rounds to 0 still disappear."""
+    import sympy
+
+    expr = expr.xreplace({c: sympy.Float(c.evalf(20), 20) for c in expr.atoms(sympy.NumberSymbol)})
+    unbounded = tuple(unbounded)
+
+    def grows(e):
+        return e.has(sympy.exp, *unbounded)
+
+    def rounded(e):
+        if e.is_Float:
+            return _decimals(float(e), digits)
+        if e.is_Atom:
+            return e
+        if e.is_Mul:
+            c, rest = e.as_coeff_Mul()
+            if c.is_Float and grows(rest):
+                return _keeping_magnitude(float(c), digits) * rounded(rest)
+        return e.func(*(rounded(a) for a in e.args))
+
+    return rounded(expr)
+
+
+def _freeze_shifted_exponentials(expr, digits: int) -> tuple:
+    """(expr with some exp(A) replaced by placeholder symbols, {placeholder: exp(A) rounded}).
+
+    Expanding exp(A) pulls the constant k of A's expansion out as a factor e^k, which tidy then
+    merges into the term's coefficient.  Where e^k lies outside [10^-digits, 10^digits] (a
+    shifted argument: exp(-(x + 7.6)**2) would become 1.2e-25 exp(-x**2 - 15.2 x)) the
+    exponential is kept whole instead: its argument expanded only linearly (powers of sums
+    stay factored) and its numbers rounded; nested exponentials are handled first."""
+    import sympy
+
+    bound = math.log(10.0) * max(digits, 1)
+    frozen: dict = {}
+
+    def visit(e):
+        if e.is_Atom:
+            return e
+        e = e.func(*(visit(a) for a in e.args))
+        if e.func is not sympy.exp:
+            return e
+        (arg,) = e.args
+        k, _ = sympy.expand(arg).as_coeff_Add()
+        if not (k.is_Number and abs(float(k)) > bound):
+            return e
+        placeholder = sympy.Dummy(f"frozen{len(frozen)}")
+        linear = sympy.expand(arg, multinomial=False, power_exp=False)
+        frozen[placeholder] = sympy.exp(round_magnitudes(linear, digits, frozen).xreplace(frozen))
+        return placeholder
+
+    return visit(expr), frozen
 
 
 def tidy(expr, digits: int):
-    """Expand, round to ``digits`` decimals, recombine exponentials, round again."""
+    """Expand, round to ``digits`` decimals, recombine exponentials, round again.
+
+    Magnitudes survive: a term with an exponential keeps ``digits`` significant digits in its
+    coefficient (``round_magnitudes``), and exponentials of shifted arguments are not expanded
+    (``_freeze_shifted_exponentials``), so 1.4 exp(-(x + 7.6)**2) stays as it is."""
     import sympy
 
-    expr = round_numbers(sympy.expand(expr), digits)
+    expr, frozen = _freeze_shifted_exponentials(expr, digits)
+    expr = round_magnitudes(sympy.expand(expr), digits, frozen)
     expr = sympy.powsimp(expr, combine="exp")
-    return round_numbers(sympy.expand(expr, power_exp=False), digits)
+    expr = round_magnitudes(sympy.expand(expr, power_exp=False), digits, frozen)
+    if frozen:  # exp(A) of a number-led A comes back as a number times exp: round that product too
+        expr = round_magnitudes(sympy.powsimp(expr.xreplace(frozen), combine="exp"), digits)
+    return expr
 
 
-def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = True) -> list:
+def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = True, *,
+                     on_mismatch: str = "warn") -> list:
     """One sympy expression per output of ``model``, in the input symbols ``var_names``
     (default x_1, ..., x_n).  ValueError listing the edges that are still splines, if any.
-    With an input scaling the symbols are the raw inputs (see the module docstring)."""
+    With an input scaling the symbols are the raw inputs (see the module docstring).
+
+    var_names: width[0] distinct names (Python identifiers, as strings or sympy Symbols).
+    The result is checked against the model's forward pass on the stored ``fit_inputs`` (or,
+    with none stored, on points spread over the first layer's grid range: ``fidelity``); where
+    an output differs by more than the rounding allows, on_mismatch "warn" (the default) issues
+    a ``FormulaMismatchWarning`` naming the edges at fault, "raise" raises a
+    ``FormulaMismatchError``, and "ignore" skips the check."""
     import sympy
 
     if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
         raise ValueError(f"digits must be a non-negative integer, got {digits!r}")
+    if on_mismatch not in fidelity.ON_MISMATCH:
+        raise ValueError(f"on_mismatch must be one of {fidelity.ON_MISMATCH}, got {on_mismatch!r}")
+    symbols = input_symbols(var_names, model.width[0])
     left = spline_edges(model)
     if left:
         raise ValueError(f"the model still has {len(left)} spline edges (layer, input, output): {left}; fix them with "
                          "fix_symbolic or auto_symbolic (or prune them) before asking for a formula")
-    n = model.width[0]
-    if var_names is None:
-        symbols = list(sympy.symbols(f"x_1:{n + 1}")) if n > 1 else [sympy.Symbol("x_1")]
-    else:
-        names = list(var_names)
-        if len(names) != n:
-            raise ValueError(f"var_names has {len(names)} names but the model has {n} inputs")
-        symbols = [v if isinstance(v, sympy.Basic) else sympy.Symbol(str(v)) for v in names]
+
     def visit(l, layer, exprs):  # the layer's outputs as expressions in its inputs'
         affine = np.asarray(to_numpy(layer.symbolic.affine), dtype=np.float64)
         bias = np.asarray(to_numpy(layer.bias), dtype=np.float64)
@@ -88,14 +181,57 @@ def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = Tr
                 a, b, c, d = (sympy.Float(v) for v in affine[i, o])
                 total = total + c * get_function(name).sympy_fn(a * exprs[i] + b) + d
             outs.append(total)
-        return outs, None
+        return outs, outs
 
-    exprs, _ = stack.traverse(model.layers, symbols, visit)
-    exprs = [tidy(e, digits) for e in exprs] if simplify else [round_numbers(e, digits) for e in exprs]
+    _, nodes = stack.traverse(model.layers, symbols, visit)
+    nodes = [symbols, *nodes]
+
+    def round_fn(e):
+        return tidy(e, digits) if simplify else round_magnitudes(e, digits)
+
+    exprs = [round_fn(e) for e in nodes[-1]]
     if model.input_scaling is not None:
         raw = _raw_inputs(symbols, *model.input_scaling, digits)
         exprs = [e.xreplace(raw) for e in exprs]
+    fidelity.check_formulas(model, exprs, symbols, nodes=nodes, round_fn=round_fn, digits=digits,
+                            on_mismatch=on_mismatch)
     return exprs
+
+
+def input_symbols(var_names, n: int) -> list:
+    """The n input symbols: x_1, ..., x_n (None), or var_names checked: n distinct names, each
+    a Python identifier given as a string or a sympy Symbol.  ValueError otherwise."""
+    import sympy
+
+    if var_names is None:
+        return list(sympy.symbols(f"x_1:{n + 1}")) if n > 1 else [sympy.Symbol("x_1")]
+    if isinstance(var_names, (str, bytes)):
+        raise ValueError(f"var_names must be a list of {n} names, one per input, got the single string {var_names!r}")
+    try:
+        names = list(var_names)
+    except TypeError:
+        raise ValueError(f"var_names must be a list of {n} names, one per input, got {var_names!r}") from None
+    if len(names) != n:
+        raise ValueError(f"var_names has {len(names)} names but the model has {n} inputs")
+    symbols = []
+    for k, v in enumerate(names):
+        if isinstance(v, sympy.Symbol):
+            name = v.name
+        elif isinstance(v, str):
+            name = v
+        else:
+            raise ValueError(f"var_names[{k}] must be a string or a sympy Symbol, got {v!r}")
+        if not name.isidentifier():
+            raise ValueError(f"var_names[{k}] = {name!r} is not a usable name: names must be Python identifiers "
+                             "(letters, digits and _, not starting with a digit; not empty)")
+        symbols.append(v if isinstance(v, sympy.Symbol) else sympy.Symbol(v))
+    seen: dict = {}
+    for k, s in enumerate(symbols):
+        if s.name in seen:
+            raise ValueError(f"var_names must be distinct, but inputs {seen[s.name]} and {k} are both named {s.name!r} "
+                             "(their formula would merge them)")
+        seen[s.name] = k
+    return symbols
 
 
 def _raw_inputs(symbols, shift, scale, digits: int) -> dict:
