@@ -344,7 +344,8 @@ def read_model(path, *, build, backend="numpy", dtype=None):
     Every field goes through the constructor's checks (``kanarray._checks``), the manifest's
     shapes are checked against width, k and the grids' G and their total against the memory cap
     (``kanarray.resources``, a ``MemoryLimitError``) before anything is decompressed; only the
-    members the model uses are read (not the optimizer's)."""
+    members the model uses are read (not the optimizer's); ``build`` checks the layers' values
+    (``KANLayer.check_values``)."""
     from . import resources
     from ._checks import check_grid_range
     from ._namespace import dtype_of
@@ -383,7 +384,7 @@ def read_model(path, *, build, backend="numpy", dtype=None):
             try:
                 layer = KANLayer(**parts, k=cfg["ks"][l], base_fun=cfg["base_fun"], xp=xp, symbolic=sym,
                                  extrapolate=cfg["extrapolate"])
-                layer.check_values()
+                layer.check_consistent()
             except ValueError as exc:
                 raise archive.error(f"layer {l}: {exc}") from exc
             layers.append(layer)

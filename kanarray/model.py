@@ -18,7 +18,7 @@ import numpy as np
 
 from . import checkpoint, grids, plotting, pruning, resources, stack, training
 from ._checks import (as_batch, check_base_fun, check_bias_trainable, check_grid, check_grid_range, check_init_constant,
-                      check_knots, check_number, check_order, check_seed, check_width)
+                      check_number, check_order, check_seed, check_width)
 from ._namespace import backend_name, dtype_of, from_host_like, resolve_backend, to_numpy
 from .extrapolation import check_mode as check_extrapolation
 from .fit_settings import FitSettings
@@ -145,7 +145,9 @@ class KAN:
         """A KAN around ``layers`` (used as they are): width, orders and extrapolation come from
         them, the rest from ``like`` or the constructor's defaults, overridden by ``attributes``:
         base_fun, grid_range (a pair per layer), seed, dtype_name, bias_trainable,
-        input_scaling ((shift, scale) or None), fit_inputs."""
+        input_scaling ((shift, scale) or None), fit_inputs.  The attributes go through the
+        constructor's checks, the layers through ``KANLayer.check_values`` (finite arrays,
+        ordered knots, symbolic edges without a live spline): ValueError naming the layer."""
         unknown = sorted(set(attributes) - set(_FROM_LAYERS))
         if unknown:
             raise TypeError(f"from_layers got unknown attributes {unknown}; expected some of {list(_FROM_LAYERS)}")
@@ -160,10 +162,14 @@ class KAN:
             raise ValueError(f"grid_range must list one (lo, hi) per layer ({len(layers)}), got {base['grid_range']!r}")
         base["grid_range"] = _layer_ranges(list(base["grid_range"]), [layer.num for layer in layers],
                                            [layer.k for layer in layers], base["dtype_name"])
-        for layer in layers:
+        for l, layer in enumerate(layers):
             if layer.base_fun != base["base_fun"]:
-                raise ValueError(f"the layers use base_fun {layer.base_fun!r}, but the model is to use "
+                raise ValueError(f"layer {l} uses base_fun {layer.base_fun!r}, but the model is to use "
                                  f"{base['base_fun']!r}")
+            try:
+                layer.check_values()
+            except ValueError as exc:
+                raise ValueError(f"layer {l}: {exc}") from None
         model = cls.__new__(cls)
         model.layers = layers
         model._set_state(width=width, base_fun=base["base_fun"], grid_range=base["grid_range"], seed=base["seed"],
