@@ -80,10 +80,11 @@ def check_order(value, name: str = "k") -> int:
 
 
 def check_grid_range(r, name: str, *, num: int, k: int, dtype) -> tuple[float, float]:
-    """(lo, hi) of a layer's initial grid as floats: finite, lo < hi, and the extended grid
-    (k more intervals of (hi - lo) / num on each side) within sqrt of the dtype's largest number,
-    so the spline arithmetic (differences of knots and inputs, their products) cannot overflow
-    and the knots stay distinct in the dtype.  dtype: a NumPy dtype or its name."""
+    """(lo, hi) of a layer's initial grid as floats: finite, lo < hi, the extended grid (k more
+    intervals of (hi - lo) / num on each side) within +-sqrt of the dtype's largest number and the
+    interval at least its reciprocal, so the spline arithmetic (differences of knots and inputs,
+    their reciprocals and products) cannot overflow, and the knots distinct in the dtype.
+    dtype: a NumPy dtype or its name."""
     try:
         if isinstance(r, (str, bytes)):
             raise TypeError
@@ -100,7 +101,7 @@ def check_grid_range(r, name: str, *, num: int, k: int, dtype) -> tuple[float, f
         raise ValueError(f"{name} = {r!r} is too wide for {np.dtype(dtype).name}: the grid extended by k = {k} "
                          f"intervals on each side must lie within +-{bound:.3g}")
     step = span / num
-    if not step > float(info.eps) * 4 * max(abs(lo), abs(hi)):
+    if not (step > float(info.eps) * 4 * max(abs(lo), abs(hi)) and step >= 1 / bound):
         raise ValueError(f"{name} = {r!r} is too narrow for {num} intervals in {np.dtype(dtype).name}: its knots "
                          "would not be distinct")
     return lo, hi

@@ -135,11 +135,14 @@ def forward_bytes(shapes, batch: int, itemsize: int, *, training: bool = False, 
     the backward (they add up, and the gradients add a model's worth).
 
     Bytes = itemsize * B * (basis + c_e n m + n + m), basis = c_b n L (dense) or
-    6 n (k + 1) + [n nb + 1] (local), c_b = 6 (8 training), c_e = 6 with per_edge, else 0."""
+    6 n (k + 1) + [n nb + 1] (local; 0 with per_edge, whose NumPy pass works interval by
+    interval), c_b = 6 (8 training), c_e = 6 with per_edge, else 0."""
     c_basis = 8 if training else 6
     per_layer = []
     for n, m, G, k in shapes:
-        if local_basis:
+        if local_basis and per_edge:
+            basis = 0  # the NumPy kernels' per-edge pass evaluates the bases interval by interval
+        elif local_basis:
             nb = G + k
             basis = 6 * n * (k + 1) + (n * nb + 1 if choose_contraction(batch, n, m, nb, k) == "dense" else 0)
         else:
