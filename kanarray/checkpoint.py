@@ -274,7 +274,8 @@ def _config(archive: _Archive, cfg: dict, dtype) -> dict:
         symbolic = cfg.get("symbolic")  # older checkpoints have no symbolic branch
         if symbolic is not None and not (isinstance(symbolic, list) and len(symbolic) == len(ks)):
             raise ValueError(f"symbolic must list one table of names per layer ({len(ks)})")
-        return dict(width=width, ks=ks, grid_range=ranges, dtype_name=dtype_name, base_fun=check_base_fun(cfg["base_fun"]),
+        return dict(width=width, ks=ks, grid_range=ranges, dtype_name=dtype_name,
+                    base_fun=check_base_fun(cfg["base_fun"]),
                     seed=check_seed(cfg["seed"]), bias_trainable=check_bias_trainable(cfg.get("bias_trainable", False)),
                     extrapolate=cfg.get("extrapolate", "spline"),  # older checkpoints: pykan's continuation
                     symbolic=symbolic)

@@ -62,9 +62,9 @@ def _layer_ranges(grid_range, nums, ks, dtype_name) -> list:
             for l, r in enumerate(ranges)]
 
 
-def _layout(width, grid, k, grid_range, extrapolate, dtype_name, **constants) -> tuple:
-    """The constructor's arguments checked: (width, G per layer, k per layer, (lo, hi) per layer,
-    the constants as floats)."""
+def _layout(width, grid, k, grid_range, extrapolate, dtype_name, *, seed, base_fun, bias_trainable, **constants):
+    """The constructor's arguments checked, and the model's memory (``resources``) against the
+    cap: (width, G per layer, k per layer, (lo, hi) per layer, the constants as floats)."""
     width = check_width(width)
     n_layers = len(width) - 1
     grids = [check_grid(g) for g in _per_layer(grid, n_layers, "grid")]
@@ -74,7 +74,29 @@ def _layout(width, grid, k, grid_range, extrapolate, dtype_name, **constants) ->
     for kk in ks:
         check_extrapolation(extrapolate, kk)
     constants = {name: check_init_constant(name, value) for name, value in constants.items()}
+    check_seed(seed), check_base_fun(base_fun), check_bias_trainable(bias_trainable)
+    shapes = [(width[l], width[l + 1], grids[l], ks[l]) for l in range(n_layers)]
+    _check_memory(f"KAN(width={width}, grid={grids}, k={ks})",
+                  resources.construction_bytes(shapes, np.dtype(dtype_name).itemsize))
     return width, grids, ks, ranges, constants
+
+
+def _checked_attributes(layers, base: dict) -> dict:
+    """``from_layers``' attributes with grid_range checked (one pair per layer), after checking
+    that the layers use base_fun and hold the values of a model (``KANLayer.check_values``)."""
+    if not isinstance(base["grid_range"], (list, tuple)) or len(base["grid_range"]) != len(layers):
+        raise ValueError(f"grid_range must list one (lo, hi) per layer ({len(layers)}), got {base['grid_range']!r}")
+    ranges = _layer_ranges(list(base["grid_range"]), [layer.num for layer in layers], [layer.k for layer in layers],
+                           base["dtype_name"])
+    for l, layer in enumerate(layers):
+        if layer.base_fun != base["base_fun"]:
+            raise ValueError(f"layer {l} uses base_fun {layer.base_fun!r}, but the model is to use "
+                             f"{base['base_fun']!r}")
+        try:
+            layer.check_values()
+        except ValueError as exc:
+            raise ValueError(f"layer {l}: {exc}") from None
+    return {**base, "grid_range": ranges}
 
 
 def _check_memory(what: str, nbytes: int, comm=None) -> None:
@@ -112,14 +134,8 @@ class KAN:
                  noise_scale: float = 0.3, scale_base_mu: float = 0.0, scale_base_sigma: float = 1.0, seed: int = 0,
                  dtype: str = "float64", backend="numpy", bias_trainable: bool = False, extrapolate: str = "spline"):
         width, grids, ks, ranges, constants = _layout(
-            width, grid, k, grid_range, extrapolate, dtype, noise_scale=noise_scale, scale_base_mu=scale_base_mu,
-            scale_base_sigma=scale_base_sigma)
-        seed = check_seed(seed)
-        check_base_fun(base_fun)
-        check_bias_trainable(bias_trainable)
-        shapes = [(width[l], width[l + 1], grids[l], ks[l]) for l in range(len(width) - 1)]
-        _check_memory(f"KAN(width={width}, grid={grids}, k={ks})",
-                      resources.construction_bytes(shapes, np.dtype(dtype).itemsize))
+            width, grid, k, grid_range, extrapolate, dtype, seed=seed, base_fun=base_fun, bias_trainable=bias_trainable,
+            noise_scale=noise_scale, scale_base_mu=scale_base_mu, scale_base_sigma=scale_base_sigma)
         xp = resolve_backend(backend)
         self._set_state(width=width, base_fun=base_fun, grid_range=ranges, seed=seed, xp=xp, dtype=dtype,
                         bias_trainable=bias_trainable)
@@ -133,7 +149,7 @@ class KAN:
         self.width = list(width)
         self.base_fun = check_base_fun(base_fun)
         self.grid_range = [tuple(r) for r in grid_range]
-        self.seed = check_seed(seed)
+        self.seed = check_seed(seed)  # an int (or None), also when given as a NumPy integer
         self.xp = xp
         self._dtype_name = str(dtype)
         dtype_of(xp, self._dtype_name)  # a ValueError for an unknown dtype, before anything else
@@ -145,9 +161,7 @@ class KAN:
         """A KAN around ``layers`` (used as they are): width, orders and extrapolation come from
         them, the rest from ``like`` or the constructor's defaults, overridden by ``attributes``:
         base_fun, grid_range (a pair per layer), seed, dtype_name, bias_trainable,
-        input_scaling ((shift, scale) or None), fit_inputs.  The attributes go through the
-        constructor's checks, the layers through ``KANLayer.check_values`` (finite arrays,
-        ordered knots, symbolic edges without a live spline): ValueError naming the layer."""
+        input_scaling ((shift, scale) or None), fit_inputs; all checked (``_checked_attributes``)."""
         unknown = sorted(set(attributes) - set(_FROM_LAYERS))
         if unknown:
             raise TypeError(f"from_layers got unknown attributes {unknown}; expected some of {list(_FROM_LAYERS)}")
@@ -157,19 +171,7 @@ class KAN:
         base = {name: getattr(like, name) for name in _FROM_LAYERS} if like is not None else dict(
             base_fun=layers[0].base_fun, grid_range=[(-1.0, 1.0)] * len(layers), seed=0, bias_trainable=False,
             dtype_name=_dtype_name_of(xp, layers[0].coef.dtype), input_scaling=None, fit_inputs=None)
-        base.update(attributes)
-        if not isinstance(base["grid_range"], (list, tuple)) or len(base["grid_range"]) != len(layers):
-            raise ValueError(f"grid_range must list one (lo, hi) per layer ({len(layers)}), got {base['grid_range']!r}")
-        base["grid_range"] = _layer_ranges(list(base["grid_range"]), [layer.num for layer in layers],
-                                           [layer.k for layer in layers], base["dtype_name"])
-        for l, layer in enumerate(layers):
-            if layer.base_fun != base["base_fun"]:
-                raise ValueError(f"layer {l} uses base_fun {layer.base_fun!r}, but the model is to use "
-                                 f"{base['base_fun']!r}")
-            try:
-                layer.check_values()
-            except ValueError as exc:
-                raise ValueError(f"layer {l}: {exc}") from None
+        base = _checked_attributes(layers, {**base, **attributes})
         model = cls.__new__(cls)
         model.layers = layers
         model._set_state(width=width, base_fun=base["base_fun"], grid_range=base["grid_range"], seed=base["seed"],
@@ -271,8 +273,7 @@ class KAN:
     def forward(self, x):
         """(batch, width[0]) -> (batch, width[-1])."""
         x = self.prepare_inputs(x)
-        resources.check_forward(self.layers, x.shape[0])
-        return stack.forward(self.layers, x)
+        return stack.forward(self.layers, resources.checked_batch(self.layers, x))
 
     __call__ = forward
 
@@ -316,8 +317,7 @@ class KAN:
         grid_margin >= 0 moves the end knots out by that fraction of an interval; comm: shards."""
         grid_eps = check_number("grid_eps", grid_eps, maximum=1.0)
         grid_margin = check_number("grid_margin", grid_margin)
-        x = self.prepare_inputs(x)
-        comm = as_communicator(comm)
+        x, comm = self.prepare_inputs(x), as_communicator(comm)
         _check_memory(f"update_grid on {x.shape[0]} samples", grids.refit_bytes(self.layers, self.grid, x), comm)
         grids.adapt_grids(self, x, grid_eps=grid_eps, grid_margin=grid_margin, comm=comm)
 
@@ -326,8 +326,7 @@ class KAN:
         (grid extension, ``kanarray.grids.refine``), fitted on x (default ``fit_inputs``); carry an
         optimizer over with ``opt.transferred(new.parameters())``."""
         nums = [check_grid(g) for g in _per_layer(grid, len(self.layers), "grid")]
-        samples = self._fit_inputs if x is None else self.prepare_inputs(x)
-        comm = as_communicator(comm)
+        samples, comm = self._fit_inputs if x is None else self.prepare_inputs(x), as_communicator(comm)
         _check_memory(f"refine(grid={nums})", grids.refit_bytes(self.layers, nums, samples), comm)
         return grids.refine(self, nums, samples, comm=comm)
 

@@ -28,6 +28,7 @@ __all__ = [
     "MemoryLimitError",
     "check",
     "check_forward",
+    "checked_batch",
     "construction_bytes",
     "format_bytes",
     "forward_bytes",
@@ -97,6 +98,12 @@ def check_forward(layers, batch: int, *, training: bool = False, per_edge: bool 
               f"{layers[-1].out_dim}", nbytes)
 
 
+def checked_batch(layers, x):
+    """x (B, n) itself, after ``check_forward(layers, B)``: a plain forward of x fits the cap."""
+    check_forward(layers, x.shape[0])
+    return x
+
+
 def _itemsize(dtype) -> int:
     """Bytes per element of a floating dtype of any namespace (array_api_strict's have no itemsize)."""
     return 4 if "32" in str(dtype) else 8
@@ -163,6 +170,7 @@ def refit_bytes(shapes, nums, n_samples: int) -> int:
     for (n, m, G, k), new_g in zip(shapes, nums):
         points = n_samples + new_g * (k + 1)
         nb_new, nb_old = new_g + k, G + k
-        layer = n * points * (3 * nb_new + nb_old + 6 * (G + 2 * k + 1) // 2 + 2 * m) + n * nb_new * (2 * nb_new + 2 * m)
+        layer = (n * points * (3 * nb_new + nb_old + 6 * (G + 2 * k + 1) // 2 + 2 * m)
+                 + n * nb_new * (2 * nb_new + 2 * m))
         peak = max(peak, 8 * (layer + n_samples * (n + m)))
     return peak

@@ -218,7 +218,8 @@ _numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers
 
 @settings(max_examples=60, deadline=None)
 @given(grid=st.integers(-2, 60), k=st.integers(-1, 25), lo=_numbers, span=_numbers,
-       noise=_numbers, mu=_numbers, sigma=_numbers, seed=st.one_of(st.integers(-5, 2**130), st.none(), st.text(max_size=3)),
+       noise=_numbers, mu=_numbers, sigma=_numbers,
+       seed=st.one_of(st.integers(-5, 2**130), st.none(), st.text(max_size=3)),
        dtype=st.sampled_from(["float32", "float64"]))
 def test_any_constructor_arguments_give_a_clear_error_or_a_finite_model(grid, k, lo, span, noise, mu, sigma, seed,
                                                                          dtype):
