@@ -195,7 +195,11 @@ class _Archive:
 
 
 def _short(value) -> str:
-    text = repr(value)
+    """repr(value) cut to 80 characters, for messages about hostile headers."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        return "<nested too deeply>"
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -84,8 +84,11 @@ def _layout(width, grid, k, grid_range, extrapolate, dtype_name, *, seed, base_f
 def _checked_attributes(layers, base: dict) -> dict:
     """``from_layers``' attributes with grid_range checked (one pair per layer), after checking
     that the layers use base_fun and hold the values of a model (``KANLayer.check_values``)."""
-    if not isinstance(base["grid_range"], (list, tuple)) or len(base["grid_range"]) != len(layers):
+    if not isinstance(base["grid_range"], (list, tuple)):
         raise ValueError(f"grid_range must list one (lo, hi) per layer ({len(layers)}), got {base['grid_range']!r}")
+    if len(base["grid_range"]) != len(layers):
+        raise ValueError(f"grid_range lists {len(base['grid_range'])} ranges for {len(layers)} layers")
+    check_base_fun(base["base_fun"])
     ranges = _layer_ranges(list(base["grid_range"]), [layer.num for layer in layers], [layer.k for layer in layers],
                            base["dtype_name"])
     for l, layer in enumerate(layers):
