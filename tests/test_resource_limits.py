@@ -69,6 +69,8 @@ def test_the_default_cap_is_the_physical_memory():
         assert resources.limit() == resources.physical_memory() > 0
         # ~20 TB: more than any machine these tests run on
         _fast(lambda: ka.KAN([200000, 200000], grid=50), MemoryLimitError, match="KAN\\(width=\\[200000, 200000\\]")
+        _fast(lambda: ka.KAN([10**12, 1]), MemoryLimitError, match="would need about")
+        _fast(lambda: ka.KAN([1, 10**6, 10**6, 1], grid=3), MemoryLimitError, match="TiB of memory")
 
 
 def test_refine_and_update_grid_check_their_memory_first():
