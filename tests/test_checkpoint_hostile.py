@@ -16,12 +16,11 @@ import zipfile
 
 import numpy as np
 import pytest
+from helpers import host, random_model
 
 import kanarray as ka
 from kanarray import config
 from kanarray.resources import MemoryLimitError
-
-from helpers import host, random_model
 
 
 def _npy(a) -> bytes:

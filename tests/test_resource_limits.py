@@ -9,13 +9,12 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from helpers import host
 
 import kanarray as ka
 from kanarray import config, resources
 from kanarray._namespace import is_numpy_namespace
 from kanarray.resources import MemoryLimitError
-
-from helpers import host
 
 MIB = 2**20
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import host
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kanarray as ka
 from kanarray.optim import Adam
-
-from helpers import host
 
 
 @pytest.fixture
