@@ -9,7 +9,6 @@ import operator
 import numpy as np
 
 from ._namespace import backend_name, namespace_of
-from .base import BASE_FUNCTIONS
 
 _NDARRAY = np.ndarray
 
@@ -119,9 +118,11 @@ def check_seed(seed):
     return value
 
 
-def check_base_fun(base_fun) -> str:
-    if not isinstance(base_fun, str) or base_fun not in BASE_FUNCTIONS:
-        raise ValueError(f"base_fun must be one of {sorted(BASE_FUNCTIONS)}, got {base_fun!r}")
+def check_base_fun(base_fun, known) -> str:
+    """base_fun, a name among ``known`` (``base.BASE_FUNCTIONS``, passed in: this module sits
+    below the core)."""
+    if not isinstance(base_fun, str) or base_fun not in known:
+        raise ValueError(f"base_fun must be one of {sorted(known)}, got {base_fun!r}")
     return base_fun
 
 

@@ -263,6 +263,7 @@ def _config(archive: _Archive, cfg: dict, dtype) -> dict:
     """The model config checked with the constructor's validators (``kanarray._checks``)."""
     from ._checks import check_base_fun, check_bias_trainable, check_order, check_seed, check_width
     from ._namespace import dtype_of
+    from .base import BASE_FUNCTIONS
 
     try:
         width = check_width(cfg["width"])
@@ -279,7 +280,7 @@ def _config(archive: _Archive, cfg: dict, dtype) -> dict:
         if symbolic is not None and not (isinstance(symbolic, list) and len(symbolic) == len(ks)):
             raise ValueError(f"symbolic must list one table of names per layer ({len(ks)})")
         return dict(width=width, ks=ks, grid_range=ranges, dtype_name=dtype_name,
-                    base_fun=check_base_fun(cfg["base_fun"]),
+                    base_fun=check_base_fun(cfg["base_fun"], BASE_FUNCTIONS),
                     seed=check_seed(cfg["seed"]), bias_trainable=check_bias_trainable(cfg.get("bias_trainable", False)),
                     extrapolate=cfg.get("extrapolate", "spline"),  # older checkpoints: pykan's continuation
                     symbolic=symbolic)

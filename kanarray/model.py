@@ -20,6 +20,7 @@ from . import checkpoint, grids, plotting, pruning, resources, stack, training
 from ._checks import (as_batch, check_base_fun, check_bias_trainable, check_grid, check_grid_range, check_init_constant,
                       check_number, check_order, check_seed, check_width)
 from ._namespace import backend_name, dtype_of, from_host_like, resolve_backend, to_numpy
+from .base import BASE_FUNCTIONS
 from .extrapolation import check_mode as check_extrapolation
 from .fit_settings import FitSettings
 from .input_map import InputMap
@@ -74,7 +75,7 @@ def _layout(width, grid, k, grid_range, extrapolate, dtype_name, *, seed, base_f
     for kk in ks:
         check_extrapolation(extrapolate, kk)
     constants = {name: check_init_constant(name, value) for name, value in constants.items()}
-    check_seed(seed), check_base_fun(base_fun), check_bias_trainable(bias_trainable)
+    check_seed(seed), check_base_fun(base_fun, BASE_FUNCTIONS), check_bias_trainable(bias_trainable)
     shapes = [(width[l], width[l + 1], grids[l], ks[l]) for l in range(n_layers)]
     _check_memory(f"KAN(width={width}, grid={grids}, k={ks})",
                   resources.construction_bytes(shapes, np.dtype(dtype_name).itemsize))
@@ -88,7 +89,7 @@ def _checked_attributes(layers, base: dict) -> dict:
         raise ValueError(f"grid_range must list one (lo, hi) per layer ({len(layers)}), got {base['grid_range']!r}")
     if len(base["grid_range"]) != len(layers):
         raise ValueError(f"grid_range lists {len(base['grid_range'])} ranges for {len(layers)} layers")
-    check_base_fun(base["base_fun"])
+    check_base_fun(base["base_fun"], BASE_FUNCTIONS)
     ranges = _layer_ranges(list(base["grid_range"]), [layer.num for layer in layers], [layer.k for layer in layers],
                            base["dtype_name"])
     for l, layer in enumerate(layers):
@@ -150,7 +151,7 @@ class KAN:
     def _set_state(self, *, width, base_fun, grid_range, seed, xp, dtype, bias_trainable):
         self.bias_trainable = check_bias_trainable(bias_trainable)
         self.width = list(width)
-        self.base_fun = check_base_fun(base_fun)
+        self.base_fun = check_base_fun(base_fun, BASE_FUNCTIONS)
         self.grid_range = [tuple(r) for r in grid_range]
         self.seed = check_seed(seed)  # an int (or None), also when given as a NumPy integer
         self.xp = xp
