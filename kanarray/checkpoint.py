@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import zipfile
 
@@ -88,59 +89,255 @@ def save(model, path, optimizer=None) -> None:
                 zf.writestr(name + ".npy", data)
 
 
-def _read(path):
-    """(header, {name: numpy array}) after every check."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {path!r}")
-    try:
-        zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise CheckpointError(f"{path!r} is not a kanarray checkpoint (not a zip archive, or truncated)") from exc
-    with zf:
+# -- reading: nothing is decompressed before its declared size is checked ---------------------
+
+#: the header is at most this big, and at most _HEADER_BASE + _HEADER_PER_BYTE times the declared
+#: size of the arrays (its symbolic-name table grows with the edges, like the arrays do)
+_HEADER_CAP = 64 * 2**20
+_HEADER_BASE = 2**20
+_HEADER_PER_BYTE = 4
+#: an .npy member is its data plus at most this much: magic, version, length, header dict
+_NPY_OVERHEAD = 12 + 65536
+_COMPRESSIONS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2",
+                 zipfile.ZIP_LZMA: "lzma"}
+_FLOAT_DTYPES = ("float16", "float32", "float64")
+
+
+class _Archive:
+    """An open checkpoint: its members by name (duplicates refused) and its header, read with
+    every declared size checked before decompressing."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        if not os.path.isfile(self.path):
+            raise FileNotFoundError(f"no checkpoint at {self.path!r}")
         try:
-            header = json.loads(zf.read(_HEADER).decode("utf-8"))
-        except KeyError:
-            raise CheckpointError(f"{path!r} is not a kanarray checkpoint (no {_HEADER} inside)") from None
-        except (zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError, OSError) as exc:
-            raise CheckpointError(f"{path!r}: the checkpoint header is corrupted ({exc})") from exc
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise CheckpointError(f"{path!r} is not a kanarray checkpoint (format tag {header.get('format')!r})"
-                                  if isinstance(header, dict) else f"{path!r}: malformed checkpoint header")
+            self.zf = zipfile.ZipFile(self.path)
+            infos = self.zf.infolist()
+        except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+            raise CheckpointError(f"{self.path!r} is not a kanarray checkpoint (not a zip archive, or truncated)") \
+                from exc
+        self.members = {}
+        for info in infos:
+            if info.filename in self.members:
+                self.zf.close()
+                raise self.error(f"the archive holds two members named {info.filename!r}")
+            self.members[info.filename] = info
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.zf.close()
+
+    def error(self, message: str) -> CheckpointError:
+        return CheckpointError(f"{self.path!r}: {message}")
+
+    def read(self, name: str, limit: int, what: str) -> bytes:
+        """Member ``name``'s bytes, refused unless it declares at most ``limit`` bytes, is not
+        encrypted and uses a compression zipfile reads; never more than ``limit`` bytes are
+        decompressed."""
+        info = self.members[name]
+        if info.flag_bits & 0x1:
+            raise self.error(f"{what} is encrypted; checkpoints are not")
+        if info.compress_type not in _COMPRESSIONS:
+            raise self.error(f"{what} uses unsupported compression method {info.compress_type}; expected one of "
+                             f"{sorted(_COMPRESSIONS.values())}")
+        if info.file_size > limit:
+            raise self.error(f"{what} declares {info.file_size} bytes, more than the {limit} it can hold")
+        try:
+            with self.zf.open(info) as fh:
+                data = fh.read(limit + 1)
+        except Exception as exc:  # zipfile raises BadZipFile, zlib/lzma/bz2 errors, EOFError, RuntimeError...
+            raise self.error(f"{what} is corrupted ({type(exc).__name__}: {exc})") from exc
+        if len(data) != info.file_size:
+            raise self.error(f"{what} is corrupted (truncated: {len(data)} of {info.file_size} bytes)")
+        return data
+
+    def header(self) -> dict:
+        if _HEADER not in self.members:
+            raise CheckpointError(f"{self.path!r} is not a kanarray checkpoint (no {_HEADER} inside)")
+        arrays = sum(info.file_size for name, info in self.members.items() if name != _HEADER)
+        limit = min(_HEADER_CAP, _HEADER_BASE + _HEADER_PER_BYTE * arrays)
+        raw = self.read(_HEADER, limit, "the checkpoint header")
+        try:
+            header = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise self.error(f"the checkpoint header is corrupted ({exc})") from exc
+        except RecursionError:
+            raise self.error("the checkpoint header is nested too deeply") from None
+        if not isinstance(header, dict):
+            raise self.error("malformed checkpoint header (not a JSON object)")
+        if header.get("format") != FORMAT:
+            raise CheckpointError(f"{self.path!r} is not a kanarray checkpoint (format tag "
+                                  f"{_short(header.get('format'))})")
         version = header.get("version")
-        if version not in _READABLE:
-            raise CheckpointError(
-                f"{path!r} has checkpoint format version {version!r}; this kanarray reads versions "
-                f"{', '.join(map(str, _READABLE))}"
-            )
+        if isinstance(version, bool) or version not in _READABLE:
+            raise self.error(f"has checkpoint format version {_short(version)}; this kanarray reads versions "
+                             f"{', '.join(map(str, _READABLE))}")
         manifest = header.get("arrays")
         if not isinstance(manifest, dict) or not isinstance(header.get("model"), dict):
-            raise CheckpointError(f"{path!r}: malformed checkpoint header (no model or array manifest)")
-        arrays = {}
+            raise self.error("malformed checkpoint header (no model or array manifest)")
         for name, meta in manifest.items():
-            try:
-                raw = zf.read(name + ".npy")
-            except KeyError:
-                raise CheckpointError(f"{path!r}: array {name!r} is missing") from None
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise CheckpointError(f"{path!r}: array {name!r} is corrupted ({exc})") from exc
-            try:
-                a = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
-            except ValueError as exc:
-                raise CheckpointError(f"{path!r}: array {name!r} cannot be read without pickle ({exc})") from exc
-            except Exception as exc:
-                raise CheckpointError(f"{path!r}: array {name!r} is corrupted ({exc})") from exc
-            if a.dtype.kind != "f":
-                raise CheckpointError(f"{path!r}: array {name!r} has dtype {a.dtype}; expected floating point")
-            if list(a.shape) != list(meta.get("shape", [])) or str(a.dtype) != meta.get("dtype"):
-                raise CheckpointError(
-                    f"{path!r}: array {name!r} has shape {a.shape} and dtype {a.dtype}, but the manifest says "
-                    f"{tuple(meta.get('shape', []))} and {meta.get('dtype')}"
-                )
-            if not np.all(np.isfinite(a)):
-                raise CheckpointError(f"{path!r}: array {name!r} holds NaN or infinite values")
-            arrays[name] = a
-    return header, arrays
+            _check_entry(self, name, meta)
+        return header
+
+    def array(self, manifest: dict, name: str) -> np.ndarray:
+        """Array ``name`` of the manifest, after every check: the member's declared size against
+        the manifest's shape and dtype, the .npy header against them, real floating point, finite."""
+        meta = manifest.get(name)
+        if meta is None or name + ".npy" not in self.members:
+            raise self.error(f"array {name!r} is missing")
+        shape, dtype = tuple(meta["shape"]), np.dtype(meta["dtype"])
+        nbytes = math.prod(shape) * dtype.itemsize
+        raw = self.read(name + ".npy", nbytes + _NPY_OVERHEAD, f"array {name!r}")
+        return _parse_npy(self, raw, name, shape, meta["dtype"])
+
+
+def _short(value) -> str:
+    """repr(value) cut to 80 characters, for messages about hostile headers."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        return "<nested too deeply>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check_entry(archive: _Archive, name, meta) -> None:
+    """A manifest entry: a name and {"shape": [non-negative ints], "dtype": a float dtype name}."""
+    ok = (isinstance(name, str) and isinstance(meta, dict) and isinstance(meta.get("shape"), list)
+          and len(meta["shape"]) <= 8
+          and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**40 for d in meta["shape"])
+          and meta.get("dtype") in _FLOAT_DTYPES)
+    if not ok:
+        raise archive.error(f"malformed manifest entry {_short(name)}: {_short(meta)} (expected "
+                            f"{{'shape': [sizes], 'dtype': one of {list(_FLOAT_DTYPES)}}})")
+
+
+def _parse_npy(archive: _Archive, raw: bytes, name: str, shape: tuple, dtype_name: str) -> np.ndarray:
+    """The array in the .npy bytes ``raw``, which must hold ``shape`` and ``dtype_name`` (the manifest's)."""
+    fh = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(fh)
+    except ValueError as exc:
+        raise archive.error(f"array {name!r} is corrupted (not an .npy array: {exc})") from exc
+    try:
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        got_shape, fortran, dtype = read_header(fh, max_header_size=_NPY_OVERHEAD)
+    except ValueError as exc:
+        if b"'O'" in raw[:_NPY_OVERHEAD] or b"|O" in raw[:_NPY_OVERHEAD]:
+            raise archive.error(f"array {name!r} cannot be read without pickle ({exc})") from exc
+        raise archive.error(f"array {name!r} is corrupted (bad .npy header: {exc})") from exc
+    if dtype.hasobject:
+        raise archive.error(f"array {name!r} holds Python objects and cannot be read without pickle")
+    if dtype.kind != "f":
+        raise archive.error(f"array {name!r} has dtype {dtype}; expected floating point")
+    if tuple(got_shape) != shape or str(dtype) != dtype_name:
+        raise archive.error(f"array {name!r} has shape {tuple(got_shape)} and dtype {dtype}, but the manifest says "
+                            f"{shape} and {dtype_name}")
+    data = raw[fh.tell():]
+    if len(data) != math.prod(shape) * dtype.itemsize:
+        raise archive.error(f"array {name!r} is corrupted (truncated: {len(data)} bytes of data for shape {shape})")
+    a = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
+    if not np.all(np.isfinite(a)):
+        raise archive.error(f"array {name!r} holds NaN or infinite values")
+    return a
+
+
+def _manifest_bytes(manifest: dict, names) -> int:
+    return sum(math.prod(manifest[n]["shape"]) * np.dtype(manifest[n]["dtype"]).itemsize for n in names
+               if n in manifest)
+
+
+def _model_names(n_layers: int, symbolic: bool) -> list:
+    from .layer import KANLayer
+
+    names = [f"model/layers.{l}.{name}" for l in range(n_layers) for name in KANLayer.ARRAY_NAMES]
+    if symbolic:
+        names += [f"model/layers.{l}.sym_affine" for l in range(n_layers)]
+    return names + ["model/input_shift", "model/input_scale"]
+
+
+def _config(archive: _Archive, cfg: dict, dtype) -> dict:
+    """The model config checked with the constructor's validators (``kanarray._checks``)."""
+    from ._checks import check_base_fun, check_bias_trainable, check_order, check_seed, check_width
+    from ._namespace import dtype_of
+    from .base import BASE_FUNCTIONS
+
+    try:
+        width = check_width(cfg["width"])
+        ks = cfg["k"]
+        if not isinstance(ks, list) or len(ks) != len(width) - 1:
+            raise ValueError(f"k must list one order per layer ({len(width) - 1}), got {_short(ks)}")
+        ks = [check_order(k, f"k of layer {l}") for l, k in enumerate(ks)]
+        ranges = cfg["grid_range"]
+        if not isinstance(ranges, list) or len(ranges) != len(ks):
+            raise ValueError(f"grid_range must list one (lo, hi) per layer ({len(ks)}), got {_short(ranges)}")
+        dtype_name = cfg["dtype"] if dtype is None else dtype
+        dtype_of(np, dtype_name)
+        symbolic = cfg.get("symbolic")  # older checkpoints have no symbolic branch
+        if symbolic is not None and not (isinstance(symbolic, list) and len(symbolic) == len(ks)):
+            raise ValueError(f"symbolic must list one table of names per layer ({len(ks)})")
+        return dict(width=width, ks=ks, grid_range=ranges, dtype_name=dtype_name,
+                    base_fun=check_base_fun(cfg["base_fun"], BASE_FUNCTIONS),
+                    seed=check_seed(cfg["seed"]), bias_trainable=check_bias_trainable(cfg.get("bias_trainable", False)),
+                    extrapolate=cfg.get("extrapolate", "spline"),  # older checkpoints: pykan's continuation
+                    symbolic=symbolic)
+    except KeyError as exc:
+        raise archive.error(f"malformed model config (no {exc})") from None
+    except (TypeError, ValueError) as exc:
+        raise archive.error(f"malformed model config ({exc})") from exc
+
+
+def _check_layer_shapes(archive: _Archive, manifest: dict, cfg: dict) -> list:
+    """G of every layer, from its grid's manifest shape, after checking that every layer array's
+    manifest shape is the one width, k and G imply (before anything is decompressed)."""
+    width, ks, nums = cfg["width"], cfg["ks"], []
+    for l, k in enumerate(ks):
+        grid = manifest.get(f"model/layers.{l}.grid")
+        n, m = width[l], width[l + 1]
+        if grid is None or len(grid["shape"]) != 2 or grid["shape"][0] != n or grid["shape"][1] < 2 * k + 2:
+            raise archive.error(f"layer {l}: the grid must have shape ({n}, G + 2k + 1) with G >= 1 and k = {k}, "
+                                f"the manifest says {None if grid is None else tuple(grid['shape'])}")
+        num = grid["shape"][1] - 2 * k - 1
+        expect = dict(coef=(n, m, num + k), scale_base=(n, m), scale_sp=(n, m), mask=(n, m), bias=(m,),
+                      sym_affine=(n, m, 4))
+        for name, shape in expect.items():
+            meta = manifest.get(f"model/layers.{l}.{name}")
+            if meta is not None and tuple(meta["shape"]) != shape:
+                raise archive.error(f"layer {l}: array {name} must have shape {shape} (width {width}, k = {k}, "
+                                    f"G = {num}), the manifest says {tuple(meta['shape'])}")
+        nums.append(num)
+    for name in ("model/input_shift", "model/input_scale"):
+        if name in manifest and tuple(manifest[name]["shape"]) != (width[0],):
+            raise archive.error(f"array {name!r} must have shape ({width[0]},), the manifest says "
+                                f"{tuple(manifest[name]['shape'])}")
+    return nums
+
+
+def _symbolic_names(archive: _Archive, table, l: int, shape: tuple):
+    from .symbolic.library import LIBRARY
+
+    if not (isinstance(table, list) and len(table) == shape[0]
+            and all(isinstance(row, list) and len(row) == shape[1] for row in table)):
+        raise archive.error(f"layer {l}: symbolic names do not form a {shape} table")
+    if any(v is not None and not isinstance(v, str) for row in table for v in row):
+        raise archive.error(f"layer {l}: symbolic names must be strings or null")
+    unknown = sorted({v for row in table for v in row if v is not None and v not in LIBRARY})
+    if unknown:
+        raise archive.error(f"layer {l} uses symbolic functions {unknown} that are not in the library; register "
+                            "them (kanarray.symbolic.register) before loading")
+    return table
+
+
+def _as_dtype(archive: _Archive, a: np.ndarray, dtype_name: str, name: str) -> np.ndarray:
+    """a in the model's dtype on the host, refused when the cast overflows."""
+    with np.errstate(over="ignore"):
+        cast = a.astype(dtype_name, copy=False)
+    if cast is not a and not np.all(np.isfinite(cast)):
+        raise archive.error(f"array {name!r} holds values too large for {dtype_name}")
+    return cast
 
 
 def read_model(path, *, build, backend="numpy", dtype=None):
@@ -148,86 +345,91 @@ def read_model(path, *, build, backend="numpy", dtype=None):
     ``dtype`` (default: the saved one), bit-exact when the dtype is unchanged:
     ``build(layers, **attributes)`` (``KAN.from_layers``) of its layers and attributes
     (base_fun, grid_range, seed, dtype_name, bias_trainable, input_scaling).  ``kanarray.load``
-    calls this; a ValueError of ``build`` (the input scaling) becomes a ``CheckpointError``."""
+    calls this.
+
+    Every field goes through the constructor's checks (``kanarray._checks``), the manifest's
+    shapes are checked against width, k and the grids' G and their total against the memory cap
+    (``kanarray.resources``, a ``MemoryLimitError``) before anything is decompressed; only the
+    members the model uses are read (not the optimizer's); ``build`` checks the layers' values
+    (``KANLayer.check_values``)."""
+    from . import resources
+    from ._checks import check_grid_range
     from ._namespace import dtype_of
     from .layer import KANLayer
     from .symbolic.edges import SymbolicEdges
-    from .symbolic.library import LIBRARY
 
-    header, arrays = _read(path)
-    cfg = header["model"]
-    try:
-        width = [int(w) for w in cfg["width"]]
-        ks = [int(k) for k in cfg["k"]]
-        base_fun, seed = cfg["base_fun"], cfg["seed"]
-        grid_range = [tuple(float(v) for v in r) for r in cfg["grid_range"]]
-        dtype_name = str(dtype or cfg["dtype"])
-        bias_trainable = bool(cfg.get("bias_trainable", False))
-        extrapolate = cfg.get("extrapolate", "spline")  # older checkpoints: pykan's continuation
-        symbolic = cfg.get("symbolic")
-        symbolic = None if symbolic is None else [[[None if v is None else str(v) for v in row] for row in names]
-                                                  for names in symbolic]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{os.fspath(path)!r}: malformed model config ({exc})") from exc
-    n_layers = len(width) - 1
-    if len(ks) != n_layers or len(grid_range) != n_layers:
-        raise CheckpointError(f"{os.fspath(path)!r}: model config lists {len(ks)} orders for {n_layers} layers")
-    xp = resolve_backend(backend)
-    dt = dtype_of(xp, dtype_name)
-    layers = []
-    for l in range(n_layers):
-        parts = {}
-        for name in KANLayer.ARRAY_NAMES:
-            key = f"model/layers.{l}.{name}"
-            if key not in arrays:
-                raise CheckpointError(f"{os.fspath(path)!r}: array {key!r} is missing")
-            parts[name] = xp.asarray(arrays[key], dtype=dt)
-        sym = None
-        if symbolic is not None:  # older checkpoints have no symbolic branch
-            names = symbolic[l] if l < len(symbolic) else None
-            key = f"model/layers.{l}.sym_affine"
-            if key not in arrays or names is None:
-                raise CheckpointError(f"{os.fspath(path)!r}: layer {l}: symbolic edges are listed incompletely")
-            shape = tuple(parts["coef"].shape[:2])
-            if (len(names), len(names[0]) if names else 0) != shape or any(len(r) != shape[1] for r in names):
-                raise CheckpointError(f"{os.fspath(path)!r}: layer {l}: symbolic names do not form a {shape} table")
-            unknown = sorted({v for row in names for v in row if v is not None and v not in LIBRARY})
-            if unknown:
-                raise CheckpointError(f"{os.fspath(path)!r}: layer {l} uses symbolic functions {unknown} that are not "
-                                      "in the library; register them (kanarray.symbolic.register) before loading")
-            sym = SymbolicEdges(names, xp.asarray(arrays[key], dtype=dt), xp)
+    with _Archive(path) as archive:
+        header = archive.header()
+        manifest = header["arrays"]
+        cfg = _config(archive, header["model"], dtype)
+        nums = _check_layer_shapes(archive, manifest, cfg)
+        n_layers, dtype_name = len(cfg["ks"]), cfg["dtype_name"]
         try:
-            layer = KANLayer(**parts, k=ks[l], base_fun=base_fun, xp=xp, symbolic=sym, extrapolate=extrapolate)
-            layer.check_consistent()
+            grid_range = [check_grid_range(r, f"grid_range of layer {l}", num=nums[l], k=cfg["ks"][l],
+                                           dtype=dtype_name) for l, r in enumerate(cfg["grid_range"])]
         except ValueError as exc:
-            raise CheckpointError(f"{os.fspath(path)!r}: layer {l}: {exc}") from exc
-        if (layer.in_dim, layer.out_dim) != (width[l], width[l + 1]):
-            raise CheckpointError(
-                f"{os.fspath(path)!r}: layer {l} maps {layer.in_dim} -> {layer.out_dim}, but width is {width}"
-            )
-        layers.append(layer)
-    scaling = [arrays.get(f"model/input_{name}") for name in ("shift", "scale")]
-    if (scaling[0] is None) != (scaling[1] is None):
-        raise CheckpointError(f"{os.fspath(path)!r}: the input scaling is incomplete (input_shift and "
-                              "input_scale must both be present or both absent)")
+            raise archive.error(f"malformed model config ({exc})") from exc
+        names = _model_names(n_layers, cfg["symbolic"] is not None)
+        stored = _manifest_bytes(manifest, names)
+        elements = sum(math.prod(manifest[name]["shape"]) for name in names if name in manifest)
+        # the stored arrays, their cast to the model's dtype and the backend's copy
+        resources.check(f"loading {archive.path!r}", stored + 2 * elements * np.dtype(dtype_name).itemsize)
+        xp = resolve_backend(backend)
+        dt = dtype_of(xp, dtype_name)
+
+        def array(name):
+            return xp.asarray(_as_dtype(archive, archive.array(manifest, name), dtype_name, name), dtype=dt)
+
+        layers = []
+        for l in range(n_layers):
+            parts = {name: array(f"model/layers.{l}.{name}") for name in KANLayer.ARRAY_NAMES}
+            sym = None
+            if cfg["symbolic"] is not None:
+                table = _symbolic_names(archive, cfg["symbolic"][l], l, (cfg["width"][l], cfg["width"][l + 1]))
+                sym = SymbolicEdges(table, array(f"model/layers.{l}.sym_affine"), xp)
+            try:
+                layer = KANLayer(**parts, k=cfg["ks"][l], base_fun=cfg["base_fun"], xp=xp, symbolic=sym,
+                                 extrapolate=cfg["extrapolate"])
+                layer.check_consistent()
+            except ValueError as exc:
+                raise archive.error(f"layer {l}: {exc}") from exc
+            layers.append(layer)
+        present = [name in manifest for name in ("model/input_shift", "model/input_scale")]
+        if present[0] != present[1]:
+            raise archive.error("the input scaling is incomplete (input_shift and input_scale must both be present "
+                                "or both absent)")
+        scaling = (archive.array(manifest, "model/input_shift"), archive.array(manifest, "model/input_scale")) \
+            if present[0] else None
     try:
-        return build(layers, base_fun=base_fun, grid_range=grid_range, seed=seed, dtype_name=dtype_name,
-                     bias_trainable=bias_trainable, input_scaling=None if scaling[0] is None else scaling)
-    except ValueError as exc:  # only the input scaling is checked there
-        raise CheckpointError(f"{os.fspath(path)!r}: bad input scaling ({exc})") from exc
+        return build(layers, base_fun=cfg["base_fun"], grid_range=grid_range, seed=cfg["seed"], dtype_name=dtype_name,
+                     bias_trainable=cfg["bias_trainable"], input_scaling=scaling)
+    except ValueError as exc:
+        raise CheckpointError(f"{os.fspath(path)!r}: {exc}") from exc
 
 
 def load_optimizer(path, model):
     """The optimizer saved with ``model.save(path, optimizer=...)``, rebuilt on
     ``model.parameters()``; None if the checkpoint holds no optimizer."""
+    from . import resources
     from .optim import optimizer_from_state
 
-    header, arrays = _read(path)
-    config = header.get("optimizer")
-    if config is None:
-        return None
-    state = {name[len("optimizer/"):]: a for name, a in arrays.items() if name.startswith("optimizer/")}
+    with _Archive(path) as archive:
+        header = archive.header()
+        config = header.get("optimizer")
+        if config is None:
+            return None
+        if not isinstance(config, dict):
+            raise archive.error("malformed optimizer config (not a JSON object)")
+        manifest = header["arrays"]
+        names = [name for name in manifest if name.startswith("optimizer/")]
+        largest = model.num_parameters()  # every optimizer array is one parameter's state or a flat vector of them
+        for name in names:
+            if math.prod(manifest[name]["shape"]) > largest:
+                raise archive.error(f"array {name!r} of shape {tuple(manifest[name]['shape'])} is larger than the "
+                                    f"model's {largest} parameters")
+        resources.check(f"loading the optimizer state of {archive.path!r}", 2 * _manifest_bytes(manifest, names))
+        state = {name[len("optimizer/"):]: archive.array(manifest, name) for name in names}
     try:
         return optimizer_from_state(model.parameters(), config, state)
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{os.fspath(path)!r}: optimizer state does not fit this model ({exc})") from exc

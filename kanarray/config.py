@@ -28,12 +28,13 @@ Importing this module imports nothing but the standard library.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["Config", "ENVIRONMENT", "current", "reload", "override", "from_environ"]
+__all__ = ["Config", "ENVIRONMENT", "LIMITS", "current", "reload", "override", "from_environ", "parse_size"]
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,15 @@ class Config:
         (``backends.cuda_graph``); off: every step is evaluated eagerly.
     nccl: distributed CuPy all-reduces go through NCCL where it works (``distributed``);
         off: MPI through host memory.
+    max_memory: the cap in bytes on the estimated memory of one operation
+        (``kanarray.resources``); None: the machine's physical memory; ``math.inf``: no cap.
     """
 
     numba: bool = True
     cupy_elementwise: bool = True
     cuda_graphs: bool = True
     nccl: bool = True
+    max_memory: float | None = None
 
 
 #: field of ``Config`` -> the environment variable it is read from
@@ -63,6 +67,13 @@ ENVIRONMENT = {
     "cuda_graphs": "KANARRAY_CUDA_GRAPHS",
     "nccl": "KANARRAY_NCCL",
 }
+
+#: the fields that are sizes rather than switches -> the environment variable each is read from
+LIMITS = {"max_memory": "KANARRAY_MAX_MEMORY"}
+
+_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20, "MIB": 2**20,
+          "G": 2**30, "GB": 2**30, "GIB": 2**30, "T": 2**40, "TB": 2**40, "TIB": 2**40}
+_UNLIMITED = ("none", "off", "unlimited", "inf")
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -84,13 +95,46 @@ def _parse(variable: str, value: str, default: bool) -> bool:
     )
 
 
+def parse_size(variable: str, value: str) -> float | None:
+    """A memory size as ``KANARRAY_MAX_MEMORY`` spells it -> bytes (a positive int), None (``auto``
+    or empty: the physical memory) or ``math.inf`` (``none``/``off``/``unlimited``: no cap)."""
+    word = value.strip()
+    if word.lower() in ("", "auto"):
+        return None
+    if word.lower() in _UNLIMITED:
+        return math.inf
+    number = word.rstrip("kKmMgGtTiIbB ")
+    unit = word[len(number):].strip().upper()
+    try:
+        size = float(number) * _UNITS[unit]
+    except (ValueError, KeyError):
+        size = math.nan
+    if not (math.isfinite(size) and size >= 1):
+        raise ValueError(
+            f"{variable}={value!r} is not a valid size: expected bytes or a number with a unit K, M, G or T "
+            f"(e.g. 8G), 'auto' or empty for the physical memory, or one of {'/'.join(_UNLIMITED)} for no cap"
+        )
+    return int(size)
+
+
+def _check_size(name: str, value) -> None:
+    """override()'s check of a size field: None, a number >= 1 or math.inf."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value >= 1):
+        raise TypeError(f"override({name}=...) needs a number of bytes >= 1, math.inf (no cap) or None (the "
+                        f"physical memory), got {value!r}")
+
+
 def from_environ(environ=None) -> Config:
     """The settings a mapping of environment variables gives (``os.environ`` when None), without
     caching them.  Raises ValueError for an invalid value, naming the variable."""
     env = os.environ if environ is None else environ
     defaults = Config()
-    return Config(**{field: _parse(variable, env.get(variable, ""), getattr(defaults, field))
-                     for field, variable in ENVIRONMENT.items()})
+    switches = {field: _parse(variable, env.get(variable, ""), getattr(defaults, field))
+                for field, variable in ENVIRONMENT.items()}
+    sizes = {field: parse_size(variable, env.get(variable, "")) for field, variable in LIMITS.items()}
+    return Config(**switches, **sizes)
 
 
 def current() -> Config:
@@ -129,7 +173,9 @@ def override(**fields):
     for name, value in fields.items():
         if name not in known:
             raise TypeError(f"override() got an unknown field {name!r}: expected one of {sorted(known)}")
-        if not isinstance(value, bool):
+        if name in LIMITS:
+            _check_size(name, value)
+        elif not isinstance(value, bool):
             raise TypeError(f"override({name}=...) needs a bool, got {type(value).__name__}")
     saved = _current
     _current = dataclasses.replace(current(), **fields)

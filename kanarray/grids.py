@@ -13,14 +13,14 @@ backend, and the result is cast back to the layer's dtype.
 
 from __future__ import annotations
 
-from . import spline, stack
+from . import resources, spline, stack
 from ._namespace import device_of
 from .backends import get_kernels
 from .extrapolation import continued_edge_forward, tails
 from .layer import KANLayer
 
 __all__ = ["adaptive_interior", "refined_interior", "fit_coef", "update_layer_grid", "refine_layer", "adapt_grids",
-           "refine"]
+           "refine", "refit_bytes"]
 
 GRID_EPS = 0.02
 _SWEEP_SHARE = 0.01
@@ -211,3 +211,10 @@ def refine(model, nums, samples=None, *, comm=None):
 
     _, new_layers = stack.traverse(model.layers, samples, visit)
     return model.from_layers(new_layers, like=model, fit_inputs=samples)
+
+
+def refit_bytes(layers, nums, samples) -> int:
+    """The estimated peak memory of ``refine`` (nums: the new G per layer) or ``adapt_grids``
+    (nums: the layers' own G) on samples (S, width[0]) or None: ``resources.refit_bytes``."""
+    n_samples = 0 if samples is None else int(samples.shape[0])
+    return resources.refit_bytes(resources.layer_shapes(layers), nums, n_samples)

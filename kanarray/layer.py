@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import spline
+from ._checks import check_knots
 from ._namespace import device_of, from_host_like, host_namespace, is_numpy_namespace, to_numpy, xsum
 from .backends import get_kernels
 from .extrapolation import check_mode, tails
@@ -160,6 +161,10 @@ class KANLayer:
             mask=np.ones((in_dim, out_dim)),
             bias=np.zeros(out_dim),
         )
+        check_knots(grid, "the initial grid")  # KAN's checks of grid_range make these hold
+        if not all(np.all(np.isfinite(a)) for a in arrays.values()):
+            raise ValueError(f"the initialization of a {in_dim} -> {out_dim} layer (G={num}, k={k}) produced NaN or "
+                             "infinite values")
         return cls(
             **{name: xp.asarray(np.ascontiguousarray(a), dtype=dtype) for name, a in arrays.items()},
             k=k,
@@ -235,6 +240,24 @@ class KANLayer:
                     f"layer arrays disagree: coef has shape {(n, m, nb)} (k={self.k}), so {name} must have "
                     f"shape {shape}, got {got}"
                 )
+
+    def check_values(self) -> None:
+        """Raise ValueError unless the arrays' values make a layer: every array finite, each
+        grid row non-decreasing with a positive span (``check_knots``), and every symbolic edge's
+        spline branch off (mask 0).  Copies the arrays to the host: for loading and building
+        models, not for every call (``check_consistent`` is the cheap per-call check)."""
+        self.check_consistent()
+        arrays = {name: to_numpy(a) for name, a in self.arrays().items()}
+        arrays["sym_affine"] = to_numpy(self.symbolic.affine)
+        for name, a in arrays.items():
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"{name} holds NaN or infinite values")
+        check_knots(arrays["grid"], "grid")
+        live = [(i, o, name) for i, o, name in self.symbolic.edges() if arrays["mask"][i, o] != 0]
+        if live:
+            i, o, name = live[0]
+            raise ValueError(f"edge ({i}, {o}) is symbolic ({name!r}) but its spline is live (mask "
+                             f"{arrays['mask'][i, o]!r}); a symbolic edge has mask 0")
 
     def forward(self, x, *, need_dx: bool = False, reuse=None):
         """x (B, in_dim), already validated -> (y (B, out_dim), ``LayerCache`` for ``backward``).

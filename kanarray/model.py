@@ -16,8 +16,9 @@ import math
 
 import numpy as np
 
-from . import checkpoint, grids, plotting, pruning, stack, training
-from ._checks import as_batch, check_number, check_positive_int, check_width
+from . import checkpoint, grids, plotting, pruning, resources, stack, training
+from ._checks import (as_batch, check_base_fun, check_bias_trainable, check_grid, check_grid_range, check_init_constant,
+                      check_number, check_order, check_seed, check_width)
 from ._namespace import backend_name, dtype_of, from_host_like, resolve_backend, to_numpy
 from .base import BASE_FUNCTIONS
 from .extrapolation import check_mode as check_extrapolation
@@ -45,16 +46,6 @@ def _is_range(value) -> bool:
     return len(value) == 2 and all(isinstance(v, (int, float, np.floating, np.integer)) for v in value)
 
 
-def _check_range(r, layer: int) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in r)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"grid_range of layer {layer} must be a pair (lo, hi), got {r!r}") from exc
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ValueError(f"grid_range of layer {layer} must be finite with lo < hi, got {r!r}")
-    return lo, hi
-
-
 def _dtype_name_of(xp, dtype) -> str:
     for name in ("float64", "float32"):
         if dtype_of(xp, name) == dtype:
@@ -65,26 +56,60 @@ def _dtype_name_of(xp, dtype) -> str:
 _FROM_LAYERS = ("base_fun", "grid_range", "seed", "dtype_name", "bias_trainable", "input_scaling", "fit_inputs")
 
 
-def _check_attributes(base_fun, bias_trainable) -> None:
-    if not isinstance(bias_trainable, bool):
-        raise ValueError(f"bias_trainable must be True or False, got {bias_trainable!r}")
-    if base_fun not in BASE_FUNCTIONS:
-        raise ValueError(f"base_fun must be one of {sorted(BASE_FUNCTIONS)}, got {base_fun!r}")
+def _layer_ranges(grid_range, nums, ks, dtype_name) -> list:
+    """One checked (lo, hi) per layer (``check_grid_range``) from a pair or a list of pairs."""
+    ranges = _per_layer(grid_range, len(nums), "grid_range")
+    return [check_grid_range(r, f"grid_range of layer {l}", num=nums[l], k=ks[l], dtype=dtype_name)
+            for l, r in enumerate(ranges)]
 
 
-def _layout(width, grid, k, grid_range, extrapolate, **constants) -> tuple:
-    """The constructor's arguments checked: (width, G per layer, k per layer, (lo, hi) per layer)."""
+def _layout(width, grid, k, grid_range, extrapolate, dtype_name, *, seed, base_fun, bias_trainable, **constants):
+    """The constructor's arguments checked, and the model's memory (``resources``) against the
+    cap: (width, G per layer, k per layer, (lo, hi) per layer, the constants as floats)."""
     width = check_width(width)
     n_layers = len(width) - 1
-    grids = [check_positive_int(g, "grid") for g in _per_layer(grid, n_layers, "grid")]
-    ks = [check_positive_int(kk, "k", minimum=0) for kk in _per_layer(k, n_layers, "k")]
-    ranges = [_check_range(r, l) for l, r in enumerate(_per_layer(grid_range, n_layers, "grid_range"))]
+    grids = [check_grid(g) for g in _per_layer(grid, n_layers, "grid")]
+    ks = [check_order(kk) for kk in _per_layer(k, n_layers, "k")]
+    dtype_of(np, dtype_name)  # a ValueError for an unknown dtype name
+    ranges = _layer_ranges(grid_range, grids, ks, dtype_name)
     for kk in ks:
         check_extrapolation(extrapolate, kk)
-    for name, value in constants.items():
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return width, grids, ks, ranges
+    constants = {name: check_init_constant(name, value) for name, value in constants.items()}
+    check_seed(seed), check_base_fun(base_fun, BASE_FUNCTIONS), check_bias_trainable(bias_trainable)
+    shapes = [(width[l], width[l + 1], grids[l], ks[l]) for l in range(n_layers)]
+    _check_memory(f"KAN(width={width}, grid={grids}, k={ks})",
+                  resources.construction_bytes(shapes, np.dtype(dtype_name).itemsize))
+    return width, grids, ks, ranges, constants
+
+
+def _checked_attributes(layers, base: dict) -> dict:
+    """``from_layers``' attributes with grid_range checked (one pair per layer), after checking
+    that the layers use base_fun and hold the values of a model (``KANLayer.check_values``)."""
+    if not isinstance(base["grid_range"], (list, tuple)):
+        raise ValueError(f"grid_range must list one (lo, hi) per layer ({len(layers)}), got {base['grid_range']!r}")
+    if len(base["grid_range"]) != len(layers):
+        raise ValueError(f"grid_range lists {len(base['grid_range'])} ranges for {len(layers)} layers")
+    check_base_fun(base["base_fun"], BASE_FUNCTIONS)
+    ranges = _layer_ranges(list(base["grid_range"]), [layer.num for layer in layers], [layer.k for layer in layers],
+                           base["dtype_name"])
+    for l, layer in enumerate(layers):
+        if layer.base_fun != base["base_fun"]:
+            raise ValueError(f"layer {l} uses base_fun {layer.base_fun!r}, but the model is to use "
+                             f"{base['base_fun']!r}")
+        try:
+            layer.check_values()
+        except ValueError as exc:
+            raise ValueError(f"layer {l}: {exc}") from None
+    return {**base, "grid_range": ranges}
+
+
+def _check_memory(what: str, nbytes: int, comm=None) -> None:
+    """``resources.check``, on every rank together when comm is given (a rank refusing alone
+    would leave the others waiting in the work's collectives)."""
+    if comm is None:
+        resources.check(what, nbytes)
+    else:
+        comm.agreed(lambda: resources.check(what, nbytes))
 
 
 class KAN:
@@ -112,24 +137,23 @@ class KAN:
     def __init__(self, width, grid=5, k=3, *, base_fun: str = "silu", grid_range=(-1.0, 1.0),
                  noise_scale: float = 0.3, scale_base_mu: float = 0.0, scale_base_sigma: float = 1.0, seed: int = 0,
                  dtype: str = "float64", backend="numpy", bias_trainable: bool = False, extrapolate: str = "spline"):
-        width, grids, ks, ranges = _layout(width, grid, k, grid_range, extrapolate, noise_scale=noise_scale,
-                                           scale_base_mu=scale_base_mu, scale_base_sigma=scale_base_sigma)
+        width, grids, ks, ranges, constants = _layout(
+            width, grid, k, grid_range, extrapolate, dtype, seed=seed, base_fun=base_fun, bias_trainable=bias_trainable,
+            noise_scale=noise_scale, scale_base_mu=scale_base_mu, scale_base_sigma=scale_base_sigma)
         xp = resolve_backend(backend)
         self._set_state(width=width, base_fun=base_fun, grid_range=ranges, seed=seed, xp=xp, dtype=dtype,
                         bias_trainable=bias_trainable)
         rng = np.random.default_rng(seed)
         self.layers = [KANLayer.initialize(
-            width[l], width[l + 1], num=grids[l], k=ks[l], grid_range=ranges[l], base_fun=base_fun,
-            noise_scale=noise_scale, scale_base_mu=scale_base_mu, scale_base_sigma=scale_base_sigma, rng=rng, xp=xp,
-            dtype=self.dtype, extrapolate=extrapolate) for l in range(len(width) - 1)]
+            width[l], width[l + 1], num=grids[l], k=ks[l], grid_range=ranges[l], base_fun=base_fun, rng=rng, xp=xp,
+            dtype=self.dtype, extrapolate=extrapolate, **constants) for l in range(len(width) - 1)]
 
     def _set_state(self, *, width, base_fun, grid_range, seed, xp, dtype, bias_trainable):
-        _check_attributes(base_fun, bias_trainable)
-        self.bias_trainable = bias_trainable
+        self.bias_trainable = check_bias_trainable(bias_trainable)
         self.width = list(width)
-        self.base_fun = base_fun
+        self.base_fun = check_base_fun(base_fun, BASE_FUNCTIONS)
         self.grid_range = [tuple(r) for r in grid_range]
-        self.seed = seed
+        self.seed = check_seed(seed)  # an int (or None), also when given as a NumPy integer
         self.xp = xp
         self._dtype_name = str(dtype)
         dtype_of(xp, self._dtype_name)  # a ValueError for an unknown dtype, before anything else
@@ -141,7 +165,7 @@ class KAN:
         """A KAN around ``layers`` (used as they are): width, orders and extrapolation come from
         them, the rest from ``like`` or the constructor's defaults, overridden by ``attributes``:
         base_fun, grid_range (a pair per layer), seed, dtype_name, bias_trainable,
-        input_scaling ((shift, scale) or None), fit_inputs."""
+        input_scaling ((shift, scale) or None), fit_inputs; all checked (``_checked_attributes``)."""
         unknown = sorted(set(attributes) - set(_FROM_LAYERS))
         if unknown:
             raise TypeError(f"from_layers got unknown attributes {unknown}; expected some of {list(_FROM_LAYERS)}")
@@ -151,9 +175,7 @@ class KAN:
         base = {name: getattr(like, name) for name in _FROM_LAYERS} if like is not None else dict(
             base_fun=layers[0].base_fun, grid_range=[(-1.0, 1.0)] * len(layers), seed=0, bias_trainable=False,
             dtype_name=_dtype_name_of(xp, layers[0].coef.dtype), input_scaling=None, fit_inputs=None)
-        base.update(attributes)
-        if len(base["grid_range"]) != len(layers):
-            raise ValueError(f"grid_range lists {len(base['grid_range'])} ranges for {len(layers)} layers")
+        base = _checked_attributes(layers, {**base, **attributes})
         model = cls.__new__(cls)
         model.layers = layers
         model._set_state(width=width, base_fun=base["base_fun"], grid_range=base["grid_range"], seed=base["seed"],
@@ -254,7 +276,8 @@ class KAN:
 
     def forward(self, x):
         """(batch, width[0]) -> (batch, width[-1])."""
-        return stack.forward(self.layers, self.prepare_inputs(x))
+        x = self.prepare_inputs(x)
+        return stack.forward(self.layers, resources.checked_batch(self.layers, x))
 
     __call__ = forward
 
@@ -266,6 +289,7 @@ class KAN:
         x = self.prepare_inputs(x)
         reg.check_batch(x.shape[0])
         y = check_targets(self, y, x.shape[0], loss)
+        resources.check_forward(self.layers, x.shape[0], training=True, per_edge=reg.active)
         ev = evaluate(self, x, y, loss=loss, reg=reg)
         return ev.objective, ev.grads
 
@@ -274,6 +298,7 @@ class KAN:
         sum(gy * y) by parameter, dx (batch, width[0]) with respect to the raw x)."""
         x = self.prepare_inputs(x)
         gy = check_outputs(self, gy, x.shape[0])
+        resources.check_forward(self.layers, x.shape[0], training=True)
         out, caches = stack.forward_cached(self.layers, x, need_dx=True)
         grads, dx = stack.backward(self.layers, caches, gy, need_dx=True, names=self.parameters())
         if self._input_map is not None:
@@ -298,16 +323,18 @@ class KAN:
         grid_margin >= 0 moves the end knots out by that fraction of an interval; comm: shards."""
         grid_eps = check_number("grid_eps", grid_eps, maximum=1.0)
         grid_margin = check_number("grid_margin", grid_margin)
-        grids.adapt_grids(self, self.prepare_inputs(x), grid_eps=grid_eps, grid_margin=grid_margin,
-                    comm=as_communicator(comm))
+        x, comm = self.prepare_inputs(x), as_communicator(comm)
+        _check_memory(f"update_grid on {x.shape[0]} samples", grids.refit_bytes(self.layers, self.grid, x), comm)
+        grids.adapt_grids(self, x, grid_eps=grid_eps, grid_margin=grid_margin, comm=comm)
 
     def refine(self, grid, x=None, *, comm=None) -> "KAN":
         """A new KAN with ``grid`` intervals (an int or one per layer) computing the same function
         (grid extension, ``kanarray.grids.refine``), fitted on x (default ``fit_inputs``); carry an
         optimizer over with ``opt.transferred(new.parameters())``."""
-        nums = [check_positive_int(g, "grid") for g in _per_layer(grid, len(self.layers), "grid")]
-        samples = self._fit_inputs if x is None else self.prepare_inputs(x)
-        return grids.refine(self, nums, samples, comm=as_communicator(comm))
+        nums = [check_grid(g) for g in _per_layer(grid, len(self.layers), "grid")]
+        samples, comm = self._fit_inputs if x is None else self.prepare_inputs(x), as_communicator(comm)
+        _check_memory(f"refine(grid={nums})", grids.refit_bytes(self.layers, nums, samples), comm)
+        return grids.refine(self, nums, samples, comm=comm)
 
     # -- interpretation (samples x: (batch, width[0]), default ``fit_inputs``) -----------------
     def _interpret_samples(self, x):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import recovery
+from . import recovery, resources
 from ._namespace import to_numpy
 from .distributed import as_communicator, parameters_digest
 from .fit_settings import OPTIMIZERS, FitSettings, frozen_names
@@ -165,6 +165,7 @@ def _setup(model, x, y, settings, options: dict, validation, comm) -> _Setup:
         raise ValueError(f"batch_size must be at most the number of samples ({n}){where}, got {batch_size}")
     if comm is None:
         settings.regularization.check_batch(batch_size or n)
+    _check_memory(model, batch_size or n, settings)
     if validation is not None:
         try:
             x_val, y_val = validation
@@ -186,6 +187,15 @@ def _setup(model, x, y, settings, options: dict, validation, comm) -> _Setup:
     if comm is None:
         setup.baseline = recovery.baseline_loss(model, y, settings.loss)
     return setup
+
+
+def _check_memory(model, batch: int, settings: FitSettings) -> None:
+    """Refuse (``resources.MemoryLimitError``) a fit whose steps on batches of ``batch`` samples, or
+    whose grid updates on them, would need more memory than the cap."""
+    resources.check_forward(model.layers, batch, training=True, per_edge=settings.regularization.active)
+    if settings.update_grid:
+        resources.check(f"fit's grid update on batches of {batch} samples",
+                        resources.refit_bytes(resources.layer_shapes(model.layers), model.grid, batch))
 
 
 def _settings_digest(model, setup: _Setup) -> bytes:
