@@ -311,10 +311,8 @@ class KAN:
         loss="cross_entropy"); returns a ``History`` (``kanarray.training``).  The settings
         (``FitSettings``: steps, opt, lr, batch_size, loss, lamb..., update_grid, ...) come as
         keywords, or as a ``FitSettings`` that keywords amend.  validation: (x_val, y_val), evaluated
-        every step.  A NaN or infinite objective, or one that grows without bound (see
-        ``kanarray.recovery``), restores the last finite parameters and raises
-        ``TrainingDiverged``; any other error restores them too.  comm: an mpi4py communicator
-        (``kanarray.distributed``)."""
+        every step.  Any error restores the last finite parameters; a non-finite or unboundedly
+        growing objective (``kanarray.recovery``) raises ``TrainingDiverged``.  comm: mpi4py's."""
         return training.fit(self, x, y, settings, validation=validation, comm=comm, **options)
 
     def update_grid(self, x, *, grid_eps: float = 0.02, grid_margin: float = 0.0, comm=None) -> None:
