@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from . import checkpoint, grids, plotting, pruning, stack, training
-from ._checks import as_batch, check_number, check_positive_int, check_width
+from ._checks import as_batch, check_positive_int, check_width
 from ._namespace import backend_name, dtype_of, from_host_like, resolve_backend, to_numpy
 from .base import BASE_FUNCTIONS
 from .extrapolation import check_mode as check_extrapolation
@@ -25,7 +25,6 @@ from .fit_settings import FitSettings
 from .input_map import InputMap
 from .layer import KANLayer
 from .objective import check_outputs, check_targets, evaluate
-from .distributed import as_communicator
 from .regularization import Regularization
 from .symbolic import api as symbolic, formula
 
@@ -293,19 +292,15 @@ class KAN:
     def update_grid(self, x, *, grid_eps: float = 0.02, grid_margin: float = 0.0, comm=None) -> None:
         """Adapt every grid to the samples x (batch, width[0]) in place, keeping the edge functions
         (``kanarray.grids``): knots at quantiles mixed with a uniform grid (weight grid_eps);
-        grid_margin >= 0 moves the end knots out by that fraction of an interval; comm: shards."""
-        grid_eps = check_number("grid_eps", grid_eps, maximum=1.0)
-        grid_margin = check_number("grid_margin", grid_margin)
-        grids.adapt_grids(self, self.prepare_inputs(x), grid_eps=grid_eps, grid_margin=grid_margin,
-                    comm=as_communicator(comm))
+        grid_margin >= 0 moves the end knots out by that fraction of an interval; comm: shards
+        (every rank checks its arguments, and a failure on any stops all: ``kanarray.distributed``)."""
+        grids.update_grid(self, x, grid_eps=grid_eps, grid_margin=grid_margin, comm=comm)
 
     def refine(self, grid, x=None, *, comm=None) -> "KAN":
         """A new KAN with ``grid`` intervals (an int or one per layer) computing the same function
         (grid extension, ``kanarray.grids.refine``), fitted on x (default ``fit_inputs``); carry an
-        optimizer over with ``opt.transferred(new.parameters())``."""
-        nums = [check_positive_int(g, "grid") for g in _per_layer(grid, len(self.layers), "grid")]
-        samples = self._fit_inputs if x is None else self.prepare_inputs(x)
-        return grids.refine(self, nums, samples, comm=as_communicator(comm))
+        optimizer over with ``opt.transferred(new.parameters())``.  comm: as in ``update_grid``."""
+        return grids.refine_model(self, grid, x, comm=comm)
 
     # -- interpretation (samples x: (batch, width[0]), default ``fit_inputs``) -----------------
     def _interpret_samples(self, x):
