@@ -365,21 +365,25 @@ class _Guarded(Communicator):
         note = np.asarray([self.completed], dtype=np.int64)
         sends = [self.mpi.Isend(note, dest=r, tag=how) for r in range(self.size) if r != self.rank]
         text = f"{type(error).__name__}: {error}" if own and how == _FAILED else None
-        states = self.parent.mpi.allgather((text, self.abandoned))
+        states = self.parent.mpi.allgather((text, how, self.abandoned))
         for r in range(self.size):
             if r != self.rank and r not in self.notices:
                 self._receive(r)
         self._MPI.Request.Waitall(sends)
-        if not any(abandoned for _, abandoned in states):
+        if not any(abandoned for _, _, abandoned in states):
             self.mpi.Free()  # else a collective some rank left unfinished still refers to it
-        if own or isinstance(error, KeyboardInterrupt):
+        # every rank leaves the same way: all raise, or (nobody failed or was interrupted) all return
+        if own:
             raise error
-        failed = [(r, t) for r, (t, _) in enumerate(states) if t is not None]
+        failed = [(r, t) for r, (t, _, _) in enumerate(states) if t is not None]
         if failed:
             r, t = failed[0]
             raise RankFailed(f"rank {r} of {self.size} failed, so every rank stops: {t}") from None
         if error is not None:
             raise error
+        interrupted = [r for r, (_, how, _) in enumerate(states) if how == _INTERRUPTED]
+        if interrupted:
+            raise KeyboardInterrupt(f"rank {interrupted[0]} of {self.size} was interrupted, so every rank stops")
 
 
 _WRAPPED: dict[int, Communicator] = {}  # by id of the mpi4py communicator, which each entry keeps alive

@@ -13,6 +13,8 @@ its parameters' digest, and what else the mode records.  MODE is one of:
             grid: a NaN in x, 3 columns, G = 7 instead of 5); every rank records its error
   callback  a fit whose optimizer (user code run on every rank) raises on rank 1 at its third step
             (--raise: interrupt, a KeyboardInterrupt; error, a RuntimeError)
+  guard     a Communicator.guarded block: one all-reduce on every rank, then rank 1 raises (--raise)
+            while rank 0 leaves normally
   mismatch  rank 1 starts from another seed
   ctrlc     a long fit that a SIGINT to the ranks stops (rank 0 writes OUT/started once training runs)
   quiet     fit with progress=True; records how many characters each rank wrote to stderr
@@ -183,6 +185,17 @@ def main() -> None:
         if histories:
             record.update(interrupted=np.asarray(histories[0].interrupted),
                           steps=np.asarray(len(histories[0]["train_loss"])))
+    elif args.mode == "guard":
+        comm = Communicator(world)
+        error = KeyboardInterrupt if args.raises == "interrupt" else RuntimeError
+
+        def block():
+            with comm.guarded() as ranks:
+                total = ranks.allreduce_scalar(1.0)
+                if rank == 1:
+                    raise error(f"raised after the block's last collective ({total:g} ranks joined it)")
+
+        record = recorded_error(block)
     elif args.mode == "quiet":
         captured = io.StringIO()
         sys.stderr = captured

@@ -264,6 +264,19 @@ def test_a_keyboard_interrupt_from_user_code_on_one_rank_stops_every_rank(tmp_pa
     assert bytes(results[0]["digest"]) != parameters_digest(mpi_script.new_model())  # two steps were kept
 
 
+@pytest.mark.parametrize("raises,kind,text", [
+    ("error", "RankFailed", "rank 1 of 2 failed, so every rank stops: RuntimeError: {}"),
+    ("interrupt", "KeyboardInterrupt", "rank 1 of 2 was interrupted, so every rank stops")])
+@pytest.mark.slow
+def test_a_guarded_block_ends_the_same_way_on_every_rank(tmp_path, raises, kind, text):
+    """Rank 1 raises after the block's last collective, so rank 0 waits for nothing and leaves
+    normally; the closing agreement makes it raise too (a collective after the block would hang)."""
+    results, _ = run_mpi(tmp_path, "guard", "--raise", raises, timeout=HANG_TIMEOUT)
+    (kind0, text0), (kind1, text1) = recorded_errors(results)
+    assert text1 == "raised after the block's last collective (2 ranks joined it)"
+    assert (kind0, text0) == (kind, text.format(text1))
+
+
 @pytest.mark.parametrize("call", ["update_grid", "refine"])
 @pytest.mark.parametrize("case,expected", [("nan", "x contains 1 NaN or infinite value(s); expected finite numbers"),
                                            ("width", "x must have shape (batch, 2), got shape (150, 3)")])
