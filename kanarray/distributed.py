@@ -284,9 +284,10 @@ _ABANDONED: list = []
 
 class _Guarded(Communicator):
     """The communicator of a ``Communicator.guarded`` block: the same ranks on a duplicate of
-    the parent's MPI communicator, whose collectives are non-blocking and waited for while
-    probing for the notices that ranks leaving the block send (point-to-point messages on the
-    duplicate: the tag says how the rank left, the payload how many collectives it completed)."""
+    the parent's MPI communicator, whose collectives are non-blocking.  A rank waits for one and
+    for a notice at once (``MPI_Waitany``, so a waiting rank spins no more than in a blocking
+    collective): the notices, point-to-point messages on the duplicate, are what ranks leaving
+    the block send (the tag says how the rank left, the payload how many collectives it completed)."""
 
     def __init__(self, parent: Communicator):
         self._MPI = parent._MPI
@@ -296,11 +297,24 @@ class _Guarded(Communicator):
         self.completed = 0  # collectives this rank has completed in the block
         self.notices: dict = {}  # rank -> (how it left, collectives it completed)
         self.abandoned = False
+        self._notice = np.empty(1, dtype=np.int64)
+        self._listen()
+
+    def _listen(self) -> None:
+        """Post the receive of the next notice, while one is still to come from some rank (each
+        rank sends every other one notice: no receive is left pending, none has to be cancelled)."""
+        MPI = self._MPI
+        pending = len(self.notices) < self.size - 1
+        self._notice_request = self.mpi.Irecv(self._notice, source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG) if pending else None
+
+    def _take_notice(self, status) -> None:
+        self.notices[status.Get_source()] = (status.Get_tag(), int(self._notice[0]))
+        self._listen()
 
     def _nccl_comm(self):
         return self.parent._nccl_comm()
 
-    # -- collectives, waited for while watching the notices -------------------------------
+    # -- collectives, waited for together with the notices ---------------------------------
     def _mpi_allreduce(self, a: np.ndarray, op: str) -> np.ndarray:
         send = np.ascontiguousarray(a)
         out = np.empty_like(send)
@@ -319,35 +333,34 @@ class _Guarded(Communicator):
         self._wait(self.mpi.Iallgatherv(a, [out, (counts * row).tolist()]), (a, out))
         return out
 
+    def _wait(self, request, buffers) -> None:
+        index = self.completed + 1
+        status = self._MPI.Status()
+        while not self._left_before(index):
+            if self._notice_request is None:  # every other rank has left, after joining this collective
+                request.Wait()
+            elif self._MPI.Request.Waitany([request, self._notice_request], status) != 0:
+                self._take_notice(status)
+                continue
+            self.completed = index
+            return
+        self.abandoned = True
+        _ABANDONED.append((request, buffers, self.mpi))
+        raise self._stop_error(index)
+
     def _wait_stream(self, stream) -> None:
         index = self.completed + 1
+        status = self._MPI.Status()
         while not stream.done:
+            if self._notice_request is not None and self._notice_request.Test(status):
+                self._take_notice(status)
             if self._left_before(index):
                 self.abort(self._stop_error(index))  # no message reaches a rank inside the GPU all-reduce
         self.completed = index
 
-    def _wait(self, request, buffers) -> None:
-        index = self.completed + 1
-        while not request.Test():
-            if self._left_before(index):
-                self.abandoned = True
-                _ABANDONED.append((request, buffers, self.mpi))
-                raise self._stop_error(index)
-        self.completed = index
-
     def _left_before(self, index: int) -> bool:
-        """Whether a rank left the block before joining collective number ``index`` (notices
-        that arrived are received here)."""
-        status = self._MPI.Status()
-        while self.mpi.Iprobe(source=self._MPI.ANY_SOURCE, tag=self._MPI.ANY_TAG, status=status):
-            self._receive(status.Get_source(), status.Get_tag())
+        """Whether a rank left the block before joining collective number ``index``."""
         return any(done < index for _, done in self.notices.values())
-
-    def _receive(self, source: int, tag=None) -> None:
-        buf = np.empty(1, dtype=np.int64)
-        status = self._MPI.Status()
-        self.mpi.Recv(buf, source=source, tag=self._MPI.ANY_TAG if tag is None else tag, status=status)
-        self.notices[source] = (status.Get_tag(), int(buf[0]))
 
     def _stop_error(self, index: int) -> BaseException:
         r, (how, _) = min((r, n) for r, n in self.notices.items() if n[1] < index)
@@ -366,9 +379,10 @@ class _Guarded(Communicator):
         sends = [self.mpi.Isend(note, dest=r, tag=how) for r in range(self.size) if r != self.rank]
         text = f"{type(error).__name__}: {error}" if own and how == _FAILED else None
         states = self.parent.mpi.allgather((text, how, self.abandoned))
-        for r in range(self.size):
-            if r != self.rank and r not in self.notices:
-                self._receive(r)
+        status = self._MPI.Status()
+        while self._notice_request is not None:  # every notice was sent before that all-gather
+            self._notice_request.Wait(status)
+            self._take_notice(status)
         self._MPI.Request.Waitall(sends)
         if not any(abandoned for _, _, abandoned in states):
             self.mpi.Free()  # else a collective some rank left unfinished still refers to it
