@@ -238,14 +238,16 @@ class Communicator:
     @contextlib.contextmanager
     def guarded(self, raised_together: tuple = ()):
         """A block whose collectives (through the communicator it yields, on a private
-        duplicate of this one) wait while watching for the other ranks leaving the block.
+        duplicate of this one) wait for the other ranks and, at once, for notice of one leaving.
 
-        A rank that leaves, by an error or early, tells every other rank; a rank waiting in a
-        collective that one of them will never join stops waiting and raises there: RankFailed
-        if that rank failed, a KeyboardInterrupt (``fit`` stops as on Ctrl-C) if it returned.
-        At the end of the block every rank learns how every other left (one all-gather): a
-        rank re-raises its own error, and a rank that had none raises RankFailed, naming the
-        first rank that failed and quoting its error, if any did.
+        A rank that leaves the block, normally or by an exception, sends every other rank a
+        notice.  A rank waiting in a collective that the leaving rank never joined stops waiting
+        and raises there: RankFailed if that rank failed, a KeyboardInterrupt (``fit`` then stops
+        as on Ctrl-C) if it returned or was interrupted.  At the end of the block every rank
+        learns how every other left (one all-gather), so that all leave the same way: a rank
+        re-raises its own error; a rank without one raises RankFailed (naming the first rank that
+        failed and quoting its error) if any failed, else a KeyboardInterrupt if any was
+        interrupted, else returns.
 
         raised_together: exception classes every rank raises at the same point (``fit``'s
         TrainingDiverged), which leave no rank waiting.  With NCCL (CuPy ranks, one GPU each),
@@ -366,7 +368,7 @@ class _Guarded(Communicator):
         r, (how, _) = min((r, n) for r, n in self.notices.items() if n[1] < index)
         if how == _FAILED:
             return RankFailed(f"rank {r} of {self.size} failed, so every rank stops")
-        return _PeerInterrupted(f"rank {r} of {self.size} left training early (interrupted), so every rank stops")
+        return _PeerInterrupted(f"rank {r} of {self.size} stopped early (interrupted), so every rank stops")
 
     # -- the end of the block ---------------------------------------------------------------
     def finish(self, error: BaseException | None, raised_together: tuple) -> None:
