@@ -73,7 +73,7 @@ def recorded_error(call) -> dict:
     """call(); {} if it returned, else the error's type and message as arrays."""
     try:
         call()
-    except (Exception, KeyboardInterrupt) as exc:
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - recorded for the test to check
         return {"error": np.frombuffer(str(exc).encode(), dtype=np.uint8),
                 "error_type": np.frombuffer(type(exc).__name__.encode(), dtype=np.uint8)}
     return {}

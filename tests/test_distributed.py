@@ -233,7 +233,7 @@ def recorded_errors(results) -> list:
 def test_failure_inside_training_stops_every_rank(tmp_path):
     """An error on one rank mid-training (rank 0 waits in the gradient all-reduce) raises on
     every rank, naming the rank and quoting the error; no rank is killed."""
-    results, proc = run_mpi(tmp_path, "crash", timeout=HANG_TIMEOUT)
+    results, _ = run_mpi(tmp_path, "crash", timeout=HANG_TIMEOUT)
     (kind0, text0), (kind1, text1) = recorded_errors(results)
     assert (kind1, text1) == ("RuntimeError", "injected failure on rank 1")
     assert kind0 == "RankFailed"
@@ -273,7 +273,8 @@ def test_a_guarded_block_ends_the_same_way_on_every_rank(tmp_path, raises, kind,
     normally; the closing agreement makes it raise too (a collective after the block would hang)."""
     results, _ = run_mpi(tmp_path, "guard", "--raise", raises, timeout=HANG_TIMEOUT)
     (kind0, text0), (kind1, text1) = recorded_errors(results)
-    assert text1 == "raised after the block's last collective (2 ranks joined it)"
+    assert (kind1, text1) == ("RuntimeError" if raises == "error" else "KeyboardInterrupt",
+                              "raised after the block's last collective (2 ranks joined it)")
     assert (kind0, text0) == (kind, text.format(text1))
 
 
@@ -411,3 +412,7 @@ def test_mpi_benchmarks_run(tmp_path):
     assert agreement.returncode == 0, agreement.stderr
     row = [line for line in agreement.stdout.splitlines() if line.startswith("| adam |")][0]
     assert float(row.split("|")[4]) < 1e-10  # the largest parameter difference from one process
+    guard = subprocess.run([sys.executable, str(root / "benchmarks" / "mpi_guard_cost.py"), "--small", "--repeats", "1"],
+                           capture_output=True, text=True, timeout=TIMEOUT, env=mpi_environment())
+    assert guard.returncode == 0, guard.stderr
+    assert "| [2, 5, 1] G=5, 301 samples |" in guard.stdout and "guard alone" in guard.stdout
