@@ -14,12 +14,23 @@ Everything the optimizers compute from these (L-BFGS's line search included) is 
 arithmetic on the same numbers on every rank, so the ranks take identical steps; ``fit``
 checks at its end that the parameters agree bit for bit.
 
+No rank is left waiting in a collective when another fails:
+
+- inputs and settings are checked on every rank inside one agreement (``Communicator.agreed``,
+  ``agreed_call``) before any other collective: an error on any rank raises on every rank, and
+  ranks whose models or settings differ (a different G, say) are refused on every rank;
+- training and grid updates run their collectives guarded (``Communicator.guarded``): a rank
+  that raises, or leaves early (a KeyboardInterrupt that ``fit`` catches), tells the others,
+  which stop waiting in the collective they are in and stop too (``RankFailed``, or an
+  interruption like Ctrl-C's).
+
 The all-reduce of NumPy arrays is MPI's (``Allreduce``, sum); CuPy arrays go through NCCL
 (CuPy's bindings) when it is available and through MPI via host memory otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -28,13 +39,26 @@ import numpy as np
 
 from ._namespace import device_of, get_namespace, to_numpy
 
-__all__ = ["Communicator", "as_communicator", "shard_rows", "GRID_SAMPLE_CAP", "parameters_digest"]
+__all__ = ["Communicator", "RankFailed", "as_communicator", "agreed_call", "guarded_call", "shard_rows",
+           "GRID_SAMPLE_CAP", "parameters_digest"]
 
 #: grid updates gather at most this many samples in all (per input) to place the knots
 GRID_SAMPLE_CAP = 2**16
 
 _OPS = ("sum", "min", "max")
 _ABORT_GRACE_S = 1.0  # seconds a failing rank waits, after printing, before MPI_Abort
+# how a rank left a guarded block (the tag of the notice it sends every other rank)
+_RETURNED, _INTERRUPTED, _FAILED = 1, 2, 3
+
+
+class RankFailed(RuntimeError):
+    """Raised on every other rank when one rank fails inside a guarded block (``fit``'s
+    training, a grid update): the message names the rank and quotes its error."""
+
+
+class _PeerInterrupted(KeyboardInterrupt):
+    """Raised inside a collective that another rank will never join because it left training
+    early without an error (a KeyboardInterrupt it caught): ``fit`` stops as on Ctrl-C."""
 
 
 class Communicator:
@@ -90,8 +114,11 @@ class Communicator:
         out = cupy.empty_like(a)
         stream = cupy.cuda.get_current_stream()
         nccl.allReduce(a.data.ptr, out.data.ptr, a.size, dtypes[np.dtype(a.dtype)], nccl_lib.NCCL_SUM, stream.ptr)
-        stream.synchronize()
+        self._wait_stream(stream)
         return out
+
+    def _wait_stream(self, stream) -> None:
+        stream.synchronize()
 
     def _nccl_comm(self):
         """CuPy's NCCL communicator over these ranks, or None (MPI through host memory is used
@@ -174,26 +201,66 @@ class Communicator:
         return xp.asarray(merged, device=device_of(x))
 
     # -- failures -----------------------------------------------------------------------------
-    def agreed(self, fn):
-        """fn() on every rank, its result; if it raises on any rank, every rank raises (``agree``)."""
+    def agreed(self, fn, key=None, what: str = "the settings"):
+        """fn() on every rank, its result; if it raises on any rank (a KeyboardInterrupt too),
+        every rank raises (``agree``).  key: None, or result -> bytes that must be the same on
+        every rank (checked in the same all-gather; RuntimeError on every rank naming ``what``)."""
         try:
             result, error = fn(), None
-        except Exception as exc:  # noqa: BLE001 - re-raised by agree
-            result, error = None, exc
-        self.agree(error)
+            digest = None if key is None else key(result)
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - re-raised by agree
+            result, error, digest = None, exc, None
+        digests = self.agree(error, digest)
+        if key is not None:
+            self._refuse_differing(digests, what)
         return result
 
-    def agree(self, error: BaseException | None) -> None:
+    def agree(self, error: BaseException | None, digest: bytes | None = None) -> list:
         """Collective: raise on every rank if ``error`` is set on any.  The rank that failed
-        re-raises its own error; the others raise a ValueError quoting it."""
+        re-raises its own error; the others raise a ValueError quoting it.  Returns every
+        rank's ``digest`` (sent in the same all-gather)."""
         text = None if error is None else f"{type(error).__name__}: {error}"
-        texts = self.mpi.allgather(text)
+        states = self.mpi.allgather((text, digest))
         if error is not None:
             raise error
-        failed = [(r, t) for r, t in enumerate(texts) if t is not None]
+        failed = [(r, t) for r, (t, _) in enumerate(states) if t is not None]
         if failed:
             r, t = failed[0]
             raise ValueError(f"rank {r} of {self.size} failed, so every rank stops: {t}")
+        return [d for _, d in states]
+
+    def _refuse_differing(self, digests: list, what: str) -> None:
+        differing = [r for r, d in enumerate(digests) if d != digests[0]]
+        if differing:
+            raise RuntimeError(f"{what} differ between rank 0 and rank(s) {differing}; every rank must hold the same "
+                               f"model and call with the same settings")
+
+    @contextlib.contextmanager
+    def guarded(self, raised_together: tuple = ()):
+        """A block whose collectives (through the communicator it yields, on a private
+        duplicate of this one) wait for the other ranks and, at once, for notice of one leaving.
+
+        A rank that leaves the block, normally or by an exception, sends every other rank a
+        notice.  A rank waiting in a collective that the leaving rank never joined stops waiting
+        and raises there: RankFailed if that rank failed, a KeyboardInterrupt (``fit`` then stops
+        as on Ctrl-C) if it returned or was interrupted.  At the end of the block every rank
+        learns how every other left (one all-gather), so that all leave the same way: a rank
+        re-raises its own error; a rank without one raises RankFailed (naming the first rank that
+        failed and quoting its error) if any failed, else a KeyboardInterrupt if any was
+        interrupted, else returns.
+
+        raised_together: exception classes every rank raises at the same point (``fit``'s
+        TrainingDiverged), which leave no rank waiting.  With NCCL (CuPy ranks, one GPU each),
+        where a waiting rank is inside a GPU all-reduce that no message reaches, a rank that
+        fails otherwise ends every rank (``abort``), as does a rank that would have to leave
+        such an all-reduce."""
+        view = _Guarded(self)
+        error = None
+        try:
+            yield view
+        except BaseException as exc:  # noqa: BLE001 - handed to every rank, then re-raised
+            error = exc
+        view.finish(error, raised_together)
 
     def abort(self, error: BaseException) -> None:
         """Print ``error`` with its traceback, prefixed by this rank, and end every rank (a
@@ -210,11 +277,129 @@ class Communicator:
 
     def check_same(self, digest: bytes, what: str) -> None:
         """RuntimeError on every rank unless ``digest`` is the same on all of them."""
-        digests = self.mpi.allgather(digest)
-        differing = [r for r, d in enumerate(digests) if d != digests[0]]
-        if differing:
-            raise RuntimeError(f"{what} differ between rank 0 and rank(s) {differing}; every rank must hold the same "
-                               f"model and call with the same settings")
+        self._refuse_differing(self.mpi.allgather(digest), what)
+
+
+# (request, buffers, communicator) of collectives left unfinished: MPI may still write into the buffers
+_ABANDONED: list = []
+
+
+class _Guarded(Communicator):
+    """The communicator of a ``Communicator.guarded`` block: the same ranks on a duplicate of
+    the parent's MPI communicator, whose collectives are non-blocking.  A rank waits for one and
+    for a notice at once (``MPI_Waitany``, so a waiting rank spins no more than in a blocking
+    collective): the notices, point-to-point messages on the duplicate, are what ranks leaving
+    the block send (the tag says how the rank left, the payload how many collectives it completed)."""
+
+    def __init__(self, parent: Communicator):
+        self._MPI = parent._MPI
+        self.parent = parent
+        self.mpi = parent.mpi.Dup()
+        self.rank, self.size = parent.rank, parent.size
+        self.completed = 0  # collectives this rank has completed in the block
+        self.notices: dict = {}  # rank -> (how it left, collectives it completed)
+        self.abandoned = False
+        self._notice = np.empty(1, dtype=np.int64)
+        self._listen()
+
+    def _listen(self) -> None:
+        """Post the receive of the next notice, while one is still to come from some rank (each
+        rank sends every other one notice: no receive is left pending, none has to be cancelled)."""
+        MPI = self._MPI
+        pending = len(self.notices) < self.size - 1
+        self._notice_request = self.mpi.Irecv(self._notice, source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG) if pending else None
+
+    def _take_notice(self, status) -> None:
+        self.notices[status.Get_source()] = (status.Get_tag(), int(self._notice[0]))
+        self._listen()
+
+    def _nccl_comm(self):
+        return self.parent._nccl_comm()
+
+    # -- collectives, waited for together with the notices ---------------------------------
+    def _mpi_allreduce(self, a: np.ndarray, op: str) -> np.ndarray:
+        send = np.ascontiguousarray(a)
+        out = np.empty_like(send)
+        MPI = self._MPI
+        self._wait(self.mpi.Iallreduce(send, out, op={"sum": MPI.SUM, "min": MPI.MIN, "max": MPI.MAX}[op]),
+                   (send, out))
+        return out
+
+    def allgather_rows(self, a: np.ndarray) -> np.ndarray:
+        a = np.ascontiguousarray(a)
+        mine = np.asarray([a.shape[0]], dtype=np.int64)
+        counts = np.empty(self.size, dtype=np.int64)
+        self._wait(self.mpi.Iallgather(mine, counts), (mine, counts))
+        row = int(np.prod(a.shape[1:], dtype=np.int64))
+        out = np.empty((int(counts.sum()),) + a.shape[1:], dtype=a.dtype)
+        self._wait(self.mpi.Iallgatherv(a, [out, (counts * row).tolist()]), (a, out))
+        return out
+
+    def _wait(self, request, buffers) -> None:
+        index = self.completed + 1
+        status = self._MPI.Status()
+        while not self._left_before(index):
+            if self._notice_request is None:  # every other rank has left, after joining this collective
+                request.Wait()
+            elif self._MPI.Request.Waitany([request, self._notice_request], status) != 0:
+                self._take_notice(status)
+                continue
+            self.completed = index
+            return
+        self.abandoned = True
+        _ABANDONED.append((request, buffers, self.mpi))
+        raise self._stop_error(index)
+
+    def _wait_stream(self, stream) -> None:
+        index = self.completed + 1
+        status = self._MPI.Status()
+        while not stream.done:
+            if self._notice_request is not None and self._notice_request.Test(status):
+                self._take_notice(status)
+            if self._left_before(index):
+                self.abort(self._stop_error(index))  # no message reaches a rank inside the GPU all-reduce
+        self.completed = index
+
+    def _left_before(self, index: int) -> bool:
+        """Whether a rank left the block before joining collective number ``index``."""
+        return any(done < index for _, done in self.notices.values())
+
+    def _stop_error(self, index: int) -> BaseException:
+        r, (how, _) = min((r, n) for r, n in self.notices.items() if n[1] < index)
+        if how == _FAILED:
+            return RankFailed(f"rank {r} of {self.size} failed, so every rank stops")
+        return _PeerInterrupted(f"rank {r} of {self.size} stopped early (interrupted), so every rank stops")
+
+    # -- the end of the block ---------------------------------------------------------------
+    def finish(self, error: BaseException | None, raised_together: tuple) -> None:
+        """Tell every rank how this one left, learn how they did, and raise (see ``guarded``)."""
+        own = error is not None and not isinstance(error, (RankFailed, _PeerInterrupted))
+        if own and self.parent._nccl and not isinstance(error, (KeyboardInterrupt, *raised_together)):
+            self.parent.abort(error)  # a rank may wait inside a GPU all-reduce
+        how = _RETURNED if error is None else _INTERRUPTED if isinstance(error, KeyboardInterrupt) else _FAILED
+        note = np.asarray([self.completed], dtype=np.int64)
+        sends = [self.mpi.Isend(note, dest=r, tag=how) for r in range(self.size) if r != self.rank]
+        text = f"{type(error).__name__}: {error}" if own and how == _FAILED else None
+        states = self.parent.mpi.allgather((text, how, self.abandoned))
+        status = self._MPI.Status()
+        while self._notice_request is not None:  # every notice was sent before that all-gather
+            self._notice_request.Wait(status)
+            self._take_notice(status)
+        self._MPI.Request.Waitall(sends)
+        if not any(abandoned for _, _, abandoned in states):
+            self.mpi.Free()  # else a collective some rank left unfinished still refers to it
+        # every rank leaves the same way: all raise, or (nobody failed or was interrupted) all return
+        if own:
+            raise error
+        failed = [(r, t) for r, (t, _, _) in enumerate(states) if t is not None]
+        if failed:
+            r, t = failed[0]
+            raise RankFailed(f"rank {r} of {self.size} failed, so every rank stops: {t}") from None
+        if error is not None:
+            raise error
+        interrupted = [r for r, (_, how, _) in enumerate(states) if how == _INTERRUPTED]
+        if interrupted:
+            raise KeyboardInterrupt(f"rank {interrupted[0]} of {self.size} was interrupted, so every rank stops")
 
 
 _WRAPPED: dict[int, Communicator] = {}  # by id of the mpi4py communicator, which each entry keeps alive
@@ -233,6 +418,36 @@ def as_communicator(comm) -> Communicator | None:
     else:
         raise ValueError(f"comm must be None, an mpi4py communicator or a kanarray Communicator, got {comm!r}")
     return None if out is None or out.size == 1 else out
+
+
+def agreed_call(comm, model, check, what: str):
+    """check() -> (values, settings) on every rank; returns values.
+
+    comm: a ``Communicator`` or None (one process: check() alone).  With comm, the ranks agree
+    in one all-gather before any other collective: if check raises on any rank, every rank
+    raises (``Communicator.agree``: a ValueError naming the rank and quoting its error on the
+    others); if the settings (a tuple with a stable repr) or the model (its layout, dtype,
+    backend and ``parameters_digest``) differ between ranks, every rank raises RuntimeError
+    naming ``what`` and the ranks that differ."""
+    if comm is None:
+        return check()[0]
+
+    def key(checked) -> bytes:
+        import hashlib
+
+        layout = (model.width, model.grid, model.k, model.extrapolate, model.dtype_name, model.backend)
+        return hashlib.sha256(repr((layout, checked[1])).encode() + parameters_digest(model)).digest()
+
+    return comm.agreed(check, key=key, what=f"the models or the {what} settings")[0]
+
+
+def guarded_call(comm, fn):
+    """fn(comm) in a ``Communicator.guarded`` block (fn(None) without comm): a rank failing in
+    it stops every rank instead of leaving them waiting in a collective."""
+    if comm is None:
+        return fn(None)
+    with comm.guarded() as ranks:
+        return fn(ranks)
 
 
 def shard_rows(n: int, comm) -> slice:

@@ -1,6 +1,8 @@
 """Changing a layer's grid while keeping its edge functions: adaptation to samples
 (``update_layer_grid``, pykan's ``update_grid_from_samples``) and extension to a finer grid
-(``refine_layer``, pykan's ``refine``); ``adapt_grids`` and ``refine`` do it for a whole model.
+(``refine_layer``, pykan's ``refine``); ``adapt_grids`` and ``refine`` do it for a whole model,
+``update_grid`` and ``refine_model`` check ``KAN.update_grid``'s and ``KAN.refine``'s arguments
+first (with comm: on every rank, agreed before any collective; see ``kanarray.distributed``).
 
 Both refit the spline coefficients by weighted least squares against the old spline, on
 two kinds of points: the samples (weight 1 each), and a sweep of k + 1 points inside every
@@ -14,13 +16,15 @@ backend, and the result is cast back to the layer's dtype.
 from __future__ import annotations
 
 from . import resources, spline, stack
+from ._checks import check_grid, check_number
 from ._namespace import device_of
 from .backends import get_kernels
+from .distributed import agreed_call, as_communicator, guarded_call
 from .extrapolation import continued_edge_forward, tails
 from .layer import KANLayer
 
 __all__ = ["adaptive_interior", "refined_interior", "fit_coef", "update_layer_grid", "refine_layer", "adapt_grids",
-           "refine", "refit_bytes"]
+           "refine", "refit_bytes", "update_grid", "refine_model"]
 
 GRID_EPS = 0.02
 _SWEEP_SHARE = 0.01
@@ -218,3 +222,40 @@ def refit_bytes(layers, nums, samples) -> int:
     (nums: the layers' own G) on samples (S, width[0]) or None: ``resources.refit_bytes``."""
     n_samples = 0 if samples is None else int(samples.shape[0])
     return resources.refit_bytes(resources.layer_shapes(layers), nums, n_samples)
+
+
+def update_grid(model, x, *, grid_eps, grid_margin, comm=None) -> None:
+    """``KAN.update_grid``: the arguments checked, then ``adapt_grids`` on raw inputs x.  comm (an
+    mpi4py communicator, a ``Communicator`` or None): x is this rank's shard; the checks, the
+    model and the settings are agreed by every rank first (``distributed.agreed_call``) and the
+    update's collectives are guarded (``distributed.guarded_call``)."""
+    comm = as_communicator(comm)
+
+    def check():
+        eps, margin = check_number("grid_eps", grid_eps, maximum=1.0), check_number("grid_margin", grid_margin)
+        inputs = model.prepare_inputs(x)
+        resources.check(f"update_grid on {inputs.shape[0]} samples", refit_bytes(model.layers, model.grid, inputs))
+        return (eps, margin, inputs), (eps, margin)
+
+    eps, margin, inputs = agreed_call(comm, model, check, "update_grid")
+    guarded_call(comm, lambda ranks: adapt_grids(model, inputs, grid_eps=eps, grid_margin=margin, comm=ranks))
+
+
+def refine_model(model, grid, x=None, *, comm=None):
+    """``KAN.refine``: grid (an int, or one per layer) checked, then ``refine`` on raw inputs x
+    (default ``model.fit_inputs``).  comm: as in ``update_grid``; whether samples are given is
+    agreed too (ranks without any do no collectives)."""
+    comm = as_communicator(comm)
+
+    def check():
+        n_layers = len(model.layers)
+        per_layer = list(grid) if isinstance(grid, (list, tuple)) else [grid] * n_layers
+        if len(per_layer) != n_layers:
+            raise ValueError(f"grid has {len(per_layer)} entries but the model has {n_layers} layers")
+        nums = [check_grid(g) for g in per_layer]
+        samples = model.fit_inputs if x is None else model.prepare_inputs(x)
+        resources.check(f"refine(grid={nums})", refit_bytes(model.layers, nums, samples))
+        return (nums, samples), (nums, samples is None)
+
+    nums, samples = agreed_call(comm, model, check, "refine")
+    return guarded_call(comm, lambda ranks: refine(model, nums, samples, comm=ranks))

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import checkpoint, grids, plotting, pruning, resources, stack, training
 from ._checks import (as_batch, check_base_fun, check_bias_trainable, check_grid, check_grid_range, check_init_constant,
-                      check_number, check_order, check_seed, check_width)
+                      check_order, check_seed, check_width)
 from ._namespace import backend_name, dtype_of, from_host_like, resolve_backend, to_numpy
 from .base import BASE_FUNCTIONS
 from .extrapolation import check_mode as check_extrapolation
@@ -26,7 +26,6 @@ from .fit_settings import FitSettings
 from .input_map import InputMap
 from .layer import KANLayer
 from .objective import check_outputs, check_targets, evaluate
-from .distributed import as_communicator
 from .regularization import Regularization
 from .symbolic import api as symbolic, formula
 
@@ -77,7 +76,7 @@ def _layout(width, grid, k, grid_range, extrapolate, dtype_name, *, seed, base_f
     constants = {name: check_init_constant(name, value) for name, value in constants.items()}
     check_seed(seed), check_base_fun(base_fun, BASE_FUNCTIONS), check_bias_trainable(bias_trainable)
     shapes = [(width[l], width[l + 1], grids[l], ks[l]) for l in range(n_layers)]
-    _check_memory(f"KAN(width={width}, grid={grids}, k={ks})",
+    resources.check(f"KAN(width={width}, grid={grids}, k={ks})",
                   resources.construction_bytes(shapes, np.dtype(dtype_name).itemsize))
     return width, grids, ks, ranges, constants
 
@@ -101,15 +100,6 @@ def _checked_attributes(layers, base: dict) -> dict:
         except ValueError as exc:
             raise ValueError(f"layer {l}: {exc}") from None
     return {**base, "grid_range": ranges}
-
-
-def _check_memory(what: str, nbytes: int, comm=None) -> None:
-    """``resources.check``, on every rank together when comm is given (a rank refusing alone
-    would leave the others waiting in the work's collectives)."""
-    if comm is None:
-        resources.check(what, nbytes)
-    else:
-        comm.agreed(lambda: resources.check(what, nbytes))
 
 
 class KAN:
@@ -318,21 +308,15 @@ class KAN:
     def update_grid(self, x, *, grid_eps: float = 0.02, grid_margin: float = 0.0, comm=None) -> None:
         """Adapt every grid to the samples x (batch, width[0]) in place, keeping the edge functions
         (``kanarray.grids``): knots at quantiles mixed with a uniform grid (weight grid_eps);
-        grid_margin >= 0 moves the end knots out by that fraction of an interval; comm: shards."""
-        grid_eps = check_number("grid_eps", grid_eps, maximum=1.0)
-        grid_margin = check_number("grid_margin", grid_margin)
-        x, comm = self.prepare_inputs(x), as_communicator(comm)
-        _check_memory(f"update_grid on {x.shape[0]} samples", grids.refit_bytes(self.layers, self.grid, x), comm)
-        grids.adapt_grids(self, x, grid_eps=grid_eps, grid_margin=grid_margin, comm=comm)
+        grid_margin >= 0 moves the end knots out by that fraction of an interval; comm: shards
+        (every rank checks its arguments, and a failure on any stops all: ``kanarray.distributed``)."""
+        grids.update_grid(self, x, grid_eps=grid_eps, grid_margin=grid_margin, comm=comm)
 
     def refine(self, grid, x=None, *, comm=None) -> "KAN":
         """A new KAN with ``grid`` intervals (an int or one per layer) computing the same function
         (grid extension, ``kanarray.grids.refine``), fitted on x (default ``fit_inputs``); carry an
-        optimizer over with ``opt.transferred(new.parameters())``."""
-        nums = [check_grid(g) for g in _per_layer(grid, len(self.layers), "grid")]
-        samples, comm = self._fit_inputs if x is None else self.prepare_inputs(x), as_communicator(comm)
-        _check_memory(f"refine(grid={nums})", grids.refit_bytes(self.layers, nums, samples), comm)
-        return grids.refine(self, nums, samples, comm=comm)
+        optimizer over with ``opt.transferred(new.parameters())``.  comm: as in ``update_grid``."""
+        return grids.refine_model(self, grid, x, comm=comm)
 
     # -- interpretation (samples x: (batch, width[0]), default ``fit_inputs``) -----------------
     def _interpret_samples(self, x):

@@ -3,6 +3,7 @@ minibatches, a progress bar, and recovery from divergence or Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import sys
@@ -135,17 +136,12 @@ def fit(model, x, y, settings: FitSettings | None = None, *, validation=None, co
         # different collectives (a hang) or drift apart: refuse that on every rank
         comm.check_same(_settings_digest(model, setup), "the fit settings or the initial parameters")
         setup.totals = comm.agreed(lambda: _global_sizes(comm, setup, model))
-    try:
-        progress = setup.settings.progress
-        show = (comm is None or comm.is_root) and (_interactive() if progress == "auto" else progress)
-        history = _train(model, setup, progress=show, comm=comm)
-    except (TrainingDiverged, KeyboardInterrupt):
-        raise  # the objective is global: every rank diverges at the same step
-    except Exception as exc:
-        if comm is None:
-            raise
-        comm.abort(exc)  # the other ranks wait in a collective: end them all
-        raise
+    progress = setup.settings.progress
+    show = (comm is None or comm.is_root) and (_interactive() if progress == "auto" else progress)
+    # a rank failing or stopping early in training stops every rank (the others would wait in a
+    # collective); the objective is global, so every rank diverges at the same step
+    with contextlib.nullcontext() if comm is None else comm.guarded(raised_together=(TrainingDiverged,)) as ranks:
+        history = _train(model, setup, progress=show, comm=ranks)
     if comm is not None:
         comm.check_same(parameters_digest(model), "the parameters after fit")
     return history
@@ -205,7 +201,7 @@ def _settings_digest(model, setup: _Setup) -> bytes:
 
     opt = setup.optimizer
     text = repr((setup.settings.collective_key(), type(opt).__name__, sorted(opt.hyper().items()), sorted(opt.params),
-                 setup.validation is None, model.width, model.grid, model.k))
+                 setup.validation is None, model.width, model.grid, model.k, model.backend))
     return hashlib.sha256(text.encode() + parameters_digest(model)).digest()
 
 

@@ -8,7 +8,13 @@ its parameters' digest, and what else the mode records.  MODE is one of:
   gather    gather_sorted with a small cap: the merged columns
   badinput  rank 1 passes inputs with 3 columns instead of 2
   badsetting  rank 1 passes steps=0
-  crash     rank 1's objective raises at its third evaluation
+  crash     rank 1's objective raises at its third evaluation (every rank records its error)
+  agree     update_grid or refine (--call) where rank 1's inputs or model are bad (--case: nan, width,
+            grid: a NaN in x, 3 columns, G = 7 instead of 5); every rank records its error
+  callback  a fit whose optimizer (user code run on every rank) raises on rank 1 at its third step
+            (--raise: interrupt, a KeyboardInterrupt; error, a RuntimeError)
+  guard     a Communicator.guarded block: one all-reduce on every rank, then rank 1 raises (--raise)
+            while rank 0 leaves normally
   mismatch  rank 1 starts from another seed
   ctrlc     a long fit that a SIGINT to the ranks stops (rank 0 writes OUT/started once training runs)
   quiet     fit with progress=True; records how many characters each rank wrote to stderr
@@ -50,6 +56,29 @@ def fit_kwargs(opt: str, lamb: float, steps: int, batch_size):
                 stop_grid_update_step=steps, grid_update_num=steps)
 
 
+class FailingStep(ka.optim.Adam):
+    """Adam whose step raises ``error`` at step number ``fail_on`` (None: never), standing for
+    any user code that runs inside a fit on one rank."""
+
+    fail_on, error, calls = None, RuntimeError, 0
+
+    def step(self, grads):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise self.error(f"the optimizer's step raised at step {self.calls}")
+        super().step(grads)
+
+
+def recorded_error(call) -> dict:
+    """call(); {} if it returned, else the error's type and message as arrays."""
+    try:
+        call()
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - recorded for the test to check
+        return {"error": np.frombuffer(str(exc).encode(), dtype=np.uint8),
+                "error_type": np.frombuffer(type(exc).__name__.encode(), dtype=np.uint8)}
+    return {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("mode")
@@ -60,6 +89,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--cap", type=int, default=40)
     parser.add_argument("--backend", default="numpy", help="cupy: one GPU per rank where there are enough")
+    parser.add_argument("--call", default="update_grid", choices=("update_grid", "refine"))
+    parser.add_argument("--case", default="nan", choices=("nan", "width", "grid"))
+    parser.add_argument("--raise", dest="raises", default="interrupt", choices=("interrupt", "error"))
     args = parser.parse_args()
     from mpi4py import MPI
 
@@ -129,7 +161,41 @@ def main() -> None:
             return real(*a, **kw)
 
         training.evaluate = failing
-        model.fit(x[sl], y[sl], steps=5, opt="adam", progress=False, comm=world)
+        record = recorded_error(lambda: model.fit(x[sl], y[sl], steps=5, opt="adam", progress=False, comm=world))
+    elif args.mode == "agree":
+        xs = x[sl].copy()
+        if rank == 1 and args.case == "nan":
+            xs[3, 1] = np.nan
+        elif rank == 1 and args.case == "width":
+            xs = np.concatenate([xs, xs[:, :1]], axis=1)
+        elif rank == 1:
+            model = ka.KAN([2, 5, 1], grid=7, seed=1)
+        before = parameters_digest(model)
+        call = (lambda: model.update_grid(xs, comm=world)) if args.call == "update_grid" else (
+            lambda: model.refine(10, xs, comm=world))
+        record = recorded_error(call)
+        record["unchanged"] = np.asarray(parameters_digest(model) == before)
+    elif args.mode == "callback":
+        hook = FailingStep(model.parameters(), lr=1e-2)
+        hook.fail_on = 3 if rank == 1 else None
+        hook.error = KeyboardInterrupt if args.raises == "interrupt" else RuntimeError
+        histories = []
+        record = recorded_error(lambda: histories.append(model.fit(x[sl], y[sl], steps=6, opt=hook, progress=False,
+                                                                   comm=world)))
+        if histories:
+            record.update(interrupted=np.asarray(histories[0].interrupted),
+                          steps=np.asarray(len(histories[0]["train_loss"])))
+    elif args.mode == "guard":
+        comm = Communicator(world)
+        error = KeyboardInterrupt if args.raises == "interrupt" else RuntimeError
+
+        def block():
+            with comm.guarded() as ranks:
+                total = ranks.allreduce_scalar(1.0)
+                if rank == 1:
+                    raise error(f"raised after the block's last collective ({total:g} ranks joined it)")
+
+        record = recorded_error(block)
     elif args.mode == "quiet":
         captured = io.StringIO()
         sys.stderr = captured

@@ -42,10 +42,24 @@ def kanarray_env(monkeypatch):
     config.reload()
 
 
-def run_mpi(tmp_path, mode, *options, ranks=2, check=True, numba=False):
-    """Run mode on `ranks` ranks; (per-rank dicts of arrays, completed process)."""
+def run_mpi(tmp_path, mode, *options, ranks=2, check=True, numba=False, timeout=TIMEOUT):
+    """Run mode on `ranks` ranks; (per-rank dicts of arrays, completed process).  A run still going
+    after `timeout` seconds (ranks waiting for each other) is ended and fails the test."""
     cmd = [mpiexec(), "-n", str(ranks), sys.executable, str(HERE / "mpi_script.py"), mode, str(tmp_path), *options]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=mpi_environment(numba))
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=mpi_environment(numba)) as launcher:
+        try:
+            out, err = launcher.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            launcher.terminate()  # mpiexec ends every rank on SIGTERM (SIGINT would reach fit's handler)
+            try:
+                out, err = launcher.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+                out, err = launcher.communicate()
+            pytest.fail(f"mpiexec {mode} {' '.join(options)} still ran after {timeout} s (ranks waiting for each "
+                        f"other):\n{out}\n{err}")
+    proc = subprocess.CompletedProcess(cmd, launcher.returncode, out, err)
     if check and proc.returncode != 0:
         raise AssertionError(f"mpiexec failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     results = []
@@ -207,12 +221,87 @@ def test_ranks_with_different_models_are_refused(tmp_path):
     assert bytes(results[0]["digest"]) == parameters_digest(ka.KAN([2, 5, 1], grid=5, seed=1))  # untouched
 
 
+HANG_TIMEOUT = 90  # s: these runs take a few seconds; one that hangs fails instead of holding up the suite
+
+
+def recorded_errors(results) -> list:
+    """(type name, message) of the error each rank recorded."""
+    return [(bytes(r["record/error_type"]).decode(), bytes(r["record/error"]).decode()) for r in results]
+
+
 @pytest.mark.slow
-def test_failure_inside_training_ends_every_rank(tmp_path):
-    results, proc = run_mpi(tmp_path, "crash", check=False)
-    assert proc.returncode != 0
-    assert "[kanarray rank 1]" in proc.stderr and "injected failure on rank 1" in proc.stderr
-    assert results == [None, None]
+def test_failure_inside_training_stops_every_rank(tmp_path):
+    """An error on one rank mid-training (rank 0 waits in the gradient all-reduce) raises on
+    every rank, naming the rank and quoting the error; no rank is killed."""
+    results, _ = run_mpi(tmp_path, "crash", timeout=HANG_TIMEOUT)
+    (kind0, text0), (kind1, text1) = recorded_errors(results)
+    assert (kind1, text1) == ("RuntimeError", "injected failure on rank 1")
+    assert kind0 == "RankFailed"
+    assert text0 == "rank 1 of 2 failed, so every rank stops: RuntimeError: injected failure on rank 1"
+
+
+@pytest.mark.slow
+def test_an_error_in_user_code_on_one_rank_stops_every_rank(tmp_path):
+    """The optimizer's step (user code: here an Adam subclass) raises on rank 1 while rank 0
+    waits at the end of the step."""
+    results, _ = run_mpi(tmp_path, "callback", "--raise", "error", timeout=HANG_TIMEOUT)
+    (kind0, text0), (kind1, text1) = recorded_errors(results)
+    assert (kind1, text1) == ("RuntimeError", "the optimizer's step raised at step 3")
+    assert kind0 == "RankFailed" and text0 == f"rank 1 of 2 failed, so every rank stops: RuntimeError: {text1}"
+
+
+@pytest.mark.slow
+def test_a_keyboard_interrupt_from_user_code_on_one_rank_stops_every_rank(tmp_path):
+    """A KeyboardInterrupt that no signal sent (raised by the optimizer's step on rank 1 only)
+    stops every rank as Ctrl-C does: each returns its history marked interrupted, the
+    parameters restored and the same on every rank."""
+    results, proc = run_mpi(tmp_path, "callback", "--raise", "interrupt", timeout=HANG_TIMEOUT)
+    assert all("record/error" not in r for r in results), proc.stderr
+    assert all(bool(r["record/interrupted"]) for r in results)
+    # rank 1 stopped inside step 3, rank 0 after it: both hold the parameters before its update
+    assert [int(r["record/steps"]) for r in results] == [3, 2]
+    assert_ranks_identical(results)
+    assert bytes(results[0]["digest"]) != parameters_digest(mpi_script.new_model())  # two steps were kept
+
+
+@pytest.mark.parametrize("raises,kind,text", [
+    ("error", "RankFailed", "rank 1 of 2 failed, so every rank stops: RuntimeError: {}"),
+    ("interrupt", "KeyboardInterrupt", "rank 1 of 2 was interrupted, so every rank stops")])
+@pytest.mark.slow
+def test_a_guarded_block_ends_the_same_way_on_every_rank(tmp_path, raises, kind, text):
+    """Rank 1 raises after the block's last collective, so rank 0 waits for nothing and leaves
+    normally; the closing agreement makes it raise too (a collective after the block would hang)."""
+    results, _ = run_mpi(tmp_path, "guard", "--raise", raises, timeout=HANG_TIMEOUT)
+    (kind0, text0), (kind1, text1) = recorded_errors(results)
+    assert (kind1, text1) == ("RuntimeError" if raises == "error" else "KeyboardInterrupt",
+                              "raised after the block's last collective (2 ranks joined it)")
+    assert (kind0, text0) == (kind, text.format(text1))
+
+
+@pytest.mark.parametrize("call", ["update_grid", "refine"])
+@pytest.mark.parametrize("case,expected", [("nan", "x contains 1 NaN or infinite value(s); expected finite numbers"),
+                                           ("width", "x must have shape (batch, 2), got shape (150, 3)")])
+@pytest.mark.slow
+def test_bad_grid_inputs_on_one_rank_stop_every_rank(tmp_path, call, case, expected):
+    """update_grid and refine check their inputs on every rank, agreed before any collective:
+    rank 1 raises its error, rank 0 an error naming rank 1 and quoting it; no model changed."""
+    results, _ = run_mpi(tmp_path, "agree", "--call", call, "--case", case, timeout=HANG_TIMEOUT)
+    (kind0, text0), (kind1, text1) = recorded_errors(results)
+    assert (kind1, text1) == ("ValueError", expected)
+    assert (kind0, text0) == ("ValueError", f"rank 1 of 2 failed, so every rank stops: ValueError: {expected}")
+    assert all(bool(r["record/unchanged"]) for r in results)
+
+
+@pytest.mark.parametrize("call", ["update_grid", "refine"])
+@pytest.mark.slow
+def test_a_different_grid_on_one_rank_is_refused_on_every_rank(tmp_path, call):
+    """Rank 1's model has G = 7, rank 0's G = 5: both refuse (update_grid's normal equations
+    would differ in size, an MPI "Message truncated"; refine would mix two models)."""
+    results, _ = run_mpi(tmp_path, "agree", "--call", call, "--case", "grid", timeout=HANG_TIMEOUT)
+    message = (f"the models or the {call} settings differ between rank 0 and rank(s) [1]; every rank must hold the "
+               f"same model and call with the same settings")
+    assert recorded_errors(results) == [("RuntimeError", message)] * 2
+    assert all(bool(r["record/unchanged"]) for r in results)
 
 
 @pytest.mark.slow
@@ -323,3 +412,7 @@ def test_mpi_benchmarks_run(tmp_path):
     assert agreement.returncode == 0, agreement.stderr
     row = [line for line in agreement.stdout.splitlines() if line.startswith("| adam |")][0]
     assert float(row.split("|")[4]) < 1e-10  # the largest parameter difference from one process
+    guard = subprocess.run([sys.executable, str(root / "benchmarks" / "mpi_guard_cost.py"), "--small", "--repeats", "1"],
+                           capture_output=True, text=True, timeout=TIMEOUT, env=mpi_environment())
+    assert guard.returncode == 0, guard.stderr
+    assert "| [2, 5, 1] G=5, 301 samples |" in guard.stdout and "guard alone" in guard.stdout
