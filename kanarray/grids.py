@@ -16,7 +16,7 @@ backend, and the result is cast back to the layer's dtype.
 from __future__ import annotations
 
 from . import resources, spline, stack
-from ._checks import check_grid, check_number
+from ._checks import check_grid, check_grid_range, check_number
 from ._namespace import device_of
 from .backends import get_kernels
 from .distributed import agreed_call, as_communicator, guarded_call
@@ -224,6 +224,19 @@ def refit_bytes(layers, nums, samples) -> int:
     return resources.refit_bytes(resources.layer_shapes(layers), nums, n_samples)
 
 
+def check_sample_span(layer: KANLayer, samples, nums: int, dtype_name: str, what: str) -> None:
+    """ValueError when a grid of ``nums`` intervals over the samples (S, in_dim) of ``layer``
+    would not fit dtype_name (the model's; ``check_grid_range``'s bound: the extended knots within
+    +-sqrt of its largest value), before any knot is computed; constant samples always fit."""
+    xp = layer.xp
+    lo, hi = float(xp.min(samples)), float(xp.max(samples))
+    if lo < hi:
+        try:
+            check_grid_range((lo, hi), f"{what}: the samples' range", num=nums, k=layer.k, dtype=dtype_name)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; rescale the inputs (e.g. model.scale_inputs(lo, hi))") from None
+
+
 def update_grid(model, x, *, grid_eps, grid_margin, comm=None) -> None:
     """``KAN.update_grid``: the arguments checked, then ``adapt_grids`` on raw inputs x.  comm (an
     mpi4py communicator, a ``Communicator`` or None): x is this rank's shard; the checks, the
@@ -234,6 +247,7 @@ def update_grid(model, x, *, grid_eps, grid_margin, comm=None) -> None:
     def check():
         eps, margin = check_number("grid_eps", grid_eps, maximum=1.0), check_number("grid_margin", grid_margin)
         inputs = model.prepare_inputs(x)
+        check_sample_span(model.layers[0], inputs, model.grid[0], model.dtype_name, "update_grid")
         resources.check(f"update_grid on {inputs.shape[0]} samples", refit_bytes(model.layers, model.grid, inputs))
         return (eps, margin, inputs), (eps, margin)
 
@@ -254,6 +268,8 @@ def refine_model(model, grid, x=None, *, comm=None):
             raise ValueError(f"grid has {len(per_layer)} entries but the model has {n_layers} layers")
         nums = [check_grid(g) for g in per_layer]
         samples = model.fit_inputs if x is None else model.prepare_inputs(x)
+        if samples is not None:
+            check_sample_span(model.layers[0], samples, nums[0], model.dtype_name, "refine")
         resources.check(f"refine(grid={nums})", refit_bytes(model.layers, nums, samples))
         return (nums, samples), (nums, samples is None)
 

@@ -204,11 +204,20 @@ class KANLayer:
         return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=self.xp, symbolic=self.symbolic.copy(),
                         extrapolate=self.extrapolate)
 
-    def moved(self, xp, dtype) -> "KANLayer":
-        """A copy of this layer on namespace ``xp`` (arrays go through the host)."""
-        arrays = {name: xp.asarray(np.ascontiguousarray(to_numpy(a)), dtype=dtype) for name, a in self.arrays().items()}
-        return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=xp, symbolic=self.symbolic.moved(xp, dtype),
-                        extrapolate=self.extrapolate)
+    def moved(self, xp, dtype, *, name: str = "layer") -> "KANLayer":
+        """A copy of this layer on namespace ``xp`` (arrays go through the host); ValueError
+        (starting with ``name``) when a value does not survive a cast to a narrower dtype
+        (1e300 in float32 is inf)."""
+        host = {key: np.ascontiguousarray(to_numpy(a)) for key, a in self.arrays().items()}
+        with np.errstate(over="ignore"):  # overflow is reported below, by check_values
+            arrays = {key: xp.asarray(a, dtype=dtype) for key, a in host.items()}
+            moved = KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=xp,
+                             symbolic=self.symbolic.moved(xp, dtype), extrapolate=self.extrapolate)
+        try:
+            moved.check_values()
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc} after the cast") from None
+        return moved
 
     def subset(self, rows, cols) -> "KANLayer":
         """A copy keeping inputs ``rows`` and outputs ``cols`` (lists of indices)."""

@@ -389,7 +389,7 @@ class KAN:
         xp = self.xp if backend is None else resolve_backend(backend)
         name = self._dtype_name if dtype is None else str(dtype)
         dt = dtype_of(xp, name)
-        new_layers = [layer.moved(xp, dt) for layer in self.layers]
+        new_layers = [layer.moved(xp, dt, name=f"to(dtype={name!r}): layer {l}") for l, layer in enumerate(self.layers)]
         like = new_layers[0].grid
         new_map = None if self._input_map is None else self._input_map.moved(xp, like)
         samples = None if self._fit_inputs is None else from_host_like(xp, to_numpy(self._fit_inputs), like)

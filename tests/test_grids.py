@@ -206,3 +206,20 @@ def test_grid_margin_is_checked_before_anything_changes():
             model.fit(x, x[:, :1], steps=1, grid_margin=bad, progress=False)
     for layer, g in zip(model.layers, before):
         np.testing.assert_array_equal(host(layer.grid), g)
+
+
+@pytest.mark.parametrize("call", ["update_grid", "refine"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_samples_too_wide_for_the_dtype_are_refused_and_change_nothing(call, dtype):
+    """One sample of 1e308 (float64; 1e30 in float32) used to give non-finite knots in place
+    (update_grid) or a coefficient error (refine): refused up front, naming the range."""
+    model = ka.KAN([2, 3, 1], grid=3, dtype=dtype, seed=1)
+    x = np.random.default_rng(0).uniform(-1, 1, (40, 2))
+    x[3, 0] = 1e308 if dtype == "float64" else 1e30
+    before = {name: host(a).copy() for name, a in model.parameters().items()}
+    grids = [host(layer.grid).copy() for layer in model.layers]
+    with pytest.raises(ValueError, match=rf"{call}: the samples' range .* too wide for {dtype}.*rescale the inputs"):
+        model.update_grid(x) if call == "update_grid" else model.refine(5, x)
+    assert all(np.array_equal(host(layer.grid), g) for layer, g in zip(model.layers, grids))
+    assert all(np.array_equal(host(a), before[name]) for name, a in model.parameters().items())
+    model.update_grid(x[4:])  # ordinary samples still work

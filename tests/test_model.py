@@ -167,3 +167,13 @@ def test_far_inputs_give_finite_outputs_and_gradients(backend, base_fun):
     _, _, dx = model.vjp(xp.asarray(x), xp.asarray(np.ones((4, 1))))
     assert np.all(np.isfinite(host(dx)))
     np.testing.assert_allclose(y[2:3], reference_forward(model, x[2:3]), rtol=1e-12)
+
+
+def test_to_a_narrower_dtype_refuses_values_that_overflow_and_keeps_the_model():
+    model = ka.KAN([2, 1], grid=3, seed=0)
+    model.layers[0].coef[0, 0, 0] = 1e300
+    with pytest.raises(ValueError, match=r"to\(dtype='float32'\): layer 0: coef holds NaN or infinite values"):
+        model.to(dtype="float32")
+    assert model.dtype_name == "float64" and host(model.layers[0].coef)[0, 0, 0] == 1e300
+    model.layers[0].coef[0, 0, 0] = 1.0
+    assert model.to(dtype="float32").dtype_name == "float32"
