@@ -250,21 +250,27 @@ def _run_fit(args) -> int:
     return run_fit(args)
 
 
+def _run_demo(args) -> int:
+    from .demo import run_demo
+
+    result = run_demo(function=args.function, seed=args.seed, out_dir=None if args.no_plots else args.out,
+                      steps=args.steps, lamb=args.lamb)
+    return 0 if result["formula"] is not None else 1
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        from .demo import run_demo
+    from .distributed import RankFailed
 
-        result = run_demo(function=args.function, seed=args.seed, out_dir=None if args.no_plots else args.out,
-                          steps=args.steps, lamb=args.lamb)
-        return 0 if result["formula"] is not None else 1
-    runners = {"export": _run_export, "predict": _run_predict, "reproduce": _run_reproduce, "fit": _run_fit}
+    runners = {"demo": _run_demo, "export": _run_export, "predict": _run_predict, "reproduce": _run_reproduce,
+               "fit": _run_fit}
     runner = runners[args.command]
     try:
         return runner(args)
     # a clear message, no traceback: bad input or settings (ValueError), files (OSError), a missing extra
-    # (ImportError), a fit that diverged (kanarray.TrainingDiverged, a FloatingPointError)
-    except (ValueError, OSError, ImportError, FloatingPointError) as exc:
+    # (ImportError), a fit that diverged (kanarray.TrainingDiverged, a FloatingPointError), another MPI
+    # rank's failure (RankFailed: that rank prints its own error)
+    except (ValueError, OSError, ImportError, FloatingPointError, RankFailed) as exc:
         print(f"kanarray {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
 

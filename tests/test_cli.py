@@ -368,3 +368,24 @@ def test_fit_and_scaling_benchmarks_run_without_the_peer(tmp_path):
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert demo.returncode == 0, demo.stderr
     assert any(line.startswith("| 1 | kanarray |") and line.endswith("| yes |") for line in demo.stdout.splitlines())
+
+
+def test_demo_with_an_unusable_out_is_a_one_line_error(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["demo", "--out", str(blocker), "--steps", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kanarray demo: error:") and str(blocker) in err and "\n" not in err
+
+
+def test_another_ranks_failure_is_a_one_line_error(capsys, tmp_path, monkeypatch):
+    """Under mpiexec, the ranks that did not fail get ``RankFailed``: one line, status 2."""
+    import kanarray.cli as cli
+    from kanarray.distributed import RankFailed
+
+    def failing(args):
+        raise RankFailed("rank 1 failed in fit: ValueError: bad\nsecond line")
+
+    monkeypatch.setattr(cli, "_run_fit", failing)
+    assert main(["fit", str(tmp_path / "data.csv")]) == 2
+    assert capsys.readouterr().err.strip() == "kanarray fit: error: rank 1 failed in fit: ValueError: bad second line"
