@@ -8,7 +8,7 @@ import pytest
 import kanarray as ka
 from kanarray.symbolic import LIBRARY
 
-from helpers import expsin_data, gpu_cupy, perturb
+from helpers import expsin_data, gpu_cupy, perturb, tol as ulps_of
 from helpers import run_onnx_reference as _run_reference, run_ort as _run_ort
 
 onnx = pytest.importorskip("onnx")
@@ -329,3 +329,60 @@ def test_model_trained_on_cupy_exports(tmp_path):
     model.fix_symbolic(1, 0, 0, "tanh", params=(1.0, 0.0, 1.0, 0.0))
     got = _run_ort(to_onnx(model, dtype="float64"), x)
     np.testing.assert_allclose(got, cupy.asnumpy(model(cupy.asarray(x))), rtol=1e-10, atol=1e-10)
+
+
+def _non_finite_models():
+    """Models covering every lookup the graph does: uniform and adapted knots (closed form and
+    bin search), k = 0, both continuations, the three base functions, local and dense layers,
+    symbolic edges and an input scaling."""
+    yield "uniform", ka.KAN([2, 3, 1], grid=5, k=3, seed=0)
+    yield "adapted", perturb(ka.KAN([2, 3, 2], grid=6, k=2, seed=1), seed=1)
+    yield "k0", perturb(ka.KAN([2, 2], grid=4, k=0, seed=2), seed=2)
+    yield "dense", ka.KAN([2, 12], grid=3, k=1, seed=3)
+    for base in ("silu", "identity", "zero"):
+        yield f"linear-{base}", perturb(ka.KAN([2, 3, 1], grid=5, k=3, seed=4, base_fun=base, extrapolate="linear"))
+    symbolic = ka.KAN([2, 2, 1], grid=3, seed=5)
+    for i, o, name in [(0, 0, "sqrt"), (1, 1, "log"), (0, 1, "arctanh"), (1, 0, "1/x")]:
+        symbolic.fix_symbolic(0, i, o, name, params=(1.0, 0.0, 1.0, 0.0))
+    yield "symbolic", symbolic
+    scaled = ka.KAN([2, 2], grid=4, seed=6)
+    scaled.scale_inputs(np.array([-10.0, 0.0]), np.array([10.0, 5.0]))
+    yield "scaled", scaled
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_non_finite_inputs_give_nan_rows_on_every_runtime(dtype):
+    """NaN, +inf and -inf anywhere in a row: the native model refuses the row (ValueError); the
+    graph, which cannot raise, runs and answers NaN in each of that row's outputs, on
+    onnxruntime and on onnx's unpatched ReferenceEvaluator, for every strategy, while the finite
+    rows of the same batch keep their values."""
+    rng = np.random.default_rng(0)
+    for label, model in _non_finite_models():
+        x = rng.uniform(-1.5, 1.5, (9, 2))
+        bad = [(0, 0, np.nan), (1, 1, np.nan), (2, 0, np.inf), (3, 1, np.inf), (4, 0, -np.inf), (5, 1, -np.inf)]
+        for row, col, value in bad:
+            x[row, col] = value
+        x[6] = [np.nan, np.inf]
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            model(x)
+        finite = np.asarray(model(x[7:]))
+        for strategy in ("local", "dense"):
+            proto = to_onnx(model, dtype=dtype, strategy=strategy)
+            for run in (_run_ort, _run_reference):
+                got = run(proto, x.astype(dtype))
+                assert np.isnan(got[:7]).all(), f"{label} {strategy} {run.__name__}: {got[:7]}"
+                alone = run(proto, x[7:].astype(dtype))
+                np.testing.assert_allclose(got[7:], alone, rtol=ulps_of(dtype, 8), atol=ulps_of(dtype, 8), err_msg=label)
+                if dtype == "float64":  # float32 parity, near the symbolic singularities too, is tested above
+                    np.testing.assert_allclose(got[7:], finite, rtol=1e-10, atol=1e-10, err_msg=f"{label} {strategy}")
+
+
+def test_overflow_inside_the_graph_gives_nan_not_a_crash():
+    """A finite input whose layer output overflows to inf (float32): the next layer's lookups
+    stay in their tables, and its outputs are NaN."""
+    model = ka.KAN([1, 1, 1], grid=3, k=3, seed=0, base_fun="identity")
+    model.layers[0].scale_base[...] = 4.0
+    x = np.array([[3e38], [0.5]], dtype=np.float32)
+    for run in (_run_ort, _run_reference):
+        got = run(to_onnx(model), x)
+        assert np.isnan(got[0]).all() and np.isfinite(got[1]).all()
