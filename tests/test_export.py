@@ -386,3 +386,72 @@ def test_overflow_inside_the_graph_gives_nan_not_a_crash():
     for run in (_run_ort, _run_reference):
         got = run(to_onnx(model), x)
         assert np.isnan(got[0]).all() and np.isfinite(got[1]).all()
+
+
+def test_onnx_model_bounds_threads_before_onnxruntime_starts_them(tmp_path):
+    from kanarray.export import OnnxModel
+    from kanarray.export.serving import THREADS_PER_CPU
+
+    model, x = _saved_model(tmp_path)
+    to_onnx(model, tmp_path / "m.onnx")
+    limit = THREADS_PER_CPU * (__import__("os").cpu_count() or 1)
+    for bad in (10**6, limit + 1, 0, -2, True, 2.5, "4"):
+        with pytest.raises(ValueError, match=rf"threads must be an integer from 1 to {limit}"):
+            OnnxModel(tmp_path / "m.onnx", threads=bad)
+    served = OnnxModel(tmp_path / "m.onnx", threads=1)
+    np.testing.assert_allclose(served(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def _plain_graph(path, inputs, outputs, nodes):
+    """A hand-made graph: inputs, outputs [(name, element type, shape)], nodes as make_node arguments."""
+    helper = onnx.helper
+    graph = helper.make_graph([helper.make_node(*n) for n in nodes], "plain",
+                              [helper.make_tensor_value_info(*v) for v in inputs],
+                              [helper.make_tensor_value_info(*v) for v in outputs])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    proto.ir_version = 7
+    onnx.save(proto, str(path))
+    return str(path)
+
+
+def test_onnx_model_refuses_graphs_of_another_form_and_serves_plain_ones(tmp_path, capsys):
+    """Graphs that are not of a kanarray export's form get a ValueError saying what was expected
+    and what the graph has (was an IndexError or an unpacking error); a plain graph of that form
+    (one float input (batch, n), one float output (batch, m)) is served, whatever made it."""
+    from kanarray.cli import main
+    from kanarray.export import OnnxModel
+
+    F, D, I64 = onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.INT64
+    cases = {
+        "two_inputs": ([("a", F, ["N", 2]), ("b", F, ["N", 2])], [("y", F, ["N", 2])], [("Add", ["a", "b"], ["y"])]),
+        "vector": ([("a", F, ["N"])], [("y", F, ["N"])], [("Neg", ["a"], ["y"])]),
+        "integers": ([("a", I64, ["N", 2])], [("y", I64, ["N", 2])], [("Neg", ["a"], ["y"])]),
+        "two_outputs": ([("a", F, ["N", 2])], [("y", F, ["N", 2]), ("z", F, ["N", 2])],
+                        [("Neg", ["a"], ["y"]), ("Abs", ["a"], ["z"])]),
+    }
+    np.save(tmp_path / "x.npy", np.ones((3, 2)))
+    for label, (inputs, outputs, nodes) in cases.items():
+        path = _plain_graph(tmp_path / f"{label}.onnx", inputs, outputs, nodes)
+        with pytest.raises(ValueError, match=r"not a graph OnnxModel can serve: expected one float32 or float64 "
+                                             r"input of shape \(batch, n\).*it has inputs 'a'"):
+            OnnxModel(path, provider="cpu")
+        assert main(["predict", path, str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 2
+        assert "not a graph OnnxModel can serve" in capsys.readouterr().err
+    assert not (tmp_path / "y.npy").exists()
+    path = _plain_graph(tmp_path / "plain.onnx", [("features", D, ["N", 3])], [("out", D, ["N", 3])],
+                        [("Mul", ["features", "features"], ["out"])])
+    served = OnnxModel(path, provider="cpu")
+    assert (served.input_name, served.n_inputs, served.dtype) == ("features", 3, np.float64)
+    np.testing.assert_array_equal(served(np.arange(6.0).reshape(2, 3)), np.arange(6.0).reshape(2, 3) ** 2)
+
+
+def test_onnx_model_float32_graph_takes_float64_beyond_its_range_as_nan_rows(tmp_path):
+    """1e300 becomes +inf in a float32 graph (no overflow warning from the cast), and the row NaN."""
+    from kanarray.export import OnnxModel
+
+    model, x = _saved_model(tmp_path)
+    to_onnx(model, tmp_path / "m.onnx")
+    x[0, 1], x[1, 0] = 1e300, -1e300
+    got = OnnxModel(tmp_path / "m.onnx", provider="cpu")(x)
+    assert np.isnan(got[:2]).all()
+    np.testing.assert_allclose(got[2:], model(x[2:]), rtol=1e-5, atol=1e-5)

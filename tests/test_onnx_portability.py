@@ -61,7 +61,7 @@ MODELS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _graph(name: str, dtype: str):
     """(proto at the default opset, inputs (rows, n) of ``dtype``, the number of leading rows
     that hold a NaN or an infinity)."""
