@@ -51,6 +51,7 @@ MODELS = {
     "spline": lambda: ka.KAN([2, 3, 1], grid=5, k=3, seed=0),
     "fine grid": lambda: ka.KAN([2, 2], grid=60, k=3, seed=1),  # lookup tables longer than 64 entries
     "adapted knots": lambda: perturb(ka.KAN([3, 4, 2], grid=7, k=3, seed=2), seed=2),
+    "adapted fine grid": lambda: perturb(ka.KAN([2, 1], grid=70, k=3, seed=9), seed=9),  # the long-row lookups
     "pruned": _pruned_model,
     "symbolic": _symbolic_model,
     "linear continuation": lambda: perturb(ka.KAN([2, 3, 1], grid=5, k=3, seed=3, extrapolate="linear"), seed=3),

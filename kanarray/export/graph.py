@@ -15,7 +15,7 @@ OP_SINCE = {
     "Sin": 7, "Cos": 7, "Tanh": 6, "Sigmoid": 6, "Asin": 7, "Acos": 7, "Atan": 7, "Min": 8,
     "Max": 8, "Clip": 12, "Where": 9, "Less": 9, "Greater": 9, "GreaterOrEqual": 12, "Cast": 6,
     "Gather": 11, "Unsqueeze": 13, "MatMul": 9, "Identity": 1, "Reshape": 5, "Floor": 6,
-    "GatherElements": 11, "Gemm": 11, "Concat": 11,
+    "GatherElements": 11, "Gemm": 11, "Concat": 11, "Expand": 8,
 }
 # the lowest opset the export accepts, and its default: the newest since-version above, and
 # never below 13 (the oldest opset the tests and the portability checks cover)
@@ -39,6 +39,7 @@ class GraphBuilder:
         self.initializers = []
         self._names: dict = {}
         self._consts: dict = {}
+        self.memo: dict = {}  # values an emitter derives once per graph (flattened indices), by recipe
 
     def name(self, hint: str) -> str:
         count = self._names.get(hint, 0)

@@ -129,13 +129,13 @@ def _uniform_rows(grid, dtype):
 
 
 def _locate(g: GraphBuilder, h: str, grid, l: int, left, inv, k: int):
-    """(r, rows, f, uniform): r (B, n) int64 the count of knots at or below x (0 below the
-    grid, L + 1 at or above its last knot), rows = i (L + 2) + r, the index into the tables of
-    ``_local_table`` and ``_edge_table``, f (B, n) the fraction of the interval, and whether the
-    closed form for uniform rows was used: r = floor((x - t0) / h) + 1 clipped to [0, L + 1], f = its
-    fractional part; otherwise ``_search``.  (For k = 0, whose
-    splines jump at the knots, an input within rounding of an interior knot may land on either
-    side, as in any floating-point evaluation.)"""
+    """(r, f, uniform): r (B, n) int64 the count of knots at or below x (0 below the grid, L + 1
+    at or above its last knot), the row of each input's tables (``_local_table``,
+    ``_edge_table``, left / inv_span), f (B, n) the fraction of the interval, and whether the
+    closed form for uniform rows was used: r = floor((x - t0) / h) + 1 clipped to [0, L + 1],
+    f = its fractional part; otherwise ``_search``.  (For k = 0, whose splines jump at the
+    knots, an input within rounding of an interior knot may land on either side, as in any
+    floating-point evaluation.)"""
     onnx = g.onnx
     n, L1 = grid.shape
     L = L1 - 1
@@ -150,18 +150,17 @@ def _locate(g: GraphBuilder, h: str, grid, l: int, left, inv, k: int):
                             whole)
         count = _clamped(g, g.add(g.op("Cast", whole, to=onnx.TensorProto.INT64), g.const(np.array(1), dtype=np.int64)),
                          L + 1, hint=f"l{l}_count")
-        rows = g.add(count, g.const(np.arange(n) * (L + 2), f"l{l}_row_offsets", dtype=np.int64), hint=f"l{l}_rows")
-        return count, rows, g.op("Sub", pos, whole, hint=f"l{l}_frac"), True
-    count, rows = _search(g, h, grid, l)
-    frac = g.mul(g.op("Sub", h, _gather_scalars(g, g.const(left, f"l{l}_left"), rows)),
-                 _gather_scalars(g, g.const(inv, f"l{l}_inv_span"), rows), hint=f"l{l}_frac")
-    return count, rows, frac, False
+        return count, g.op("Sub", pos, whole, hint=f"l{l}_frac"), True
+    count = _search(g, h, grid, l)
+    frac = g.mul(g.op("Sub", h, _lookup(g, left.reshape(n, L + 2), count, f"l{l}_left")),
+                 _lookup(g, inv.reshape(n, L + 2), count, f"l{l}_inv_span"), hint=f"l{l}_frac")
+    return count, frac, False
 
 
 def _search(g: GraphBuilder, h: str, grid, l: int):
-    """(r, rows): r (B, n) = #{knots <= x}, 0 below the grid and L + 1 at or above its last
-    knot, through the bins of ``_bins``; rows = i (L + 2) + r.  Off the grid no test is needed:
-    the clipped bin is the first or the last, whose counts come out as 0 and L + 1."""
+    """r (B, n) = #{knots <= x}, 0 below the grid and L + 1 at or above its last knot, through
+    the bins of ``_bins``.  Off the grid no test is needed: the clipped bin is the first or the
+    last, whose counts come out as 0 and L + 1."""
     onnx = g.onnx
     n, L1 = grid.shape
     L = L1 - 1
@@ -169,17 +168,15 @@ def _search(g: GraphBuilder, h: str, grid, l: int):
     pos = g.mul(g.op("Sub", h, g.const(grid[:, 0], f"l{l}_first_knot")), g.const(inv_width, f"l{l}_inv_bin_width"))
     bin_ = _clamped(g, g.op("Cast", g.op("Floor", g.op("Clip", pos, g.const(0.0), g.const(float(n_bins - 1)))),
                             to=onnx.TensorProto.INT64), n_bins - 1)
-    bin_ = g.add(bin_, g.const(np.arange(n) * n_bins, f"l{l}_bin_offsets", dtype=np.int64))
-    start = _gather_scalars(g, g.const(base.reshape(-1), f"l{l}_bin_base", dtype=np.int64), bin_)  # (B, n)
-    flat_knots = g.const(np.where(np.isinf(padded), np.finfo(g.dtype).max, padded).reshape(-1), f"l{l}_knots")
-    at = g.add(start, g.const(np.arange(n) * padded.shape[1], f"l{l}_knot_offsets", dtype=np.int64))
+    start = _lookup(g, base, bin_, f"l{l}_bin_base")  # (B, n)
+    knots = np.where(np.isinf(padded), np.finfo(g.dtype).max, padded)
     r = start
     for q in range(reach):
-        knot = _gather_scalars(g, flat_knots, at if q == 0 else g.add(at, g.const(np.array(q), dtype=np.int64)))
-        r = g.add(r, g.op("Cast", g.op("GreaterOrEqual", h, knot), to=onnx.TensorProto.INT64))
+        at = start if q == 0 else g.add(start, g.const(np.array(q), dtype=np.int64))
+        r = g.add(r, g.op("Cast", g.op("GreaterOrEqual", h, _lookup(g, knots, at, f"l{l}_knots")),
+                          to=onnx.TensorProto.INT64))
     # the padding knots are the dtype's largest finite number, which x = +inf (or that number) reaches
-    r = _clamped(g, r, L + 1, hint=f"l{l}_count")
-    return r, g.add(r, g.const(np.arange(n) * (L + 2), f"l{l}_row_offsets", dtype=np.int64), hint=f"l{l}_rows")
+    return _clamped(g, r, L + 1, hint=f"l{l}_count")
 
 
 def _clamped(g: GraphBuilder, index: str, hi: int, hint: str | None = None) -> str:
@@ -190,11 +187,54 @@ def _clamped(g: GraphBuilder, index: str, hi: int, hint: str | None = None) -> s
     return g.op("Clip", index, g.const(np.array(0), dtype=np.int64), g.const(np.array(hi), dtype=np.int64), hint=hint)
 
 
-def _gather_scalars(g: GraphBuilder, table: str, index: str) -> str:
-    """table[index] (B, n) for a 1-D table and an (B, n) index: a Gather, which every runtime
-    runs (GatherElements on the flattened index, which onnxruntime ran faster, fails in onnx's
-    ReferenceEvaluator on tables longer than 64 entries: its np.choose takes at most 64 choices)."""
-    return g.op("Gather", table, index, axis=0)
+# onnx's ReferenceEvaluator runs GatherElements through np.choose, which takes at most 64 choices
+SHORT_TABLE = 64
+
+
+def _lookup(g: GraphBuilder, table, index: str, hint: str) -> str:
+    """table[i, index[b, i]] (B, n) for a host table (n, R) (float, or int64) and an int64 index
+    (B, n) in [0, R), by GatherElements along axes of at most ``SHORT_TABLE`` entries, which
+    onnxruntime runs several times faster than a Gather of scalars, and which onnx's
+    ReferenceEvaluator runs (its np.choose takes at most 64 choices).  Short rows: one
+    GatherElements on the table transposed to (R, n).  Longer rows, cut into C chunks of S
+    entries (index = S c + j): the entries j of every chunk, (B, C, n), then chunk c of those
+    (``_chunked_index``).  Rows beyond 64 chunks (R > 4096): a Gather on the flattened table."""
+    n, R = table.shape
+    dtype = np.int64 if table.dtype.kind == "i" else None
+    if R <= SHORT_TABLE:
+        return g.op("GatherElements", g.const(np.ascontiguousarray(table.T), hint, dtype=dtype), index, axis=0)
+    C = -(-R // SHORT_TABLE)
+    if C > SHORT_TABLE:
+        return g.op("Gather", g.const(table.reshape(-1), hint, dtype=dtype), _flat_index(g, index, R, n), axis=0)
+    S = -(-R // C)
+    padded = np.zeros((n, C * S), dtype=table.dtype)
+    padded[:, :R] = table
+    chunks = np.ascontiguousarray(padded.reshape(n, C, S).transpose(2, 1, 0))  # (S, C, n): [j, c, i] = table[i, S c + j]
+    within, chunk = _chunked_index(g, index, C, S)
+    across = g.op("GatherElements", g.const(chunks, hint, dtype=dtype), within, axis=0)  # (B, C, n)
+    picked = g.op("GatherElements", across, chunk, axis=1)  # (B, 1, n)
+    return g.op("Reshape", picked, g.const(np.array([-1, n]), dtype=np.int64))
+
+
+def _chunked_index(g: GraphBuilder, index: str, C: int, S: int):
+    """(j expanded to (B, C, n), c (B, 1, n)) for index = S c + j, built once per index and chunking."""
+    key = ("chunked_index", index, C, S)
+    if key not in g.memo:
+        i64 = dict(dtype=np.int64)
+        chunk = g.op("Div", index, g.const(np.array(S), **i64))
+        within = g.op("Sub", index, g.mul(chunk, g.const(np.array(S), **i64)))
+        axis1 = g.const(np.array([1]), "axis1", **i64)
+        expanded = g.op("Expand", g.op("Unsqueeze", within, axis1), g.const(np.array([1, C, 1]), **i64))
+        g.memo[key] = (expanded, g.op("Unsqueeze", chunk, axis1))
+    return g.memo[key]
+
+
+def _flat_index(g: GraphBuilder, index: str, R: int, n: int) -> str:
+    """i R + index[b, i] (B, n), built once per index and row length."""
+    key = ("flat_index", index, R)
+    if key not in g.memo:
+        g.memo[key] = g.add(index, g.const(np.arange(n) * R, "row_offsets", dtype=np.int64), hint="rows")
+    return g.memo[key]
 
 
 def _widened(g: GraphBuilder, frac3: str, w: int) -> str:
@@ -205,14 +245,16 @@ def _widened(g: GraphBuilder, frac3: str, w: int) -> str:
     return frac3 if w == 1 or w > 16 else g.op("Concat", *([frac3] * w), axis=2)
 
 
-def _horner(g: GraphBuilder, tables, rows, frac):
-    """sum_p tables[p][rows] * f^p by Horner's scheme; tables (k + 1, N, w) host arrays, rows
-    and f (B, n).  Returns (B, n, w), or (B, n) when w = 1."""
+def _horner(g: GraphBuilder, tables, count, frac, n: int):
+    """sum_p tables[p][row] * f^p by Horner's scheme; tables (k + 1, n (L + 2), w) host arrays,
+    count and f (B, n), row = i (L + 2) + count.  Returns (B, n, w), or (B, n) when w = 1."""
     k, w = tables.shape[0] - 1, tables.shape[2]
+    R = tables.shape[1] // n
     if w == 1:
-        gather = lambda p: _gather_scalars(g, g.const(tables[p, :, 0]), rows)  # noqa: E731
+        gather = lambda p: _lookup(g, tables[p, :, 0].reshape(n, R), count, "spline_table")  # noqa: E731
         f = frac
     else:
+        rows = _flat_index(g, count, R, n)
         gather = lambda p: g.op("Gather", g.const(tables[p]), rows, axis=0)  # noqa: E731
         f = _widened(g, g.op("Unsqueeze", frac, g.const(np.array([2]), "axis2", dtype=np.int64)), w)
     acc = gather(k)
@@ -284,10 +326,10 @@ def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
     n, L1 = grid.shape
     L, k = L1 - 1, layer.k
     m = weight.shape[1]
-    count, rows, frac, uniform = _locate(g, h, grid, l, left, inv, k)
+    count, frac, uniform = _locate(g, h, grid, l, left, inv, k)
     dense = strategy == "dense" or (strategy == "auto" and _dense_is_cheaper(n, m, L, k))
     if not dense:  # every edge's polynomial on its interval: (B, n, m), summed over inputs
-        acc = _horner(g, _edge_table(C, weight), rows, frac)
+        acc = _horner(g, _edge_table(C, weight), count, frac, n)
         # summed over inputs by a 0/1 GEMM: onnxruntime's ReduceSum over a middle axis is slower
         flat = g.op("Reshape", acc, g.const(np.array([0, n * m]), dtype=np.int64))
         return g.op("MatMul", flat, g.const(np.tile(np.eye(m), (n, 1)), f"l{l}_sum_inputs"), hint=f"l{l}_spline")
@@ -295,7 +337,7 @@ def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
     if uniform and k >= 1:
         local = _cardinal_bases(g, g.op("Unsqueeze", frac, g.const(np.array([2]), "axis2", dtype=np.int64)), n, k, l)
     else:
-        local = _horner(g, _local_table(C), rows, frac)
+        local = _horner(g, _local_table(C), count, frac, n)
     basis = _place_bases(g, local, count, L, k, l)
     flat = g.op("Reshape", basis, g.const(np.array([0, n * (L - k)]), dtype=np.int64))
     w = weight.transpose(0, 2, 1).reshape(n * (L - k), m)
