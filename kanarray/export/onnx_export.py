@@ -162,8 +162,7 @@ def _search(g: GraphBuilder, h: str, grid, l: int):
     the bins of ``_bins``.  Off the grid no test is needed: the clipped bin is the first or the
     last, whose counts come out as 0 and L + 1."""
     onnx = g.onnx
-    n, L1 = grid.shape
-    L = L1 - 1
+    L = grid.shape[1] - 1
     n_bins, inv_width, base, reach, padded = _bins(grid)
     pos = g.mul(g.op("Sub", h, g.const(grid[:, 0], f"l{l}_first_knot")), g.const(inv_width, f"l{l}_inv_bin_width"))
     bin_ = _clamped(g, g.op("Cast", g.op("Floor", g.op("Clip", pos, g.const(0.0), g.const(float(n_bins - 1)))),
@@ -220,7 +219,7 @@ def _chunked_index(g: GraphBuilder, index: str, C: int, S: int):
     """(j expanded to (B, C, n), c (B, 1, n)) for index = S c + j, built once per index and chunking."""
     key = ("chunked_index", index, C, S)
     if key not in g.memo:
-        i64 = dict(dtype=np.int64)
+        i64 = {"dtype": np.int64}
         chunk = g.op("Div", index, g.const(np.array(S), **i64))
         within = g.op("Sub", index, g.mul(chunk, g.const(np.array(S), **i64)))
         axis1 = g.const(np.array([1]), "axis1", **i64)
