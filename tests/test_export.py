@@ -115,8 +115,7 @@ def test_spline_models_match_native(width, G, k):
 
 @pytest.mark.parametrize("k,jitter", [(0, False), (0, True), (1, False), (3, False), (3, True)])
 def test_long_table_rows_match_native(k, jitter):
-    """G = 70: rows of more than 64 entries, looked up in chunks (``_lookup``), and a single-output
-    layer's coefficients gathered in one block (``_single_output_spline``), on onnxruntime and
+    """G = 70: rows of more than 64 entries, looked up in chunks (``_lookup``), on onnxruntime and
     the unpatched ReferenceEvaluator.  (k = 1 with jittered knots is left out: its steep pieces
     amplify float32 rounding to 1e-4, in the exports before these lookups too.)"""
     model = ka.KAN([3, 2, 1], grid=70, k=k, seed=k)

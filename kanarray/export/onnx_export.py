@@ -262,24 +262,6 @@ def _horner(g: GraphBuilder, tables, count, frac, n: int):
     return acc
 
 
-def _single_output_spline(g: GraphBuilder, tables, count, frac, n: int, l: int) -> str:
-    """(B, 1): sum over inputs i and powers p of tables[p][i (L + 2) + count] f^p for one output
-    and long rows, where scalar lookups are slow (``_lookup``): every input's k + 1
-    coefficients in one Gather of a (n (L + 2), k + 1) table, times [1, f, ..., f^k], summed by
-    a MatMul with ones."""
-    k = tables.shape[0] - 1
-    rows = _flat_index(g, count, tables.shape[1] // n, n)
-    coefs = g.op("Gather", g.const(np.ascontiguousarray(tables[:, :, 0].T), f"l{l}_coefficients"), rows, axis=0)
-    if k > 0:
-        f = g.op("Unsqueeze", frac, g.const(np.array([2]), "axis2", dtype=np.int64))  # (B, n, 1)
-        powers = [g.add(g.mul(f, g.const(0.0)), g.const(1.0)), f]
-        for _ in range(k - 1):
-            powers.append(g.mul(powers[-1], f))
-        coefs = g.mul(coefs, g.op("Concat", *powers, axis=2))
-    terms = g.op("Reshape", coefs, g.const(np.array([0, n * (k + 1)]), dtype=np.int64))
-    return g.op("MatMul", terms, g.const(np.ones((n * (k + 1), 1)), f"l{l}_sum_terms"), hint=f"l{l}_spline")
-
-
 def _dense_is_cheaper(n: int, m: int, L: int, k: int) -> bool:
     """Per batch row and input, the per-edge path runs Horner's scheme on m values (k + 1
     gathers, 2k passes), the dense path writes nb basis values (the local bases, one placement
@@ -346,8 +328,6 @@ def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
     count, frac, uniform = _locate(g, h, grid, l, left, inv, k)
     dense = strategy == "dense" or (strategy == "auto" and _dense_is_cheaper(n, m, L, k))
     if not dense:  # every edge's polynomial on its interval: (B, n, m), summed over inputs
-        if m == 1 and L + 2 > SHORT_TABLE:
-            return _single_output_spline(g, _edge_table(C, weight), count, frac, n, l)
         acc = _horner(g, _edge_table(C, weight), count, frac, n)
         # summed over inputs by a 0/1 GEMM: onnxruntime's ReduceSum over a middle axis is slower
         flat = g.op("Reshape", acc, g.const(np.array([0, n * m]), dtype=np.int64))
