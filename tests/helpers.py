@@ -207,28 +207,9 @@ def run_ort(proto, x):
     return session.run(None, {"x": x})[0]
 
 
-def _gather_elements_op():
-    """GatherElements for onnx's ReferenceEvaluator, written from the operator's specification
-    (out[..., i, ...] = data[..., index[..., i, ...], ...] along ``axis``, negative indices
-    counted from the end).  onnx 1.23's own implementation goes through np.choose, which NumPy
-    limits to 64 choices, and so fails on the exported graphs' longer lookup tables."""
-    from onnx.reference.op_run import OpRun
-
-    class GatherElements(OpRun):
-        op_domain = ""
-
-        def _run(self, data, indices, axis=0):
-            idx = np.where(indices < 0, indices + data.shape[axis], indices).astype(np.intp)
-            if np.any(idx < 0) or np.any(idx >= data.shape[axis]):
-                raise IndexError("GatherElements index out of range")
-            return (np.take_along_axis(data, idx, axis=axis),)
-
-    return GatherElements
-
-
 def run_onnx_reference(proto, x):
-    """Run an exported model (input ``x``) on onnx's ReferenceEvaluator."""
+    """Run an exported model (input ``x``) on onnx's own ReferenceEvaluator, unpatched."""
     from onnx.reference import ReferenceEvaluator
 
     with np.errstate(all="ignore"):  # its Sigmoid overflows in exp for large |x| (the result is right)
-        return ReferenceEvaluator(proto, new_ops=[_gather_elements_op()]).run(None, {"x": x})[0]
+        return ReferenceEvaluator(proto).run(None, {"x": x})[0]

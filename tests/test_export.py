@@ -8,7 +8,7 @@ import pytest
 import kanarray as ka
 from kanarray.symbolic import LIBRARY
 
-from helpers import expsin_data, gpu_cupy, perturb
+from helpers import expsin_data, gpu_cupy, perturb, tol as ulps_of
 from helpers import run_onnx_reference as _run_reference, run_ort as _run_ort
 
 onnx = pytest.importorskip("onnx")
@@ -111,6 +111,17 @@ def _inputs(model, seed, n=300):
 def test_spline_models_match_native(width, G, k):
     model = perturb(ka.KAN(width, grid=G, k=k, seed=G + k), seed=k)  # non-uniform knots, masks, biases
     _assert_parity(model, _inputs(model, k), reference=G < 20)
+
+
+@pytest.mark.parametrize("k,jitter", [(0, False), (0, True), (1, False), (3, False), (3, True)])
+def test_long_table_rows_match_native(k, jitter):
+    """G = 70: rows of more than 64 entries, looked up in chunks (``_lookup``), on onnxruntime and
+    the unpatched ReferenceEvaluator.  (k = 1 with jittered knots is left out: its steep pieces
+    amplify float32 rounding to 1e-4, in the exports before these lookups too.)"""
+    model = ka.KAN([3, 2, 1], grid=70, k=k, seed=k)
+    if jitter:
+        perturb(model, seed=k)
+    _assert_parity(model, _inputs(model, k, n=200))
 
 
 @pytest.mark.parametrize("base_fun", ["silu", "identity", "zero"])
@@ -329,3 +340,129 @@ def test_model_trained_on_cupy_exports(tmp_path):
     model.fix_symbolic(1, 0, 0, "tanh", params=(1.0, 0.0, 1.0, 0.0))
     got = _run_ort(to_onnx(model, dtype="float64"), x)
     np.testing.assert_allclose(got, cupy.asnumpy(model(cupy.asarray(x))), rtol=1e-10, atol=1e-10)
+
+
+def _non_finite_models():
+    """Models covering every lookup the graph does: uniform and adapted knots (closed form and
+    bin search), k = 0, both continuations, the three base functions, local and dense layers,
+    symbolic edges and an input scaling."""
+    yield "uniform", ka.KAN([2, 3, 1], grid=5, k=3, seed=0)
+    yield "adapted", perturb(ka.KAN([2, 3, 2], grid=6, k=2, seed=1), seed=1)
+    yield "k0", perturb(ka.KAN([2, 2], grid=4, k=0, seed=2), seed=2)
+    yield "dense", ka.KAN([2, 12], grid=3, k=1, seed=3)
+    for base in ("silu", "identity", "zero"):
+        yield f"linear-{base}", perturb(ka.KAN([2, 3, 1], grid=5, k=3, seed=4, base_fun=base, extrapolate="linear"))
+    symbolic = ka.KAN([2, 2, 1], grid=3, seed=5)
+    for i, o, name in [(0, 0, "sqrt"), (1, 1, "log"), (0, 1, "arctanh"), (1, 0, "1/x")]:
+        symbolic.fix_symbolic(0, i, o, name, params=(1.0, 0.0, 1.0, 0.0))
+    yield "symbolic", symbolic
+    scaled = ka.KAN([2, 2], grid=4, seed=6)
+    scaled.scale_inputs(np.array([-10.0, 0.0]), np.array([10.0, 5.0]))
+    yield "scaled", scaled
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_non_finite_inputs_give_nan_rows_on_every_runtime(dtype):
+    """NaN, +inf and -inf anywhere in a row: the native model refuses the row (ValueError); the
+    graph, which cannot raise, runs and answers NaN in each of that row's outputs, on
+    onnxruntime and on onnx's unpatched ReferenceEvaluator, for every strategy, while the finite
+    rows of the same batch keep their values."""
+    rng = np.random.default_rng(0)
+    for label, model in _non_finite_models():
+        x = rng.uniform(-1.5, 1.5, (9, 2))
+        bad = [(0, 0, np.nan), (1, 1, np.nan), (2, 0, np.inf), (3, 1, np.inf), (4, 0, -np.inf), (5, 1, -np.inf)]
+        for row, col, value in bad:
+            x[row, col] = value
+        x[6] = [np.nan, np.inf]
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            model(x)
+        finite = np.asarray(model(x[7:]))
+        for strategy in ("local", "dense"):
+            proto = to_onnx(model, dtype=dtype, strategy=strategy)
+            for run in (_run_ort, _run_reference):
+                got = run(proto, x.astype(dtype))
+                assert np.isnan(got[:7]).all(), f"{label} {strategy} {run.__name__}: {got[:7]}"
+                alone = run(proto, x[7:].astype(dtype))
+                np.testing.assert_allclose(got[7:], alone, rtol=ulps_of(dtype, 8), atol=ulps_of(dtype, 8), err_msg=label)
+                if dtype == "float64":  # float32 parity, near the symbolic singularities too, is tested above
+                    np.testing.assert_allclose(got[7:], finite, rtol=1e-10, atol=1e-10, err_msg=f"{label} {strategy}")
+
+
+def test_overflow_inside_the_graph_gives_nan_not_a_crash():
+    """A finite input whose layer output overflows to inf (float32): the next layer's lookups
+    stay in their tables, and its outputs are NaN."""
+    model = ka.KAN([1, 1, 1], grid=3, k=3, seed=0, base_fun="identity")
+    model.layers[0].scale_base[...] = 4.0
+    x = np.array([[3e38], [0.5]], dtype=np.float32)
+    for run in (_run_ort, _run_reference):
+        got = run(to_onnx(model), x)
+        assert np.isnan(got[0]).all() and np.isfinite(got[1]).all()
+
+
+def test_onnx_model_bounds_threads_before_onnxruntime_starts_them(tmp_path):
+    from kanarray.export import OnnxModel
+    from kanarray.export.serving import THREADS_PER_CPU
+
+    model, x = _saved_model(tmp_path)
+    to_onnx(model, tmp_path / "m.onnx")
+    limit = THREADS_PER_CPU * (__import__("os").cpu_count() or 1)
+    for bad in (10**6, limit + 1, 0, -2, True, 2.5, "4"):
+        with pytest.raises(ValueError, match=rf"threads must be an integer from 1 to {limit}"):
+            OnnxModel(tmp_path / "m.onnx", threads=bad)
+    served = OnnxModel(tmp_path / "m.onnx", threads=1)
+    np.testing.assert_allclose(served(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def _plain_graph(path, inputs, outputs, nodes):
+    """A hand-made graph: inputs, outputs [(name, element type, shape)], nodes as make_node arguments."""
+    helper = onnx.helper
+    graph = helper.make_graph([helper.make_node(*n) for n in nodes], "plain",
+                              [helper.make_tensor_value_info(*v) for v in inputs],
+                              [helper.make_tensor_value_info(*v) for v in outputs])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    proto.ir_version = 7
+    onnx.save(proto, str(path))
+    return str(path)
+
+
+def test_onnx_model_refuses_graphs_of_another_form_and_serves_plain_ones(tmp_path, capsys):
+    """Graphs that are not of a kanarray export's form get a ValueError saying what was expected
+    and what the graph has (was an IndexError or an unpacking error); a plain graph of that form
+    (one float input (batch, n), one float output (batch, m)) is served, whatever made it."""
+    from kanarray.cli import main
+    from kanarray.export import OnnxModel
+
+    F, D, I64 = onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.INT64
+    cases = {
+        "two_inputs": ([("a", F, ["N", 2]), ("b", F, ["N", 2])], [("y", F, ["N", 2])], [("Add", ["a", "b"], ["y"])]),
+        "vector": ([("a", F, ["N"])], [("y", F, ["N"])], [("Neg", ["a"], ["y"])]),
+        "integers": ([("a", I64, ["N", 2])], [("y", I64, ["N", 2])], [("Neg", ["a"], ["y"])]),
+        "two_outputs": ([("a", F, ["N", 2])], [("y", F, ["N", 2]), ("z", F, ["N", 2])],
+                        [("Neg", ["a"], ["y"]), ("Abs", ["a"], ["z"])]),
+    }
+    np.save(tmp_path / "x.npy", np.ones((3, 2)))
+    for label, (inputs, outputs, nodes) in cases.items():
+        path = _plain_graph(tmp_path / f"{label}.onnx", inputs, outputs, nodes)
+        with pytest.raises(ValueError, match=r"not a graph OnnxModel can serve: expected one float32 or float64 "
+                                             r"input of shape \(batch, n\).*it has inputs 'a'"):
+            OnnxModel(path, provider="cpu")
+        assert main(["predict", path, str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")]) == 2
+        assert "not a graph OnnxModel can serve" in capsys.readouterr().err
+    assert not (tmp_path / "y.npy").exists()
+    path = _plain_graph(tmp_path / "plain.onnx", [("features", D, ["N", 3])], [("out", D, ["N", 3])],
+                        [("Mul", ["features", "features"], ["out"])])
+    served = OnnxModel(path, provider="cpu")
+    assert (served.input_name, served.n_inputs, served.dtype) == ("features", 3, np.float64)
+    np.testing.assert_array_equal(served(np.arange(6.0).reshape(2, 3)), np.arange(6.0).reshape(2, 3) ** 2)
+
+
+def test_onnx_model_float32_graph_takes_float64_beyond_its_range_as_nan_rows(tmp_path):
+    """1e300 becomes +inf in a float32 graph (no overflow warning from the cast), and the row NaN."""
+    from kanarray.export import OnnxModel
+
+    model, x = _saved_model(tmp_path)
+    to_onnx(model, tmp_path / "m.onnx")
+    x[0, 1], x[1, 0] = 1e300, -1e300
+    got = OnnxModel(tmp_path / "m.onnx", provider="cpu")(x)
+    assert np.isnan(got[:2]).all()
+    np.testing.assert_allclose(got[2:], model(x[2:]), rtol=1e-5, atol=1e-5)

@@ -8,15 +8,18 @@ import numpy as np
 
 __all__ = ["GraphBuilder", "ExportError", "MIN_OPSET"]
 
-# the opset in which each operator we emit got the signature we use
+# the opset in which each operator we emit got the signature and the element types we use it
+# with (Clip: int64 from 12; Unsqueeze: axes as an input from 13)
 OP_SINCE = {
     "Add": 7, "Sub": 7, "Mul": 7, "Div": 7, "Neg": 6, "Abs": 6, "Sign": 9, "Sqrt": 6, "Exp": 6, "Log": 6,
-    "Sin": 7, "Cos": 7, "Tanh": 6, "Sigmoid": 6, "Asin": 7, "Acos": 7, "Atan": 7, "Atanh": 9, "Min": 8,
-    "Max": 8, "Clip": 11, "Where": 9, "Less": 9, "Greater": 9, "GreaterOrEqual": 12, "Cast": 6,
+    "Sin": 7, "Cos": 7, "Tanh": 6, "Sigmoid": 6, "Asin": 7, "Acos": 7, "Atan": 7, "Min": 8,
+    "Max": 8, "Clip": 12, "Where": 9, "Less": 9, "Greater": 9, "GreaterOrEqual": 12, "Cast": 6,
     "Gather": 11, "Unsqueeze": 13, "MatMul": 9, "Identity": 1, "Reshape": 5, "Floor": 6,
-    "GatherElements": 11, "Gemm": 11, "Concat": 11,
+    "GatherElements": 11, "Gemm": 11, "Concat": 11, "Expand": 8,
 }
-MIN_OPSET = 13
+# the lowest opset the export accepts, and its default: the newest since-version above, and
+# never below 13 (the oldest opset the tests and the portability checks cover)
+MIN_OPSET = max(13, *OP_SINCE.values())
 
 
 class ExportError(ValueError):
@@ -36,6 +39,7 @@ class GraphBuilder:
         self.initializers = []
         self._names: dict = {}
         self._consts: dict = {}
+        self.memo: dict = {}  # values an emitter derives once per graph (flattened indices), by recipe
 
     def name(self, hint: str) -> str:
         count = self._names.get(hint, 0)

@@ -26,7 +26,6 @@ A model with an input scaling (``KAN.scale_inputs``) maps the graph input first,
 
 from __future__ import annotations
 
-import functools
 import json
 
 import numpy as np
@@ -38,59 +37,12 @@ from .graph import MIN_OPSET, ExportError, GraphBuilder
 __all__ = ["to_onnx", "default_opset"]
 
 
-def _probe(opset: int, dtype) -> bytes:
-    """A small graph with every operator the exporter emits, with the element types it uses
-    them on, in ``dtype`` at ``opset``."""
-    import onnx
-
-    g = GraphBuilder(opset, dtype)
-    i64 = dict(dtype=np.int64)
-    v = "x"  # (3,)
-    unary = ["Abs", "Sign", "Sqrt", "Exp", "Log", "Sin", "Cos", "Tanh", "Sigmoid", "Neg", "Floor"]
-    if np.dtype(dtype) == np.float32:
-        unary += ["Asin", "Acos", "Atan", "Atanh"]
-    else:  # float64 graphs take Atan in float32 (``symbolic_ops``)
-        v = g.op("Cast", g.op("Atan", g.op("Cast", v, to=onnx.TensorProto.FLOAT)), to=onnx.TensorProto.DOUBLE)
-    for op in unary:
-        v = g.op(op, v)
-    v = g.op("Clip", g.op("Min", g.op("Div", g.op("Sub", v, g.const(1.0)), g.const(2.0)), g.const(3.0)),
-             g.const(-1.0), g.const(1.0))
-    v = g.where(g.op("Less", v, g.const(0.0)), v, g.mul(v, g.add(v, v)))
-    flag = g.op("Cast", g.op("GreaterOrEqual", v, g.const(0.0)), to=onnx.TensorProto.INT64)
-    idx = g.where(g.op("Greater", v, g.const(0.5)), g.add(flag, g.const(np.array(1), **i64)), flag)
-    table = g.op("GatherElements", g.const(np.arange(4), **i64), idx, axis=0)  # int64 table, int64 index
-    knots = g.op("GatherElements", g.const(np.ones(4)), table, axis=0)  # (3,)
-    rows = g.op("Unsqueeze", table, g.const(np.array([0]), **i64))  # (1, 3)
-    gathered = g.op("Gather", g.const(np.ones((4, 2))), rows, axis=0)  # (1, 3, 2)
-    flat = g.op("Reshape", g.op("Unsqueeze", gathered, g.const(np.array([2]), **i64)), g.const(np.array([0, 6]), **i64))
-    local = g.op("Gemm", g.op("Concat", flat, flat, axis=1), g.const(np.ones((12, 2))), g.const(np.ones(2)))  # (1, 2)
-    placed = g.op("GatherElements", local, g.const(np.zeros((1, 3)), dtype=np.int32), axis=1)  # (1, 3)
-    placed = g.mul(placed, g.op("Unsqueeze", knots, g.const(np.array([0]), **i64)))
-    out = g.add(g.op("MatMul", placed, g.const(np.ones((3, 1)))), g.op("MatMul", g.op("Unsqueeze", v,
-                g.const(np.array([0]), **i64)), g.const(np.ones((3, 1)))))
-    g.nodes.append(onnx.helper.make_node("Identity", [out], ["y"]))
-    return g.to_model("probe", [("x", [3])], [("y", [1, 1])]).SerializeToString()
-
-
-@functools.lru_cache(maxsize=None)
 def default_opset() -> int:
-    """The newest opset that the installed onnx defines and at which the installed onnxruntime
-    (if any) has kernels for every operator the exporter emits, in float32 and float64."""
-    import onnx
-
-    top = onnx.defs.onnx_opset_version()
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return top
-    for opset in range(top, MIN_OPSET - 1, -1):
-        try:
-            for dtype in ("float32", "float64"):
-                ort.InferenceSession(_probe(opset, dtype), providers=["CPUExecutionProvider"])
-        except Exception:
-            continue
-        return opset
-    raise ExportError(f"the installed onnxruntime runs no opset >= {MIN_OPSET} with the operators the export needs")
+    """The opset of exported graphs unless ``to_onnx(opset=...)`` asks for a newer one: the
+    lowest that defines every operator the exporter emits with the signature it uses
+    (``graph.OP_SINCE``), 13, whose IR version (7) the older runtimes (onnxruntime-node,
+    onnx2torch, tract, OpenVINO) load."""
+    return MIN_OPSET
 
 
 def _spline_tables(layer):
@@ -177,13 +129,13 @@ def _uniform_rows(grid, dtype):
 
 
 def _locate(g: GraphBuilder, h: str, grid, l: int, left, inv, k: int):
-    """(r, rows, f, uniform): r (B, n) int64 the count of knots at or below x (0 below the
-    grid, L + 1 at or above its last knot), rows = i (L + 2) + r, the index into the tables of
-    ``_local_table`` and ``_edge_table``, f (B, n) the fraction of the interval, and whether the
-    closed form for uniform rows was used: r = floor((x - t0) / h) + 1 clipped to [0, L + 1], f = its
-    fractional part; otherwise ``_search``.  (For k = 0, whose
-    splines jump at the knots, an input within rounding of an interior knot may land on either
-    side, as in any floating-point evaluation.)"""
+    """(r, f, uniform): r (B, n) int64 the count of knots at or below x (0 below the grid, L + 1
+    at or above its last knot), the row of each input's tables (``_local_table``,
+    ``_edge_table``, left / inv_span), f (B, n) the fraction of the interval, and whether the
+    closed form for uniform rows was used: r = floor((x - t0) / h) + 1 clipped to [0, L + 1],
+    f = its fractional part; otherwise ``_search``.  (For k = 0, whose splines jump at the
+    knots, an input within rounding of an interior knot may land on either side, as in any
+    floating-point evaluation.)"""
     onnx = g.onnx
     n, L1 = grid.shape
     L = L1 - 1
@@ -196,43 +148,92 @@ def _locate(g: GraphBuilder, h: str, grid, l: int, left, inv, k: int):
         if k == 0:  # at the last knot (tL - t0) / h may round below L; only k = 0 splines jump there
             whole = g.where(g.op("GreaterOrEqual", h, g.const(grid[:, -1], f"l{l}_last_knot")), g.const(float(L)),
                             whole)
-        count = g.add(g.op("Cast", whole, to=onnx.TensorProto.INT64), g.const(np.array(1), dtype=np.int64),
-                      hint=f"l{l}_count")
-        rows = g.add(count, g.const(np.arange(n) * (L + 2), f"l{l}_row_offsets", dtype=np.int64), hint=f"l{l}_rows")
-        return count, rows, g.op("Sub", pos, whole, hint=f"l{l}_frac"), True
-    count, rows = _search(g, h, grid, l)
-    frac = g.mul(g.op("Sub", h, _gather_scalars(g, g.const(left, f"l{l}_left"), rows, n)),
-                 _gather_scalars(g, g.const(inv, f"l{l}_inv_span"), rows, n), hint=f"l{l}_frac")
-    return count, rows, frac, False
+        count = _clamped(g, g.add(g.op("Cast", whole, to=onnx.TensorProto.INT64), g.const(np.array(1), dtype=np.int64)),
+                         L + 1, hint=f"l{l}_count")
+        return count, g.op("Sub", pos, whole, hint=f"l{l}_frac"), True
+    count = _search(g, h, grid, l)
+    frac = g.mul(g.op("Sub", h, _lookup(g, left.reshape(n, L + 2), count, f"l{l}_left")),
+                 _lookup(g, inv.reshape(n, L + 2), count, f"l{l}_inv_span"), hint=f"l{l}_frac")
+    return count, frac, False
 
 
 def _search(g: GraphBuilder, h: str, grid, l: int):
-    """(r, rows): r (B, n) = #{knots <= x}, 0 below the grid and L + 1 at or above its last
-    knot, through the bins of ``_bins``; rows = i (L + 2) + r.  Off the grid no test is needed:
-    the clipped bin is the first or the last, whose counts come out as 0 and L + 1."""
+    """r (B, n) = #{knots <= x}, 0 below the grid and L + 1 at or above its last knot, through
+    the bins of ``_bins``.  Off the grid no test is needed: the clipped bin is the first or the
+    last, whose counts come out as 0 and L + 1."""
     onnx = g.onnx
-    n, L1 = grid.shape
-    L = L1 - 1
+    L = grid.shape[1] - 1
     n_bins, inv_width, base, reach, padded = _bins(grid)
     pos = g.mul(g.op("Sub", h, g.const(grid[:, 0], f"l{l}_first_knot")), g.const(inv_width, f"l{l}_inv_bin_width"))
-    bin_ = g.op("Cast", g.op("Floor", g.op("Clip", pos, g.const(0.0), g.const(float(n_bins - 1)))),
-                to=onnx.TensorProto.INT64)
-    bin_ = g.add(bin_, g.const(np.arange(n) * n_bins, f"l{l}_bin_offsets", dtype=np.int64))
-    start = _gather_scalars(g, g.const(base.reshape(-1), f"l{l}_bin_base", dtype=np.int64), bin_, n)  # (B, n)
-    flat_knots = g.const(np.where(np.isinf(padded), np.finfo(g.dtype).max, padded).reshape(-1), f"l{l}_knots")
-    at = g.add(start, g.const(np.arange(n) * padded.shape[1], f"l{l}_knot_offsets", dtype=np.int64))
+    bin_ = _clamped(g, g.op("Cast", g.op("Floor", g.op("Clip", pos, g.const(0.0), g.const(float(n_bins - 1)))),
+                            to=onnx.TensorProto.INT64), n_bins - 1)
+    start = _lookup(g, base, bin_, f"l{l}_bin_base")  # (B, n)
+    knots = np.where(np.isinf(padded), np.finfo(g.dtype).max, padded)
     r = start
     for q in range(reach):
-        knot = _gather_scalars(g, flat_knots, at if q == 0 else g.add(at, g.const(np.array(q), dtype=np.int64)), n)
-        r = g.add(r, g.op("Cast", g.op("GreaterOrEqual", h, knot), to=onnx.TensorProto.INT64), hint=f"l{l}_count")
-    return r, g.add(r, g.const(np.arange(n) * (L + 2), f"l{l}_row_offsets", dtype=np.int64), hint=f"l{l}_rows")
+        at = start if q == 0 else g.add(start, g.const(np.array(q), dtype=np.int64))
+        r = g.add(r, g.op("Cast", g.op("GreaterOrEqual", h, _lookup(g, knots, at, f"l{l}_knots")),
+                          to=onnx.TensorProto.INT64))
+    # the padding knots are the dtype's largest finite number, which x = +inf (or that number) reaches
+    return _clamped(g, r, L + 1, hint=f"l{l}_count")
 
 
-def _gather_scalars(g: GraphBuilder, table: str, index: str, n: int) -> str:
-    """table[index] for a 1-D table and an (B, n) index, as a GatherElements on the flattened
-    index: onnxruntime runs that about twice as fast as Gather, which copies element by element."""
-    flat = g.op("Reshape", index, g.const(np.array([-1]), dtype=np.int64))
-    return g.op("Reshape", g.op("GatherElements", table, flat, axis=0), g.const(np.array([-1, n]), dtype=np.int64))
+def _clamped(g: GraphBuilder, index: str, hi: int, hint: str | None = None) -> str:
+    """An int64 index clipped to [0, hi].  The float it was cast from was clipped into range
+    already, except NaN, whose cast to int64 the ONNX standard leaves undefined (INT64_MIN on
+    x86): the clip keeps every lookup of a NaN input in its table, and the NaN itself reaches
+    the output through the fraction f and the layer's ``_poison``."""
+    return g.op("Clip", index, g.const(np.array(0), dtype=np.int64), g.const(np.array(hi), dtype=np.int64), hint=hint)
+
+
+# onnx's ReferenceEvaluator runs GatherElements through np.choose, which takes at most 64 choices
+SHORT_TABLE = 64
+
+
+def _lookup(g: GraphBuilder, table, index: str, hint: str) -> str:
+    """table[i, index[b, i]] (B, n) for a host table (n, R) (float, or int64) and an int64 index
+    (B, n) in [0, R), by GatherElements along axes of at most ``SHORT_TABLE`` entries, which
+    onnxruntime runs several times faster than a Gather of scalars, and which onnx's
+    ReferenceEvaluator runs (its np.choose takes at most 64 choices).  Short rows: one
+    GatherElements on the table transposed to (R, n).  Longer rows, cut into C chunks of S
+    entries (index = S c + j): the entries j of every chunk, (B, C, n), then chunk c of those
+    (``_chunked_index``).  Rows beyond 64 chunks (R > 4096): a Gather on the flattened table."""
+    n, R = table.shape
+    dtype = np.int64 if table.dtype.kind == "i" else None
+    if R <= SHORT_TABLE:
+        return g.op("GatherElements", g.const(np.ascontiguousarray(table.T), hint, dtype=dtype), index, axis=0)
+    C = -(-R // SHORT_TABLE)
+    if C > SHORT_TABLE:
+        return g.op("Gather", g.const(table.reshape(-1), hint, dtype=dtype), _flat_index(g, index, R, n), axis=0)
+    S = -(-R // C)
+    padded = np.zeros((n, C * S), dtype=table.dtype)
+    padded[:, :R] = table
+    chunks = np.ascontiguousarray(padded.reshape(n, C, S).transpose(2, 1, 0))  # (S, C, n): [j, c, i] = table[i, S c + j]
+    within, chunk = _chunked_index(g, index, C, S)
+    across = g.op("GatherElements", g.const(chunks, hint, dtype=dtype), within, axis=0)  # (B, C, n)
+    picked = g.op("GatherElements", across, chunk, axis=1)  # (B, 1, n)
+    return g.op("Reshape", picked, g.const(np.array([-1, n]), dtype=np.int64))
+
+
+def _chunked_index(g: GraphBuilder, index: str, C: int, S: int):
+    """(j expanded to (B, C, n), c (B, 1, n)) for index = S c + j, built once per index and chunking."""
+    key = ("chunked_index", index, C, S)
+    if key not in g.memo:
+        i64 = {"dtype": np.int64}
+        chunk = g.op("Div", index, g.const(np.array(S), **i64))
+        within = g.op("Sub", index, g.mul(chunk, g.const(np.array(S), **i64)))
+        axis1 = g.const(np.array([1]), "axis1", **i64)
+        expanded = g.op("Expand", g.op("Unsqueeze", within, axis1), g.const(np.array([1, C, 1]), **i64))
+        g.memo[key] = (expanded, g.op("Unsqueeze", chunk, axis1))
+    return g.memo[key]
+
+
+def _flat_index(g: GraphBuilder, index: str, R: int, n: int) -> str:
+    """i R + index[b, i] (B, n), built once per index and row length."""
+    key = ("flat_index", index, R)
+    if key not in g.memo:
+        g.memo[key] = g.add(index, g.const(np.arange(n) * R, "row_offsets", dtype=np.int64), hint="rows")
+    return g.memo[key]
 
 
 def _widened(g: GraphBuilder, frac3: str, w: int) -> str:
@@ -243,14 +244,16 @@ def _widened(g: GraphBuilder, frac3: str, w: int) -> str:
     return frac3 if w == 1 or w > 16 else g.op("Concat", *([frac3] * w), axis=2)
 
 
-def _horner(g: GraphBuilder, tables, rows, frac, n: int):
-    """sum_p tables[p][rows] * f^p by Horner's scheme; tables (k + 1, N, w) host arrays, rows
-    and f (B, n).  Returns (B, n, w), or (B, n) when w = 1."""
+def _horner(g: GraphBuilder, tables, count, frac, n: int):
+    """sum_p tables[p][row] * f^p by Horner's scheme; tables (k + 1, n (L + 2), w) host arrays,
+    count and f (B, n), row = i (L + 2) + count.  Returns (B, n, w), or (B, n) when w = 1."""
     k, w = tables.shape[0] - 1, tables.shape[2]
+    R = tables.shape[1] // n
     if w == 1:
-        gather = lambda p: _gather_scalars(g, g.const(tables[p, :, 0]), rows, n)  # noqa: E731
+        gather = lambda p: _lookup(g, tables[p, :, 0].reshape(n, R), count, "spline_table")  # noqa: E731
         f = frac
     else:
+        rows = _flat_index(g, count, R, n)
         gather = lambda p: g.op("Gather", g.const(tables[p]), rows, axis=0)  # noqa: E731
         f = _widened(g, g.op("Unsqueeze", frac, g.const(np.array([2]), "axis2", dtype=np.int64)), w)
     acc = gather(k)
@@ -273,7 +276,8 @@ def _cardinal_bases(g: GraphBuilder, frac3: str, n: int, k: int, l: int) -> str:
     """(B, n, k + 2): the k + 1 non-zero bases of uniform rows (k >= 1) and a zero column.  On
     every interval they are the same polynomials of f (the pieces of the cardinal B-spline,
     ``cardinal_coefficients``), so one Gemm (B n, k) @ (k, k + 2) with the constant terms as
-    its bias gives them, with no gathered tables."""
+    its bias gives them, with no gathered tables.  float64 graphs take a MatMul and an Add
+    instead: tract fails on every float64 Gemm ("tensor is F32, accessed as F64")."""
     from ..spline import cardinal_coefficients
 
     C, _ = cardinal_coefficients(k)  # (k + 1 powers, k + 1 bases)
@@ -283,7 +287,10 @@ def _cardinal_bases(g: GraphBuilder, frac3: str, n: int, k: int, l: int) -> str:
         powers.append(g.mul(powers[-1], frac3))
     F = powers[0] if k == 1 else g.op("Concat", *powers, axis=2)  # (B, n, k): f, f^2, ..., f^k
     F = g.op("Reshape", F, g.const(np.array([-1, k]), dtype=np.int64))
-    local = g.op("Gemm", F, g.const(M[1:], f"l{l}_cardinal"), g.const(M[0], f"l{l}_cardinal_const"))
+    if g.dtype == np.float32:
+        local = g.op("Gemm", F, g.const(M[1:], f"l{l}_cardinal"), g.const(M[0], f"l{l}_cardinal_const"))
+    else:
+        local = g.add(g.op("MatMul", F, g.const(M[1:], f"l{l}_cardinal")), g.const(M[0], f"l{l}_cardinal_const"))
     return g.op("Reshape", local, g.const(np.array([-1, n, k + 2]), dtype=np.int64), hint=f"l{l}_local_bases")
 
 
@@ -318,10 +325,10 @@ def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
     n, L1 = grid.shape
     L, k = L1 - 1, layer.k
     m = weight.shape[1]
-    count, rows, frac, uniform = _locate(g, h, grid, l, left, inv, k)
+    count, frac, uniform = _locate(g, h, grid, l, left, inv, k)
     dense = strategy == "dense" or (strategy == "auto" and _dense_is_cheaper(n, m, L, k))
     if not dense:  # every edge's polynomial on its interval: (B, n, m), summed over inputs
-        acc = _horner(g, _edge_table(C, weight), rows, frac, n)
+        acc = _horner(g, _edge_table(C, weight), count, frac, n)
         # summed over inputs by a 0/1 GEMM: onnxruntime's ReduceSum over a middle axis is slower
         flat = g.op("Reshape", acc, g.const(np.array([0, n * m]), dtype=np.int64))
         return g.op("MatMul", flat, g.const(np.tile(np.eye(m), (n, 1)), f"l{l}_sum_inputs"), hint=f"l{l}_spline")
@@ -329,7 +336,7 @@ def _emit_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
     if uniform and k >= 1:
         local = _cardinal_bases(g, g.op("Unsqueeze", frac, g.const(np.array([2]), "axis2", dtype=np.int64)), n, k, l)
     else:
-        local = _horner(g, _local_table(C), rows, frac, n)
+        local = _horner(g, _local_table(C), count, frac, n)
     basis = _place_bases(g, local, count, L, k, l)
     flat = g.op("Reshape", basis, g.const(np.array([0, n * (L - k)]), dtype=np.int64))
     w = weight.transpose(0, 2, 1).reshape(n * (L - k), m)
@@ -356,6 +363,11 @@ def _emit_linear_spline(g: GraphBuilder, layer, h: str, l: int, strategy: str, w
 
 
 def _emit_symbolic(g: GraphBuilder, layer, h: str, l: int):
+    """(sum over symbolic edges of c f(a x + b) scattered to their outputs (B, m), the sum of
+    their d per output (m,) float64 for the bias).  c is folded into each function group's
+    scatter matrix and d into the bias on the host: onnxruntime-node's "extended"
+    optimizations fold a scalar Mul after a MatMul into a float32 FusedMatMul alpha, which
+    cost float64 graphs their precision."""
     from .symbolic_ops import EMITTERS
 
     affine = np.asarray(to_numpy(layer.symbolic.affine), dtype=np.float64)
@@ -363,19 +375,28 @@ def _emit_symbolic(g: GraphBuilder, layer, h: str, l: int):
     for i, o, name in layer.symbolic.edges():
         groups.setdefault(name, []).append((i, o))
     out = None
+    offset = np.zeros(layer.out_dim)
     for name, edges in groups.items():
         rows = np.array([i for i, _ in edges], dtype=np.int64)
-        scatter = np.zeros((len(edges), layer.out_dim))
-        scatter[np.arange(len(edges)), [o for _, o in edges]] = 1.0
         p = np.stack([affine[i, o] for i, o in edges])  # (E, 4)
+        outputs = [o for _, o in edges]
+        scatter = np.zeros((len(edges), layer.out_dim))
+        scatter[np.arange(len(edges)), outputs] = p[:, 2]
+        np.add.at(offset, outputs, p[:, 3])
         safe = name.replace("/", "div").replace("^", "pow").replace("(", "").replace(")", "")
         xg = g.op("Gather", h, g.const(rows, f"l{l}_{safe}_inputs", dtype=np.int64), axis=1)
         z = g.add(g.mul(xg, g.const(p[:, 0], f"l{l}_{safe}_a")), g.const(p[:, 1], f"l{l}_{safe}_b"))
-        fz = EMITTERS[name](g, z)
-        val = g.add(g.mul(fz, g.const(p[:, 2], f"l{l}_{safe}_c")), g.const(p[:, 3], f"l{l}_{safe}_d"))
-        part = g.op("MatMul", val, g.const(scatter, f"l{l}_{safe}_scatter"))
+        part = g.op("MatMul", EMITTERS[name](g, z), g.const(scatter, f"l{l}_{safe}_scatter"))
         out = part if out is None else g.add(out, part)
-    return out
+    return out, offset
+
+
+def _poison(g: GraphBuilder, h: str, n: int) -> str:
+    """(B, 1): NaN in the rows of h (B, n) that hold a NaN or an infinity, 0 elsewhere (h - h,
+    summed by a MatMul with ones).  Added to a layer's outputs, it makes each of them NaN for
+    such a row, whatever the runtime's Clip, Min, Max and Where make of NaN: the native model
+    refuses non-finite inputs (ValueError), the graph, which cannot raise, answers NaN."""
+    return g.op("MatMul", g.op("Sub", h, h), g.const(np.ones((n, 1)), f"ones_{n}"), hint="non_finite")
 
 
 def _emit_layer(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
@@ -392,13 +413,15 @@ def _emit_layer(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
     if layer.base_fun != "zero" and np.any(base_w != 0):
         b = h if layer.base_fun == "identity" else _emit_silu(g, h, l)
         terms.append(g.op("MatMul", b, g.const(base_w, f"l{l}_base_weight"), hint=f"l{l}_base"))
-    y = g.const(np.asarray(to_numpy(layer.bias), dtype=np.float64)[None, :], f"l{l}_bias")  # (1, m)
+    bias = np.asarray(to_numpy(layer.bias), dtype=np.float64)
+    if layer.symbolic.active:
+        symbolic, offset = _emit_symbolic(g, layer, h, l)
+        terms.append(symbolic)
+        bias = bias + offset
+    terms.append(_poison(g, h, layer.in_dim))  # (B, 1): broadcasts a bias-only layer to (B, m) too
+    y = g.const(bias[None, :], f"l{l}_bias")  # (1, m)
     for t in terms:
         y = g.add(t, y)
-    if not terms:  # only a bias: broadcast it to (B, m)
-        y = g.add(g.op("MatMul", h, g.const(np.zeros((layer.in_dim, layer.out_dim)), f"l{l}_zero")), y)
-    if layer.symbolic.active:
-        y = g.add(y, _emit_symbolic(g, layer, h, l), hint=f"l{l}_out")
     return y
 
 
@@ -453,8 +476,8 @@ def to_onnx(model, path=None, *, opset: int | None = None, dtype: str | None = N
     """The ONNX graph of ``model`` (an ``onnx.ModelProto``); also written to ``path`` if given
     (atomically: a temporary file renamed into place, no partial file on failure).
 
-    opset: default the newest that the installed onnx and onnxruntime both support (at least
-    13).  dtype: "float32" (default) or "float64".  Input ``input_name`` (batch, width[0]) of raw
+    opset: default ``default_opset()`` (13, the lowest that covers the operators used); any
+    newer opset that the installed onnx defines is accepted.  dtype: "float32" (default) or "float64".  Input ``input_name`` (batch, width[0]) of raw
     inputs (an input scaling is part of the graph), output ``output_name`` (batch, width[-1]),
     batch dynamic.  Raises ``ExportError`` (a ValueError) naming what cannot be exported.
     strategy: how spline layers are evaluated: "local" (per-edge polynomials, k + 1 gathers

@@ -31,13 +31,52 @@ def available_providers() -> list[str]:
     return [short for short, full in _PROVIDERS.items() if full in have]
 
 
+THREADS_PER_CPU = 4  # the most intra-op threads OnnxModel asks for, per CPU of the machine
+
+
+def _thread_limit() -> int:
+    return THREADS_PER_CPU * (os.cpu_count() or 1)
+
+
+def _check_threads(threads):
+    """None, or an int from 1 to ``_thread_limit()``: onnxruntime starts that many threads
+    when the session is created, and crashes the process (segfault) on absurd counts."""
+    if threads is None:
+        return None
+    limit = _thread_limit()
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= limit:
+        raise ValueError(f"threads must be an integer from 1 to {limit} ({THREADS_PER_CPU} per CPU of this machine), "
+                         f"or None for onnxruntime's default; got {threads!r}")
+    return int(threads)
+
+
+def _describe(values) -> str:
+    return ", ".join(f"{v.name!r} {v.type} {list(v.shape)}" for v in values) or "none"
+
+
+def _check_signature(session, path: str) -> None:
+    """The graph must have what ``OnnxModel`` feeds and reads: one float32 or float64 input of
+    shape (batch, n) and one float output of shape (batch, m), as ``to_onnx`` writes (any graph
+    of that form is served, whatever produced it)."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    floats = ("tensor(float)", "tensor(double)")
+    if not (len(inputs) == 1 and len(outputs) == 1 and inputs[0].type in floats and outputs[0].type in floats
+            and len(inputs[0].shape) == 2 and len(outputs[0].shape) == 2):
+        raise ValueError(f"{path!r} is not a graph OnnxModel can serve: expected one float32 or float64 input of "
+                         "shape (batch, n) and one float output of shape (batch, m), as kanarray.export.to_onnx "
+                         f"writes; it has inputs {_describe(inputs)} and outputs {_describe(outputs)}")
+
+
 class OnnxModel:
-    """An exported KAN loaded into onnxruntime.
+    """An exported KAN, or any graph of the same form, loaded into onnxruntime.
 
     provider: "cuda", "cpu" or None (CUDA when onnxruntime offers it, else CPU); threads:
-    intra-op threads (None: onnxruntime's default).  ``model(x)`` takes (batch, n_inputs)
-    array-likes, casts them to the graph's dtype, runs them in chunks of ``batch_size`` rows
-    and returns a NumPy array (batch, n_outputs).
+    intra-op threads, 1 to ``THREADS_PER_CPU`` per CPU (None: onnxruntime's default).  The
+    graph must have one float32 or float64 input (batch, n) and one float output (batch, m)
+    (else ValueError).  ``model(x)`` takes (batch, n_inputs) array-likes, casts them to the
+    graph's dtype (values beyond float32's range become +-inf there), runs them in chunks of
+    ``batch_size`` rows and returns a NumPy array (batch, n_outputs).  Rows with a NaN or an
+    infinity give NaN outputs in kanarray's graphs.
     """
 
     def __init__(self, path, *, provider: str | None = None, threads: int | None = None):
@@ -45,6 +84,7 @@ class OnnxModel:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no ONNX model at {path!r}")
+        threads = _check_threads(threads)
         have = available_providers()
         if provider is None:
             provider = "cuda" if "cuda" in have else "cpu"
@@ -55,12 +95,13 @@ class OnnxModel:
             raise ValueError(f"onnxruntime here offers {have}, not {provider!r}{hint}")
         options = ort.SessionOptions()
         if threads is not None:
-            options.intra_op_num_threads = int(threads)
+            options.intra_op_num_threads = threads
         try:
             self.session = ort.InferenceSession(path, options, providers=[_PROVIDERS[provider]])
         except Exception as exc:  # onnxruntime raises its own classes for corrupt files
             raise ValueError(f"{path!r} is not a loadable ONNX model ({exc})") from exc
         self.provider = provider
+        _check_signature(self.session, path)
         (inp,), (out,) = self.session.get_inputs(), self.session.get_outputs()
         self.input_name, self.output_name = inp.name, out.name
         self.n_inputs = inp.shape[1] if isinstance(inp.shape[1], int) else None
@@ -75,7 +116,8 @@ class OnnxModel:
             raise ValueError(f"inputs must have shape (batch, {self.n_inputs}), got {x.shape}")
         if x.dtype.kind not in "fiub":
             raise ValueError(f"inputs must be numeric, got dtype {x.dtype}")
-        x = np.ascontiguousarray(x, dtype=self.dtype)
+        with np.errstate(over="ignore"):  # float64 beyond float32's range: +-inf, whose rows give NaN
+            x = np.ascontiguousarray(x, dtype=self.dtype)
         if x.shape[0] == 0:
             raise ValueError("inputs are empty (0 rows)")
         parts = [self.session.run([self.output_name], {self.input_name: x[i : i + batch_size]})[0]

@@ -4,7 +4,8 @@ exported model behaves like the native one everywhere.
 
 ``EMITTERS[name](g, z) -> output`` for a builder g and the name z of the argument a x + b.
 onnxruntime's CPU provider has no float64 Asin, Acos, Atan or Atanh; in float64 graphs those
-are built from Atan in float32 refined by Newton steps (``_atan2_right``) and from Log.
+are built from Atan in float32 refined by Newton steps (``_atan2_right``) and from Log.  Atanh
+is built from Log in float32 graphs too (onnx2torch has no Atanh converter).
 Functions registered by users have no emitter unless one is added with
 ``register_onnx(name, emitter)``; exporting a model that uses them names them in the error.
 """
@@ -115,9 +116,9 @@ def _atan(g, z):
 
 
 def _atanh(g, z):
+    """(1/2) log((1 + z) / (1 - z)) in both dtypes: onnxruntime has no float64 Atanh, and
+    onnx2torch has no Atanh converter at all."""
     zc = _clip(g, z, -lib._ARC_EDGE, lib._ARC_EDGE)
-    if not _float64(g):
-        return g.op("Atanh", zc)
     ratio = g.op("Div", g.add(g.const(1.0), zc), g.op("Sub", g.const(1.0), zc))
     return g.mul(g.const(0.5), g.op("Log", ratio))
 
