@@ -84,7 +84,7 @@ def check(what: str, nbytes: int) -> None:
         )
 
 
-def check_forward(layers, batch: int, *, training: bool = False, per_edge: bool = False) -> None:
+def check_forward(layers, batch: int, *, training: bool = False, per_edge: bool | str = False) -> None:
     """``check`` of ``forward_bytes`` for a batch through a stack of layers (the layers' dtype
     and kernels): a forward (or, with training, a value-and-gradient evaluation) of ``batch``
     samples.  A few integer operations per layer; the message is built only on failure."""
@@ -129,7 +129,7 @@ def construction_bytes(shapes, itemsize: int) -> int:
     return model_bytes(shapes, itemsize) + init
 
 
-def forward_bytes(shapes, batch: int, itemsize: int, *, training: bool = False, per_edge: bool = False,
+def forward_bytes(shapes, batch: int, itemsize: int, *, training: bool = False, per_edge: bool | str = False,
                   local_basis: bool = False) -> int:
     """A forward pass of ``batch`` samples.  Per layer, the bases: on the dense path (generic
     kernels) (B, n, L), of which the Cox-de Boor recursion keeps about 6 arrays alive (8 with the
@@ -139,22 +139,25 @@ def forward_bytes(shapes, batch: int, itemsize: int, *, training: bool = False, 
     input and output (B, n + m), and with per_edge (the regularized objective, attribution) 6
     arrays of (n, B, m): the edge activations and their derivatives.  A plain forward frees each
     layer's arrays before the next (the largest layer counts); training keeps every layer's for
-    the backward (they add up, and the gradients add a model's worth).
+    the backward (they add up, and the gradients add a model's worth).  per_edge="hidden": the
+    per-edge arrays of every layer but the first (``fit``, whose first layer's spread comes from a
+    Gram matrix of its basis, ``regularization.GramSpread``, at the cost of a plain step).
 
     Bytes = itemsize * B * (basis + c_e n m + n + m), basis = c_b n L (dense) or
     6 n (k + 1) + [n nb + 1] (local; 0 with per_edge, whose NumPy pass works interval by
     interval), c_b = 6 (8 training), c_e = 6 with per_edge, else 0."""
     c_basis = 8 if training else 6
     per_layer = []
-    for n, m, G, k in shapes:
-        if local_basis and per_edge:
+    for l, (n, m, G, k) in enumerate(shapes):
+        edges = per_edge is True or (per_edge == "hidden" and l > 0)
+        if local_basis and edges:
             basis = 0  # the NumPy kernels' per-edge pass evaluates the bases interval by interval
         elif local_basis:
             nb = G + k
             basis = 6 * n * (k + 1) + (n * nb + 1 if choose_contraction(batch, n, m, nb, k) == "dense" else 0)
         else:
             basis = c_basis * n * (G + 2 * k + 1)
-        per_layer.append(batch * (basis + (6 * n * m if per_edge else 0) + n + m))
+        per_layer.append(batch * (basis + (6 * n * m if edges else 0) + n + m))
     if training:
         return itemsize * sum(per_layer) + model_bytes(shapes, itemsize)
     return itemsize * max(per_layer)

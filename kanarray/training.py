@@ -188,7 +188,9 @@ def _setup(model, x, y, settings, options: dict, validation, comm) -> _Setup:
 def _check_memory(model, batch: int, settings: FitSettings) -> None:
     """Refuse (``resources.MemoryLimitError``) a fit whose steps on batches of ``batch`` samples, or
     whose grid updates on them, would need more memory than the cap."""
-    resources.check_forward(model.layers, batch, training=True, per_edge=settings.regularization.active)
+    # fit's regularized steps take the first layer's spread from a Gram matrix (a cache in evaluate)
+    resources.check_forward(model.layers, batch, training=True,
+                            per_edge="hidden" if settings.regularization.active else False)
     if settings.update_grid:
         resources.check(f"fit's grid update on batches of {batch} samples",
                         resources.refit_bytes(resources.layer_shapes(model.layers), model.grid, batch))

@@ -202,3 +202,19 @@ def test_the_forward_check_is_a_few_operations():
     check = best(lambda: resources.check_forward(model.layers, 1000, training=True))
     forward = best(lambda: model(x), n=50)
     assert check < 0.05 * forward, (check, forward)
+
+
+@pytest.mark.parametrize("width, batch", [([40, 40, 1], 2000), ([10, 30, 5], 5000), ([6, 30, 30, 1], 2000)])
+def test_the_regularized_fit_estimate_is_close_to_its_peak(width, batch):
+    """fit's regularized step (the first layer's spread from a Gram matrix) is charged what it
+    holds: within 0.6x-2.5x of its peak (charging every layer's per-edge arrays, 11x over, refused
+    fits that ran on main)."""
+    model = ka.KAN(width, grid=5, seed=0)
+    x = np.random.default_rng(0).uniform(-1, 1, (batch, width[0]))
+    y = np.random.default_rng(1).normal(size=(batch, width[-1]))
+    peak = _peak(lambda: model.fit(x, y, steps=2, lamb=0.01, update_grid=False, progress=False))
+    estimate = resources.forward_bytes(resources.layer_shapes(model.layers), batch, 8, training=True,
+                                       per_edge="hidden", local_basis=True)
+    assert 0.6 <= _ratio(estimate, peak) <= 2.5
+    with config.override(max_memory=2 * peak):  # a cap this fit fits in comfortably
+        model.fit(x, y, steps=1, lamb=0.01, update_grid=False, progress=False)
