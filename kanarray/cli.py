@@ -228,15 +228,17 @@ def _run_predict(args) -> int:
     from ._atomic import check_output_paths
     from .export import predict_file
     from .export.serving import NonFiniteInputWarning
+    from .tabular import NumericHeaderWarning
 
     check_output_paths({"-o": args.output}, {"MODEL": args.model, "INPUT": args.input})
     header = {"auto": "auto", "yes": True, "no": False}[args.header]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NonFiniteInputWarning)
+        warnings.simplefilter("always", NumericHeaderWarning)
         rows, provider = predict_file(args.model, args.input, args.output, provider=args.provider,
                                       batch_size=args.batch_size, header=header)
     for warning in caught:
-        if issubclass(warning.category, NonFiniteInputWarning):
+        if issubclass(warning.category, (NonFiniteInputWarning, NumericHeaderWarning)):
             print(f"kanarray predict: warning: {_message(warning.message)}", file=sys.stderr)
         else:
             warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)

@@ -19,6 +19,7 @@ import csv
 import math
 import os
 import re
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -116,11 +117,19 @@ def _not_utf8(path: str) -> str:
     return f"{path}: not UTF-8 text; save the file as UTF-8 (or ASCII)"  # pragma: no cover - changed meanwhile
 
 
+class NumericHeaderWarning(UserWarning):
+    """A first row of numbers was read as a header (``header="auto"``): say so, since it could be data."""
+
+
 def _numbers_as_header(first: list[str], rows: list) -> bool:
-    """Whether a first row of numbers is a header: all integers (column labels such as 0,1,2 or
-    1,2) over a column whose next rows (up to HEADER_SCAN_ROWS) are all written with a decimal
-    point or an exponent, as every float column that numpy and pandas write is."""
+    """Whether a first row of numbers is a header: the column numbers 0, 1, ..., d - 1 or 1, ..., d
+    (pandas' and R's labels) over a column whose next rows (up to HEADER_SCAN_ROWS) are all written
+    with a decimal point or an exponent, as every float column that numpy and pandas write is.
+    Any other row of numbers is data."""
     if not all(_INTEGER.fullmatch(cell.strip()) for cell in first):
+        return False
+    labels = [int(cell) for cell in first]
+    if labels not in (list(range(len(first))), list(range(1, len(first) + 1))):
         return False
     below = [row for _, row in rows[1 : 1 + HEADER_SCAN_ROWS]]
     for j in range(len(first)):
@@ -143,6 +152,10 @@ def _read_csv(path: str, *, header=True, finite: bool = True) -> tuple[list[str]
     if header == "auto":  # a row that float() takes whole is data, and 1_000 in it is then refused as data
         has_header = not all(_float_or_none(cell) is not None for cell in header_cells) or (
             all(_parse_number(cell) is not None for cell in header_cells) and _numbers_as_header(header_cells, rows))
+        if has_header and all(_parse_number(cell) is not None for cell in header_cells):
+            warnings.warn(NumericHeaderWarning(
+                f"{path}: the first row ({','.join(header_cells)}) is read as a header of column numbers, not as "
+                "data; pass header=False (kanarray predict --header no) if it is data"), stacklevel=3)
     else:
         has_header = bool(header)
     if has_header:

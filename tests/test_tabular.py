@@ -328,11 +328,20 @@ def test_csv_number_forms_that_are_accepted(tmp_path):
 def test_read_inputs_tells_a_header_of_numbers_from_data(tmp_path):
     from kanarray.tabular import read_inputs
 
-    # pandas' DataFrame(x).to_csv(index=False) writes integer column labels over float columns
-    np.testing.assert_array_equal(read_inputs(_write(tmp_path / "p.csv", "0,1\n0.5,0.25\n-0.1,2.0\n")),
-                                  [[0.5, 0.25], [-0.1, 2.0]])
-    np.testing.assert_array_equal(read_inputs(_write(tmp_path / "q.csv", "1,2\n3,0.5\n4,1e-3\n")),
-                                  [[3.0, 0.5], [4.0, 1e-3]])  # one column of decimals below is enough
+    from kanarray.tabular import NumericHeaderWarning
+
+    # pandas' DataFrame(x).to_csv(index=False) writes integer column labels over float columns; taken
+    # as a header, with a warning (it could be data)
+    with pytest.warns(NumericHeaderWarning, match=r"p\.csv: the first row \(0,1\) is read as a header"):
+        np.testing.assert_array_equal(read_inputs(_write(tmp_path / "p.csv", "0,1\n0.5,0.25\n-0.1,2.0\n")),
+                                      [[0.5, 0.25], [-0.1, 2.0]])
+    with pytest.warns(NumericHeaderWarning):  # one column of decimals below is enough
+        np.testing.assert_array_equal(read_inputs(_write(tmp_path / "q.csv", "1,2\n3,0.5\n4,1e-3\n")),
+                                      [[3.0, 0.5], [4.0, 1e-3]])
+    # integers that are not the column numbers are data, whatever lies below (a binary feature row)
+    np.testing.assert_array_equal(read_inputs(_write(tmp_path / "b.csv", "1,0\n0.5,0.25\n")), [[1, 0], [0.5, 0.25]])
+    np.testing.assert_array_equal(read_inputs(_write(tmp_path / "c.csv", "0,1,1\n0.5,0.25,2\n")),
+                                  [[0, 1, 1], [0.5, 0.25, 2]])
     ints = _write(tmp_path / "i.csv", "1,2\n3,4\n")  # integers over integers: data
     np.testing.assert_array_equal(read_inputs(ints), [[1.0, 2.0], [3.0, 4.0]])
     np.testing.assert_array_equal(read_inputs(ints, header=True), [[3.0, 4.0]])
