@@ -278,3 +278,29 @@ def test_formula_and_model_agree(model, digits, simplify, seed):
         got = _values(expr, symbols, list(x.T))
         allowed = 10 * spread[o] + 10.0 ** -digits * max(1.0, float(np.max(np.abs(ref[:, o]))))
         assert np.max(np.abs(got - ref[:, o])) <= allowed, (expr, model.width)
+
+
+@pytest.mark.parametrize("name", ["sqrt", "x^1.5", "1/sqrt(x)", "log", "arcsin", "arccos", "arctanh"])
+def test_functions_with_a_restricted_domain_are_compared_only_inside_it(name):
+    """Over the grid range (no fit_inputs), sqrt(x + 0.3) is NaN below -0.3 while the model's safe
+    version is finite there: a correct formula must not be reported (it was, as off by inf)."""
+    model = ka.KAN([2, 1], grid=5, seed=0)
+    model.fix_symbolic(0, 0, 0, name, params=(1.0, 0.3, 1.0, 0.0))
+    model.fix_symbolic(0, 1, 0, "x", params=(1.0, 0.0, 1.0, 0.0))
+    (formula,) = model.symbolic_formula(on_mismatch="raise")
+    assert {str(s) for s in formula.free_symbols} == {"x_1", "x_2"}
+
+
+def test_a_wrong_formula_is_still_found_inside_the_domain():
+    import sympy
+
+    from kanarray.symbolic.fidelity import check_formulas
+
+    model = ka.KAN([2, 1], grid=5, seed=0)
+    model.fix_symbolic(0, 0, 0, "sqrt", params=(1.0, 0.3, 1.0, 0.0))
+    model.fix_symbolic(0, 1, 0, "x", params=(1.0, 0.0, 1.0, 0.0))
+    (formula,) = model.symbolic_formula(on_mismatch="raise")
+    x1, x2 = sorted(formula.free_symbols, key=str)
+    with pytest.raises(FormulaMismatchError, match="output 0 differs"):
+        check_formulas(model, [formula - x2], [x1, x2], nodes=[[x1, x2], [formula]], round_fn=lambda e: e,
+                       digits=4, on_mismatch="raise")
