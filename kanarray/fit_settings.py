@@ -40,6 +40,11 @@ class FitSettings:
     ("layers.0.scale_sp") or by name in every layer ("scale_base", "scale_sp", "coef"); an
     optimizer passed as ``opt`` must then be built on
     ``kanarray.training.trainable_parameters(model, frozen)``.
+    patience: early stopping (needs ``validation``): stop once the validation loss has not
+    improved on its best for this many steps in a row; None trains all ``steps``.
+    restore_best: end the fit on the parameters of the step with the lowest validation loss
+    (needs ``validation``); None (default) means True when patience is set, else False, so a
+    fit without early stopping ends where it always did.
 
     Every value is checked on construction (ValueError naming the setting); what depends on
     the data (batch_size against the number of samples, frozen names against the model) is
@@ -63,6 +68,8 @@ class FitSettings:
     progress: object = "auto"
     seed: int | None = None
     frozen: tuple = ()
+    patience: int | None = None
+    restore_best: bool | None = None
     regularization: Regularization = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -95,6 +102,20 @@ class FitSettings:
             if self.lr is not None:
                 put("lr", check_number("lr", self.lr, strict=True))
         put("frozen", frozen_names(self.frozen))
+        if self.patience is not None:
+            put("patience", check_positive_int(self.patience, "patience"))
+        if self.restore_best is None:
+            put("restore_best", self.patience is not None)
+        elif not _is_bool(self.restore_best):
+            raise ValueError(f"restore_best must be True, False or None (True with patience), got {self.restore_best!r}")
+        put("restore_best", bool(self.restore_best))
+
+    def check_validation(self, validation) -> None:
+        """ValueError if patience or restore_best is set but there is no validation set to watch."""
+        if validation is None and (self.patience is not None or self.restore_best):
+            what = "patience (early stopping)" if self.patience is not None else "restore_best"
+            raise ValueError(f"{what} watches the validation loss: pass validation=(x_val, y_val) to fit, "
+                             "or leave patience=None and restore_best=None")
 
     @classmethod
     def of(cls, settings: "FitSettings | None" = None, **options) -> "FitSettings":
@@ -128,7 +149,7 @@ class FitSettings:
         """What decides which collectives a distributed fit runs: every rank must agree on it
         (the seed may differ: each rank shuffles its own shard; batch_size is per rank)."""
         return (self.steps, self.loss, self.regularization, self.batch_size is None, bool(self.update_grid),
-                self.grid_update_num, self.stop_grid_update_step, self.grid_margin)
+                self.grid_update_num, self.stop_grid_update_step, self.grid_margin, self.patience, self.restore_best)
 
 
 def _is_bool(value) -> bool:

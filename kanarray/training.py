@@ -16,6 +16,7 @@ import numpy as np
 from . import recovery, resources
 from ._namespace import to_numpy
 from .distributed import as_communicator, parameters_digest
+from .early_stopping import BestValidation
 from .fit_settings import OPTIMIZERS, FitSettings, frozen_names
 from .grids import adapt_grids
 from .losses import accuracy
@@ -30,13 +31,18 @@ class History(dict):
     """Per-step curves: ``train_loss``, ``val_loss`` (RMSE for mse, cross-entropy otherwise),
     ``reg`` (the penalty; 0 when lamb == 0), ``val_acc`` (cross_entropy with validation).
 
-    Attributes: ``optimizer`` (to continue training or save), ``interrupted`` (Ctrl-C).
+    Attributes: ``optimizer`` (to continue training or save), ``interrupted`` (Ctrl-C),
+    ``best_step`` and ``best_val_loss`` (with validation: the step, an index into the curves,
+    with the lowest validation loss, and that loss; None without validation), ``stopped_early``
+    (``patience`` ended the fit).
     """
 
     def __init__(self, keys):
         super().__init__({key: [] for key in keys})
         self.optimizer = None
         self.interrupted = False
+        self.best_step = self.best_val_loss = None
+        self.stopped_early = False
 
     def plot(self, path) -> None:
         """Write a PNG of the curves (log scale) to ``path`` atomically."""
@@ -151,6 +157,7 @@ def _setup(model, x, y, settings, options: dict, validation, comm) -> _Setup:
     """The settings (``FitSettings.of(settings, **options)``, which check themselves) and the
     data checked against the model."""
     settings = FitSettings.of(settings, **options)
+    settings.check_validation(validation)
     x = model.prepare_inputs(x)
     n = x.shape[0]
     y = check_targets(model, y, n, settings.loss)
@@ -232,6 +239,8 @@ def _train(model, setup, *, progress: bool, comm) -> History:
     good = recovery.Snapshot(model)  # the last parameters with a finite objective within the growth bound
     good.take()
     growth = recovery.Growth(setup.baseline)
+    # the best validation step; its snapshot is taken where ``good``'s is: at the evaluated parameters
+    best = BestValidation(model, patience=settings.patience, restore=settings.restore_best)
     step = 0
 
     def diverged(what: str, at_start: bool = False) -> TrainingDiverged:  # after good.restore()
@@ -297,13 +306,21 @@ def _train(model, setup, *, progress: bool, comm) -> History:
                         f"times its reference {growth.reference:.3g} (the larger of its first value and the loss of "
                         f"predicting zeros) for {GROWTH_STEPS} consecutive steps")
                 raise diverged(what)
+            stop = False
+            if validation is not None:
+                val = math.sqrt(values[2]) if loss == "mse" else values[2]
+                stop = best.record(step, val, objective)
+                history.best_step, history.best_val_loss = best.step, best.loss
+                if comm is not None and settings.patience is not None:
+                    # the validation loss is global, so ranks agree; the max makes sure of it
+                    stop = bool(comm.allreduce_scalar(float(stop), op="max"))
             if not isinstance(optimizer, LBFGS):
                 optimizer.step(ev.grads)
             train = math.sqrt(values[0]) if loss == "mse" else values[0]
             history["train_loss"].append(train)
             history["reg"].append(values[1])
             if validation is not None:
-                history["val_loss"].append(math.sqrt(values[2]) if loss == "mse" else values[2])
+                history["val_loss"].append(val)
                 if loss == "cross_entropy":
                     history["val_acc"].append(values[3])
             if bar is not None:
@@ -316,11 +333,16 @@ def _train(model, setup, *, progress: bool, comm) -> History:
             if ctrl_c is not None and comm.allreduce_scalar(ctrl_c.pressed, op="max"):
                 history.interrupted = True  # every rank stops after the same step
                 break
+            if stop:
+                history.stopped_early = True
+                break
         if not recovery.all_finite(optimizer.params, xp):  # the last update is evaluated by no further step
             good.restore()
             raise diverged(f"the update of step {step} made parameters NaN or infinite")
+        best.restore()
     except KeyboardInterrupt:
         good.restore()
+        best.restore()
         history.interrupted = True
     except TrainingDiverged:
         raise  # restored above
