@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from . import checkpoint, grids, plotting, pruning, resources, stack, training
+from . import checkpoint, copying, grids, plotting, pruning, resources, stack, training
 from ._checks import (as_batch, check_base_fun, check_bias_trainable, check_grid, check_grid_range, check_init_constant,
                       check_order, check_seed, check_width)
 from ._namespace import backend_name, dtype_of, from_host_like, resolve_backend, to_numpy
@@ -382,6 +382,16 @@ class KAN:
         """Write the model (and an optimizer's state) to one file, atomically and without
         pickle; read it back with ``kanarray.load(path)`` (``kanarray.checkpoint``)."""
         checkpoint.save(self, path, optimizer=optimizer)
+
+    def copy(self) -> "KAN":
+        """An independent copy (layers, symbolic edges, input scaling, ``fit_inputs``), e.g. to branch
+        before ``auto_symbolic``, which works in place; ``copy.deepcopy`` and ``copy.copy`` give the same."""
+        return copying.deep_copy(self)
+
+    __copy__ = copy
+
+    def __deepcopy__(self, memo) -> "KAN":
+        return copying.deep_copy(self, memo)
 
     def to(self, backend=None, *, dtype=None) -> "KAN":
         """Move the model (input scaling and ``fit_inputs`` too) to another backend and/or dtype in

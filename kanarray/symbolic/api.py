@@ -28,8 +28,9 @@ def samples_of(model, x):
     if x is not None:
         return model.prepare_inputs(x)
     if model.fit_inputs is None:
-        raise ValueError("no samples to fit on: pass x (batch, %d), or call fit or update_grid first"
-                         % model.width[0])
+        raise ValueError(f"no samples to fit on: pass x (batch, {model.width[0]}), e.g. the training inputs. The "
+                         "model stores none: fit and update_grid keep theirs in model.fit_inputs, but a checkpoint "
+                         "does not (a model from kanarray.load has none), nor does a new model")
     return model.fit_inputs
 
 
