@@ -384,14 +384,10 @@ class KAN:
         checkpoint.save(self, path, optimizer=optimizer)
 
     def copy(self) -> "KAN":
-        """An independent copy (layers, symbolic edges, input scaling, ``fit_inputs``), e.g. to branch
-        before ``auto_symbolic``, which works in place; ``copy.deepcopy`` and ``copy.copy`` give the same."""
+        """An independent copy (also by copy.copy/deepcopy): branch before auto_symbolic, which works in place."""
         return copying.deep_copy(self)
 
-    __copy__ = copy
-
-    def __deepcopy__(self, memo) -> "KAN":
-        return copying.deep_copy(self, memo)
+    __copy__, __deepcopy__ = copy, copying.deep_copy
 
     def to(self, backend=None, *, dtype=None) -> "KAN":
         """Move the model (input scaling and ``fit_inputs`` too) to another backend and/or dtype in
