@@ -2,7 +2,7 @@
 
 Each rank writes OUT/rank{r}.npz (no pickle): the model's parameters and grids after MODE,
 its parameters' digest, and what else the mode records.  MODE is one of:
-  fit       fit on this rank's shard (options: --opt, --lamb, --steps, --batch-size)
+  fit       fit on this rank's shard (options: --opt, --lamb, --steps, --batch-size, --lr, --patience)
   grid      update_grid on the shard
   refine    fit 2 steps, then refine(10) with comm
   gather    gather_sorted with a small cap: the merged columns
@@ -16,6 +16,7 @@ its parameters' digest, and what else the mode records.  MODE is one of:
   guard     a Communicator.guarded block: one all-reduce on every rank, then rank 1 raises (--raise)
             while rank 0 leaves normally
   mismatch  rank 1 starts from another seed
+  patience  rank 1 passes patience=5, rank 0 patience=2 (early stopping decides which collectives run)
   ctrlc     a long fit that a SIGINT to the ranks stops (rank 0 writes OUT/started once training runs)
   quiet     fit with progress=True; records how many characters each rank wrote to stderr
 """
@@ -87,6 +88,8 @@ def main() -> None:
     parser.add_argument("--lamb", type=float, default=0.0)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--patience", type=int, default=None, help="early stopping (restore_best follows it)")
     parser.add_argument("--cap", type=int, default=40)
     parser.add_argument("--backend", default="numpy", help="cupy: one GPU per rank where there are enough")
     parser.add_argument("--call", default="update_grid", choices=("update_grid", "refine"))
@@ -108,9 +111,10 @@ def main() -> None:
     if args.mode == "fit":
         if args.backend != "numpy":  # a model takes arrays of its own backend
             x, y, xv, yv = (model.xp.asarray(a) for a in (x, y, xv, yv))
-        history = model.fit(x[sl], y[sl], validation=(xv[sv], yv[sv]), comm=world,
+        history = model.fit(x[sl], y[sl], validation=(xv[sv], yv[sv]), comm=world, lr=args.lr, patience=args.patience,
                             **fit_kwargs(args.opt, args.lamb, args.steps, args.batch_size))
         record = {k: np.asarray(v) for k, v in history.items() if v}
+        record["best_step"] = np.asarray(history.best_step)
     elif args.mode == "grid":
         model.update_grid(x[sl], comm=world)
     elif args.mode == "refine":
@@ -134,6 +138,12 @@ def main() -> None:
         model = ka.KAN([2, 5, 1], grid=5, seed=1 + rank)
         try:
             model.fit(x[sl], y[sl], steps=2, progress=False, comm=world)
+        except RuntimeError as exc:
+            record = {"error": np.frombuffer(str(exc).encode(), dtype=np.uint8)}
+    elif args.mode == "patience":
+        try:
+            model.fit(x[sl], y[sl], validation=(xv[sv], yv[sv]), steps=4, patience=5 if rank == 1 else 2,
+                      progress=False, comm=world)
         except RuntimeError as exc:
             record = {"error": np.frombuffer(str(exc).encode(), dtype=np.uint8)}
     elif args.mode == "ctrlc":

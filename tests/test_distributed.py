@@ -111,6 +111,22 @@ def test_two_ranks_match_one_process_full_batch(tmp_path, opt, lamb, steps):
         np.testing.assert_allclose(results[0]["record/reg"], history["reg"], rtol=1e-9)
 
 
+@pytest.mark.slow
+def test_early_stopping_stops_every_rank_at_the_same_step(tmp_path):
+    """The validation loss is global: both ranks stop after the same step and restore the same
+    best step, the one a single process restores (Adam lr 0.1: best at step 6, stop after 8)."""
+    results, _ = run_mpi(tmp_path, "fit", "--opt", "adam", "--steps", "20", "--lr", "0.1", "--patience", "2")
+    assert_ranks_identical(results)
+    x, y, xv, yv = mpi_script.problem()
+    model = mpi_script.new_model()
+    history = model.fit(x, y, validation=(xv, yv), lr=0.1, patience=2, **mpi_script.fit_kwargs("adam", 0.0, 20, None))
+    assert history.stopped_early and len(history["val_loss"]) < 20
+    for result in results:
+        assert int(result["record/best_step"]) == history.best_step
+        np.testing.assert_allclose(result["record/val_loss"], history["val_loss"], rtol=1e-9)
+    assert_matches(results[0], model, 1e-10)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("nccl", ["1", "0"])
 @pytest.mark.slow
@@ -219,6 +235,15 @@ def test_ranks_with_different_models_are_refused(tmp_path):
     for r in results:
         assert "differ between rank 0 and rank(s) [1]" in bytes(r["record/error"]).decode()
     assert bytes(results[0]["digest"]) == parameters_digest(ka.KAN([2, 5, 1], grid=5, seed=1))  # untouched
+
+
+@pytest.mark.slow
+def test_ranks_with_different_patience_are_refused(tmp_path):
+    """Ranks stopping after different steps would leave one waiting in a collective: refused on every rank."""
+    results, _ = run_mpi(tmp_path, "patience", timeout=HANG_TIMEOUT)
+    for r in results:
+        assert "differ between rank 0 and rank(s) [1]" in bytes(r["record/error"]).decode()
+    assert bytes(results[0]["digest"]) == parameters_digest(mpi_script.new_model())  # untouched
 
 
 HANG_TIMEOUT = 90  # s: these runs take a few seconds; one that hangs fails instead of holding up the suite
