@@ -161,3 +161,24 @@ def test_diabetes_lbfgs_stops_near_the_best_validation_step():
     assert history.best_step == full.best_step and history.best_val_loss == full.best_val_loss
     assert history["val_loss"][-1] > history.best_val_loss
     assert val_loss(models[1], x[val], y[val], "mse") == pytest.approx(history.best_val_loss, rel=1e-12)
+
+
+def test_ctrl_c_with_restore_best_restores_the_best_step(monkeypatch):
+    import kanarray.training as training
+
+    x, y, xv, yv = overfit_regression()
+    model = ka.KAN([1, 4, 1], grid=10, seed=0)
+    real, calls = training.evaluate, {"n": 0}
+
+    def interrupting(*args, **kwargs):  # two evaluations a step (train, validation): stop in step 30
+        calls["n"] += 1
+        if calls["n"] == 61:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate", interrupting)
+    history = model.fit(x, y, steps=80, opt="adam", lr=0.05, validation=(xv, yv), progress=False, patience=50)
+    monkeypatch.undo()
+    assert history.interrupted and not history.stopped_early and len(history["val_loss"]) == 30
+    assert history.best_step == int(np.argmin(history["val_loss"])) < 29
+    assert val_loss(model, xv, yv, "mse") == pytest.approx(history.best_val_loss, rel=1e-12)
