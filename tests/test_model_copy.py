@@ -72,7 +72,7 @@ def test_deepcopy_inside_a_container_keeps_shared_references_shared():
 def test_a_loaded_model_asks_for_x(tmp_path):
     """A checkpoint keeps no fit_inputs; the symbolic fits, pruning and plots without x then say
     to pass x, and work with it."""
-    model, x, y = trained(np, "numpy")
+    model, x, _ = trained(np, "numpy")
     model.save(tmp_path / "m.kan")
     loaded = ka.load(tmp_path / "m.kan")
     assert loaded.fit_inputs is None
