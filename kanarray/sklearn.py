@@ -220,8 +220,13 @@ class KANRegressor(RegressorMixin, _KANEstimator):
     def _formula_units(self, exprs: list, digits: int) -> list:
         import sympy
 
-        return [sympy.Float(round(float(s), digits)) * e + sympy.Float(round(float(m), digits))
-                if (s, m) != (1.0, 0.0) else e for e, s, m in zip(exprs, self.target_scale_, self.target_mean_)]
+        def in_units(expr, scale, mean):
+            if (scale, mean) == (1.0, 0.0):
+                return expr
+            expr = sympy.expand(float(scale) * expr + float(mean))
+            return expr.xreplace({n: sympy.Float(round(float(n), digits)) for n in expr.atoms(sympy.Float)})
+
+        return [in_units(e, s, m) for e, s, m in zip(exprs, self.target_scale_, self.target_mean_)]
 
 
 class KANClassifier(ClassifierMixin, _KANEstimator):
