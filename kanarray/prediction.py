@@ -8,7 +8,8 @@ checkpoint holds the function, not how it was trained).  ``predict`` and ``score
 ``task`` to override it; with neither, the outputs are values.
 
 A binary classifier has two outputs (two logits, softmax): one output cannot carry a
-cross-entropy over two classes (``check_classifier``).
+cross-entropy over two classes; fit (labels beyond 0 on one output), predict (task
+"classification") and predict_proba on one output say so (``BINARY_HINT``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import numpy as np
 
 from ._namespace import to_numpy, xsum
 
-__all__ = ["TASKS", "check_classifier", "predict", "predict_proba", "resolve_task", "score", "task_of_loss"]
+__all__ = ["BINARY_HINT", "TASKS", "check_classifier", "predict", "predict_proba", "resolve_task", "score", "task_of_loss"]
 
+BINARY_HINT = ("a classifier has one output (logit) per class: for a binary problem use width[-1] = 2 and "
+               "integer labels 0/1 with loss='cross_entropy'")
 # the task each training loss makes
 TASKS = {"mse": "regression", "cross_entropy": "classification"}
 
@@ -43,8 +46,7 @@ def resolve_task(model, task=None) -> str:
 def check_classifier(n_outputs: int, what: str) -> None:
     """A ValueError unless the model has one output (logit) per class, at least two."""
     if n_outputs < 2:
-        raise ValueError(f"{what} needs one output (logit) per class, at least 2; the model has {n_outputs}: "
-                         f"for a binary problem use width[-1] = 2 and integer labels 0/1 with loss='cross_entropy'")
+        raise ValueError(f"{what} needs at least 2 outputs, the model has {n_outputs}; {BINARY_HINT}")
 
 
 def _softmax(logits, xp):
