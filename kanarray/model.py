@@ -308,18 +308,9 @@ class KAN:
         growing objective (``kanarray.recovery``) raises ``TrainingDiverged``.  comm: mpi4py's."""
         return training.fit(self, x, y, settings, validation=validation, comm=comm, **options)
 
-    def predict(self, x, task=None):
-        """Class labels (batch,) for a model trained with cross_entropy, values (batch, width[-1]) otherwise;
-        task ("regression"/"classification") overrides ``self.task``, set by fit (``kanarray.prediction``)."""
-        return prediction.predict(self, x, task)
-
-    def predict_proba(self, x):
-        """Class probabilities (batch, width[-1]): the softmax of the logits (``kanarray.prediction``)."""
-        return prediction.predict_proba(self, x)
-
-    def score(self, x, y, task=None) -> float:
-        """Accuracy for classification, R^2 for regression, as scikit-learn's score (``kanarray.prediction``)."""
-        return prediction.score(self, x, y, task)
+    # predictions, values or labels by ``task`` (``kanarray.prediction``): predict(x, task=None), predict_proba(x),
+    # score(x, y, task=None); scikit-learn's conventions
+    predict, predict_proba, score = prediction.predict, prediction.predict_proba, prediction.score
 
     def update_grid(self, x, *, grid_eps: float = 0.02, grid_margin: float = 0.0, comm=None) -> None:
         """Adapt every grid to the samples x (batch, width[0]) in place, keeping the edge functions
