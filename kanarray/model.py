@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from . import checkpoint, copying, grids, plotting, pruning, resources, stack, training
+from . import checkpoint, copying, grids, plotting, prediction, pruning, resources, stack, training
 from ._checks import (as_batch, check_base_fun, check_bias_trainable, check_grid, check_grid_range, check_init_constant,
                       check_order, check_seed, check_width)
 from ._namespace import backend_name, dtype_of, from_host_like, resolve_backend, to_numpy
@@ -52,7 +52,8 @@ def _dtype_name_of(xp, dtype) -> str:
     raise ValueError(f"layers must hold float32 or float64 arrays, got {dtype}")
 
 
-_FROM_LAYERS = ("base_fun", "grid_range", "seed", "dtype_name", "bias_trainable", "input_scaling", "fit_inputs")
+_FROM_LAYERS = ("base_fun", "grid_range", "seed", "dtype_name", "bias_trainable", "input_scaling", "fit_inputs",
+                "task")
 
 
 def _layer_ranges(grid_range, nums, ks, dtype_name) -> list:
@@ -149,13 +150,14 @@ class KAN:
         dtype_of(xp, self._dtype_name)  # a ValueError for an unknown dtype, before anything else
         self._fit_inputs = None  # inputs of the last fit / update_grid, as the first layer sees them
         self._input_map = None  # an InputMap (scale_inputs) or None
+        self.task = None  # "regression" / "classification": what the last fit trained for (``prediction``)
 
     @classmethod
     def from_layers(cls, layers, *, like: "KAN | None" = None, **attributes) -> "KAN":
         """A KAN around ``layers`` (used as they are): width, orders and extrapolation come from
         them, the rest from ``like`` or the constructor's defaults, overridden by ``attributes``:
         base_fun, grid_range (a pair per layer), seed, dtype_name, bias_trainable,
-        input_scaling ((shift, scale) or None), fit_inputs; all checked (``_checked_attributes``)."""
+        input_scaling ((shift, scale) or None), fit_inputs, task; all checked (``_checked_attributes``)."""
         unknown = sorted(set(attributes) - set(_FROM_LAYERS))
         if unknown:
             raise TypeError(f"from_layers got unknown attributes {unknown}; expected some of {list(_FROM_LAYERS)}")
@@ -164,7 +166,7 @@ class KAN:
         xp = layers[0].xp
         base = {name: getattr(like, name) for name in _FROM_LAYERS} if like is not None else dict(
             base_fun=layers[0].base_fun, grid_range=[(-1.0, 1.0)] * len(layers), seed=0, bias_trainable=False,
-            dtype_name=_dtype_name_of(xp, layers[0].coef.dtype), input_scaling=None, fit_inputs=None)
+            dtype_name=_dtype_name_of(xp, layers[0].coef.dtype), input_scaling=None, fit_inputs=None, task=None)
         base = _checked_attributes(layers, {**base, **attributes})
         model = cls.__new__(cls)
         model.layers = layers
@@ -173,6 +175,7 @@ class KAN:
         if base["input_scaling"] is not None:
             model._input_map = InputMap(*base["input_scaling"], width[0], xp, layers[0].grid)
         model.fit_inputs = base["fit_inputs"]
+        model.task = base["task"] and prediction.resolve_task(model, base["task"])
         return model
 
     # -- input scaling and the stored fit inputs ---------------------------------------------
@@ -304,6 +307,10 @@ class KAN:
         every step.  Any error restores the last finite parameters; a non-finite or unboundedly
         growing objective (``kanarray.recovery``) raises ``TrainingDiverged``.  comm: mpi4py's."""
         return training.fit(self, x, y, settings, validation=validation, comm=comm, **options)
+
+    # predictions, values or labels by ``task`` (``kanarray.prediction``): predict(x, task=None), predict_proba(x),
+    # score(x, y, task=None); scikit-learn's conventions
+    predict, predict_proba, score = prediction.predict, prediction.predict_proba, prediction.score
 
     def update_grid(self, x, *, grid_eps: float = 0.02, grid_margin: float = 0.0, comm=None) -> None:
         """Adapt every grid to the samples x (batch, width[0]) in place, keeping the edge functions

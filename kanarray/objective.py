@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from . import losses, stack
 from ._checks import as_batch, as_labels
+from .prediction import BINARY_HINT
 from .regularization import EdgeSpread, GramSpread, Regularization, gram_stats, penalty
 
 __all__ = ["Evaluation", "evaluate", "check_targets", "check_outputs"]
@@ -45,7 +46,12 @@ def check_targets(model, y, batch: int, loss: str):
         return check_outputs(model, y, batch)
     if loss != "cross_entropy":
         raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
-    return as_labels(y, xp=model.xp, batch=batch, n_classes=model.width[-1])
+    try:
+        return as_labels(y, xp=model.xp, batch=batch, n_classes=model.width[-1])
+    except ValueError as exc:
+        if model.width[-1] == 1:  # most likely a binary problem on one output: say how to set it up
+            raise ValueError(f"{exc}; {BINARY_HINT}") from None
+        raise
 
 
 def _use_gram(layer, batch: int) -> bool:

@@ -22,6 +22,7 @@ from .grids import adapt_grids
 from .losses import accuracy
 from .objective import check_targets, evaluate
 from .optim import LBFGS, NonFiniteError, Optimizer
+from .prediction import task_of_loss
 from .recovery import GROWTH_FACTOR, GROWTH_STEPS, TrainingDiverged
 
 __all__ = ["History", "TrainingDiverged", "fit", "trainable_parameters"]
@@ -150,6 +151,7 @@ def fit(model, x, y, settings: FitSettings | None = None, *, validation=None, co
         history = _train(model, setup, progress=show, comm=ranks)
     if comm is not None:
         comm.check_same(parameters_digest(model), "the parameters after fit")
+    model.task = task_of_loss(setup.settings.loss)  # what predict / score read (``kanarray.prediction``)
     return history
 
 

@@ -81,7 +81,7 @@ def test_module_entry_point_reports_version():
 def test_import_stays_light():
     code = (
         "import sys, kanarray, numpy as np; kanarray.KAN([2, 3, 1])(np.zeros((4, 2)));"
-        "heavy = [m for m in ('scipy', 'cupy', 'matplotlib', 'sympy', 'onnxruntime', 'onnx', 'torch')"
+        "heavy = [m for m in ('scipy', 'cupy', 'matplotlib', 'sympy', 'onnxruntime', 'onnx', 'torch', 'sklearn')"
         " if m in sys.modules];"
         "print(heavy); sys.exit(1 if heavy else 0)"
     )
