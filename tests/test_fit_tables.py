@@ -145,3 +145,34 @@ def test_one_ctrl_c_ends_the_run_saves_the_model_and_exits_130(tmp_path):
 def test_formula_names_are_distinct_identifiers(columns, names):
     assert formula_names(columns) == names
     assert all(name.isidentifier() for name in names) and len(set(names)) == len(names)
+
+
+def test_ctrl_c_between_stages_saves_the_last_finished_stage(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C outside a fit (here in the grid extension) ends the run the same way, with the model of the
+    last stage that finished."""
+    from kanarray.cli import main
+
+    data, *_ = _write_table(tmp_path / "t.csv", n=60)
+
+    def interrupted_refine(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ka.KAN, "refine", interrupted_refine)
+    out = tmp_path / "m.kan"
+    code = main(["fit", str(data), "--target", "yield", "--width", "2,3,1", "--steps", "3", "--refine", "10,20",
+                 "--quiet", "--out", str(out)])
+    assert code == 130
+    err = capsys.readouterr().err
+    assert "interrupted (Ctrl-C) in the refine stage, after the fit stage" in err
+    assert ka.load(out).grid == [5, 5]
+
+
+def test_prune_makes_the_sparsity_penalty_default_to_1e_3(tmp_path):
+    from kanarray.cli import build_parser
+    from kanarray.fit_command import _settings
+
+    def lamb(*argv):
+        return _settings(build_parser().parse_args(["fit", "d.csv", "--target", "y", *argv]), True)["lamb"]
+
+    assert lamb() == 0.0 and lamb("--prune") == 1e-3 and lamb("--prune", "--lamb", "0") == 0.0
+    assert lamb("--lamb", "0.5") == 0.5
