@@ -176,3 +176,18 @@ def test_prune_makes_the_sparsity_penalty_default_to_1e_3(tmp_path):
 
     assert lamb() == 0.0 and lamb("--prune") == 1e-3 and lamb("--prune", "--lamb", "0") == 0.0
     assert lamb("--lamb", "0.5") == 0.5
+
+
+@pytest.mark.slow
+def test_prune_and_symbolic_are_refused_under_mpiexec_before_training(tmp_path):
+    from helpers import mpi_environment, mpiexec
+
+    data, *_ = _write_table(tmp_path / "t.csv", n=60)
+    cmd = [mpiexec(), "-n", "2", sys.executable, "-m", "kanarray", "fit", str(data), "--target", "yield", "--prune",
+           "--quiet", "--out", "m.kan"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env=dict(mpi_environment(), PYTHONPATH=str(ROOT)),
+                          check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.count("kanarray fit: error: --prune and --symbolic run in one process only") == 1
+    assert "stage" not in proc.stdout and not (tmp_path / "m.kan").exists()
