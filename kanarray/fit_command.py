@@ -153,7 +153,7 @@ def run_fit(args) -> int:
     reports: list = []
     stages = [("fit", lambda m: m)] + [("refine", lambda m, g=g: m.refine(g, comm=comm)) for g in args.refine or ()]
     stages += interpretation_stages(args.r2_threshold, args.prune, args.symbolic, reports)
-    curves, done = None, "nothing"
+    curves, done = None, None
     try:
         for name, step in stages:
             model = step(model)
@@ -171,10 +171,10 @@ def run_fit(args) -> int:
             say(f"{name:<10}{max(model.grid):>6}{steps:>7}{train_text}{val_text}{elapsed:>9.1f}"
                 + (f"  width {model.width}" if name == "prune" else ""))
             if history.interrupted:
-                return _interrupted(args, model, name, say, root, done)
-            done = f"the {name} stage"
+                return _interrupted(args, model, name, root, done)
+            done = name
     except KeyboardInterrupt:  # outside a fit (which stops on Ctrl-C by itself): the last finished stage's model
-        return _interrupted(args, model, name, say, root, done)
+        return _interrupted(args, model, name, root, done)
     for report in reports:
         say(str(report))
     status = 0
@@ -203,13 +203,15 @@ def run_fit(args) -> int:
 INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
 
 
-def _interrupted(args, model, stage: str, say, root: bool, done: str) -> int:
-    """Ctrl-C: save the model trained so far (the interrupted fit's best parameters) to --out, say
-    so, and return INTERRUPTED; no later stage runs and --onnx and --plot are not written."""
+def _interrupted(args, model, stage: str, root: bool, done: str | None) -> int:
+    """Ctrl-C in ``stage`` (after the stage ``done``, if any, finished): save the model trained so far
+    (an interrupted fit's best parameters) to --out, say so, and return INTERRUPTED; no later stage
+    runs and --onnx and --plot are not written."""
     import sys
 
     if root:
-        print(f"kanarray fit: interrupted (Ctrl-C) in the {stage} stage, after {done}", file=sys.stderr)
+        after = f", after the {done} stage finished" if done else ""
+        print(f"kanarray fit: interrupted (Ctrl-C) in the {stage} stage{after}", file=sys.stderr)
         if args.out:
             model.save(args.out)  # atomic: an earlier file is replaced whole or kept
             print(f"kanarray fit: saved the model trained so far to {args.out}; --onnx and --plot not written",

@@ -128,7 +128,7 @@ def test_one_ctrl_c_ends_the_run_saves_the_model_and_exits_130(tmp_path):
     assert proc.returncode == 130, err
     rows = [line.split()[0] for line in out.splitlines() if line.strip()]
     assert rows == ["fit"], out  # the interrupted fit's row, and no refine stage after it
-    assert "kanarray fit: interrupted (Ctrl-C) in the fit stage" in err
+    assert "kanarray fit: interrupted (Ctrl-C) in the fit stage\n" in err
     assert "saved the model trained so far to m.kan; --onnx and --plot not written" in err
     assert "Traceback" not in err
     model = ka.load(tmp_path / "m.kan")
@@ -163,7 +163,7 @@ def test_ctrl_c_between_stages_saves_the_last_finished_stage(tmp_path, monkeypat
                  "--quiet", "--out", str(out)])
     assert code == 130
     err = capsys.readouterr().err
-    assert "interrupted (Ctrl-C) in the refine stage, after the fit stage" in err
+    assert "interrupted (Ctrl-C) in the refine stage, after the fit stage finished\n" in err
     assert ka.load(out).grid == [5, 5]
 
 
