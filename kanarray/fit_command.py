@@ -16,6 +16,8 @@ import math
 import os
 import time
 
+from .fit_formula import formula_lines, interpretation_stages
+
 __all__ = ["add_parser", "run_fit", "world_communicator"]
 
 # set by mpiexec/mpirun of MPICH, Open MPI, Intel MPI and PMIx launchers
@@ -62,9 +64,13 @@ def _check_magnitudes(table, dtype: str) -> None:
                                  f"{dtype}: rescale the column (divide it by a constant, or take a logarithm)")
 
 
+DEFAULT_PRUNE_LAMB = 1e-3  # --lamb with --prune: the demo's (pykan's tutorials use 1e-3 to 1e-2)
+
+
 def _settings(args, root: bool) -> dict:
     """The ``KAN.fit`` settings of the options."""
-    return dict(steps=args.steps, opt=args.opt, lr=args.lr, lamb=args.lamb, batch_size=args.batch_size,
+    lamb = args.lamb if args.lamb is not None else DEFAULT_PRUNE_LAMB if args.prune else 0.0
+    return dict(steps=args.steps, opt=args.opt, lr=args.lr, lamb=lamb, batch_size=args.batch_size,
                 grid_margin=args.grid_margin, progress="auto" if root and not args.quiet else False)
 
 
@@ -82,6 +88,11 @@ def _prepare(args, comm):
         raise ValueError(f"--refine grids must be positive, got {','.join(map(str, args.refine))}")
     if not 0 <= args.val_fraction < 1:
         raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    if comm is not None and (args.prune or args.symbolic):
+        raise ValueError("--prune and --symbolic run in one process only, not under mpiexec: fit there, then run "
+                         "them on the saved model in one process")
+    if not 0 < args.r2_threshold <= 1:
+        raise ValueError(f"--r2-threshold must be in (0, 1], got {args.r2_threshold}")
     if comm is None or comm.is_root:  # rank 0 alone writes
         check_output_paths({"--out": args.out, "--onnx": args.onnx, "--plot": args.plot}, {"DATA": args.data})
     if args.onnx:
@@ -89,7 +100,7 @@ def _prepare(args, comm):
             import onnx  # noqa: F401
         except ImportError:
             raise ImportError("--onnx needs the onnx package: pip install 'kanarray[onnx]'") from None
-    table = load_table(args.data, args.target, args.features)
+    table = load_table(args.data, args.target, args.features, dropna=args.dropna)
     size = 1 if comm is None else comm.size
     train_idx, val_idx = split_rows(table.x.shape[0], args.val_fraction, args.seed)
     if len(train_idx) < 2 * size or (len(val_idx) and len(val_idx) < size):
@@ -131,25 +142,49 @@ def run_fit(args) -> int:
     ranks = "" if comm is None else f" on {comm.size} ranks"
     say(f"{args.data}: {n_train} training and {n_val} validation rows{ranks}; features "
         f"{', '.join(table.features)} -> {', '.join(table.targets)}")
+    if table.skipped:
+        say("skipped columns that are not numeric (not features): "
+            + "; ".join(f"{name} ({why})" for name, why in table.skipped))
+    if table.dropped_lines:
+        say(f"--dropna: dropped {len(table.dropped_lines)} rows with empty cells")
     say(f"model: {model}")
     say(f"{'stage':<10}{'grid':>6}{'steps':>7}{'train RMSE':>14}{'val RMSE':>14}{'time s':>9}")
     fit_kw = dict(_settings(args, root), validation=val, comm=comm)
-    grids = [args.grid] + list(args.refine or ())
-    curves = None
-    for stage, grid in enumerate(grids):
-        if stage:
-            model = model.refine(grid, comm=comm)
-        start = time.perf_counter()
-        history = model.fit(x, y, **fit_kw)
-        elapsed = time.perf_counter() - start
-        if curves is None:
-            curves = history
-        else:
-            for key, values in history.items():
-                curves[key].extend(values)
-        val_text = f"{history['val_loss'][-1]:>14.4e}" if history["val_loss"] else f"{'-':>14}"
-        say(f"{'fit' if stage == 0 else 'refine':<10}{grid:>6}{args.steps:>7}{history['train_loss'][-1]:>14.4e}"
-            f"{val_text}{elapsed:>9.1f}")
+    reports: list = []
+    stages = [("fit", lambda m: m)] + [("refine", lambda m, g=g: m.refine(g, comm=comm)) for g in args.refine or ()]
+    stages += interpretation_stages(args.r2_threshold, args.prune, args.symbolic, reports)
+    curves, done = None, None
+    try:
+        for name, step in stages:
+            model = step(model)
+            start = time.perf_counter()
+            history = model.fit(x, y, **(fit_kw if name in ("fit", "refine") else {**fit_kw, "lamb": 0.0}))
+            elapsed = time.perf_counter() - start
+            if curves is None:
+                curves = history
+            else:
+                for key, values in history.items():
+                    curves[key].extend(values)
+            val_text = f"{history['val_loss'][-1]:>14.4e}" if history["val_loss"] else f"{'-':>14}"
+            train_text = f"{history['train_loss'][-1]:>14.4e}" if history["train_loss"] else f"{'-':>14}"
+            steps = len(history["train_loss"]) if history.interrupted else args.steps
+            say(f"{name:<10}{max(model.grid):>6}{steps:>7}{train_text}{val_text}{elapsed:>9.1f}"
+                + (f"  width {model.width}" if name == "prune" else ""))
+            if history.interrupted:
+                return _interrupted(args, model, name, root, done)
+            done = name
+    except KeyboardInterrupt:  # outside a fit (which stops on Ctrl-C by itself): the last finished stage's model
+        return _interrupted(args, model, name, root, done)
+    for report in reports:
+        say(str(report))
+    status = 0
+    if args.symbolic:
+        try:
+            for line in formula_lines(model, table.features, table.targets):
+                say(line)
+        except ValueError as exc:  # edges that stayed splines: no formula, but the model is kept
+            say(f"no formula: {exc} (lower --r2-threshold to accept worse fits)")
+            status = 1
     if root:
         if args.out:
             model.save(args.out)
@@ -162,7 +197,28 @@ def run_fit(args) -> int:
         if args.plot:
             curves.plot(args.plot)
             say(f"wrote {args.plot}")
-    return 0
+    return status
+
+
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command ended by Ctrl-C
+
+
+def _interrupted(args, model, stage: str, root: bool, done: str | None) -> int:
+    """Ctrl-C in ``stage`` (after the stage ``done``, if any, finished): save the model trained so far
+    (an interrupted fit's best parameters) to --out, say so, and return INTERRUPTED; no later stage
+    runs and --onnx and --plot are not written."""
+    import sys
+
+    if root:
+        after = f", after the {done} stage finished" if done else ""
+        print(f"kanarray fit: interrupted (Ctrl-C) in the {stage} stage{after}", file=sys.stderr)
+        if args.out:
+            model.save(args.out)  # atomic: an earlier file is replaced whole or kept
+            print(f"kanarray fit: saved the model trained so far to {args.out}; --onnx and --plot not written",
+                  file=sys.stderr)
+        else:
+            print("kanarray fit: nothing saved (--out '')", file=sys.stderr)
+    return INTERRUPTED
 
 
 def add_parser(commands, positive_int, int_list) -> None:
@@ -177,7 +233,11 @@ def add_parser(commands, positive_int, int_list) -> None:
                                   "with arrays x and y")
     fit.add_argument("--target", default=None, help="target column name(s), comma-separated (.npz with x and y: "
                                                     "optional)")
-    fit.add_argument("--features", default=None, help="feature columns, comma-separated (default: all others)")
+    fit.add_argument("--features", default=None,
+                     help="feature columns, comma-separated (default: all other numeric columns; the columns skipped "
+                          "are listed)")
+    fit.add_argument("--dropna", action="store_true",
+                     help="drop the rows with an empty cell in a column used (default: refuse them, naming the lines)")
     fit.add_argument("--width", type=int_list, default=None,
                      help="layer widths from inputs to outputs, e.g. 8,16,1 (default: d, 2d+1, targets)")
     fit.add_argument("--grid", type=positive_int, default=5, help="grid intervals G (default 5)")
@@ -185,7 +245,16 @@ def add_parser(commands, positive_int, int_list) -> None:
     fit.add_argument("--steps", type=positive_int, default=100, help="steps per fit (default 100)")
     fit.add_argument("--opt", choices=["lbfgs", "adam"], default="lbfgs", help="optimizer (default lbfgs)")
     fit.add_argument("--lr", type=float, default=None, help="learning rate (default: lbfgs 1, adam 1e-2)")
-    fit.add_argument("--lamb", type=float, default=0.0, help="sparsification penalty (default 0)")
+    fit.add_argument("--lamb", type=float, default=None,
+                     help=f"sparsification penalty of the fit and refine stages (default 0; {DEFAULT_PRUNE_LAMB:g} "
+                          "with --prune)")
+    fit.add_argument("--prune", action="store_true",
+                     help="after the fits (with the sparsity penalty): prune the small nodes and edges, fit again")
+    fit.add_argument("--symbolic", action="store_true",
+                     help="then fix every edge to its best library function (auto_symbolic), fit the functions' "
+                          "parameters and print the formula in the column names (status 1 if edges stay splines)")
+    fit.add_argument("--r2-threshold", type=float, default=0.99,
+                     help="--symbolic: the least R^2 an edge's function must reach (default 0.99)")
     fit.add_argument("--grid-margin", type=float, default=0.0,
                      help="grid updates move the end knots out by this fraction of their interval, so inputs a "
                           "little beyond the training range stay where the splines were fitted (default 0: pykan)")

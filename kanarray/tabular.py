@@ -2,8 +2,11 @@
 
 ``load_table(path, target, features=None)`` reads
 
-- ``.csv``: comma-separated UTF-8, the first row a header of column names, every other cell a finite
-  number (ASCII digits with an optional sign, decimal point and exponent: no ``1_000``);
+- ``.csv``: comma-separated UTF-8, the first row a header of column names.  Only the columns used are
+  parsed, and each of their cells must be a finite number (ASCII digits with an optional sign, decimal
+  point and exponent: no ``1_000``) or empty (a missing value: an error naming the rows, or with
+  ``dropna=True`` the row is dropped).  Without ``features`` the feature columns are the numeric ones;
+  the others (IDs, dates, categories) are skipped and listed in ``Table.skipped`` with the reason;
 - ``.npy``: one 2-D numeric array, its columns named ``"0"``, ``"1"``, ...;
 - ``.npz``: arrays ``x`` (N, d) and ``y`` (N,) or (N, t), columns named ``x0``.. and ``y0``.. (or ``y``
   when ``y`` is 1-D; ``target`` may then be None), or a single 2-D array, read like ``.npy``;
@@ -34,13 +37,17 @@ MIN_ROWS = 4
 
 @dataclass(frozen=True, eq=False)
 class Table:
-    """A loaded table: ``x`` (N, d) and ``y`` (N, t) float64, the column names of each, the source path."""
+    """A loaded table: ``x`` (N, d) and ``y`` (N, t) float64, the column names of each, the source path;
+    ``skipped``: (column, reason) of the CSV columns left out of the default features for not being
+    numeric; ``dropped_lines``: the CSV lines dropped for empty cells (``dropna=True``)."""
 
     x: np.ndarray
     y: np.ndarray
     features: tuple[str, ...]
     targets: tuple[str, ...]
     path: str
+    skipped: tuple[tuple[str, str], ...] = ()
+    dropped_lines: tuple[int, ...] = ()
 
 
 def _names(spec, what: str) -> list[str]:
@@ -185,6 +192,83 @@ def _read_csv(path: str, *, header=True, finite: bool = True) -> tuple[list[str]
     return names, values
 
 
+def _csv_header_and_rows(path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(column names of the header, (line, cells) of every data row) of a CSV with a header row;
+    ValueError for an empty file, a bad header or a row whose width differs from the header's."""
+    rows = _csv_rows(path)
+    if not rows:
+        raise ValueError(f"{path} is empty: expected a header row of column names")
+    head_line, names = rows[0][0], [cell.strip() for cell in rows[0][1]]
+    if "" in names:
+        raise ValueError(f"{path} line {head_line}: column {names.index('') + 1} of the header has no name")
+    dup = sorted({h for h in names if names.count(h) > 1})
+    if dup:
+        raise ValueError(f"{path} line {head_line}: duplicate column names {dup}")
+    if len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
+        raise ValueError(f"{path}: only comma-separated files are supported (first row {names[0]!r})")
+    for line, row in rows[1:]:
+        if len(row) != len(names):
+            raise ValueError(f"{path} line {line}: {len(row)} cells, but the header has {len(names)} columns")
+    return names, rows[1:]
+
+
+def _csv_column(rows, j: int) -> tuple[np.ndarray, np.ndarray, tuple[int, str] | None]:
+    """(values (N,) float64, empty (N,) bool, the first (line, cell) that is not a number or None) of
+    column j; values are nan at empty cells and unset from the first non-number on."""
+    values, empty = np.empty(len(rows), dtype=np.float64), np.zeros(len(rows), dtype=bool)
+    for r, (line, row) in enumerate(rows):
+        cell = row[j]
+        v = _parse_number(cell)
+        if v is None:
+            if cell.strip():
+                return values, empty, (line, cell)
+            empty[r], v = True, math.nan
+        values[r] = v
+    return values, empty, None
+
+
+def _csv_table(path: str, names: list[str], rows, targets: list[str], feats: list[str] | None, dropna: bool):
+    """(x (N, d), y (N, t), features, skipped, dropped lines) of the parsed CSV rows: only the target
+    and feature columns are parsed; feats None: every other column that is numeric (the rest go to
+    skipped with the reason).  Empty cells in a used column: ValueError naming the lines, or with
+    dropna those rows are dropped."""
+    index = {c: j for j, c in enumerate(names)}
+    columns, skipped = {}, []
+    auto = feats is None
+    for name in targets + ([c for c in names if c not in targets] if auto else feats):
+        values, empty, bad = _csv_column(rows, index[name])
+        if auto and name not in targets and (bad is not None or (len(rows) and empty.all())):
+            skipped.append((name, f"{bad[1]!r} at line {bad[0]} is not a number" if bad else "all its cells are empty"))
+            continue
+        if bad is not None:
+            raise ValueError(f"{path} line {bad[0]}, column {name!r}: {bad[1]!r} is not a number")
+        infinite = ~empty & ~np.isfinite(values)
+        if infinite.any():
+            r = int(np.argmax(infinite))
+            raise ValueError(f"{path} line {rows[r][0]}, column {name!r}: {rows[r][1][index[name]]!r} is not a finite "
+                             "number")
+        columns[name] = (values, empty)
+    feats = [c for c in columns if c not in targets] if auto else feats
+    if not feats:
+        why = "; ".join(f"{c!r}: {reason}" for c, reason in skipped)
+        raise ValueError(f"{path}: no numeric feature columns besides the target(s) {targets}"
+                         + (f" (skipped {why})" if why else ""))
+    missing = np.zeros(len(rows), dtype=bool)
+    for _, empty in columns.values():
+        missing |= empty
+    lines = [rows[r][0] for r in np.flatnonzero(missing)]
+    if lines and not dropna:
+        cols = sorted((c for c, (_, empty) in columns.items() if empty.any()), key=index.get)  # in file order
+        shown = ", ".join(map(str, lines[:10])) + (f", ... ({len(lines)} rows in all)" if len(lines) > 10 else "")
+        raise ValueError(f"{path}: empty cells (missing values) in column(s) {', '.join(map(repr, cols))} at line(s) "
+                         f"{shown}; fill them in, or drop those rows with --dropna (load_table(..., dropna=True))")
+    keep = ~missing
+    def stack(cols):
+        return np.column_stack([columns[c][0][keep] for c in cols]) if cols else np.empty((int(keep.sum()), 0))
+
+    return stack(feats), stack(targets), feats, tuple(skipped), tuple(lines)
+
+
 def _numeric_2d(arr: np.ndarray, where: str) -> np.ndarray:
     if arr.ndim != 2:
         raise ValueError(f"{where}: expected a 2-D array (rows, columns), got shape {arr.shape}")
@@ -228,13 +312,15 @@ def _read_array(path: str, ext: str) -> tuple[list[str], np.ndarray, list[str] |
     return [str(j) for j in range(data.shape[1])], data, None
 
 
-def load_table(path, target=None, features=None) -> Table:
+def load_table(path, target=None, features=None, *, dropna: bool = False) -> Table:
     """Read ``path`` (.csv, .npy or .npz) into a Table of ``x`` (N, d) and ``y`` (N, t) float64.
 
     ``target``: a column name, an int (a .npy column), a comma-separated string "a,b" or a list; None only
     for a .npz with arrays ``x`` and ``y`` (the ``y`` columns are then the targets).  ``features``: the same
-    forms, or None for every other column (but no ``y`` column of such a .npz).  Columns come out in the
-    order given.
+    forms, or None for every other column (but no ``y`` column of such a .npz; of a .csv only the numeric
+    columns, the others listed in ``Table.skipped``).  Columns come out in the order given.  dropna (.csv):
+    drop the rows with an empty cell in a column used (listed in ``Table.dropped_lines``) instead of
+    refusing them.
     """
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
@@ -244,7 +330,7 @@ def load_table(path, target=None, features=None) -> Table:
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
     if ext == ".csv":
-        (columns, data), default = _read_csv(path), None
+        (columns, rows), default = _csv_header_and_rows(path), None
     else:
         columns, data, default = _read_array(path, ext)
         bad = ~np.isfinite(data)
@@ -268,6 +354,11 @@ def load_table(path, target=None, features=None) -> Table:
         raise ValueError(f"{path}: column(s) {both} given both as target and as feature")
     if not feats:
         raise ValueError(f"{path}: no feature columns left besides the target(s) {targets}")
+    if ext == ".csv":
+        x, y, feats, skipped, dropped = _csv_table(path, columns, rows, targets, None if features is None else feats,
+                                                   dropna)
+        return Table(x=x, y=y, features=tuple(feats), targets=tuple(targets), path=path, skipped=skipped,
+                     dropped_lines=dropped)
     index = {c: j for j, c in enumerate(columns)}
     return Table(x=np.ascontiguousarray(data[:, [index[c] for c in feats]]),
                  y=np.ascontiguousarray(data[:, [index[c] for c in targets]]),

@@ -73,7 +73,7 @@ def test_csv_non_finite_cell(tmp_path, cell):
 
 
 @pytest.mark.parametrize("text,target,message", [
-    ("a,b\n1,\n", "b", r"line 2, column 'b': '' is not a number"),  # empty cell
+    ("a,b\n1,\n", "b", r"empty cells \(missing values\) in column\(s\) 'b' at line\(s\) 2; .*--dropna"),  # empty cell
     ("a,b,c\n1,2,3\n4,5\n", "c", r"d\.csv line 3: 2 cells, but the header has 3 columns"),  # ragged row
     ("a,b\n1,2\n\n3,x\n", "b", r"line 4, column 'b': 'x' is not a number"),  # line numbers count blank lines
 ])
@@ -315,7 +315,7 @@ def test_csv_numbers_are_only_what_a_csv_number_is(tmp_path, cell):
     sign, point and exponent."""
     path = _write(tmp_path / "d.csv", f"a,y\n1,2\n{cell},3\n")
     with pytest.raises(ValueError, match=rf"d\.csv line 3, column 'a': {re.escape(repr(cell))} is not a number"):
-        load_table(path, "y")
+        load_table(path, "y", features="a")  # named: a non-number in it is an error
 
 
 def test_csv_number_forms_that_are_accepted(tmp_path):
@@ -392,3 +392,57 @@ def test_corrupt_or_truncated_npz_and_npy_are_value_errors_naming_the_file(tmp_p
     (tmp_path / "t.npy").write_bytes(data[:-80])
     with pytest.raises(ValueError, match=r"t\.npy: not a readable NumPy file"):
         load_table(tmp_path / "t.npy", 0)
+
+
+# ---------------------------------------------------------------- real tables: IDs, dates, empty cells
+
+REAL = ("sample_id,date,site,temp,pressure,yield\n"
+        "S00000,2024-01-03,north,1.5,101.2,3.25\n"
+        "S00001,2024-01-04,south,2.5,,4.5\n"
+        "S00002,2024-01-05,north,-0.5,99.8,1.0\n"
+        "S00003,2024-01-06,east,0.25,100.1,\n")
+
+
+def test_csv_named_features_leave_id_date_and_category_columns_unparsed(tmp_path):
+    path = _write(tmp_path / "real.csv", REAL.replace(",,", ",100.0,").replace(",\n", ",2.0\n"))
+    table = load_table(path, "yield", "temp,pressure")
+    np.testing.assert_array_equal(table.x, [[1.5, 101.2], [2.5, 100.0], [-0.5, 99.8], [0.25, 100.1]])
+    np.testing.assert_array_equal(table.y[:, 0], [3.25, 4.5, 1.0, 2.0])
+    assert table.features == ("temp", "pressure") and table.skipped == ()
+
+
+def test_csv_default_features_are_the_numeric_columns_and_the_others_are_listed(tmp_path):
+    path = _write(tmp_path / "real.csv", REAL.replace(",,", ",100.0,").replace(",\n", ",2.0\n"))
+    table = load_table(path, "yield")
+    assert table.features == ("temp", "pressure")
+    assert table.skipped == (("sample_id", "'S00000' at line 2 is not a number"),
+                             ("date", "'2024-01-03' at line 2 is not a number"),
+                             ("site", "'north' at line 2 is not a number"))
+    with pytest.raises(ValueError, match=r"line 2, column 'site': 'north' is not a number"):
+        load_table(path, "yield", "temp,site")  # named, so it must be numeric
+    with pytest.raises(ValueError, match=r"line 2, column 'date': '2024-01-03' is not a number"):
+        load_table(path, "date")  # a target is never skipped
+    with pytest.raises(ValueError, match=r"no numeric feature columns besides the target\(s\) \['yield'\] "
+                                         r"\(skipped 'sample_id': 'S1' at line 2"):
+        load_table(_write(tmp_path / "ids.csv", "sample_id,yield\nS1,1\nS2,2\n"), "yield")
+
+
+def test_csv_empty_cells_name_the_rows_and_dropna_drops_them(tmp_path):
+    path = _write(tmp_path / "real.csv", REAL)
+    with pytest.raises(ValueError, match=r"empty cells \(missing values\) in column\(s\) 'pressure', 'yield' at "
+                                         r"line\(s\) 3, 5; fill them in, or drop those rows with --dropna"):
+        load_table(path, "yield")
+    table = load_table(path, "yield", dropna=True)
+    np.testing.assert_array_equal(table.x, [[1.5, 101.2], [-0.5, 99.8]])
+    np.testing.assert_array_equal(table.y[:, 0], [3.25, 1.0])
+    assert table.dropped_lines == (3, 5)
+    # empty cells in a column not used do not matter
+    assert load_table(_write(tmp_path / "t.csv", "a,b,c\n1,,3\n4,,6\n"), "c", "a").x[:, 0].tolist() == [1.0, 4.0]
+    many = "a,y\n" + "".join(f"{i},\n" for i in range(12))
+    with pytest.raises(ValueError, match=r"line\(s\) 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, \.\.\. \(12 rows in all\)"):
+        load_table(_write(tmp_path / "m.csv", many), "y")
+
+
+def test_csv_an_all_empty_column_is_skipped_from_the_default_features(tmp_path):
+    table = load_table(_write(tmp_path / "e.csv", "a,notes,y\n1,,2\n3,,4\n"), "y")
+    assert table.features == ("a",) and table.skipped == (("notes", "all its cells are empty"),)
