@@ -25,6 +25,7 @@ from .extrapolation import check_mode as check_extrapolation
 from .fit_settings import FitSettings
 from .input_map import InputMap
 from .layer import KANLayer
+from .names import check_names, inherited
 from .objective import check_outputs, check_targets, evaluate
 from .regularization import Regularization
 from .symbolic import api as symbolic, formula
@@ -52,7 +53,15 @@ def _dtype_name_of(xp, dtype) -> str:
     raise ValueError(f"layers must hold float32 or float64 arrays, got {dtype}")
 
 
-_FROM_LAYERS = ("base_fun", "grid_range", "seed", "dtype_name", "bias_trainable", "input_scaling", "fit_inputs")
+_FROM_LAYERS = ("base_fun", "grid_range", "seed", "dtype_name", "bias_trainable", "input_scaling", "fit_inputs",
+                "input_names", "output_names")
+
+
+def _names_of(width, base: dict, attributes: dict) -> tuple:
+    """(input_names, output_names) of ``from_layers``: given ones as they are, inherited ones only
+    when the count still fits (``kanarray.names.inherited``)."""
+    return tuple(base[key] if key in attributes else inherited(base[key], n)
+                 for key, n in (("input_names", width[0]), ("output_names", width[-1])))
 
 
 def _layer_ranges(grid_range, nums, ks, dtype_name) -> list:
@@ -149,13 +158,15 @@ class KAN:
         dtype_of(xp, self._dtype_name)  # a ValueError for an unknown dtype, before anything else
         self._fit_inputs = None  # inputs of the last fit / update_grid, as the first layer sees them
         self._input_map = None  # an InputMap (scale_inputs) or None
+        self._input_names = self._output_names = None  # kanarray.names
 
     @classmethod
     def from_layers(cls, layers, *, like: "KAN | None" = None, **attributes) -> "KAN":
         """A KAN around ``layers`` (used as they are): width, orders and extrapolation come from
         them, the rest from ``like`` or the constructor's defaults, overridden by ``attributes``:
         base_fun, grid_range (a pair per layer), seed, dtype_name, bias_trainable,
-        input_scaling ((shift, scale) or None), fit_inputs; all checked (``_checked_attributes``)."""
+        input_scaling ((shift, scale) or None), fit_inputs, input_names, output_names (kept from ``like``
+        only when the count fits); all checked (``_checked_attributes``, ``kanarray.names``)."""
         unknown = sorted(set(attributes) - set(_FROM_LAYERS))
         if unknown:
             raise TypeError(f"from_layers got unknown attributes {unknown}; expected some of {list(_FROM_LAYERS)}")
@@ -164,7 +175,8 @@ class KAN:
         xp = layers[0].xp
         base = {name: getattr(like, name) for name in _FROM_LAYERS} if like is not None else dict(
             base_fun=layers[0].base_fun, grid_range=[(-1.0, 1.0)] * len(layers), seed=0, bias_trainable=False,
-            dtype_name=_dtype_name_of(xp, layers[0].coef.dtype), input_scaling=None, fit_inputs=None)
+            dtype_name=_dtype_name_of(xp, layers[0].coef.dtype), input_scaling=None, fit_inputs=None,
+            input_names=None, output_names=None)
         base = _checked_attributes(layers, {**base, **attributes})
         model = cls.__new__(cls)
         model.layers = layers
@@ -173,6 +185,7 @@ class KAN:
         if base["input_scaling"] is not None:
             model._input_map = InputMap(*base["input_scaling"], width[0], xp, layers[0].grid)
         model.fit_inputs = base["fit_inputs"]
+        model.input_names, model.output_names = _names_of(width, base, attributes)
         return model
 
     # -- input scaling and the stored fit inputs ---------------------------------------------
@@ -213,6 +226,13 @@ class KAN:
         self._fit_inputs = x
 
     # -- facts ----------------------------------------------------------------------------
+    input_names = property(lambda self: self._input_names, lambda self, names: setattr(
+        self, "_input_names", check_names(names, self.width[0], "input_names")),
+        doc="None or the inputs' names, a tuple of width[0] distinct non-empty str (``kanarray.names``).")
+    output_names = property(lambda self: self._output_names, lambda self, names: setattr(
+        self, "_output_names", check_names(names, self.width[-1], "output_names")),
+        doc="None or the outputs' names, a tuple of width[-1] distinct non-empty str (``kanarray.names``).")
+
     @property
     def dtype(self):
         return dtype_of(self.xp, self._dtype_name)
