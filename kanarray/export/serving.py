@@ -236,11 +236,11 @@ def predict_rows(model: OnnxModel, x: np.ndarray, *, batch_size: int = 65536) ->
 
 
 def _columns_hint(model, id_column) -> str:
+    """Why the columns were taken by position, for the column-count error."""
     if model.input_names is not None:
-        return f" ({', '.join(model.input_names)}); give the .csv a header row of column names to pick them by name"
-    hint = "" if id_column is not None else "; name an ID column with --id COLUMN"
-    return (" (the model stores no input names: re-export it from a model trained by this kanarray version, or "
-            f"keep only its input columns{hint})")
+        return f" ({', '.join(model.input_names)}); give the file a header row of column names to pick them by name"
+    but = " but the --id column" if id_column is not None else ""
+    return f" (the model stores no input names, so every column{but} is an input)"
 
 
 def _nonfinite_message(bad: np.ndarray, rows: int, path: str, dtype) -> str:
@@ -268,8 +268,8 @@ def predict_file(model_path, input_path, output_path, *, provider: str | None = 
     model = _open_model(model_path, provider)
     x, ids = read_prediction_inputs(input_path, header=header, names=model.input_names, id_column=id_column)
     if model.n_inputs is not None and x.shape[1] != model.n_inputs:
-        raise ValueError(f"{os.fspath(input_path)!r} has {x.shape[1]} input columns but the model takes "
-                         f"{model.n_inputs} inputs" + _columns_hint(model, id_column))
+        raise ValueError(f"{os.fspath(input_path)!r} has {x.shape[1]} columns but the model takes {model.n_inputs} "
+                         "inputs" + _columns_hint(model, id_column))
     y, bad = predict_rows(model, x, batch_size=batch_size)
     outputs = list(model.output_names or default_output_names(y.shape[1]))
     _write_outputs(y, output_path, ([] if id_column is None else [id_column]) + outputs, ids)
