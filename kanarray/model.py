@@ -111,6 +111,21 @@ def _checked_attributes(layers, base: dict) -> dict:
     return {**base, "grid_range": ranges}
 
 
+def _names_property(key: str, end: int) -> property:
+    """``KAN.input_names`` (end 0) or ``output_names`` (end -1), settable: None or a tuple of
+    width[end] distinct non-empty str, checked when set (``kanarray.names.check_names``)."""
+    private = "_" + key
+
+    def get(model):
+        return getattr(model, private)
+
+    def set_names(model, names) -> None:
+        setattr(model, private, check_names(names, model.width[end], key))
+
+    return property(get, set_names, doc=f"None or the {key.split('_')[0]}s' names: a tuple of width[{end}] distinct "
+                    "non-empty str (``kanarray.names``); kept by save/load, refine, pruning, to() and ONNX export.")
+
+
 class KAN:
     """Kolmogorov-Arnold Network.
 
@@ -165,8 +180,7 @@ class KAN:
         """A KAN around ``layers`` (used as they are): width, orders and extrapolation come from
         them, the rest from ``like`` or the constructor's defaults, overridden by ``attributes``:
         base_fun, grid_range (a pair per layer), seed, dtype_name, bias_trainable,
-        input_scaling ((shift, scale) or None), fit_inputs, input_names, output_names (kept from ``like``
-        only when the count fits); all checked (``_checked_attributes``, ``kanarray.names``)."""
+        input_scaling ((shift, scale) or None), fit_inputs, input_names, output_names; all checked."""
         unknown = sorted(set(attributes) - set(_FROM_LAYERS))
         if unknown:
             raise TypeError(f"from_layers got unknown attributes {unknown}; expected some of {list(_FROM_LAYERS)}")
@@ -226,13 +240,8 @@ class KAN:
         self._fit_inputs = x
 
     # -- facts ----------------------------------------------------------------------------
-    input_names = property(lambda self: self._input_names, lambda self, names: setattr(
-        self, "_input_names", check_names(names, self.width[0], "input_names")),
-        doc="None or the inputs' names, a tuple of width[0] distinct non-empty str (``kanarray.names``).")
-    output_names = property(lambda self: self._output_names, lambda self, names: setattr(
-        self, "_output_names", check_names(names, self.width[-1], "output_names")),
-        doc="None or the outputs' names, a tuple of width[-1] distinct non-empty str (``kanarray.names``).")
-
+    input_names = _names_property("input_names", 0)
+    output_names = _names_property("output_names", -1)
     @property
     def dtype(self):
         return dtype_of(self.xp, self._dtype_name)
