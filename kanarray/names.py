@@ -9,6 +9,8 @@ a model rebuilt from another (``KAN.from_layers(like=...)``: pruning, ``refine``
 
 from __future__ import annotations
 
+from collections import Counter
+
 __all__ = ["check_names", "default_output_names", "inherited"]
 
 MAX_NAME_LENGTH = 1000  # characters per name: column names, not documents
@@ -28,8 +30,8 @@ def check_names(names, count: int, what: str = "names"):
     if bad:
         raise ValueError(f"{what} must be non-empty strings of at most {MAX_NAME_LENGTH} characters, got "
                          f"{[repr(b)[:40] for b in bad[:5]]}")
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
+    if len(set(names)) != len(names):
+        dup = sorted(n for n, times in Counter(names).items() if times > 1)
         raise ValueError(f"{what} must be distinct; listed more than once: {dup[:5]}")
     return names
 

@@ -344,16 +344,17 @@ def read_prediction_inputs(path, header="auto", *, names=None, id_column=None):
                          "is data")
     if id_column is not None and id_column not in columns:
         raise ValueError(f"{path}: no ID column {id_column!r}; available columns: {_shown_columns(columns)}")
+    index = {c: j for j, c in enumerate(columns)}
     if has_header and names is not None:
-        missing = [n for n in names if n not in columns]
+        missing = [n for n in names if n not in index]
         if missing:
             raise ValueError(f"{path}: no column(s) {', '.join(map(repr, missing))} that the model takes as inputs "
                              f"(its inputs: {', '.join(names)}); available columns: {_shown_columns(columns)}")
-        chosen = [columns.index(n) for n in names]
+        chosen = [index[n] for n in names]
     else:
         chosen = [j for j, c in enumerate(columns) if c != id_column]
     x = _csv_values(path, columns, has_header, rows, chosen, finite=False)
-    ids = None if id_column is None else [row[columns.index(id_column)].strip() for _, row in rows]
+    ids = None if id_column is None else [row[index[id_column]].strip() for _, row in rows]
     return x, ids
 
 

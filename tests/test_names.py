@@ -244,3 +244,28 @@ def test_predict_errors_name_what_is_missing(trained, tmp_path):
     done = _cli("predict", root / "m.onnx", root / "holdout.csv", "-o", tmp_path / "y.npy", "--id", "id")
     assert done.returncode == 2 and "is written only to a .csv output" in done.stderr
     assert not (tmp_path / "y.csv").exists() and not (tmp_path / "y.npy").exists()
+
+
+def test_predict_on_a_damaged_checkpoint_says_so_not_protobuf(tmp_path, capsys):
+    from kanarray.cli import main
+
+    (tmp_path / "x.csv").write_text("a,b\n0.1,0.2\n")
+    (tmp_path / "junk.kan").write_text("not a model")
+    assert main(["predict", str(tmp_path / "junk.kan"), str(tmp_path / "x.csv"), "-o", str(tmp_path / "y.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a kanarray checkpoint" in err and "protobuf" not in err.lower()
+
+
+def test_predict_quotes_ids_and_names_that_need_it(tmp_path, capsys):
+    from kanarray.cli import main
+
+    model = ka.KAN([2, 3, 1], grid=3, seed=1)
+    model.input_names, model.output_names = ["a", "b"], ["price, EUR"]
+    model.save(tmp_path / "m.kan")
+    (tmp_path / "x.csv").write_text('id,b,a\n"x,1",0.2,0.1\n"q""2",0.4,0.3\n')
+    assert main(["predict", str(tmp_path / "m.kan"), str(tmp_path / "x.csv"), "-o", str(tmp_path / "y.csv"),
+                 "--id", "id"]) == 0
+    lines = (tmp_path / "y.csv").read_text().splitlines()
+    assert lines[0] == 'id,"price, EUR"' and lines[1].startswith('"x,1",') and lines[2].startswith('"q""2",')
+    expected = np.asarray(model(np.array([[0.1, 0.2], [0.3, 0.4]])))[:, 0]  # columns a, b by name
+    np.testing.assert_array_equal([float(line.rsplit(",", 1)[1]) for line in lines[1:]], expected)

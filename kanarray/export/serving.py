@@ -92,7 +92,10 @@ def _graph_names(session, path: str, n_inputs, n_outputs) -> tuple:
 
 
 def _is_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a zip archive (a ``KAN.save`` checkpoint); an ONNX protobuf never starts so."""
+    """Whether ``path`` is meant as a checkpoint (``KAN.save``): named .kan, or a zip archive (an ONNX
+    protobuf never starts so)."""
+    if path.lower().endswith(".kan"):
+        return True
     try:
         with open(path, "rb") as fh:
             return fh.read(4) == b"PK\x03\x04"
@@ -197,14 +200,23 @@ def _write_outputs(y: np.ndarray, path: str, columns: list[str], ids=None) -> No
         if path.endswith(".npy"):
             np.save(fh, y, allow_pickle=False)
             return
-        text = io.StringIO(newline="")
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(columns)
+        fh.write(_csv_line(columns))
         if ids is None:
-            np.savetxt(text, y, delimiter=",", fmt="%.17g")
-        else:
-            writer.writerows([ident, *(format(float(v), ".17g") for v in row)] for ident, row in zip(ids, y))
-        fh.write(text.getvalue().encode("utf-8"))
+            np.savetxt(fh, y, delimiter=",", fmt="%.17g")
+            return
+        for start in range(0, len(y), _CSV_CHUNK):
+            fh.write(b"".join(_csv_line([ident, *(format(float(v), ".17g") for v in row)])
+                              for ident, row in zip(ids[start : start + _CSV_CHUNK], y[start : start + _CSV_CHUNK])))
+
+
+_CSV_CHUNK = 4096  # rows formatted at a time
+
+
+def _csv_line(cells) -> bytes:
+    """One CSV row, quoted where a cell needs it (a comma or a quote in a name or an ID), as UTF-8."""
+    text = io.StringIO(newline="")
+    csv.writer(text, lineterminator="\n").writerow(cells)
+    return text.getvalue().encode("utf-8")
 
 
 class NonFiniteInputWarning(UserWarning):
