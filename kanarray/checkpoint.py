@@ -354,8 +354,8 @@ def read_model(path, *, build, backend="numpy", dtype=None):
     """The model saved at ``path``, on ``backend`` (any backend, whichever it was saved from) in
     ``dtype`` (default: the saved one), bit-exact when the dtype is unchanged:
     ``build(layers, **attributes)`` (``KAN.from_layers``) of its layers and attributes
-    (base_fun, grid_range, seed, dtype_name, bias_trainable, input_scaling, input_names, output_names).  ``kanarray.load``
-    calls this.
+    (base_fun, grid_range, seed, dtype_name, bias_trainable, input_scaling, input_names,
+    output_names).  ``kanarray.load`` calls this.
 
     Every field goes through the constructor's checks (``kanarray._checks``), the manifest's
     shapes are checked against width, k and the grids' G and their total against the memory cap
