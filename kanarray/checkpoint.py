@@ -1,6 +1,10 @@
 """Checkpoints: one zip file holding ``kanarray.json`` (format tag, version, model config,
 array manifest, optional optimizer config) and one ``.npy`` member per array.
 
+The model config may name the variables (``input_names``, ``output_names``: lists of distinct
+non-empty strings, ``kanarray.names``); the fields are optional, written only when the model has
+names, and readers that predate them ignore them.
+
 Version 2 adds the input scaling (``KAN.scale_inputs``): arrays ``model/input_shift`` and
 ``model/input_scale`` (float64, (width[0],)).  A model without one is written as version 1,
 which older kanarray versions read too; both versions are read.
@@ -74,6 +78,9 @@ def save(model, path, optimizer=None) -> None:
         },
         "optimizer": None,
     }
+    for key in ("input_names", "output_names"):
+        if getattr(model, key) is not None:
+            header["model"][key] = list(getattr(model, key))
     if optimizer is not None:
         config, opt_arrays = optimizer.state_dict()
         header["optimizer"] = config
@@ -264,6 +271,7 @@ def _config(archive: _Archive, cfg: dict, dtype) -> dict:
     from ._checks import check_base_fun, check_bias_trainable, check_order, check_seed, check_width
     from ._namespace import dtype_of
     from .base import BASE_FUNCTIONS
+    from .names import check_names
 
     try:
         width = check_width(cfg["width"])
@@ -279,7 +287,9 @@ def _config(archive: _Archive, cfg: dict, dtype) -> dict:
         symbolic = cfg.get("symbolic")  # older checkpoints have no symbolic branch
         if symbolic is not None and not (isinstance(symbolic, list) and len(symbolic) == len(ks)):
             raise ValueError(f"symbolic must list one table of names per layer ({len(ks)})")
-        return dict(width=width, ks=ks, grid_range=ranges, dtype_name=dtype_name,
+        names = {key: check_names(cfg.get(key), width[end], key)  # older checkpoints have no names
+                 for key, end in (("input_names", 0), ("output_names", -1))}
+        return dict(width=width, ks=ks, grid_range=ranges, dtype_name=dtype_name, **names,
                     base_fun=check_base_fun(cfg["base_fun"], BASE_FUNCTIONS),
                     seed=check_seed(cfg["seed"]), bias_trainable=check_bias_trainable(cfg.get("bias_trainable", False)),
                     extrapolate=cfg.get("extrapolate", "spline"),  # older checkpoints: pykan's continuation
@@ -344,8 +354,8 @@ def read_model(path, *, build, backend="numpy", dtype=None):
     """The model saved at ``path``, on ``backend`` (any backend, whichever it was saved from) in
     ``dtype`` (default: the saved one), bit-exact when the dtype is unchanged:
     ``build(layers, **attributes)`` (``KAN.from_layers``) of its layers and attributes
-    (base_fun, grid_range, seed, dtype_name, bias_trainable, input_scaling).  ``kanarray.load``
-    calls this.
+    (base_fun, grid_range, seed, dtype_name, bias_trainable, input_scaling, input_names,
+    output_names).  ``kanarray.load`` calls this.
 
     Every field goes through the constructor's checks (``kanarray._checks``), the manifest's
     shapes are checked against width, k and the grids' G and their total against the memory cap
@@ -402,7 +412,8 @@ def read_model(path, *, build, backend="numpy", dtype=None):
             if present[0] else None
     try:
         return build(layers, base_fun=cfg["base_fun"], grid_range=grid_range, seed=cfg["seed"], dtype_name=dtype_name,
-                     bias_trainable=cfg["bias_trainable"], input_scaling=scaling)
+                     bias_trainable=cfg["bias_trainable"], input_scaling=scaling, input_names=cfg["input_names"],
+                     output_names=cfg["output_names"])
     except ValueError as exc:
         raise CheckpointError(f"{os.fspath(path)!r}: {exc}") from exc
 

@@ -57,10 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "onnxruntime here both run)")
     export.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                         help="precision of the graph (default float32)")
-    predict = commands.add_parser("predict", help="run an ONNX model on a .npy or .csv file with onnxruntime",
+    predict = commands.add_parser("predict", help="run an ONNX model (or a .kan checkpoint) on a .npy or .csv file",
                                   description="Batched inference through onnxruntime: CUDA when onnxruntime-gpu "
-                                              "offers it, CPU otherwise.")
-    predict.add_argument("model", help="the .onnx file")
+                                              "offers it, CPU otherwise; a .kan checkpoint runs natively on NumPy. "
+                                              "A model trained by kanarray fit knows its input columns and takes "
+                                              "them from a .csv's header by name (a target or other columns may "
+                                              "stay in the file). A .csv output has a header row.")
+    predict.add_argument("model", help="the .onnx file (kanarray export), or a .kan checkpoint")
     predict.add_argument("input", help="inputs: .npy, or .csv with one row per sample (optional header); rows "
                                        "with nan or inf get nan outputs and are listed in a warning")
     predict.add_argument("-o", "--output", required=True, help="outputs: .npy or .csv (not the model or the "
@@ -68,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--header", choices=["auto", "yes", "no"], default="auto",
                          help="whether the .csv's first row is a header: auto (default) reads it as one unless it is "
                               "numbers (integers over columns of decimals, such as 0,1,2 from pandas, are a header)")
-    predict.add_argument("--provider", choices=["cuda", "cpu"], default=None, help="force an execution provider")
+    predict.add_argument("--id", default=None, metavar="COLUMN",
+                         help="a column of the .csv input (by header name) copied as the first column of the .csv "
+                              "output, e.g. a row ID; it is not an input")
+    predict.add_argument("--provider", choices=["cuda", "cpu"], default=None,
+                         help="force an execution provider (ONNX graphs only)")
     predict.add_argument("--batch-size", type=_positive_int, default=65536, help="rows per run (default 65536)")
     _add_reproduce(commands)
     from .fit_command import add_parser as add_fit
@@ -236,7 +243,7 @@ def _run_predict(args) -> int:
         warnings.simplefilter("always", NonFiniteInputWarning)
         warnings.simplefilter("always", NumericHeaderWarning)
         rows, provider = predict_file(args.model, args.input, args.output, provider=args.provider,
-                                      batch_size=args.batch_size, header=header)
+                                      batch_size=args.batch_size, header=header, id_column=args.id)
     for warning in caught:
         if issubclass(warning.category, (NonFiniteInputWarning, NumericHeaderWarning)):
             print(f"kanarray predict: warning: {_message(warning.message)}", file=sys.stderr)

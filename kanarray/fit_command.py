@@ -112,6 +112,8 @@ def _prepare(args, comm):
                    extrapolate=args.extrapolate)
     x_train, y_train = table.x[train_idx], table.y[train_idx]
     model.scale_inputs(x_train.min(axis=0), x_train.max(axis=0))
+    if table.path.lower().endswith(".csv"):  # real column names (a .npy's "0", "1"... would only mislead predict)
+        model.input_names, model.output_names = table.features, table.targets
     mine, mine_val = shard_rows(len(train_idx), comm), shard_rows(len(val_idx), comm)
     train = (x_train[mine], y_train[mine])
     val = (table.x[val_idx][mine_val], table.y[val_idx][mine_val]) if len(val_idx) else None

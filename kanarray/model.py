@@ -25,6 +25,7 @@ from .extrapolation import check_mode as check_extrapolation
 from .fit_settings import FitSettings
 from .input_map import InputMap
 from .layer import KANLayer
+from .names import check_names, inherited
 from .objective import check_outputs, check_targets, evaluate
 from .regularization import Regularization
 from .symbolic import api as symbolic, formula
@@ -53,7 +54,14 @@ def _dtype_name_of(xp, dtype) -> str:
 
 
 _FROM_LAYERS = ("base_fun", "grid_range", "seed", "dtype_name", "bias_trainable", "input_scaling", "fit_inputs",
-                "task")
+                "task", "input_names", "output_names")
+
+
+def _names_of(width, base: dict, attributes: dict) -> tuple:
+    """(input_names, output_names) of ``from_layers``: given ones as they are, inherited ones only
+    when the count still fits (``kanarray.names.inherited``)."""
+    return tuple(base[key] if key in attributes else inherited(base[key], n)
+                 for key, n in (("input_names", width[0]), ("output_names", width[-1])))
 
 
 def _layer_ranges(grid_range, nums, ks, dtype_name) -> list:
@@ -101,6 +109,21 @@ def _checked_attributes(layers, base: dict) -> dict:
         except ValueError as exc:
             raise ValueError(f"layer {l}: {exc}") from None
     return {**base, "grid_range": ranges}
+
+
+def _names_property(key: str, end: int) -> property:
+    """``KAN.input_names`` (end 0) or ``output_names`` (end -1), settable: None or a tuple of
+    width[end] distinct non-empty str, checked when set (``kanarray.names.check_names``)."""
+    private = "_" + key
+
+    def get(model):
+        return getattr(model, private)
+
+    def set_names(model, names) -> None:
+        setattr(model, private, check_names(names, model.width[end], key))
+
+    return property(get, set_names, doc=f"None or the {key.split('_')[0]}s' names: a tuple of width[{end}] distinct "
+                    "non-empty str (``kanarray.names``); kept by save/load, refine, pruning, to() and ONNX export.")
 
 
 class KAN:
@@ -151,13 +174,14 @@ class KAN:
         self._fit_inputs = None  # inputs of the last fit / update_grid, as the first layer sees them
         self._input_map = None  # an InputMap (scale_inputs) or None
         self.task = None  # "regression" / "classification": what the last fit trained for (``prediction``)
+        self._input_names = self._output_names = None  # kanarray.names
 
     @classmethod
     def from_layers(cls, layers, *, like: "KAN | None" = None, **attributes) -> "KAN":
         """A KAN around ``layers`` (used as they are): width, orders and extrapolation come from
         them, the rest from ``like`` or the constructor's defaults, overridden by ``attributes``:
         base_fun, grid_range (a pair per layer), seed, dtype_name, bias_trainable,
-        input_scaling ((shift, scale) or None), fit_inputs, task; all checked (``_checked_attributes``)."""
+        input_scaling ((shift, scale) or None), fit_inputs, task, input_names, output_names; all checked."""
         unknown = sorted(set(attributes) - set(_FROM_LAYERS))
         if unknown:
             raise TypeError(f"from_layers got unknown attributes {unknown}; expected some of {list(_FROM_LAYERS)}")
@@ -166,7 +190,8 @@ class KAN:
         xp = layers[0].xp
         base = {name: getattr(like, name) for name in _FROM_LAYERS} if like is not None else dict(
             base_fun=layers[0].base_fun, grid_range=[(-1.0, 1.0)] * len(layers), seed=0, bias_trainable=False,
-            dtype_name=_dtype_name_of(xp, layers[0].coef.dtype), input_scaling=None, fit_inputs=None, task=None)
+            dtype_name=_dtype_name_of(xp, layers[0].coef.dtype), input_scaling=None, fit_inputs=None, task=None,
+            input_names=None, output_names=None)
         base = _checked_attributes(layers, {**base, **attributes})
         model = cls.__new__(cls)
         model.layers = layers
@@ -176,6 +201,7 @@ class KAN:
             model._input_map = InputMap(*base["input_scaling"], width[0], xp, layers[0].grid)
         model.fit_inputs = base["fit_inputs"]
         model.task = base["task"] and prediction.resolve_task(model, base["task"])
+        model.input_names, model.output_names = _names_of(width, base, attributes)
         return model
 
     # -- input scaling and the stored fit inputs ---------------------------------------------
@@ -216,6 +242,8 @@ class KAN:
         self._fit_inputs = x
 
     # -- facts ----------------------------------------------------------------------------
+    input_names = _names_property("input_names", 0)
+    output_names = _names_property("output_names", -1)
     @property
     def dtype(self):
         return dtype_of(self.xp, self._dtype_name)

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SUPPORTED_EXTENSIONS", "Table", "load_table", "read_inputs", "split", "split_rows"]
+__all__ = ["SUPPORTED_EXTENSIONS", "Table", "load_table", "read_inputs", "read_prediction_inputs", "split",
+           "split_rows"]
 
 SUPPORTED_EXTENSIONS = (".csv", ".npy", ".npz")
 MIN_ROWS = 4
@@ -151,6 +152,13 @@ def _read_csv(path: str, *, header=True, finite: bool = True) -> tuple[list[str]
     first row is a header of column names), False (every row is data, the columns are named "0",
     "1", ...) or "auto" (a header unless the first row is numbers; a row of integers over decimals
     is a header too, see ``_numbers_as_header``).  finite=False accepts nan and inf cells."""
+    names, has_header, rows = _csv_layout(path, header)
+    return names, _csv_values(path, names, has_header, rows, range(len(names)), finite)
+
+
+def _csv_layout(path: str, header) -> tuple[list[str], bool, list]:
+    """(column names, whether the file has a header, the data rows (line, cells)) of a CSV file,
+    every row checked to have one cell per column; header as in ``_read_csv``."""
     rows = _csv_rows(path)
     if not rows:
         what = "a header row of column names" if header is True else "rows of numbers"
@@ -162,7 +170,7 @@ def _read_csv(path: str, *, header=True, finite: bool = True) -> tuple[list[str]
         if has_header and all(_parse_number(cell) is not None for cell in header_cells):
             warnings.warn(NumericHeaderWarning(
                 f"{path}: the first row ({','.join(header_cells)}) is read as a header of column numbers, not as "
-                "data; pass header=False (kanarray predict --header no) if it is data"), stacklevel=3)
+                "data; pass header=False (kanarray predict --header no) if it is data"), stacklevel=4)
     else:
         has_header = bool(header)
     if has_header:
@@ -177,19 +185,27 @@ def _read_csv(path: str, *, header=True, finite: bool = True) -> tuple[list[str]
         raise ValueError(f"{path}: only comma-separated files are supported (first row {header_cells[0]!r})")
     names = header_cells if has_header else [str(j) for j in range(len(header_cells))]
     width_of = "the header has" if has_header else "the first row has"
-    values = np.empty((len(rows), len(names)), dtype=np.float64)
-    for r, (line, row) in enumerate(rows):
+    for line, row in rows:
         if len(row) != len(names):
             raise ValueError(f"{path} line {line}: {len(row)} cells, but {width_of} {len(names)} columns")
-        for c, cell in enumerate(row):
+    return names, has_header, rows
+
+
+def _csv_values(path: str, names, has_header: bool, rows, columns, finite: bool) -> np.ndarray:
+    """(N, len(columns)) float64 values of the given column indices of ``_csv_layout``'s rows."""
+    columns = list(columns)
+    values = np.empty((len(rows), len(columns)), dtype=np.float64)
+    for r, (line, row) in enumerate(rows):
+        for out, c in enumerate(columns):
+            cell = row[c]
             v = _parse_number(cell)
             if v is None or (finite and not math.isfinite(v)):
                 where = (f"{path} line {line}, column {names[c]!r}" if has_header
                          else f"{path} line {line}, column {c + 1}")
                 kind = "a number" if v is None else "a finite number"
                 raise ValueError(f"{where}: {cell!r} is not {kind}") from None
-            values[r, c] = v
-    return names, values
+            values[r, out] = v
+    return values
 
 
 def _csv_header_and_rows(path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -386,6 +402,51 @@ def read_inputs(path, header="auto") -> np.ndarray:
         raise ValueError(f"input {path!r}: expected a .npy or .csv file")
     x = _no_pickle(lambda: np.load(path, allow_pickle=False), path)
     return _numeric_2d(x.reshape(1, -1) if x.ndim == 1 else x, path)
+
+
+def _shown_columns(columns) -> str:
+    shown = ", ".join(map(repr, columns[:30]))
+    return shown + (f", ... ({len(columns)} in all)" if len(columns) > 30 else "")
+
+
+def read_prediction_inputs(path, header="auto", *, names=None, id_column=None):
+    """(x (N, d) float64, ids: the ``id_column``'s cells as str (N,) or None) for ``kanarray predict``.
+
+    A ``.csv`` with a header and a model with input ``names`` (``KAN.input_names``): the columns of
+    those names, in the model's order (ValueError naming the missing ones); other columns (a target,
+    an ID, notes that are not numbers) are ignored.  Otherwise every column but ``id_column`` is an
+    input, in file order.  ``id_column`` (a header name; needs a .csv with a header) is passed through
+    as text.  header and the cells' rules: as in ``read_inputs``."""
+    path = os.fspath(path)
+    if os.path.splitext(path)[1].lower() != ".csv" or header is False:
+        if id_column is not None:
+            raise ValueError(f"an ID column ({id_column!r}) needs a .csv input with a header row of column names; "
+                             f"{path!r} has none")
+        return read_inputs(path, header=header), None
+    if header not in ("auto", True):
+        raise ValueError(f"header must be 'auto', True or False, got {header!r}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no input file at {path!r}")
+    columns, has_header, rows = _csv_layout(path, header)
+    if not rows:
+        raise ValueError(f"{path} holds no data rows")
+    if id_column is not None and not has_header:
+        raise ValueError(f"an ID column ({id_column!r}) needs a header row of column names; the first row of {path} "
+                         "is data")
+    if id_column is not None and id_column not in columns:
+        raise ValueError(f"{path}: no ID column {id_column!r}; available columns: {_shown_columns(columns)}")
+    index = {c: j for j, c in enumerate(columns)}
+    if has_header and names is not None:
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise ValueError(f"{path}: no column(s) {', '.join(map(repr, missing))} that the model takes as inputs "
+                             f"(its inputs: {', '.join(names)}); available columns: {_shown_columns(columns)}")
+        chosen = [index[n] for n in names]
+    else:
+        chosen = [j for j, c in enumerate(columns) if c != id_column]
+    x = _csv_values(path, columns, has_header, rows, chosen, finite=False)
+    ids = None if id_column is None else [row[index[id_column]].strip() for _, row in rows]
+    return x, ids
 
 
 def split_rows(n: int, val_fraction: float = 0.2, seed=0) -> tuple[np.ndarray, np.ndarray]:

@@ -169,7 +169,7 @@ def test_predict_counts_values_beyond_a_float32_graph_as_non_finite(tmp_path, ca
     (tmp_path / "x.csv").write_text("0.5,0.25\n1e39,0\nnan,nan\n")
     with pytest.warns(NonFiniteInputWarning, match=r"2 of 3 rows .* beyond float32.*rows 1, 2 \(0-based\)"):
         assert predict_file(tmp_path / "m.onnx", tmp_path / "x.csv", tmp_path / "y.csv") == (3, "cpu")
-    y = np.loadtxt(tmp_path / "y.csv", delimiter=",", ndmin=2)
+    y = np.loadtxt(tmp_path / "y.csv", delimiter=",", ndmin=2, skiprows=1)  # a header row: y0
     assert np.isnan(y[1:]).all()
     np.testing.assert_allclose(y[0], np.asarray(model(np.array([[0.5, 0.25]])))[0], rtol=1e-5, atol=1e-6)
     (tmp_path / "all.csv").write_text("nan,1\n")  # no finite row: the graph never runs

@@ -246,7 +246,9 @@ def test_cli_export_and_predict_npy_and_csv(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "m.onnx"), str(tmp_path / "x.csv"), "-o", str(tmp_path / "y.csv"),
                  "--provider", "cpu"]) == 0
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model(x), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(np.loadtxt(tmp_path / "y.csv", delimiter=","), model(x), rtol=1e-12, atol=1e-12)
+    assert (tmp_path / "y.csv").read_text().splitlines()[0] == ",".join(f"y{j}" for j in range(model.width[-1]))
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "y.csv", delimiter=",", skiprows=1), model(x), rtol=1e-12,
+                               atol=1e-12)
     assert "37 rows (cpu)" in capsys.readouterr().out
 
 

@@ -445,7 +445,8 @@ def _metadata(model) -> dict:
     the scaled coordinate), the last fit's raw input range per column (``training_input_range``,
     or null), the input scaling (``input_scaling``: {"shift": [...], "scale": [...]}, the first
     layer seeing (x - shift) * scale, or null), how the splines continue beyond their grids
-    (``extrapolate``: "spline" or "linear") and the symbolic edges."""
+    (``extrapolate``: "spline" or "linear"), the symbolic edges, and the variables' names
+    (``input_names``, ``output_names``: JSON lists, present only when the model has them)."""
     from .. import __version__
 
     ranges = [[float(np.min(to_numpy(layer.grid))), float(np.max(to_numpy(layer.grid)))] for layer in model.layers]
@@ -457,6 +458,8 @@ def _metadata(model) -> dict:
         if scaling is not None:  # the samples are the first layer's inputs: back to raw inputs
             lo, hi = lo / scaling[1] + scaling[0], hi / scaling[1] + scaling[0]
         seen = [[float(a), float(b)] for a, b in zip(lo, hi)]
+    names = {key: json.dumps(list(getattr(model, key))) for key in ("input_names", "output_names")
+             if getattr(model, key) is not None}
     return {
         "kanarray_version": __version__,
         "width": json.dumps(model.width),
@@ -468,6 +471,7 @@ def _metadata(model) -> dict:
         "input_scaling": json.dumps(None if scaling is None else {"shift": scaling[0].tolist(),
                                                                   "scale": scaling[1].tolist()}),
         "symbolic_edges": json.dumps([[list(e) for e in layer.symbolic.edges()] for layer in model.layers]),
+        **names,
     }
 
 

@@ -1,17 +1,24 @@
 """Running exported graphs with onnxruntime: ``OnnxModel`` (load once, call on NumPy arrays)
-and ``predict_file`` (the ``kanarray predict`` command)."""
+and ``predict_file`` (the ``kanarray predict`` command), which also serves a checkpoint
+(``CheckpointModel``: the native model, no onnxruntime)."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import warnings
 
 import numpy as np
 
 from .._atomic import atomic_write, check_output_paths
-from ..tabular import read_inputs
+from .._namespace import to_numpy
+from ..names import check_names, default_output_names
+from ..tabular import read_inputs, read_prediction_inputs
 
-__all__ = ["NonFiniteInputWarning", "OnnxModel", "available_providers", "predict_file", "predict_rows", "read_inputs"]
+__all__ = ["CheckpointModel", "NonFiniteInputWarning", "OnnxModel", "available_providers", "predict_file",
+           "predict_rows", "read_inputs"]
 
 _PROVIDERS = {"cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 
@@ -67,6 +74,65 @@ def _check_signature(session, path: str) -> None:
                          f"writes; it has inputs {_describe(inputs)} and outputs {_describe(outputs)}")
 
 
+def _graph_names(session, path: str, n_inputs, n_outputs) -> tuple:
+    """(input_names, output_names) from the graph's metadata (``to_onnx`` writes them when the
+    model has names), each None when absent; ValueError when present but malformed."""
+    props = session.get_modelmeta().custom_metadata_map
+    found = []
+    for key, count in (("input_names", n_inputs), ("output_names", n_outputs)):
+        if key not in props:
+            found.append(None)
+            continue
+        try:
+            names = json.loads(props[key])
+            found.append(check_names(names, len(names) if count is None and isinstance(names, list) else count, key))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path!r}: malformed {key} metadata ({exc})") from None
+    return tuple(found)
+
+
+def _is_checkpoint(path: str) -> bool:
+    """Whether ``path`` is meant as a checkpoint (``KAN.save``): named .kan, or a zip archive (an ONNX
+    protobuf never starts so)."""
+    if path.lower().endswith(".kan"):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
+class CheckpointModel:
+    """A checkpoint (``KAN.save``, loaded by ``kanarray.load``) served like ``OnnxModel``: the native
+    forward pass on NumPy in the checkpoint's dtype; ``model(x)`` (batch, n_inputs) -> (batch, n_outputs)."""
+
+    provider = "native"
+
+    def __init__(self, path):
+        from ..model import load
+
+        self.model = load(path)
+        self.n_inputs, self.n_outputs = self.model.width[0], self.model.width[-1]
+        self.dtype = np.float64 if self.model.dtype_name == "float64" else np.float32
+        self.input_names, self.output_names = self.model.input_names, self.model.output_names
+
+    def __call__(self, x, *, batch_size: int = 65536):
+        x = np.asarray(x, dtype=self.dtype)
+        parts = [np.asarray(to_numpy(self.model(x[i : i + batch_size]))) for i in range(0, x.shape[0], batch_size)]
+        return np.concatenate(parts)
+
+
+def _open_model(path, provider):
+    """An ``OnnxModel``, or a ``CheckpointModel`` for a checkpoint (which runs natively: no provider)."""
+    if not _is_checkpoint(os.fspath(path)):
+        return OnnxModel(path, provider=provider)
+    if provider is not None:
+        raise ValueError(f"{os.fspath(path)!r} is a checkpoint, which runs natively on NumPy; a provider "
+                         f"({provider!r}) applies to ONNX graphs (kanarray export writes one)")
+    return CheckpointModel(path)
+
+
 class OnnxModel:
     """An exported KAN, or any graph of the same form, loaded into onnxruntime.
 
@@ -76,7 +142,8 @@ class OnnxModel:
     (else ValueError).  ``model(x)`` takes (batch, n_inputs) array-likes, casts them to the
     graph's dtype (values beyond float32's range become +-inf there), runs them in chunks of
     ``batch_size`` rows and returns a NumPy array (batch, n_outputs).  Rows with a NaN or an
-    infinity give NaN outputs in kanarray's graphs.
+    infinity give NaN outputs in kanarray's graphs.  ``input_names``, ``output_names``: the
+    variables' names from the graph's metadata (``KAN.input_names``), or None.
     """
 
     def __init__(self, path, *, provider: str | None = None, threads: int | None = None):
@@ -107,6 +174,7 @@ class OnnxModel:
         self.n_inputs = inp.shape[1] if isinstance(inp.shape[1], int) else None
         self.n_outputs = out.shape[1] if len(out.shape) == 2 and isinstance(out.shape[1], int) else None
         self.dtype = np.float64 if inp.type == "tensor(double)" else np.float32
+        self.input_names, self.output_names = _graph_names(self.session, path, self.n_inputs, self.n_outputs)
 
     def __call__(self, x, *, batch_size: int = 65536):
         x = np.asarray(x)
@@ -125,12 +193,30 @@ class OnnxModel:
         return np.concatenate(parts)
 
 
-def _write_outputs(y: np.ndarray, path: str) -> None:
+def _write_outputs(y: np.ndarray, path: str, columns: list[str], ids=None) -> None:
+    """y (N, m) to a .npy, or to a .csv under a header row ``columns`` (the ID column first when ``ids``
+    (N,) are given, then one name per output)."""
     with atomic_write(path, os.path.splitext(path)[1] + ".tmp") as fh:
         if path.endswith(".npy"):
             np.save(fh, y, allow_pickle=False)
-        else:
+            return
+        fh.write(_csv_line(columns))
+        if ids is None:
             np.savetxt(fh, y, delimiter=",", fmt="%.17g")
+            return
+        for start in range(0, len(y), _CSV_CHUNK):
+            fh.write(b"".join(_csv_line([ident, *(format(float(v), ".17g") for v in row)])
+                              for ident, row in zip(ids[start : start + _CSV_CHUNK], y[start : start + _CSV_CHUNK])))
+
+
+_CSV_CHUNK = 4096  # rows formatted at a time
+
+
+def _csv_line(cells) -> bytes:
+    """One CSV row, quoted where a cell needs it (a comma or a quote in a name or an ID), as UTF-8."""
+    text = io.StringIO(newline="")
+    csv.writer(text, lineterminator="\n").writerow(cells)
+    return text.getvalue().encode("utf-8")
 
 
 class NonFiniteInputWarning(UserWarning):
@@ -161,6 +247,14 @@ def predict_rows(model: OnnxModel, x: np.ndarray, *, batch_size: int = 65536) ->
     return y, bad
 
 
+def _columns_hint(model, id_column) -> str:
+    """Why the columns were taken by position, for the column-count error."""
+    if model.input_names is not None:
+        return f" ({', '.join(model.input_names)}); give the file a header row of column names to pick them by name"
+    but = " but the --id column" if id_column is not None else ""
+    return f" (the model stores no input names, so every column{but} is an input)"
+
+
 def _nonfinite_message(bad: np.ndarray, rows: int, path: str, dtype) -> str:
     shown = ", ".join(str(int(i)) for i in bad[:SHOWN_ROWS]) + (", ..." if len(bad) > SHOWN_ROWS else "")
     return (f"{path}: {len(bad)} of {rows} rows have inputs that are nan, inf or beyond {np.dtype(dtype).name}; "
@@ -168,22 +262,29 @@ def _nonfinite_message(bad: np.ndarray, rows: int, path: str, dtype) -> str:
 
 
 def predict_file(model_path, input_path, output_path, *, provider: str | None = None,
-                 batch_size: int = 65536, header="auto") -> tuple[int, str]:
-    """Run the ONNX model on the inputs in a .npy/.csv file and write the outputs (.npy or .csv)
-    atomically.  Returns (rows, provider used).  header: of a .csv input, as in ``read_inputs``.
+                 batch_size: int = 65536, header="auto", id_column: str | None = None) -> tuple[int, str]:
+    """Run the model (an ONNX graph, or a checkpoint: natively, ``CheckpointModel``) on the inputs in
+    a .npy/.csv file and write the outputs (.npy, or .csv with a header row: ``id_column``, then the
+    model's output names or y0, y1, ...) atomically.  Returns (rows, provider used: "cpu", "cuda" or
+    "native").  A model with input names takes a headed .csv's columns by name, whatever else the
+    file holds (``read_prediction_inputs``); header: of a .csv input, as in ``read_inputs``;
+    id_column: a column of a headed .csv copied to the output's first column (needs a .csv output).
     Rows with non-finite inputs get nan outputs and a ``NonFiniteInputWarning`` lists them; the
     output must not be the model or the input file (ValueError, checked before any work)."""
     output_path = os.fspath(output_path)
     if not output_path.endswith((".npy", ".csv")):
         raise ValueError(f"output {output_path!r}: expected a .npy or .csv file name")
+    if id_column is not None and not output_path.endswith(".csv"):
+        raise ValueError(f"an ID column ({id_column!r}) is written only to a .csv output, not {output_path!r}")
     check_output_paths({"output_path": output_path}, {"model_path": model_path, "input_path": input_path})
-    model = OnnxModel(model_path, provider=provider)
-    x = read_inputs(input_path, header=header)
+    model = _open_model(model_path, provider)
+    x, ids = read_prediction_inputs(input_path, header=header, names=model.input_names, id_column=id_column)
     if model.n_inputs is not None and x.shape[1] != model.n_inputs:
         raise ValueError(f"{os.fspath(input_path)!r} has {x.shape[1]} columns but the model takes {model.n_inputs} "
-                         "inputs")
+                         "inputs" + _columns_hint(model, id_column))
     y, bad = predict_rows(model, x, batch_size=batch_size)
-    _write_outputs(y, output_path)
+    outputs = list(model.output_names or default_output_names(y.shape[1]))
+    _write_outputs(y, output_path, ([] if id_column is None else [id_column]) + outputs, ids)
     if len(bad):
         warnings.warn(_nonfinite_message(bad, len(x), os.fspath(input_path), model.dtype), NonFiniteInputWarning,
                       stacklevel=2)
