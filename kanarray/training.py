@@ -52,7 +52,10 @@ class History(dict):
         return dict.__contains__(self, key) or dict.__contains__(self, self.ALIASES.get(key, key))
 
     def get(self, key, default=None):
-        return self[key] if key in self else default
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def plot(self, path) -> None:
         """Write a PNG of the curves (log scale) to ``path`` atomically."""

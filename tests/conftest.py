@@ -82,7 +82,7 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
-        path, _, reason = report.longrepr
+        reason = report.longrepr[2]
         if _is_gpu_skip(str(reason)):
             report.longrepr = (str(gpu_cupy.__code__.co_filename), gpu_cupy.__code__.co_firstlineno,
                                f"{GPU_SKIP}: {str(reason).removeprefix('Skipped: ')}")
