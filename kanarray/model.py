@@ -297,9 +297,8 @@ class KAN:
 
     # -- training and grids -------------------------------------------------------------------
     def fit(self, x, y=None, settings: FitSettings | None = None, *, validation=None, comm=None, **options):
-        """Train in place on x (N, width[0]), y (N, width[-1]) or (N,) with one output (integer labels
-        (N,) for loss="cross_entropy"), or on a dataset dict as x (``datasets.fit_arguments``: pykan's
-        ``fit(dataset)``, the test split validates); returns a ``History`` (``kanarray.training``).  The settings
+        """Train in place on x (N, width[0]), y (N, width[-1]) or (N,) (labels (N,) for "cross_entropy"), or on
+        pykan's dataset dict as x (the test split validates); returns a ``History`` (``kanarray.training``).  The settings
         (``FitSettings``: steps, opt, lr, batch_size, loss, lamb..., update_grid, ...) come as
         keywords, or as a ``FitSettings`` that keywords amend.  validation: (x_val, y_val), evaluated
         every step.  Any error restores the last finite parameters; a non-finite or unboundedly
@@ -372,8 +371,8 @@ class KAN:
     def symbolic_formula(self, var_names=None, digits: int = 4, simplify: bool = True, *, on_mismatch="warn",
                          with_variables: bool = False):
         """One sympy expression per output (biases included), numbers rounded to ``digits`` decimals and checked
-        against the model (on_mismatch "warn", "raise" or "ignore"); ValueError listing any spline edges.
-        with_variables=True: pykan's (formulas, input symbols)."""
+        against the model (on_mismatch "warn", "raise" or "ignore"); ValueError listing any spline edges; pykan's
+        (formulas, input symbols) with with_variables=True."""
         return formula.symbolic_formula(self, var_names, digits, simplify, on_mismatch=on_mismatch,
                                         with_variables=with_variables)
 
