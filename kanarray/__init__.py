@@ -11,6 +11,7 @@ from .training import History, TrainingDiverged
 __version__ = "0.1.0"
 
 __all__ = [
-    "KAN", "KANLayer", "FitSettings", "optim", "datasets", "make_dataset", "create_dataset", "load", "load_optimizer", "CheckpointError", "History",
+    "KAN", "KANLayer", "FitSettings", "optim", "datasets", "make_dataset", "create_dataset", "load",
+    "load_optimizer", "CheckpointError", "History",
     "TrainingDiverged", "__version__",
 ]

@@ -22,7 +22,8 @@ import numpy as np
 
 from ._namespace import resolve_backend
 
-__all__ = ["make_dataset", "create_dataset", "fit_arguments", "Dataset", "TOY", "toy_dataset", "SPECIAL", "special_dataset", "FEYNMAN",
+__all__ = ["make_dataset", "create_dataset", "fit_arguments",
+           "Dataset", "TOY", "toy_dataset", "SPECIAL", "special_dataset", "FEYNMAN",
            "feynman_dataset"]
 
 

@@ -298,7 +298,7 @@ class KAN:
     # -- training and grids -------------------------------------------------------------------
     def fit(self, x, y=None, settings: FitSettings | None = None, *, validation=None, comm=None, **options):
         """Train in place on x (N, width[0]), y (N, width[-1]) or (N,) (labels (N,) for "cross_entropy"), or on
-        pykan's dataset dict as x (the test split validates); returns a ``History`` (``kanarray.training``).  The settings
+        pykan's dataset dict as x (the test split validates); returns a ``History`` (``training``).  The settings
         (``FitSettings``: steps, opt, lr, batch_size, loss, lamb..., update_grid, ...) come as
         keywords, or as a ``FitSettings`` that keywords amend.  validation: (x_val, y_val), evaluated
         every step.  Any error restores the last finite parameters; a non-finite or unboundedly

@@ -82,7 +82,8 @@ def test_datasets_is_reachable_from_the_package_and_imports_nothing_heavy():
             "heavy = [m for m in ('scipy', 'sympy', 'matplotlib', 'torch', 'cupy') if m in sys.modules]; "
             "assert not heavy, heavy")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
     assert done.returncode == 0, done.stderr
 
 
