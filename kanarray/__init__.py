@@ -1,7 +1,8 @@
 """kanarray: Kolmogorov-Arnold Networks on the Python array API, with hand-written gradients."""
 
-from . import optim
+from . import datasets, optim
 from .checkpoint import CheckpointError, load_optimizer
+from .datasets import create_dataset, make_dataset
 from .fit_settings import FitSettings
 from .layer import KANLayer
 from .model import KAN, load
@@ -10,6 +11,7 @@ from .training import History, TrainingDiverged
 __version__ = "0.1.0"
 
 __all__ = [
-    "KAN", "KANLayer", "FitSettings", "optim", "load", "load_optimizer", "CheckpointError", "History",
+    "KAN", "KANLayer", "FitSettings", "optim", "datasets", "make_dataset", "create_dataset", "load",
+    "load_optimizer", "CheckpointError", "History",
     "TrainingDiverged", "__version__",
 ]

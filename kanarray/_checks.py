@@ -205,7 +205,7 @@ def as_batch(a, *, xp, dtype, n_features: int, name: str):
     """
     a = _in_namespace(a, xp, name, f"an array of shape (batch, {n_features})")
     if a.ndim != 2 or a.shape[1] != n_features:
-        hint = " (use x.reshape(-1, 1) for a single feature)" if a.ndim == 1 and n_features == 1 else ""
+        hint = f" (use {name}.reshape(-1, 1) for a single column)" if a.ndim == 1 and n_features == 1 else ""
         raise ValueError(f"{name} must have shape (batch, {n_features}), got shape {tuple(a.shape)}{hint}")
     if a.shape[0] == 0:
         raise ValueError(f"{name} must hold at least one sample, got shape {tuple(a.shape)}")

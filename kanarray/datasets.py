@@ -1,7 +1,8 @@
 """Datasets for fitting and for the paper's experiments, generated locally (nothing is downloaded).
 
-``make_dataset(f, n_var, ranges, ...)`` is pykan's ``create_dataset``: inputs drawn uniformly
-from per-variable ranges, labels f(x).  Three tables of ``Dataset`` entries, each with its KAN
+``make_dataset(f, n_var, ranges, ...)`` is pykan's ``create_dataset`` (which is here too, with
+pykan's argument names): inputs drawn uniformly from per-variable ranges, labels f(x).  Its dict
+goes to ``KAN.fit`` as it is (``fit_arguments``).  Three tables of ``Dataset`` entries, each with its KAN
 shape and ground-truth sympy formula, and a sampler for each:
 
 - ``TOY`` / ``toy_dataset(name)``: the paper's toy functions (section 3.1);
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
 from ._namespace import resolve_backend
 
-__all__ = ["make_dataset", "Dataset", "TOY", "toy_dataset", "SPECIAL", "special_dataset", "FEYNMAN",
+__all__ = ["make_dataset", "create_dataset", "fit_arguments",
+           "Dataset", "TOY", "toy_dataset", "SPECIAL", "special_dataset", "FEYNMAN",
            "feynman_dataset"]
 
 
@@ -77,6 +79,46 @@ def make_dataset(f: Callable, n_var: int, ranges=(-1, 1), n_train: int = 1000, n
         out[f"{part}_input"] = xp.asarray(x.astype(dtype))
         out[f"{part}_label"] = xp.asarray(y.astype(dtype))
     return out
+
+
+def create_dataset(f: Callable, n_var: int = 2, ranges=(-1, 1), train_num: int = 1000, test_num: int = 1000,
+                   seed: int = 0, *, backend="numpy", dtype: str = "float64") -> dict:
+    """pykan's ``create_dataset`` under its own argument names: ``make_dataset(f, n_var, ranges,
+    n_train=train_num, n_test=test_num, seed=seed)``.  f takes a NumPy (N, n_var) array (write
+    ``np.sin``, not ``torch.sin``); pykan's f_mode, normalize_input/label and device are not offered."""
+    return make_dataset(f, n_var, ranges, n_train=train_num, n_test=test_num, seed=seed, backend=backend,
+                        dtype=dtype)
+
+
+_TRAIN_KEYS, _TEST_KEYS = ("train_input", "train_label"), ("test_input", "test_label")
+
+
+def fit_arguments(x, y, validation) -> tuple:
+    """``KAN.fit``'s (x, y, validation): as given, or, for a dataset dict as x with y None
+    (pykan's ``model.fit(dataset)``), (train_input, train_label, (test_input, test_label)) -- the
+    test split is the validation pair; without test keys, validation stays as given.
+    ValueError for a missing y, a dict with a y, a dict missing keys, or two validation sets."""
+    if not isinstance(x, Mapping):
+        if y is None:
+            raise ValueError("fit needs targets: fit(x, y), or fit(dataset) with a dict holding "
+                             f"{list(_TRAIN_KEYS + _TEST_KEYS)} (make_dataset's)")
+        return x, y, validation
+    if y is not None:
+        raise ValueError("fit got a dataset dict and y: pass fit(dataset) alone (its train_label are the targets) "
+                         "or fit(x, y) with arrays")
+    missing = [k for k in _TRAIN_KEYS if k not in x]
+    has_test = [k in x for k in _TEST_KEYS]
+    if any(has_test) and not all(has_test):
+        missing += [k for k, present in zip(_TEST_KEYS, has_test) if not present]
+    if missing:
+        raise ValueError(f"the dataset dict lacks {missing}; expected {list(_TRAIN_KEYS)} and optionally "
+                         f"{list(_TEST_KEYS)} (make_dataset's keys), got {sorted(map(str, x))}")
+    if all(has_test):
+        if validation is not None:
+            raise ValueError("fit got validation and a dataset dict with a test split (its validation set): "
+                             "pass only one")
+        validation = (x["test_input"], x["test_label"])
+    return x["train_input"], x["train_label"], validation
 
 
 @dataclass(frozen=True)

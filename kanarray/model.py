@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from . import checkpoint, copying, grids, plotting, prediction, pruning, resources, stack, training
+from . import checkpoint, copying, datasets, grids, plotting, prediction, pruning, resources, stack, training
 from ._checks import (as_batch, check_base_fun, check_bias_trainable, check_grid, check_grid_range, check_init_constant,
                       check_order, check_seed, check_width)
 from ._namespace import backend_name, dtype_of, from_host_like, resolve_backend, to_numpy
@@ -327,13 +327,14 @@ class KAN:
         return out, grads, dx
 
     # -- training and grids -------------------------------------------------------------------
-    def fit(self, x, y, settings: FitSettings | None = None, *, validation=None, comm=None, **options):
-        """Train in place on x (N, width[0]), y (N, width[-1]) (integer labels (N,) for
-        loss="cross_entropy"); returns a ``History`` (``kanarray.training``).  The settings
+    def fit(self, x, y=None, settings: FitSettings | None = None, *, validation=None, comm=None, **options):
+        """Train in place on x (N, width[0]), y (N, width[-1]) or (N,) (labels (N,) for "cross_entropy"), or on
+        pykan's dataset dict as x (the test split validates); returns a ``History`` (``training``).  The settings
         (``FitSettings``: steps, opt, lr, batch_size, loss, lamb..., update_grid, ...) come as
         keywords, or as a ``FitSettings`` that keywords amend.  validation: (x_val, y_val), evaluated
         every step.  Any error restores the last finite parameters; a non-finite or unboundedly
         growing objective (``kanarray.recovery``) raises ``TrainingDiverged``.  comm: mpi4py's."""
+        x, y, validation = datasets.fit_arguments(x, y, validation)
         return training.fit(self, x, y, settings, validation=validation, comm=comm, **options)
 
     # predictions, values or labels by ``task`` (``kanarray.prediction``): predict(x, task=None), predict_proba(x),
@@ -402,10 +403,13 @@ class KAN:
         an ``AutoSymbolicReport`` (``.fixed``, ``.kept``, printable)."""
         return symbolic.auto_symbolic(self, lib=lib, r2_threshold=r2_threshold, weight_simple=weight_simple, x=x)
 
-    def symbolic_formula(self, var_names=None, digits: int = 4, simplify: bool = True, *, on_mismatch="warn"):
+    def symbolic_formula(self, var_names=None, digits: int = 4, simplify: bool = True, *, on_mismatch="warn",
+                         with_variables: bool = False):
         """One sympy expression per output (biases included), numbers rounded to ``digits`` decimals and checked
-        against the model (on_mismatch "warn", "raise" or "ignore"); ValueError listing any spline edges."""
-        return formula.symbolic_formula(self, var_names, digits, simplify, on_mismatch=on_mismatch)
+        against the model (on_mismatch "warn", "raise" or "ignore"); ValueError listing any spline edges; pykan's
+        (formulas, input symbols) with with_variables=True."""
+        return formula.symbolic_formula(self, var_names, digits, simplify, on_mismatch=on_mismatch,
+                                        with_variables=with_variables)
 
     def plot(self, path, x=None, *, title=None) -> None:
         """Write a PNG of the network: every edge drawn with its curve over the samples' range,

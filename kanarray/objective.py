@@ -40,9 +40,12 @@ def check_outputs(model, y, batch: int):
 
 
 def check_targets(model, y, batch: int, loss: str):
-    """Validate y for ``loss``: (batch, width[-1]) values for mse, integer labels in
-    [0, width[-1]) of shape (batch,) or (batch, 1) for cross_entropy."""
+    """Validate y for ``loss``: (batch, width[-1]) values for mse, or (batch,) with one output (taken
+    as a column, as cross_entropy takes labels); integer labels in [0, width[-1]) of shape (batch,)
+    or (batch, 1) for cross_entropy."""
     if loss == "mse":
+        if model.width[-1] == 1 and getattr(y, "ndim", None) == 1 and hasattr(y, "shape"):
+            y = y[:, None]
         return check_outputs(model, y, batch)
     if loss != "cross_entropy":
         raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")

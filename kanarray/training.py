@@ -10,6 +10,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -31,6 +32,8 @@ __all__ = ["History", "TrainingDiverged", "fit", "trainable_parameters"]
 class History(dict):
     """Per-step curves: ``train_loss``, ``val_loss`` (RMSE for mse, cross-entropy otherwise),
     ``reg`` (the penalty; 0 when lamb == 0), ``val_acc`` (cross_entropy with validation).
+    pykan's names read the same lists: ``history["test_loss"]`` is ``history["val_loss"]``
+    (``ALIASES``; not listed by keys() or items()).
 
     Attributes: ``optimizer`` (to continue training or save), ``interrupted`` (Ctrl-C),
     ``best_step`` and ``best_val_loss`` (with validation: the step, an index into the curves,
@@ -38,12 +41,28 @@ class History(dict):
     (``patience`` ended the fit).
     """
 
+    ALIASES: ClassVar[dict] = {"test_loss": "val_loss", "test_acc": "val_acc"}
+
     def __init__(self, keys):
         super().__init__({key: [] for key in keys})
         self.optimizer = None
         self.interrupted = False
         self.best_step = self.best_val_loss = None
         self.stopped_early = False
+
+    def __missing__(self, key):
+        if key in self.ALIASES and dict.__contains__(self, self.ALIASES[key]):
+            return self[self.ALIASES[key]]
+        raise KeyError(key)
+
+    def __contains__(self, key) -> bool:
+        return dict.__contains__(self, key) or dict.__contains__(self, self.ALIASES.get(key, key))
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def plot(self, path) -> None:
         """Write a PNG of the curves (log scale) to ``path`` atomically."""
@@ -326,11 +345,8 @@ def _train(model, setup, *, progress: bool, comm) -> History:
                 if loss == "cross_entropy":
                     history["val_acc"].append(values[3])
             if bar is not None:
-                text = f"train {train:.3e}"
-                if validation is not None:
-                    text += f" | val {history['val_loss'][-1]:.3e}"
-                text += f" | reg {values[1]:.3e}"
-                bar.set_postfix_str(text, refresh=False)
+                val = history["val_loss"][-1] if validation is not None else None
+                bar.set_postfix_str(_postfix(train, val, values[1] if reg.lamb > 0 else None), refresh=False)
                 bar.update(1)
             if ctrl_c is not None and comm.allreduce_scalar(ctrl_c.pressed, op="max"):
                 history.interrupted = True  # every rank stops after the same step
@@ -361,6 +377,8 @@ def _train(model, setup, *, progress: bool, comm) -> History:
         if ctrl_c is not None:
             ctrl_c.release()
         if bar is not None:
+            if history.interrupted:
+                bar.set_description_str(f"fit interrupted at step {len(history['train_loss'])}", refresh=False)
             bar.close()
     model.fit_inputs = x
     return history
@@ -502,6 +520,16 @@ def _interactive() -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):  # replaced or closed stderr
         return False
+
+
+def _postfix(train: float, val: float | None, reg: float | None) -> str:
+    """The progress bar's figures: train, val (with validation), reg (only with lamb > 0)."""
+    text = f"train {train:.3e}"
+    if val is not None:
+        text += f" | val {val:.3e}"
+    if reg is not None:
+        text += f" | reg {reg:.3e}"
+    return text
 
 
 def _progress(steps):

@@ -65,3 +65,24 @@ def backend(request):
 def xp(backend):
     return resolve_backend(backend)
 
+
+
+# -- the skip summary --------------------------------------------------------------------------
+GPU_SKIP = "GPU tests skipped (CuPy or a CUDA device is missing)"
+
+
+def _is_gpu_skip(reason: str) -> bool:
+    return "cupy" in reason.lower() or "cuda device" in reason.lower()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Every skip for want of CuPy or a GPU reported from one place with one reason, so that
+    ``-ra`` folds them into one counted line instead of one line per test."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        reason = report.longrepr[2]
+        if _is_gpu_skip(str(reason)):
+            report.longrepr = (str(gpu_cupy.__code__.co_filename), gpu_cupy.__code__.co_firstlineno,
+                               f"{GPU_SKIP}: {str(reason).removeprefix('Skipped: ')}")

@@ -145,7 +145,7 @@ def tidy(expr, digits: int):
 
 
 def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = True, *,
-                     on_mismatch: str = "warn") -> list:
+                     on_mismatch: str = "warn", with_variables: bool = False):
     """One sympy expression per output of ``model``, in the input symbols ``var_names``
     (default x_1, ..., x_n).  ValueError listing the edges that are still splines, if any.
     With an input scaling the symbols are the raw inputs (see the module docstring).
@@ -155,9 +155,14 @@ def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = Tr
     with none stored, on points spread over the first layer's grid range: ``fidelity``); where
     an output differs by more than the rounding allows, on_mismatch "warn" (the default) issues
     a ``FormulaMismatchWarning`` naming the edges at fault, "raise" raises a
-    ``FormulaMismatchError``, and "ignore" skips the check."""
+    ``FormulaMismatchError``, and "ignore" skips the check.
+
+    with_variables: return pykan's pair (the list of expressions, the list of input symbols)
+    instead of the list alone."""
     import sympy
 
+    if not isinstance(with_variables, bool):
+        raise ValueError(f"with_variables must be True or False, got {with_variables!r}")
     if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
         raise ValueError(f"digits must be a non-negative integer, got {digits!r}")
     if on_mismatch not in fidelity.ON_MISMATCH:
@@ -195,7 +200,7 @@ def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = Tr
         exprs = [e.xreplace(raw) for e in exprs]
     fidelity.check_formulas(model, exprs, symbols, nodes=nodes, round_fn=round_fn, digits=digits,
                             on_mismatch=on_mismatch)
-    return exprs
+    return (exprs, list(symbols)) if with_variables else exprs
 
 
 def input_symbols(var_names, n: int) -> list:
