@@ -142,11 +142,7 @@ def run_fit(args) -> int:
         start = time.perf_counter()
         history = model.fit(x, y, **fit_kw)
         elapsed = time.perf_counter() - start
-        if curves is None:
-            curves = history
-        else:
-            for key, values in history.items():
-                curves[key].extend(values)
+        curves = history if curves is None else curves.extend(history)  # one stage per fit
         val_text = f"{history['val_loss'][-1]:>14.4e}" if history["val_loss"] else f"{'-':>14}"
         say(f"{'fit' if stage == 0 else 'refine':<10}{grid:>6}{args.steps:>7}{history['train_loss'][-1]:>14.4e}"
             f"{val_text}{elapsed:>9.1f}")
