@@ -75,9 +75,11 @@ def _edge_label(name, params, variable: str, digits: int = 4) -> str:
     from .symbolic.formula import round_numbers
     from .symbolic.library import get_function
 
-    a, b, c, d = (sympy.Float(float(f"{float(v):.{digits}g}")) for v in params)  # significant digits:
-    s = sympy.Symbol(variable)  # a raw input's small coefficients survive
-    return str(round_numbers(c * get_function(name).sympy_fn(a * s + b) + d, 2 * digits))
+    a, b, c, d = (sympy.Float(float(v)) for v in params)
+    expr = c * get_function(name).sympy_fn(a * sympy.Symbol(variable) + b) + d
+    # significant digits, after sympy has merged numbers (c exp(a x + b)): a raw input's small coefficients survive
+    expr = expr.xreplace({f: sympy.Float(float(f"{float(f):.{digits}g}")) for f in expr.atoms(sympy.Float)})
+    return str(round_numbers(expr, 2 * digits))
 
 
 def _raw_affine(params, shift: float, scale: float) -> list:
@@ -87,8 +89,8 @@ def _raw_affine(params, shift: float, scale: float) -> list:
 
 
 def _fitting_size(text: str, width_pt: float, largest: float = 7.0, smallest: float = 4.0) -> float:
-    """A font size at which ``text`` (about 0.55 em per character) fits ``width_pt`` points."""
-    return float(np.clip(width_pt / (0.55 * max(len(text), 1)), smallest, largest))
+    """A font size at which ``text`` (about 0.6 em per character) fits ``width_pt`` points."""
+    return float(np.clip(width_pt / (0.6 * max(len(text), 1)), smallest, largest))
 
 
 def _range_text(lo, hi) -> str:
@@ -134,7 +136,7 @@ def plot_model(model, path=None, *, x=None, in_vars=None, out_vars=None, title=N
 
     n_layers = len(model.layers)
     panels = max(w_in * w_out for w_in, w_out in itertools.pairwise(widths))
-    fig_w = max(5.0, min(30.0, 1.5 * max(panels, max(widths))))
+    fig_w = max(6.0, min(30.0, 1.5 * max(panels, max(widths))))
     fig_h = 3.0 * n_layers + 0.8
     fig = new_figure((fig_w, fig_h))
     back = fig.add_axes([0, 0, 1, 1])
@@ -164,7 +166,7 @@ def plot_model(model, path=None, *, x=None, in_vars=None, out_vars=None, title=N
         if l == 0 and scaling is not None:
             shift, scale = scaling
             xs = xs / scale + shift
-        panel_w = min(0.9 / (n * m), 0.25)
+        panel_w = min(0.9 / (n * m), 0.3)
         for i in range(n):
             order = np.argsort(xs[:, i])
             for o in range(m):
@@ -192,9 +194,11 @@ def plot_model(model, path=None, *, x=None, in_vars=None, out_vars=None, title=N
                 ax.text(0.03, 0.03, f"{variables[i]} {_range_text(lo, hi)}\nφ {_range_text(p_lo, p_hi)}",
                         transform=ax.transAxes, ha="left", va="bottom", fontsize=6, color="0.3")
                 if name is not None:
-                    params = affine[i, o]
+                    params = np.round(affine[i, o], 4)  # as symbolic_formula rounds: no 4e-6 offsets
                     if l == 0 and scaling is not None:
                         params = _raw_affine(params, float(shift[i]), float(scale[i]))
+                        if abs(params[1]) < 1e-4 * abs(params[0]) * max(abs(lo), abs(hi)):
+                            params[1] = 0.0  # an offset the map left, negligible against a x on this range
                     label = _edge_label(name, params, variables[i])
                     ax.text(0.5, 0.97, label, transform=ax.transAxes, ha="center", va="top",
                             fontsize=_fitting_size(label, panel_w * 0.9 * fig_w * 72), color="red")
