@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -15,10 +16,10 @@ import kanarray as ka
 matplotlib = pytest.importorskip("matplotlib")
 pytest.importorskip("sympy")
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from kanarray.plotting import ALPHA_FLOOR  # noqa: E402
+from kanarray.plotting import ALPHA_FLOOR
 
 LO, HI = np.array([100.0, -1.0]), np.array([110.0, 1.0])
 
@@ -50,27 +51,24 @@ def _drawn(fig):
 
 
 def test_model_plot_without_a_path_returns_the_figure_and_writes_nothing(tmp_path, monkeypatch):
-    model, x = _scaled_model()
+    model, _ = _scaled_model()
     monkeypatch.chdir(tmp_path)
     fig = model.plot()
     assert isinstance(fig, Figure)
     assert os.listdir(tmp_path) == []
-    assert "matplotlib.pyplot" not in _pyplot_figures()  # nothing left open in pyplot
-
-
-def _pyplot_figures():
-    import sys
-
     plt = sys.modules.get("matplotlib.pyplot")
-    return "" if plt is None or not plt.get_fignums() else "matplotlib.pyplot"
+    assert plt is None or not plt.get_fignums()  # built outside pyplot: nothing left open there
 
 
 def test_model_plot_names_the_nodes():
-    model, x = _scaled_model()
+    model, _ = _scaled_model()
     texts = _texts(model.plot(in_vars=["temp", "pressure"], out_vars=["yield"], title="my net"))
     assert {"temp", "pressure", "yield", "my net"} <= set(texts)
     default = _texts(model.plot())
     assert {"x_1", "x_2"} <= set(default)
+    model.input_names = ["age", "dose"]  # the column names a model may carry (kanarray fit)
+    assert {"age", "dose"} <= set(_texts(model.plot()))
+    assert {"temp", "pressure"} <= set(_texts(model.plot(in_vars=["temp", "pressure"])))  # given names win
 
 
 @pytest.mark.parametrize("kw, match", [({"in_vars": ["a"]}, "in_vars must have 2 names"),
@@ -83,7 +81,7 @@ def test_model_plot_refuses_wrong_names(kw, match):
 
 
 def test_model_plot_keeps_faint_edges_visible():
-    model, x = _scaled_model()
+    model, _ = _scaled_model()
     fig = model.plot(beta=1e-6)  # every score maps to about tanh(0): the faintest possible edges
     alphas = [line.get_alpha() for line in fig.axes[0].lines]
     assert len(alphas) == 2 * 9 and min(alphas) >= ALPHA_FLOOR
