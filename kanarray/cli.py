@@ -39,12 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="The interpretability loop end to end on a built-in toy function: [2, 5, 1] KAN on G = 3, fit "
                     "with the sparsity penalty, prune, refine to G = 10, fit, replace every edge by a library "
                     "function, fit the formula's parameters; prints the recovered formula, the test RMSE and time "
-                    "of each stage, and writes plots of the network.")
+                    "of each stage; with --out DIR it also writes plots of the network (and ONNX files when onnx is "
+                    "installed) to DIR, and without it writes nothing.")
     demo.add_argument("--function", choices=sorted(TOYS), default="expsin",
                       help="target: " + "; ".join(f"{k}: {t.text}" for k, t in TOYS.items()) + " (default expsin)")
     demo.add_argument("--seed", type=int, default=1, help="seed for data and initialization (default 1)")
-    demo.add_argument("--out", default="kanarray-demo", help="directory for the plots (default ./kanarray-demo)")
-    demo.add_argument("--no-plots", action="store_true", help="write no plots")
+    demo.add_argument("--out", default=None, metavar="DIR", help="write the plots (and ONNX files) to this "
+                      "directory, made if missing (default: write nothing)")
+    demo.add_argument("--no-plots", action="store_true", help="write nothing, even with --out")
     demo.add_argument("--steps", type=_positive_int, default=50, help="LBFGS steps per fit (default 50)")
     demo.add_argument("--lamb", type=_positive_float, default=1e-3, help="sparsity penalty of the first fit "
                       "(default 1e-3)")

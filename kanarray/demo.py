@@ -1,8 +1,8 @@
 """``kanarray demo``: the interpretability loop end to end on a built-in toy function.
 
 [2, 5, 1] KAN on G = 3 -> fit with the sparsity penalty -> prune -> refine to G = 10 -> fit
--> auto_symbolic -> fit -> the recovered formula, with the test RMSE and time of each stage
-and plots of the network, and (with kanarray[onnx]) ONNX exports of the spline and symbolic
+-> auto_symbolic -> fit -> the recovered formula, with the test RMSE and time of each stage;
+with an output folder, also plots of the network and (with kanarray[onnx]) ONNX exports of the spline and symbolic
 models checked on onnxruntime.  The settings are those of pykan's hello-KAN tutorial (50 LBFGS
 steps per fit, lamb = 1e-3, its symbolic library), so ``benchmarks/demo_vs_pykan.py`` can
 run the same pipeline with pykan.
@@ -113,13 +113,14 @@ def _export_and_check(model, name: str, x_test, out_dir, echo) -> dict | None:
     return dict(path=path, max_gap=gap, ms=ms)
 
 
-def run_demo(*, function: str = "expsin", seed: int = 1, out_dir: str | None = "kanarray-demo", steps: int = 50,
+def run_demo(*, function: str = "expsin", seed: int = 1, out_dir: str | None = None, steps: int = 50,
              lamb: float = 1e-3, r2_threshold: float = 0.99, progress: bool = False, echo=print) -> dict:
     """Run the pipeline; returns {'formula', 'exact', 'max_gap', 'test_rmse', 'stages', 'model',
     'report', 'seconds', 'onnx'} (stages: [(name, test RMSE, seconds)]; onnx: for the spline
     model after refine and for the symbolic one, {'path', 'max_gap', 'ms'} of the exported graph
-    on onnxruntime, or None without onnx installed).  out_dir None: no plots, no exports (and
-    no time spent on them: the stage times never include them)."""
+    on onnxruntime, or None without onnx installed).  out_dir: the folder for the plots and
+    exports, made if missing; None (the default): nothing is written, and a line says so (the
+    stage times never include plots or exports)."""
     if function not in TOYS:
         raise ValueError(f"unknown function {function!r}: choose one of {sorted(TOYS)}")
     toy = TOYS[function]
@@ -181,11 +182,13 @@ def run_demo(*, function: str = "expsin", seed: int = 1, out_dir: str | None = "
         onnx_reports["symbolic"] = _export_and_check(model, "symbolic", x_test, out_dir, echo)
         from .training import History
 
-        curves = History(("train_loss", "val_loss"))
+        curves = History(())
         for h in (history, history2, history3):
-            for key in ("train_loss", "val_loss"):
-                curves[key].extend(h[key])
+            curves.extend(h)  # one stage per fit, marked on the plot
+        curves.pop("reg", None)
         curves.plot(os.path.join(out_dir, "loss.png"))
         echo(f"plots written to {os.path.abspath(out_dir)}")
+    else:
+        echo("no plots or ONNX files written: kanarray demo --out DIR writes them to DIR")
     result["onnx"] = onnx_reports
     return result

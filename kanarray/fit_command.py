@@ -162,11 +162,7 @@ def run_fit(args) -> int:
             start = time.perf_counter()
             history = model.fit(x, y, **(fit_kw if name in ("fit", "refine") else {**fit_kw, "lamb": 0.0}))
             elapsed = time.perf_counter() - start
-            if curves is None:
-                curves = history
-            else:
-                for key, values in history.items():
-                    curves[key].extend(values)
+            curves = history if curves is None else curves.extend(history)  # one stage per fit
             val_text = f"{history['val_loss'][-1]:>14.4e}" if history["val_loss"] else f"{'-':>14}"
             train_text = f"{history['train_loss'][-1]:>14.4e}" if history["train_loss"] else f"{'-':>14}"
             steps = len(history["train_loss"]) if history.interrupted else args.steps

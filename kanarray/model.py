@@ -411,10 +411,10 @@ class KAN:
         return formula.symbolic_formula(self, var_names, digits, simplify, on_mismatch=on_mismatch,
                                         with_variables=with_variables)
 
-    def plot(self, path, x=None, *, title=None) -> None:
-        """Write a PNG of the network: every edge drawn with its curve over the samples' range,
-        opacity by attribution score, symbolic edges labelled with their formula."""
-        plotting.plot_model(self, path, x=x, title=title)
+    def plot(self, path=None, x=None, *, in_vars=None, out_vars=None, title=None, beta: float = 3.0):
+        """The network, each edge's curve over its samples' range (``plotting.plot_model``): a PNG
+        at ``path`` (returns None), or, with no path, the matplotlib Figure."""
+        return plotting.plot_model(self, path, x=x, in_vars=in_vars, out_vars=out_vars, title=title, beta=beta)
 
     # -- checkpoints and moves ------------------------------------------------------------
     def save(self, path, *, optimizer=None) -> None:

@@ -38,7 +38,8 @@ class History(dict):
     Attributes: ``optimizer`` (to continue training or save), ``interrupted`` (Ctrl-C),
     ``best_step`` and ``best_val_loss`` (with validation: the step, an index into the curves,
     with the lowest validation loss, and that loss; None without validation), ``stopped_early``
-    (``patience`` ended the fit).
+    (``patience`` ended the fit), ``loss`` (the fit's loss name, or None), ``stages`` (the step index where each fit's curves
+    start: [0], one more per ``extend``).
     """
 
     ALIASES: ClassVar[dict] = {"test_loss": "val_loss", "test_acc": "val_acc"}
@@ -49,6 +50,8 @@ class History(dict):
         self.interrupted = False
         self.best_step = self.best_val_loss = None
         self.stopped_early = False
+        self.loss = None
+        self.stages = [0]
 
     def __missing__(self, key):
         if key in self.ALIASES and dict.__contains__(self, self.ALIASES[key]):
@@ -64,26 +67,44 @@ class History(dict):
         except KeyError:
             return default
 
-    def plot(self, path) -> None:
-        """Write a PNG of the curves (log scale) to ``path`` atomically."""
-        from .plotting import _pyplot, save_png
+    def _length(self) -> int:
+        return max((len(v) for v in dict.values(self)), default=0)
 
-        curves = [(k, v) for k, v in self.items() if k != "val_acc" and v]
-        if not curves:
-            raise ValueError("the history is empty: nothing to plot")
-        fig, ax = _pyplot().subplots(figsize=(6, 4))
-        for key, values in curves:
-            steps = np.arange(1, len(values) + 1)
-            values = np.asarray(values, dtype=float)
-            positive = values > 0
-            if positive.any():
-                ax.semilogy(steps[positive], values[positive], label=key)
-        ax.set_xlabel("step")
-        ax.set_ylabel("value")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        save_png(fig, path)
+    def extend(self, other: History) -> History:
+        """Append a later fit's curves as a new stage; a curve only one of them has is padded
+        with NaN so that every curve stays aligned on the steps.  Returns self."""
+        loss = getattr(other, "loss", None)
+        if self.loss is not None and loss is not None and self.loss != loss:
+            raise ValueError(f"cannot join histories of different losses ({self.loss!r} and {loss!r})")
+        before, added = self._length(), max((len(v) for v in dict.values(other)), default=0)
+        if not added:
+            return self
+        starts = [before + s for s in getattr(other, "stages", [0])]  # an extended other brings its stages
+        self.stages.extend(starts if before else starts[1:])
+        seen = set()  # a curve stored under two names is extended once
+        for key in list(dict.keys(self)) + [k for k in dict.keys(other) if k not in self]:
+            target = dict.setdefault(self, key, [])
+            if id(target) in seen:
+                continue
+            seen.add(id(target))
+            values = list(dict.get(other, key, ()))
+            if not target and not values:
+                continue  # a curve neither has (val_loss without validation) stays empty
+            target.extend([math.nan] * (before - len(target)))
+            target.extend(values + [math.nan] * (added - len(values)))
+        self.optimizer = getattr(other, "optimizer", None)
+        self.interrupted = self.interrupted or getattr(other, "interrupted", False)
+        self.loss = self.loss or loss
+        return self
+
+    def plot(self, path=None):
+        """The curves (log scale), a dashed line where each stage (fit) starts and the y axis
+        named by the loss: a PNG at ``path`` written atomically (returns None), or, with no
+        path, the matplotlib Figure (``kanarray.plotting.plot_history``)."""
+        from .plotting import plot_history
+
+        return plot_history(self, path)
+
 
 def trainable_parameters(model, frozen=()) -> dict:
     """``model.parameters()`` without the frozen ones.
@@ -254,7 +275,7 @@ def _train(model, setup, *, progress: bool, comm) -> History:
     xp = model.xp
     keys = ["train_loss", "val_loss", "reg"] + (["val_acc"] if loss == "cross_entropy" else [])
     history = History(keys)
-    history.optimizer = optimizer
+    history.optimizer, history.loss = optimizer, loss
     grid_every = max(1, stop_grid_update_step // settings.grid_update_num)
     batches = _batches(setup.n, settings.batch_size, setup.rng)
     good = recovery.Snapshot(model)  # the last parameters with a finite objective within the growth bound
