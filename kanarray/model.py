@@ -126,6 +126,37 @@ def _names_property(key: str, end: int) -> property:
                     "non-empty str (``kanarray.names``); kept by save/load, refine, pruning, to() and ONNX export.")
 
 
+def _rescale_inputs(model, lo, hi) -> None:
+    """``KAN.scale_inputs``: the new map built and ``fit_inputs`` re-mapped before either is swapped in."""
+    if (lo is None) != (hi is None):
+        raise ValueError("lo and hi must both be given, or both be None to remove the input scaling")
+    new = None
+    if lo is not None:
+        shift, scale = InputMap.onto(lo, hi, model.grid_range[0], model.width[0])
+        new = InputMap(shift, scale, model.width[0], model.xp, model.layers[0].grid)
+    samples = model._fit_inputs
+    if samples is not None:
+        if model._input_map is not None:
+            samples = model._input_map.undo(samples)
+        if new is not None:
+            samples = new.apply(samples)
+    model._input_map, model._fit_inputs = new, samples
+
+
+def _move(model, backend, dtype):
+    """``KAN.to``: every array moved (and cast, refusing values the cast makes infinite) first."""
+    xp = model.xp if backend is None else resolve_backend(backend)
+    name = model._dtype_name if dtype is None else str(dtype)
+    dt = dtype_of(xp, name)
+    new_layers = [layer.moved(xp, dt, name=f"to(dtype={name!r}): layer {l}") for l, layer in enumerate(model.layers)]
+    like = new_layers[0].grid
+    new_map = None if model._input_map is None else model._input_map.moved(xp, like)
+    samples = None if model._fit_inputs is None else from_host_like(xp, to_numpy(model._fit_inputs), like)
+    model.layers, model.xp, model._dtype_name, model._input_map, model._fit_inputs = (
+        new_layers, xp, name, new_map, samples)
+    return model
+
+
 class KAN:
     """Kolmogorov-Arnold Network.
 
@@ -209,19 +240,7 @@ class KAN:
         """Map the raw inputs before the first layer: x' = (x - shift) * scale takes [lo_i, hi_i]
         (width[0],) onto the first grid range (``InputMap.onto``); (None, None) removes the map.
         In place; ``fit_inputs`` are re-mapped, the trained edges are not: call it before training."""
-        if (lo is None) != (hi is None):
-            raise ValueError("lo and hi must both be given, or both be None to remove the input scaling")
-        new = None
-        if lo is not None:
-            shift, scale = InputMap.onto(lo, hi, self.grid_range[0], self.width[0])
-            new = InputMap(shift, scale, self.width[0], self.xp, self.layers[0].grid)
-        samples = self._fit_inputs
-        if samples is not None:
-            if self._input_map is not None:
-                samples = self._input_map.undo(samples)
-            if new is not None:
-                samples = new.apply(samples)
-        self._input_map, self._fit_inputs = new, samples
+        _rescale_inputs(self, lo, hi)
 
     @property
     def input_scaling(self):
@@ -244,6 +263,7 @@ class KAN:
     # -- facts ----------------------------------------------------------------------------
     input_names = _names_property("input_names", 0)
     output_names = _names_property("output_names", -1)
+
     @property
     def dtype(self):
         return dtype_of(self.xp, self._dtype_name)
@@ -431,16 +451,7 @@ class KAN:
     def to(self, backend=None, *, dtype=None) -> "KAN":
         """Move the model (input scaling and ``fit_inputs`` too) to another backend and/or dtype in
         place, returning it; everything is built before anything is swapped in."""
-        xp = self.xp if backend is None else resolve_backend(backend)
-        name = self._dtype_name if dtype is None else str(dtype)
-        dt = dtype_of(xp, name)
-        new_layers = [layer.moved(xp, dt, name=f"to(dtype={name!r}): layer {l}") for l, layer in enumerate(self.layers)]
-        like = new_layers[0].grid
-        new_map = None if self._input_map is None else self._input_map.moved(xp, like)
-        samples = None if self._fit_inputs is None else from_host_like(xp, to_numpy(self._fit_inputs), like)
-        self.layers, self.xp, self._dtype_name, self._input_map, self._fit_inputs = (
-            new_layers, xp, name, new_map, samples)
-        return self
+        return _move(self, backend, dtype)
 
 
 def _fit_signature() -> inspect.Signature:
