@@ -2,7 +2,8 @@
 
 Steps: load the table (``kanarray.tabular``), split off a validation set, map every input
 column's training range onto the grid range (``KAN.scale_inputs``, recorded in the model and
-its ONNX export), fit, refine and fit again for each ``--refine`` grid, print one line per
+its ONNX export), standardize the targets (``--scale-target``, the default: train on
+(y - mean) / std, then fold the map into the last layer, ``output_scaling``), fit, refine and fit again for each ``--refine`` grid, print one line per
 stage, write the model (``--out``), its ONNX graph (``--onnx``) and the loss curves (``--plot``).
 
 Under ``mpiexec -n N`` every rank reads the table, takes its block of the training and
@@ -12,11 +13,13 @@ writes files.  An error on any rank stops every rank with the message.
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import time
 
 from .fit_formula import formula_lines, interpretation_stages
+from .output_scaling import fold_output_map, standardization
 
 __all__ = ["add_parser", "run_fit", "world_communicator"]
 
@@ -47,7 +50,7 @@ def _width(spec, n_features: int, n_targets: int) -> list[int]:
     return width
 
 
-def _check_magnitudes(table, dtype: str) -> None:
+def _check_magnitudes(table, dtype: str, *, targets: bool = True) -> None:
     """ValueError, before any work, for columns that the fit cannot handle in ``dtype``: a feature
     whose range max - min overflows, or a target whose squared error summed over the rows does
     (it would diverge at the first step)."""
@@ -56,7 +59,7 @@ def _check_magnitudes(table, dtype: str) -> None:
     largest = float(np.finfo(dtype).max)
     checks = ((table.features, table.x, largest / 2, "its range max - min overflows"),
               (table.targets, table.y, math.sqrt(largest / len(table.y)), "the squared error overflows"))
-    for names, values, limit, why in checks:
+    for names, values, limit, why in checks if targets else checks[:1]:
         peaks = np.abs(values).max(axis=0)
         for name, peak in zip(names, peaks):
             if peak > limit:
@@ -106,7 +109,7 @@ def _prepare(args, comm):
     if len(train_idx) < 2 * size or (len(val_idx) and len(val_idx) < size):
         raise ValueError(f"{args.data}: {table.x.shape[0]} rows are too few for {size} ranks: each rank needs at "
                          f"least 2 training rows and 1 validation row")
-    _check_magnitudes(table, args.dtype)
+    _check_magnitudes(table, args.dtype, targets=not args.scale_target)
     width = _width(args.width, table.x.shape[1], table.y.shape[1])
     model = ka.KAN(width, grid=args.grid, k=args.k, seed=args.seed, dtype=args.dtype, backend=args.backend,
                    extrapolate=args.extrapolate)
@@ -114,10 +117,13 @@ def _prepare(args, comm):
     model.scale_inputs(x_train.min(axis=0), x_train.max(axis=0))
     if table.path.lower().endswith(".csv"):  # real column names (a .npy's "0", "1"... would only mislead predict)
         model.input_names, model.output_names = table.features, table.targets
+    # every rank holds the whole training set here: the same map on every rank
+    target_map = standardization(y_train) if args.scale_target else None
+    y_all = table.y if target_map is None else (table.y - target_map[0]) / target_map[1]
     mine, mine_val = shard_rows(len(train_idx), comm), shard_rows(len(val_idx), comm)
-    train = (x_train[mine], y_train[mine])
-    val = (table.x[val_idx][mine_val], table.y[val_idx][mine_val]) if len(val_idx) else None
-    return model, train, val, table, (len(train_idx), len(val_idx))
+    train = (x_train[mine], y_all[train_idx][mine])
+    val = (table.x[val_idx][mine_val], y_all[val_idx][mine_val]) if len(val_idx) else None
+    return model, train, val, table, (len(train_idx), len(val_idx)), target_map
 
 
 def run_fit(args) -> int:
@@ -139,7 +145,9 @@ def run_fit(args) -> int:
             if root:
                 raise
             return 2
-    model, (x, y), val, table, (n_train, n_val) = prepared
+    model, (x, y), val, table, (n_train, n_val), target_map = prepared
+    unit = 1.0 if target_map is None or len(target_map[1]) > 1 else float(target_map[1][0])
+    raw = (lambda m: m) if target_map is None else (lambda m: fold_output_map(m, *target_map))
     say = print if root else (lambda *a, **k: None)
     ranks = "" if comm is None else f" on {comm.size} ranks"
     say(f"{args.data}: {n_train} training and {n_val} validation rows{ranks}; features "
@@ -150,6 +158,11 @@ def run_fit(args) -> int:
     if table.dropped_lines:
         say(f"--dropna: dropped {len(table.dropped_lines)} rows with empty cells")
     say(f"model: {model}")
+    if target_map is not None:
+        say("targets standardized for training (" + ", ".join(
+            f"{name}: mean {shift:.4g}, std {scale:.4g}" for name, shift, scale in zip(table.targets, *target_map))
+            + "); the saved model computes raw targets" + ("; RMSE in standardized units" if unit == 1.0 and
+                                                           len(target_map[1]) > 1 else ", and RMSE is in their units"))
     say(f"{'stage':<10}{'grid':>6}{'steps':>7}{'train RMSE':>14}{'val RMSE':>14}{'time s':>9}")
     fit_kw = dict(_settings(args, root), validation=val, comm=comm)
     reports: list = []
@@ -163,16 +176,17 @@ def run_fit(args) -> int:
             history = model.fit(x, y, **(fit_kw if name in ("fit", "refine") else {**fit_kw, "lamb": 0.0}))
             elapsed = time.perf_counter() - start
             curves = history if curves is None else curves.extend(history)  # one stage per fit
-            val_text = f"{history['val_loss'][-1]:>14.4e}" if history["val_loss"] else f"{'-':>14}"
-            train_text = f"{history['train_loss'][-1]:>14.4e}" if history["train_loss"] else f"{'-':>14}"
+            val_text = f"{history['val_loss'][-1] * unit:>14.4e}" if history["val_loss"] else f"{'-':>14}"
+            train_text = f"{history['train_loss'][-1] * unit:>14.4e}" if history["train_loss"] else f"{'-':>14}"
             steps = len(history["train_loss"]) if history.interrupted else args.steps
             say(f"{name:<10}{max(model.grid):>6}{steps:>7}{train_text}{val_text}{elapsed:>9.1f}"
                 + (f"  width {model.width}" if name == "prune" else ""))
             if history.interrupted:
-                return _interrupted(args, model, name, root, done)
+                return _interrupted(args, raw(model), name, root, done)
             done = name
     except KeyboardInterrupt:  # outside a fit (which stops on Ctrl-C by itself): the last finished stage's model
-        return _interrupted(args, model, name, root, done)
+        return _interrupted(args, raw(model), name, root, done)
+    model = raw(model)  # from here on: raw targets (the formula, the checkpoint, the graph)
     for report in reports:
         say(str(report))
     status = 0
@@ -262,6 +276,8 @@ def add_parser(commands, positive_int, int_list) -> None:
     fit.add_argument("--batch-size", type=positive_int, default=None, help="minibatch rows per rank (default: all)")
     fit.add_argument("--refine", type=int_list, default=None, help="grids to refine to, each followed by a fit, "
                                                                    "e.g. 10,20")
+    fit.add_argument("--scale-target", action=argparse.BooleanOptionalAction, default=True,
+                     help="train on standardized targets and fold the map into the saved model (default: on)")
     fit.add_argument("--val-fraction", type=float, default=0.2, help="share of rows held out (default 0.2)")
     fit.add_argument("--seed", type=int, default=0, help="seed of the split and the initialization (default 0)")
     fit.add_argument("--dtype", choices=["float64", "float32"], default="float64")
