@@ -3,8 +3,9 @@
 Steps: load the table (``kanarray.tabular``), split off a validation set, map every input
 column's training range onto the grid range (``KAN.scale_inputs``, recorded in the model and
 its ONNX export), standardize the targets (``--scale-target``, the default: train on
-(y - mean) / std, then fold the map into the last layer, ``output_scaling``), fit, refine and fit again for each ``--refine`` grid, print one line per
-stage, write the model (``--out``), its ONNX graph (``--onnx``) and the loss curves (``--plot``).
+(y - mean) / std, then fold the map into the last layer, ``output_scaling``), fit, refine and
+fit again for each ``--refine`` grid, print one line per stage, write the model (``--out``),
+its ONNX graph (``--onnx``) and the loss curves (``--plot``).
 
 Under ``mpiexec -n N`` every rank reads the table, takes its block of the training and
 validation rows (``distributed.shard_rows``) and trains data-parallel; only rank 0 prints and
