@@ -120,7 +120,12 @@ def test_one_ctrl_c_ends_the_run_saves_the_model_and_exits_130(tmp_path):
             assert head[-1], "kanarray fit ended before training: " + proc.stderr.read()
         time.sleep(2.0)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # say where it was, rather than only that it went on
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate()
+            raise AssertionError(f"one SIGINT did not end the run within 60 s:\n{''.join(head)}{out}\n{err}") from None
     finally:
         if proc.poll() is None:
             proc.kill()
