@@ -2,8 +2,9 @@
 array manifest, optional optimizer config) and one ``.npy`` member per array.
 
 The model config may name the variables (``input_names``, ``output_names``: lists of distinct
-non-empty strings, ``kanarray.names``); the fields are optional, written only when the model has
-names, and readers that predate them ignore them.
+non-empty strings, ``kanarray.names``) and say what its last fit trained for (``task``:
+"regression" or "classification", ``kanarray.prediction``); the fields are optional, written
+only when the model has them, and readers that predate them ignore them.
 
 Version 2 adds the input scaling (``KAN.scale_inputs``): arrays ``model/input_shift`` and
 ``model/input_scale`` (float64, (width[0],)).  A model without one is written as version 1,
@@ -81,6 +82,8 @@ def save(model, path, optimizer=None) -> None:
     for key in ("input_names", "output_names"):
         if getattr(model, key) is not None:
             header["model"][key] = list(getattr(model, key))
+    if model.task is not None:
+        header["model"]["task"] = model.task
     if optimizer is not None:
         config, opt_arrays = optimizer.state_dict()
         header["optimizer"] = config
@@ -201,6 +204,15 @@ class _Archive:
         return _parse_npy(self, raw, name, shape, meta["dtype"])
 
 
+def _check_task(task):
+    """None (older checkpoints, unfitted models) or one of ``prediction.TASKS``' values."""
+    from .prediction import TASKS
+
+    if task is not None and task not in TASKS.values():
+        raise ValueError(f"task must be one of {sorted(TASKS.values())}, got {_short(task)}")
+    return task
+
+
 def _short(value) -> str:
     """repr(value) cut to 80 characters, for messages about hostile headers."""
     try:
@@ -293,6 +305,7 @@ def _config(archive: _Archive, cfg: dict, dtype) -> dict:
                     base_fun=check_base_fun(cfg["base_fun"], BASE_FUNCTIONS),
                     seed=check_seed(cfg["seed"]), bias_trainable=check_bias_trainable(cfg.get("bias_trainable", False)),
                     extrapolate=cfg.get("extrapolate", "spline"),  # older checkpoints: pykan's continuation
+                    task=_check_task(cfg.get("task")),
                     symbolic=symbolic)
     except KeyError as exc:
         raise archive.error(f"malformed model config (no {exc})") from None
@@ -413,7 +426,7 @@ def read_model(path, *, build, backend="numpy", dtype=None):
     try:
         return build(layers, base_fun=cfg["base_fun"], grid_range=grid_range, seed=cfg["seed"], dtype_name=dtype_name,
                      bias_trainable=cfg["bias_trainable"], input_scaling=scaling, input_names=cfg["input_names"],
-                     output_names=cfg["output_names"])
+                     output_names=cfg["output_names"], task=cfg["task"])
     except ValueError as exc:
         raise CheckpointError(f"{os.fspath(path)!r}: {exc}") from exc
 

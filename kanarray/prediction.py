@@ -3,8 +3,8 @@
 A model's outputs are values (regression, trained with loss="mse") or one logit per class
 (classification, loss="cross_entropy", softmax over the outputs).  The model itself cannot
 tell which, so ``KAN.fit`` records the loss it trained with as ``model.task``:
-"regression" or "classification" (None before any fit, and after ``kanarray.load``: a
-checkpoint holds the function, not how it was trained).  ``predict`` and ``score`` take
+"regression" or "classification" (None before any fit; checkpoints keep it, older ones load
+with None).  ``predict`` and ``score`` take
 ``task`` to override it; with neither, the outputs are values.
 
 A binary classifier has two outputs (two logits, softmax): one output cannot carry a

@@ -99,3 +99,37 @@ def test_refine_and_prune_keep_the_task():
     model.fit(x, labels, steps=3, loss="cross_entropy", progress=False)
     assert model.refine(5).task == "classification"
     assert model.prune_edge(threshold=0.0).task == "classification"
+
+
+def test_a_checkpoint_keeps_the_task_and_refuses_a_bad_one(tmp_path):
+    import json
+    import zipfile
+
+    from kanarray.checkpoint import CheckpointError
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (60, 2))
+    labels = (x[:, 0] > 0).astype(np.int64)
+    model = ka.KAN([2, 2], grid=3, seed=0)
+    model.fit(x, labels, loss="cross_entropy", steps=3, progress=False)
+    model.save(tmp_path / "c.kan")
+    loaded = ka.load(tmp_path / "c.kan")
+    assert loaded.task == "classification"
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))  # labels, not values
+    assert ka.load(_saved_unfitted(tmp_path)).task is None  # unfitted (and older) checkpoints: no task
+    with zipfile.ZipFile(tmp_path / "c.kan") as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    header = json.loads(members["kanarray.json"])
+    header["model"]["task"] = "ranking"
+    members["kanarray.json"] = json.dumps(header).encode()
+    with zipfile.ZipFile(tmp_path / "bad.kan", "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(CheckpointError, match="task must be one of"):
+        ka.load(tmp_path / "bad.kan")
+
+
+def _saved_unfitted(tmp_path):
+    path = tmp_path / "u.kan"
+    ka.KAN([2, 1], grid=3).save(path)
+    return path
