@@ -127,6 +127,9 @@ class _KANEstimator(BaseEstimator):
                     dtype=self.dtype)
         if self.scale_inputs:
             model.scale_inputs(x.min(axis=0), x.max(axis=0))
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:  # a DataFrame's columns name the plot's nodes (and predict's CSV columns)
+            model.input_names = [str(name) for name in names]
         settings = {"steps": self.steps, "opt": self.opt, "lr": self.lr, "lamb": self.lamb, "loss": self._loss,
                     "update_grid": self.update_grid, "progress": False}
         x_model = x.astype(model.dtype_name, copy=False)

@@ -105,6 +105,11 @@ def test_feature_names_from_a_dataframe_become_the_formula_symbols():
     # the formula is in the target's units: it reproduces y on the training data
     values = [float(expr.subs({"dose__mg_": d, "age": a})) for d, a in frame.to_numpy()[:5]]
     np.testing.assert_allclose(values, y.to_numpy()[:5], rtol=1e-2, atol=0.1)
+    # and the plot's input nodes carry the columns' names
+    assert est.model_.input_names == ("dose (mg)", "age")
+    figure = est.model_.plot()
+    texts = {t.get_text() for ax in figure.axes for t in ax.texts} | {t.get_text() for t in figure.texts}
+    assert {"dose (mg)", "age"} <= texts
 
 
 def test_bad_parameters_are_refused_at_fit():
