@@ -112,7 +112,10 @@ def test_one_ctrl_c_ends_the_run_saves_the_model_and_exits_130(tmp_path):
     (tmp_path / "m.kan").write_bytes(b"an older file")  # replaced whole by the save
     cmd = [sys.executable, "-m", "kanarray", "fit", str(data), "--target", "yield", "--width", "2,5,1", "--opt",
            "adam", "--steps", "1000000", "--refine", "10", "--quiet", "--out", "m.kan", "--onnx", "m.onnx"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path)
+    # Ctrl-C's default action in the child, even where this test runs with SIGINT ignored (a background job of a
+    # non-interactive shell, e.g. `nohup .ci/run &`): an ignored SIGINT is inherited, and Python then keeps it ignored
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         head = []
         while not head or not head[-1].startswith("stage"):  # the table header: the fit starts next
