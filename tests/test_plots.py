@@ -218,3 +218,20 @@ def test_demo_without_out_says_nothing_was_written(tmp_path, monkeypatch, capsys
     run_demo(steps=2)
     assert os.listdir(tmp_path) == []
     assert "--out DIR" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_demo_command_writes_files_only_with_out(tmp_path):
+    """Through the console script: no files in the working directory without --out, the plots in DIR with it."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    run = subprocess.run([sys.executable, "-m", "kanarray", "demo", "--steps", "5"], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=300)
+    assert run.returncode in (0, 1), run.stderr  # 1: no formula after so few steps; the files are what counts here
+    assert os.listdir(tmp_path) == [] and "kanarray demo --out DIR writes them to DIR" in run.stdout
+    run = subprocess.run([sys.executable, "-m", "kanarray", "demo", "--steps", "5", "--out", "pics"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert run.returncode in (0, 1), run.stderr
+    assert os.listdir(tmp_path) == ["pics"] and any(name.endswith(".png") for name in os.listdir(tmp_path / "pics"))
