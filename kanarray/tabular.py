@@ -208,26 +208,6 @@ def _csv_values(path: str, names, has_header: bool, rows, columns, finite: bool)
     return values
 
 
-def _csv_header_and_rows(path: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """(column names of the header, (line, cells) of every data row) of a CSV with a header row;
-    ValueError for an empty file, a bad header or a row whose width differs from the header's."""
-    rows = _csv_rows(path)
-    if not rows:
-        raise ValueError(f"{path} is empty: expected a header row of column names")
-    head_line, names = rows[0][0], [cell.strip() for cell in rows[0][1]]
-    if "" in names:
-        raise ValueError(f"{path} line {head_line}: column {names.index('') + 1} of the header has no name")
-    dup = sorted({h for h in names if names.count(h) > 1})
-    if dup:
-        raise ValueError(f"{path} line {head_line}: duplicate column names {dup}")
-    if len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
-        raise ValueError(f"{path}: only comma-separated files are supported (first row {names[0]!r})")
-    for line, row in rows[1:]:
-        if len(row) != len(names):
-            raise ValueError(f"{path} line {line}: {len(row)} cells, but the header has {len(names)} columns")
-    return names, rows[1:]
-
-
 def _csv_column(rows, j: int) -> tuple[np.ndarray, np.ndarray, tuple[int, str] | None]:
     """(values (N,) float64, empty (N,) bool, the first (line, cell) that is not a number or None) of
     column j; values are nan at empty cells and unset from the first non-number on."""
@@ -346,7 +326,7 @@ def load_table(path, target=None, features=None, *, dropna: bool = False) -> Tab
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path}")
     if ext == ".csv":
-        (columns, rows), default = _csv_header_and_rows(path), None
+        (columns, _, rows), default = _csv_layout(path, True), None  # a header row, checked
     else:
         columns, data, default = _read_array(path, ext)
         bad = ~np.isfinite(data)

@@ -159,6 +159,19 @@ def expsin_data(n: int, seed: int):
     return d["train_input"], d["train_label"]
 
 
+def pruned_expsin_model():
+    """A [2, 5, 1] KAN fitted with the sparsity penalty on the hello-KAN data and pruned (fewer than 5
+    hidden nodes): the pruned model of the export tests."""
+    import kanarray as ka
+
+    x, y = expsin_data(300, seed=1)
+    model = ka.KAN([2, 5, 1], grid=3, seed=1)
+    model.fit(x, y, steps=20, lamb=1e-2, progress=False)
+    pruned = model.prune()
+    assert pruned.width[1] < 5
+    return pruned
+
+
 def mpiexec() -> str:
     """The mpiexec next to this Python (the mpich wheel's), else on PATH.  Skips the test where
     mpi4py or mpiexec is missing, unless KANARRAY_REQUIRE_MPI=1 (set by .ci/run): then it fails."""

@@ -8,7 +8,7 @@ import pytest
 import kanarray as ka
 from kanarray.symbolic import LIBRARY
 
-from helpers import expsin_data, gpu_cupy, perturb, tol as ulps_of
+from helpers import expsin_data, gpu_cupy, perturb, pruned_expsin_model, tol as ulps_of
 from helpers import run_onnx_reference as _run_reference, run_ort as _run_ort
 
 onnx = pytest.importorskip("onnx")
@@ -135,12 +135,7 @@ def test_trained_grid_updated_model_matches_native(base_fun):
 
 
 def test_pruned_model_matches_native():
-    x, y = expsin_data(300, seed=1)
-    model = ka.KAN([2, 5, 1], grid=3, seed=1)
-    model.fit(x, y, steps=20, lamb=1e-2, progress=False)
-    pruned = model.prune()
-    assert pruned.width[1] < 5
-    _assert_parity(pruned, x)
+    _assert_parity(pruned_expsin_model(), expsin_data(300, seed=1)[0])
 
 
 @pytest.mark.parametrize("name", sorted(n for n in LIBRARY if n != "cube_root_test"))

@@ -16,7 +16,7 @@ import pytest
 
 import kanarray as ka
 
-from helpers import expsin_data, perturb, run_onnx_reference, run_ort
+from helpers import perturb, pruned_expsin_model, run_onnx_reference, run_ort
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -38,21 +38,12 @@ def _symbolic_model():
     return model
 
 
-def _pruned_model():
-    x, y = expsin_data(300, seed=1)
-    model = ka.KAN([2, 5, 1], grid=3, seed=1)
-    model.fit(x, y, steps=20, lamb=1e-2, progress=False)
-    pruned = model.prune()
-    assert pruned.width[1] < 5
-    return pruned
-
-
 MODELS = {
     "spline": lambda: ka.KAN([2, 3, 1], grid=5, k=3, seed=0),
     "fine grid": lambda: ka.KAN([2, 2], grid=60, k=3, seed=1),  # lookup tables longer than 64 entries
     "adapted knots": lambda: perturb(ka.KAN([3, 4, 2], grid=7, k=3, seed=2), seed=2),
     "adapted fine grid": lambda: perturb(ka.KAN([2, 1], grid=70, k=3, seed=9), seed=9),  # the long-row lookups
-    "pruned": _pruned_model,
+    "pruned": pruned_expsin_model,
     "symbolic": _symbolic_model,
     "linear continuation": lambda: perturb(ka.KAN([2, 3, 1], grid=5, k=3, seed=3, extrapolate="linear"), seed=3),
     "k = 1": lambda: perturb(ka.KAN([2, 3, 1], grid=6, k=1, seed=4), seed=4),
