@@ -8,7 +8,7 @@ one kernel (SiLU on CuPy, instead of five to eight launches).
 
 from __future__ import annotations
 
-__all__ = ["BASE_FUNCTIONS", "base_with_grad", "base_grad", "sigmoid"]
+__all__ = ["BASE_FUNCTIONS", "base_with_grad", "base_grad", "base_derivatives", "sigmoid"]
 
 
 def sigmoid(x, xp):
@@ -60,3 +60,25 @@ def base_with_grad(name: str, x, xp, *, need_grad: bool = True):
 def base_grad(name: str, x, xp):
     """b'(x) for base function ``name``."""
     return BASE_FUNCTIONS[name][1](x, xp)
+
+
+def base_derivatives(name: str, x, xp, order: int) -> list:
+    """[b(x), b'(x), ..., b^(order)(x)] for base function ``name``, order <= 3 (the input jets).
+
+    SiLU, with s = sigmoid(x) and s1 = s (1 - s) its slope: b = x s, b1 = s + x s1,
+    b2 = 2 s1 + x s2, b3 = 3 s2 + x s3, where s2 = s1 (1 - 2 s) and s3 = s1 (1 - 6 s + 6 s^2)."""
+    if order > 3:
+        raise ValueError(f"base function derivatives go up to order 3, got {order}")
+    if name == "silu":
+        s = sigmoid(x, xp)
+        s1 = s * (1.0 - s)
+        out = [x * s, s + x * s1]
+        if order >= 2:
+            s2 = s1 * (1.0 - 2.0 * s)
+            out.append(2.0 * s1 + x * s2)
+        if order >= 3:
+            out.append(3.0 * s2 + x * (s1 * (1.0 - 6.0 * s + 6.0 * s * s)))
+        return out[: order + 1]
+    if name == "identity":
+        return ([x, xp.ones_like(x)] + [xp.zeros_like(x)] * max(0, order - 1))[: order + 1]
+    return [xp.zeros_like(x)] * (order + 1)

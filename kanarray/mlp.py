@@ -73,9 +73,23 @@ class MLP:
             h = out
         return h, caches
 
+    def prepare_inputs(self, x):
+        """x (batch, width[0]) validated (ValueError) into the model's namespace and dtype."""
+        return as_batch(x, xp=self.xp, dtype=self.dtype, n_features=self.width[0], name="x")
+
     def forward(self, x):
-        x = as_batch(x, xp=self.xp, dtype=self.dtype, n_features=self.width[0], name="x")
-        return self._forward(x, need_cache=False)[0]
+        return self._forward(self.prepare_inputs(x), need_cache=False)[0]
+
+    # input derivatives (``kanarray.jets``), as on a KAN
+    def derivatives(self, x, order: int = 2, mixed: bool = False):
+        from . import jets
+
+        return jets.derivatives(self, x, order, mixed)
+
+    def derivatives_vjp(self, x, gu=None, gdu=None, gd2u=None, *, order: int = 2, mixed: bool = False):
+        from . import jets
+
+        return jets.derivatives_vjp(self, x, gu, gdu, gd2u, order=order, mixed=mixed)
 
     __call__ = forward
 

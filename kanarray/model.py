@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from . import checkpoint, copying, datasets, grids, plotting, prediction, pruning, resources, stack, training
+from . import checkpoint, copying, datasets, grids, jets, plotting, prediction, pruning, resources, stack, training
 from ._checks import (as_batch, check_base_fun, check_bias_trainable, check_grid, check_grid_range, check_init_constant,
                       check_order, check_seed, check_width)
 from ._namespace import backend_name, dtype_of, from_host_like, resolve_backend, to_numpy
@@ -360,6 +360,8 @@ class KAN:
     # predictions, values or labels by ``task`` (``kanarray.prediction``): predict(x, task=None), predict_proba(x),
     # score(x, y, task=None); scikit-learn's conventions
     predict, predict_proba, score = prediction.predict, prediction.predict_proba, prediction.score
+    # input derivatives (``kanarray.jets``): derivatives(x, order=2, mixed=False), derivatives_vjp(x, gu, gdu, gd2u, ...)
+    derivatives, derivatives_vjp = jets.derivatives, jets.derivatives_vjp
 
     def update_grid(self, x, *, grid_eps: float = 0.02, grid_margin: float = 0.0, comm=None) -> None:
         """Adapt every grid to the samples x (batch, width[0]) in place, keeping the edge functions

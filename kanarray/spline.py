@@ -33,6 +33,7 @@ __all__ = [
     "extend_grid",
     "basis",
     "basis_with_derivative",
+    "basis_derivatives",
     "coef2curve",
     "curve2coef",
     "cardinal_coefficients",
@@ -118,6 +119,39 @@ def basis_with_derivative(x, grid, k: int, *, xp=None):
     inv_right = safe_reciprocal(g[..., k + 1 : k + 1 + n] - g[..., 1 : n + 1], xp)
     dB = k * (prev[..., :-1] * inv_left - prev[..., 1:] * inv_right)
     return B, dB
+
+
+def basis_derivatives(x, grid, k: int, order: int, *, xp=None) -> list:
+    """The bases and their x-derivatives up to ``order``: [B, B', ..., B^(order)], each (batch,
+    n_in, n_knots - k - 1), piecewise (at a knot, the right-hand piece; a derivative of order
+    above k is zero).
+
+    The r-th derivative of the order-k bases is the order-(k - r) bases run through r steps of
+    ``B'_(j,d) = d (B_(j,d-1) / (t_(j+d) - t_j) - B_(j+1,d-1) / (t_(j+d+1) - t_(j+1)))``.
+    """
+    xp = _xp(x, xp)
+    span = grid[:, -1] - grid[:, 0] + 1.0  # as in _cox_de_boor: far inputs stay finite
+    x3 = xp.clip(x, grid[:, 0] - span, grid[:, -1] + span)[:, :, None]
+    g = grid[None, :, :]
+    orders = [xp.astype((x3 >= g[..., :-1]) & (x3 < g[..., 1:]), x.dtype)]  # orders[d]: degree-d bases
+    for d in range(1, k + 1):
+        B = orders[-1]
+        n = B.shape[-1] - 1
+        orders.append((x3 - g[..., 0:n]) * safe_reciprocal(g[..., d : d + n] - g[..., 0:n], xp) * B[..., :-1]
+                      + (g[..., d + 1 : d + 1 + n] - x3)
+                      * safe_reciprocal(g[..., d + 1 : d + 1 + n] - g[..., 1 : n + 1], xp) * B[..., 1:])
+    out = [orders[k]]
+    for r in range(1, order + 1):
+        if r > k:
+            out.append(xp.zeros_like(orders[k]))
+            continue
+        A = orders[k - r]
+        for d in range(k - r + 1, k + 1):  # differentiate once more, raising the degree to d
+            n = A.shape[-1] - 1
+            A = d * (A[..., :-1] * safe_reciprocal(g[..., d : d + n] - g[..., 0:n], xp)
+                     - A[..., 1:] * safe_reciprocal(g[..., d + 1 : d + 1 + n] - g[..., 1 : n + 1], xp))
+        out.append(A)
+    return out
 
 
 def coef2curve(x, grid, coef, k: int, *, xp=None):

@@ -92,7 +92,9 @@ class SymbolicEdges:
         return SymbolicEdges(names, self.xp.asarray(np.ascontiguousarray(affine), dtype=self.affine.dtype), self.xp)
 
     # -- computation ----------------------------------------------------------------------------
-    def _groups(self, x):
+    def groups(self, x):
+        """The symbolic edges grouped by function (built once per names and dtype): objects with fn (the
+        library row), gather (n, E), scatter (E, m) and place (E, n m) 0/1 matrices."""
         key = (self.names, x.dtype)
         if self._plan is None or self._plan[0] != key:
             by_name: dict = {}
@@ -107,7 +109,7 @@ class SymbolicEdges:
             self._plan = (key, groups)
         return self._plan[1]
 
-    def _params(self, group):
+    def group_params(self, group):
         """(a, b, c, d), each (E,), of a group's edges."""
         flat = self.xp.reshape(self.affine, (-1, 4))
         p = self.xp.matmul(group.place, flat)  # (E, 4)
@@ -119,8 +121,8 @@ class SymbolicEdges:
         xp = self.xp
         y = None
         ctx = []
-        for g in self._groups(x):
-            a, b, c, d = self._params(g)
+        for g in self.groups(x):
+            a, b, c, d = self.group_params(g)
             xg = xp.matmul(x, g.gather)  # (B, E)
             z = xg * a + b
             fz = g.fn.fn(z, xp)
@@ -135,8 +137,8 @@ class SymbolicEdges:
         xp = self.xp
         n, m = self.affine.shape[:2]
         out = xp.zeros((n, x.shape[0], m), dtype=x.dtype, device=device_of(x))
-        for g in self._groups(x):
-            a, b, c, d = self._params(g)
+        for g in self.groups(x):
+            a, b, c, d = self.group_params(g)
             val = g.fn.fn(xp.matmul(x, g.gather) * a + b, xp) * c + d  # (B, E)
             # place column e of val at (i_e, :, o_e)
             dense = xp.matmul(val, g.place)  # (B, n m)
