@@ -97,7 +97,12 @@ def fit_arguments(x, y, validation) -> tuple:
     """``KAN.fit``'s (x, y, validation): as given, or, for a dataset dict as x with y None
     (pykan's ``model.fit(dataset)``), (train_input, train_label, (test_input, test_label)) -- the
     test split is the validation pair; without test keys, validation stays as given.
-    ValueError for a missing y, a dict with a y, a dict missing keys, or two validation sets."""
+    ValueError for a missing y, a dict with a y, a dict missing keys, or two validation sets.  A physics
+    problem (``kanarray.pde.Problem``) as x passes through: its terms are the targets."""
+    if getattr(x, "is_physics_problem", False):
+        if y is not None:
+            raise ValueError("fit got a physics problem and y: the problem's terms are the targets; pass fit(problem)")
+        return x, None, validation
     if not isinstance(x, Mapping):
         if y is None:
             raise ValueError("fit needs targets: fit(x, y), or fit(dataset) with a dict holding "

@@ -34,7 +34,8 @@ class FitSettings:
     lamb and lamb_*: the sparsification penalty (``kanarray.regularization``).
     update_grid: adapt the grids to the batch every stop_grid_update_step // grid_update_num
     steps while step < stop_grid_update_step (the optimizer keeps its state across them, as in
-    pykan; resetting LBFGS there measured slightly worse); grid_margin: as in ``KAN.update_grid``.
+    pykan; resetting LBFGS there measured slightly worse); grid_eps, grid_margin: as in ``KAN.update_grid``
+    (grid_eps 1 is a uniform grid over the samples' range, 0 knots at their quantiles).
     progress: a tqdm bar with the losses; "auto" shows it when stderr is a terminal or in
     Jupyter (not in a log file), True always.  frozen: parameters held fixed, by full name
     ("layers.0.scale_sp") or by name in every layer ("scale_base", "scale_sp", "coef"); an
@@ -64,6 +65,7 @@ class FitSettings:
     update_grid: bool = True
     grid_update_num: int = 10
     stop_grid_update_step: int = 50
+    grid_eps: float = 0.02
     grid_margin: float = 0.0
     progress: object = "auto"
     seed: int | None = None
@@ -90,6 +92,7 @@ class FitSettings:
         put("stop_grid_update_step", check_positive_int(self.stop_grid_update_step, "stop_grid_update_step",
                                                         minimum=0))
         put("grid_margin", check_number("grid_margin", self.grid_margin))
+        put("grid_eps", check_number("grid_eps", self.grid_eps, maximum=1.0))
         if self.seed is not None:
             put("seed", check_positive_int(self.seed, "seed", minimum=0))
         if isinstance(self.opt, Optimizer):
@@ -149,7 +152,8 @@ class FitSettings:
         """What decides which collectives a distributed fit runs: every rank must agree on it
         (the seed may differ: each rank shuffles its own shard; batch_size is per rank)."""
         return (self.steps, self.loss, self.regularization, self.batch_size is None, bool(self.update_grid),
-                self.grid_update_num, self.stop_grid_update_step, self.grid_margin, self.patience, self.restore_best)
+                self.grid_update_num, self.stop_grid_update_step, self.grid_margin, self.grid_eps, self.patience,
+                self.restore_best)
 
 
 def _is_bool(value) -> bool:

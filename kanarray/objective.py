@@ -22,13 +22,15 @@ __all__ = ["Evaluation", "evaluate", "check_targets", "check_outputs"]
 @dataclass
 class Evaluation:
     """objective = loss + lamb * reg (0-d arrays; reg is None without regularization);
-    pred (B, width[-1]); grads keyed like ``model.parameters()`` (None if not asked for)."""
+    pred (B, width[-1]) or None; grads keyed like ``model.parameters()`` (None if not asked for);
+    terms: a physics problem's 0-d mean squared residual per term (``kanarray.pde``), else ()."""
 
     objective: object
     loss: object
     reg: object
     pred: object
     grads: dict | None
+    terms: tuple = ()
 
 
 def check_outputs(model, y, batch: int):

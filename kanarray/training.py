@@ -21,7 +21,7 @@ from .early_stopping import BestValidation
 from .fit_settings import OPTIMIZERS, FitSettings, frozen_names
 from .grids import adapt_grids
 from .losses import accuracy
-from .objective import check_targets, evaluate
+from .objective import Evaluation, check_targets, evaluate
 from .optim import LBFGS, NonFiniteError, Optimizer
 from .prediction import task_of_loss
 from .recovery import GROWTH_FACTOR, GROWTH_STEPS, TrainingDiverged
@@ -154,7 +154,7 @@ def _batches(n: int, batch_size, rng):
 @dataclass
 class _Setup:
     """fit's inputs validated: the data (x (N, width[0]) as the first layer sees it, y, validation
-    pair or None), the settings, the optimizer and the shuffling generator; ``totals`` (train
+    pair or None; or a physics problem), the settings, the optimizer and the shuffling generator; ``totals`` (train
     batch, validation samples over all ranks) and ``baseline`` (``recovery.baseline_loss``) are
     filled in afterwards with comm."""
 
@@ -167,11 +167,20 @@ class _Setup:
     rng: np.random.Generator
     totals: tuple | None = None
     baseline: float | None = None
+    problem: object = None  # a ``kanarray.pde.Problem`` (x: its collocation points, y: None), or None
 
 
 def fit(model, x, y, settings: FitSettings | None = None, *, validation=None, comm=None, **options) -> History:
     """See ``KAN.fit``."""
     comm = as_communicator(comm)
+    if getattr(x, "is_physics_problem", False):
+        if comm is not None:
+            raise ValueError("fit(problem) runs on one process: physics-informed problems do not take comm yet")
+        setup = _setup_problem(model, x, settings, options, validation)
+        show = _interactive() if setup.settings.progress == "auto" else setup.settings.progress
+        history = _train(model, setup, progress=show, comm=None)
+        model.task = "regression"
+        return history
     # ---- validate everything before anything changes (the settings too: a rank refusing them
     # must not leave the others waiting); with several ranks, all agree first
     prepare = functools.partial(_setup, model, x, y, settings, options, validation, comm)
@@ -212,10 +221,7 @@ def _setup(model, x, y, settings, options: dict, validation, comm) -> _Setup:
         settings.regularization.check_batch(batch_size or n)
     _check_memory(model, batch_size or n, settings)
     if validation is not None:
-        try:
-            x_val, y_val = validation
-        except (TypeError, ValueError):
-            raise ValueError("validation must be a pair (x_val, y_val)") from None
+        x_val, y_val = _validation_pair(validation)
         x_val = model.prepare_inputs(x_val)
         y_val = check_targets(model, y_val, x_val.shape[0], settings.loss)
         recovery.check_magnitude(model, x_val, "x_val", settings.loss, y_val)
@@ -232,6 +238,61 @@ def _setup(model, x, y, settings, options: dict, validation, comm) -> _Setup:
     if comm is None:
         setup.baseline = recovery.baseline_loss(model, y, settings.loss)
     return setup
+
+
+def _setup_problem(model, problem, settings, options: dict, validation) -> _Setup:
+    """``_setup`` for a physics problem: its collocation points are the grid updates' samples and the
+    fit's ``fit_inputs``; a validation pair (x_val, u_val) compares with a known solution (RMSE)."""
+    settings = FitSettings.of(settings, **options)
+    settings.check_validation(validation)
+    for name, bad in (("batch_size", settings.batch_size is not None), ("lamb", settings.regularization.active),
+                      ("loss", settings.loss != "mse")):
+        if bad:
+            raise ValueError(f"fit(problem) takes no {name}: the problem's terms define the loss over all their points")
+    clash = sorted(set(problem.term_names) & set(_RESERVED))
+    if clash:
+        raise ValueError(f"term names {clash} clash with the history's own keys {list(_RESERVED)}: rename the terms")
+    problem.check_model(model)
+    x = model.prepare_inputs(problem.points())
+    recovery.check_magnitude(model, x, "the problem's points", "pde", None)
+    if validation is not None:
+        x_val, y_val = _validation_pair(validation)
+        x_val = model.prepare_inputs(x_val)
+        validation = (x_val, check_targets(model, y_val, x_val.shape[0], "mse"))
+    optimizer = _make_optimizer(model, settings)
+    if settings.update_grid and any(name.endswith(".coef") and name not in optimizer.params
+                                    for name in model.parameters()):
+        raise ValueError("frozen coefficients cannot stay fixed while the grid updates (it refits them); "
+                         "pass update_grid=False with frozen coef")
+    rng = np.random.default_rng(model.seed if settings.seed is None else settings.seed)
+    return _Setup(x=x, y=None, n=x.shape[0], settings=settings, validation=validation, optimizer=optimizer, rng=rng,
+                  baseline=0.0, problem=problem)
+
+
+_RESERVED = ("train_loss", "val_loss", "reg", "val_acc", *History.ALIASES)
+
+
+def _validation_pair(validation):
+    try:
+        x_val, y_val = validation
+    except (TypeError, ValueError):
+        raise ValueError("validation must be a pair (x_val, y_val)") from None
+    return x_val, y_val
+
+
+def _objective(model, setup, global_):
+    """The evaluation of one step: ``evaluate`` on a batch, or the physics problem's loss (which
+    ignores the batch: its terms hold their points).  (xb, yb, cache) -> ``Evaluation``."""
+    settings = setup.settings
+    if setup.problem is None:
+        return lambda xb, yb, cache: evaluate(model, xb, yb, loss=settings.loss, reg=settings.regularization,
+                                              cache=cache, **global_)
+
+    def physics(xb, yb, cache):
+        ev = setup.problem.evaluate(model)
+        return Evaluation(ev.objective, ev.objective, None, None, ev.grads, tuple(ev.terms))
+
+    return physics
 
 
 def _check_memory(model, batch: int, settings: FitSettings) -> None:
@@ -273,9 +334,11 @@ def _train(model, setup, *, progress: bool, comm) -> History:
     update_grid, stop_grid_update_step = settings.update_grid, settings.stop_grid_update_step
     n_batch, n_val = setup.totals if comm is not None else (None, None)
     xp = model.xp
-    keys = ["train_loss", "val_loss", "reg"] + (["val_acc"] if loss == "cross_entropy" else [])
+    terms = [] if setup.problem is None else setup.problem.term_names
+    kind = loss if setup.problem is None else "pde"  # what train_loss is: RMSE (mse), cross-entropy, the physics loss
+    keys = ["train_loss", "val_loss", "reg"] + (["val_acc"] if loss == "cross_entropy" else []) + terms
     history = History(keys)
-    history.optimizer, history.loss = optimizer, loss
+    history.optimizer, history.loss = optimizer, kind
     grid_every = max(1, stop_grid_update_step // settings.grid_update_num)
     batches = _batches(setup.n, settings.batch_size, setup.rng)
     good = recovery.Snapshot(model)  # the last parameters with a finite objective within the growth bound
@@ -286,7 +349,7 @@ def _train(model, setup, *, progress: bool, comm) -> History:
     step = 0
 
     def diverged(what: str, at_start: bool = False) -> TrainingDiverged:  # after good.restore()
-        scale = recovery.data_scale(xp, x, y, loss)
+        scale = recovery.data_scale(xp, x, y, kind)
         text = recovery.diverged_message(what, step, optimizer, reg, good, scale, at_start)
         return TrainingDiverged(text, history)
 
@@ -300,9 +363,10 @@ def _train(model, setup, *, progress: bool, comm) -> History:
     ctrl_c = _DeferredInterrupt() if comm is not None else None
     # recorded: the plain objective (regularization and linear continuation use cuBLAS calls
     # that have no stand-in while a graph records); one rank (MPI calls are the host's)
-    graph = (comm is None and not isinstance(optimizer, LBFGS) and not reg.active
+    graph = (comm is None and not isinstance(optimizer, LBFGS) and not reg.active and setup.problem is None
              and all(layer.extrapolate == "spline" for layer in model.layers))
-    graphs = _Evaluations(model, loss, reg, global_, graph=graph)
+    objective_of = _objective(model, setup, global_)
+    graphs = _Evaluations(model, objective_of, graph=graph)
     try:
         for step in range(steps):
             idx = next(batches)
@@ -314,7 +378,7 @@ def _train(model, setup, *, progress: bool, comm) -> History:
                 xb, yb = graphs.batch(xp.take(x, ids, axis=0), xp.take(y, ids, axis=0))
             if update_grid and step % grid_every == 0 and step < stop_grid_update_step:
                 # the optimizer keeps its state, as in pykan
-                adapt_grids(model, xb, grid_margin=settings.grid_margin, comm=comm)
+                adapt_grids(model, xb, grid_eps=settings.grid_eps, grid_margin=settings.grid_margin, comm=comm)
                 basis_cache.clear()
                 val_cache.clear()
                 graphs.forget()
@@ -322,7 +386,7 @@ def _train(model, setup, *, progress: bool, comm) -> History:
                 parts = {}
 
                 def closure():
-                    ev = evaluate(model, xb, yb, loss=loss, reg=reg, cache=basis_cache, **global_)
+                    ev = objective_of(xb, yb, basis_cache)
                     parts[id(ev.objective)] = ev
                     return ev.objective, ev.grads
 
@@ -358,16 +422,19 @@ def _train(model, setup, *, progress: bool, comm) -> History:
                     stop = bool(comm.allreduce_scalar(float(stop), op="max"))
             if not isinstance(optimizer, LBFGS):
                 optimizer.step(ev.grads)
-            train = math.sqrt(values[0]) if loss == "mse" else values[0]
+            train = math.sqrt(values[0]) if kind == "mse" else values[0]
             history["train_loss"].append(train)
             history["reg"].append(values[1])
+            for name, value in zip(terms, values[len(values) - len(terms):]):
+                history[name].append(value)
             if validation is not None:
                 history["val_loss"].append(val)
                 if loss == "cross_entropy":
                     history["val_acc"].append(values[3])
             if bar is not None:
                 val = history["val_loss"][-1] if validation is not None else None
-                bar.set_postfix_str(_postfix(train, val, values[1] if reg.lamb > 0 else None), refresh=False)
+                bar.set_postfix_str(_postfix(train, val, values[1] if reg.lamb > 0 else None,
+                                             dict(zip(terms, values[len(values) - len(terms):]))), refresh=False)
                 bar.update(1)
             if ctrl_c is not None and comm.allreduce_scalar(ctrl_c.pressed, op="max"):
                 history.interrupted = True  # every rank stops after the same step
@@ -434,8 +501,8 @@ class _Evaluations:
     each followed by a device synchronisation) and keeps the graph only if the replay was
     faster (``_replay_pays``); otherwise the fit goes on eagerly."""
 
-    def __init__(self, model, loss, reg, global_, *, graph):
-        self.model, self.loss, self.reg, self.global_ = model, loss, reg, global_
+    def __init__(self, model, objective, *, graph):
+        self.model, self.objective = model, objective
         self.graphed = None
         self.warm = False  # an eager evaluation ran since the last grid update
         self.inputs = None  # the recorded minibatch arrays
@@ -460,8 +527,7 @@ class _Evaluations:
         return self.inputs
 
     def evaluate(self, xb, yb, cache):
-        run = lambda: evaluate(self.model, xb, yb, loss=self.loss, reg=self.reg, cache=cache,  # noqa: E731
-                               **self.global_)
+        run = lambda: self.objective(xb, yb, cache)  # noqa: E731
         if not self.on:
             return run()
         if self.graphed is not None and self.graphed.matches(self.model, (xb, yb)):
@@ -529,6 +595,7 @@ def _scalars(model, ev, validation, loss, val_cache, comm=None, n_val=None):
         if loss == "cross_entropy":
             acc = accuracy(val.pred, y_val, xp)
             items.append(acc if comm is None else comm.allreduce(acc * (x_val.shape[0] / n_val)))
+    items.extend(ev.terms)  # a physics problem's terms, last
     return [float(v) for v in to_numpy(xp.stack([xp.reshape(a, ()) for a in items]))]
 
 
@@ -543,13 +610,16 @@ def _interactive() -> bool:
         return False
 
 
-def _postfix(train: float, val: float | None, reg: float | None) -> str:
-    """The progress bar's figures: train, val (with validation), reg (only with lamb > 0)."""
+def _postfix(train: float, val: float | None, reg: float | None, terms: dict | None = None) -> str:
+    """The progress bar's figures: train, val (with validation), reg (only with lamb > 0), a physics
+    problem's terms."""
     text = f"train {train:.3e}"
     if val is not None:
         text += f" | val {val:.3e}"
     if reg is not None:
         text += f" | reg {reg:.3e}"
+    for name, value in (terms or {}).items():
+        text += f" | {name} {value:.3e}"
     return text
 
 

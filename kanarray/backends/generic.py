@@ -37,7 +37,7 @@ from typing import NamedTuple
 from .._namespace import xsum
 from ..base import base_grad, base_with_grad
 from ..extrapolation import continued_edge_forward
-from ..spline import basis, basis_with_derivative
+from ..spline import basis, basis_derivatives, basis_with_derivative
 
 __all__ = ["Kernels", "GenericKernels", "EdgeCache", "CompiledEdgeCache", "SpreadGradient", "ENTROPY_EPS"]
 
@@ -126,6 +126,10 @@ class Kernels:
             GW = xp.reshape(xp.matmul(gy, xp.matrix_transpose(W2)), (B, n, nb))
             dx = xp.sum(GW * dBd, axis=2)
         return dweight, dx
+
+    def basis_derivatives(self, x, grid, k, order):
+        """[B, B', ..., B^(order)] at x (B, n), each (B, n, nb) (``spline.basis_derivatives``)."""
+        return basis_derivatives(x, grid, k, order, xp=self.xp)
 
     def dense_basis(self, x, grid, k):
         """All bases at x, edge-major: x (B, n) -> (n, B, nb)."""

@@ -25,6 +25,8 @@ reads; split, the tables' cache invariants would span modules.
 
 from __future__ import annotations
 
+import math
+
 from collections import OrderedDict
 
 import numpy as np
@@ -161,6 +163,7 @@ class GridTables:
         )
         self._cardinal = {}
         self._edge = {}
+        self.any_grid = {}  # _any_grid_polynomials by dtype
         self._poly64 = None
         self._grid64 = grid.astype(np.float64)
         self._step = np.where(h > 0, h, 1.0)
@@ -361,6 +364,19 @@ _DENSE_LIMIT = 1 << 27  # dense basis-matrix entries above which the sparse form
 _sparse_module = None
 
 
+def _any_grid_polynomials(t: GridTables, dtype):
+    """(poly_p (k + 1, n (L + 1), k + 1), inv_span (n (L + 1),)) in dtype for any grid, uniform ones too
+    (whose GridTables skip them: their fast path needs only the cardinal bases); kept on t."""
+    key = np.dtype(dtype).str
+    if key not in t.any_grid:
+        if t.poly_p is not None and t.poly_p.dtype == dtype:
+            t.any_grid[key] = (t.poly_p, t.inv_span)
+        else:
+            poly = np.ascontiguousarray(t._polynomials().transpose(1, 0, 2)).astype(dtype)
+            t.any_grid[key] = (poly, t._inv_span64().astype(dtype))
+    return t.any_grid[key]
+
+
 def _flat_index(cols, width: int):
     """Positions in a flattened (B, width) matrix of the columns cols (B, n, k + 1).
 
@@ -524,6 +540,37 @@ class NumpyKernels(Kernels):
         for o in range(m):
             dW2[o] = np.bincount(flat_cols, weights=per_row[:, :, o].reshape(-1), minlength=width)
         return dW2[:, :-1].reshape(m, n, nb).transpose(1, 0, 2)
+
+    def basis_derivatives(self, x, grid, k, order):
+        """``spline.basis_derivatives`` from the grid's interval polynomials: only the k + 1 non-zero
+        bases of each input are evaluated (Horner's rule on their derivatives), then placed densely.
+        x (B, n) -> [B, B', ..., B^(order)], each (B, n, nb)."""
+        B, n = x.shape
+        nb = grid.shape[1] - k - 1
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            t = _tables.get(grid, k)
+            poly, inv_span = _any_grid_polynomials(t, grid.dtype)
+            idx, _ = interval_index(x, grid, tables=t, exact=True)
+            table_index = (t.row_base + idx).reshape(-1)
+            cols = _flat_index(np.take(t.cols, table_index, axis=0).reshape(B, n, k + 1), n * nb + 1).reshape(-1)
+            span = np.take(inv_span, table_index).reshape(B, n)
+            frac = (x - np.take(grid.reshape(-1), t.row_base + np.minimum(idx, t.L - 1))) * span
+            np.clip(frac, 0.0, 1.0, out=frac)
+            f = frac.reshape(-1, 1)
+            tab = np.take(poly, table_index, axis=1)  # (k + 1 powers, E, k + 1 bases)
+            out = []
+            for r in range(order + 1):
+                dense = np.zeros((B, n * nb + 1), dtype=x.dtype)
+                if r <= k:
+                    falling = lambda p: math.perm(p, r)  # noqa: E731 - d^r/df^r f^p = p!/(p-r)! f^(p-r)
+                    vals = tab[k] * falling(k)
+                    for p in range(k - 1, r - 1, -1):
+                        vals = vals * f + tab[p] * falling(p)
+                    if r:
+                        vals = vals * (span.reshape(-1, 1) ** r)
+                    dense.reshape(-1)[cols] = vals.reshape(-1)
+                out.append(dense[:, :-1].reshape(B, n, nb))
+        return out
 
     def dense_basis(self, x, grid, k):
         """All bases at x, edge-major: x (B, n) -> (n, B, nb), zeros included."""

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .. import spline
+import numpy as np
+
+from .._namespace import is_numpy_namespace
+from ..backends import get_kernels
 from ..base import base_derivatives
 from ..extrapolation import tails
 from ..layer import layer_gradients
@@ -46,7 +49,7 @@ def _features(layer, x, order: int, xp):
     extrapolate="linear") and the base function, and their x-derivatives."""
     tail = tails(x, layer.grid, layer.k, xp) if layer.extrapolate == "linear" else None
     at = x if tail is None else tail.clipped
-    bases = spline.basis_derivatives(at, layer.grid, layer.k, order, xp=xp)
+    bases = get_kernels(xp).basis_derivatives(at, layer.grid, layer.k, order)
     if tail is not None:
         bases[0] = bases[0] + tail.below[:, :, None] * tail.d_lo[None, :, :] + tail.above[:, :, None] * tail.d_hi[None, :, :]
         inside = xp.astype((tail.below == 0) & (tail.above == 0), x.dtype)[:, :, None]
@@ -55,19 +58,39 @@ def _features(layer, x, order: int, xp):
     return [xp.concat([b, f[:, :, None]], axis=2) for b, f in zip(bases, base)]
 
 
-def layer_jet(layer, X, spec, idx, *, need_dx: bool, keep: bool = True):
+def _cached_features(layer, cache, spec, order):
+    """(fs, phi) kept in ``cache`` for this layer's grid, or None (NumPy only: the check is a host
+    comparison of the grid, so editing it in place is safe)."""
+    if cache is None or not is_numpy_namespace(layer.xp):
+        return None
+    hit = cache.get("first")
+    if (hit is not None and hit[0] == (spec, order, layer.extrapolate, layer.base_fun) and hit[1].shape == layer.grid.shape
+            and np.array_equal(hit[1], layer.grid)):
+        return hit[2], hit[3]
+    return None
+
+
+def layer_jet(layer, X, spec, idx, *, need_dx: bool, keep: bool = True, cache: dict | None = None):
     """The jet X (C, B, n) through ``layer`` -> (Y (C, B, m), ``LayerTape`` or None).
 
     need_dx: keep what the input's cotangent needs (one more feature derivative); keep: whether a
-    reverse pass follows at all."""
+    reverse pass follows at all; cache: a dict the caller keeps for a first layer whose input X stays
+    the same (collocation points): its lifted features are reused while the grid is unchanged."""
     xp = layer.xp
     layer.check_consistent()
     C, B, n = X.shape
     m, nb = layer.out_dim, layer.coef.shape[2]
     x0, x1, x2 = split(X, spec)
-    fs = _features(layer, x0, spec.order + (1 if need_dx else 0), xp)
+    order = spec.order + (1 if need_dx else 0)
     x1e, x2e = x1[..., None], x2[..., None]
-    phi = xp.reshape(lift(fs, x1e, x2e, idx, xp), (C * B, n * (nb + 1)))
+    hit = _cached_features(layer, cache, spec, order)
+    if hit is None:
+        fs = _features(layer, x0, order, xp)
+        phi = xp.reshape(lift(fs, x1e, x2e, idx, xp), (C * B, n * (nb + 1)))
+        if cache is not None and is_numpy_namespace(xp):
+            cache["first"] = ((spec, order, layer.extrapolate, layer.base_fun), np.array(layer.grid, copy=True), fs, phi)
+    else:
+        fs, phi = hit
     mask_sp = layer.mask * layer.scale_sp
     W = xp.concat([layer.coef * mask_sp[:, :, None], (layer.mask * layer.scale_base)[:, :, None]], axis=2)
     W = xp.reshape(xp.permute_dims(W, (0, 2, 1)), (n * (nb + 1), m))

@@ -95,9 +95,10 @@ def _check_memory(model, B: int, spec: Directions) -> None:
     resources.check(f"the input derivatives of order {spec.order} on {B} samples", per * item)
 
 
-def jet_forward(model, x, spec: Directions, *, grad: bool = True, prepared: bool = False):
+def jet_forward(model, x, spec: Directions, *, grad: bool = True, prepared: bool = False, cache: dict | None = None):
     """Raw inputs x (B, width[0]) -> (output jet (C, B, width[-1]), ``Tape`` or None without grad).
-    prepared: x already went through ``model.prepare_inputs``."""
+    prepared: x already went through ``model.prepare_inputs``; cache: a dict the caller keeps for one
+    fixed x (a problem's point set): a KAN's first-layer features are reused while its grid stays."""
     xp = model.xp
     x = x if prepared else model.prepare_inputs(x)
     _check_memory(model, x.shape[0], spec)
@@ -106,7 +107,8 @@ def jet_forward(model, x, spec: Directions, *, grad: bool = True, prepared: bool
     tapes = []
     if _is_kan(model):
         for l, layer in enumerate(model.layers):
-            X, t = kan_layer.layer_jet(layer, X, spec, idx, need_dx=grad and l > 0, keep=grad)
+            X, t = kan_layer.layer_jet(layer, X, spec, idx, need_dx=grad and l > 0, keep=grad,
+                                       cache=cache if l == 0 else None)
             tapes.append(t)
     else:
         X, tapes = mlp.mlp_jet(model, X, spec, idx, grad=grad)
