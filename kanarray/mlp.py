@@ -118,8 +118,9 @@ class MLP:
                 g = g @ self._params[f"layers.{l}.weight"].T
         return loss, grads
 
-    def fit(self, x, y, *, steps: int = 100, opt: str = "lbfgs", lr: float | None = None) -> list:
-        """Full-batch training in place; returns the training RMSE after each step.
+    def fit(self, x, y=None, *, steps: int = 100, opt: str = "lbfgs", lr: float | None = None) -> list:
+        """Full-batch training in place; returns the training RMSE after each step, or, for a physics
+        problem as x (``kanarray.pde.Problem``, y None), its loss after each step.
 
         opt: "lbfgs" (pykan's settings, as ``KAN.fit``) or "adam" (lr 1e-3 by default)."""
         from .optim import LBFGS, Adam
@@ -127,8 +128,18 @@ class MLP:
         steps = check_positive_int(steps, "steps")
         if opt not in ("lbfgs", "adam"):
             raise ValueError(f"opt must be 'lbfgs' or 'adam', got {opt!r}")
-        x = as_batch(x, xp=self.xp, dtype=self.dtype, n_features=self.width[0], name="x")
-        y = as_batch(y, xp=self.xp, dtype=self.dtype, n_features=self.width[-1], name="y")
+        problem = x if getattr(x, "is_physics_problem", False) else None
+        if problem is not None:
+            if y is not None:
+                raise ValueError("fit got a physics problem and y: the problem's terms are the targets")
+            problem.check_model(self)
+            objective = lambda: problem.value_and_grad(self)  # noqa: E731
+        else:
+            if y is None:
+                raise ValueError("fit needs targets y (or a physics problem as x)")
+            x = as_batch(x, xp=self.xp, dtype=self.dtype, n_features=self.width[0], name="x")
+            y = as_batch(y, xp=self.xp, dtype=self.dtype, n_features=self.width[-1], name="y")
+            objective = lambda: self.value_and_grad(x, y)  # noqa: E731
         if opt == "lbfgs":
             optimizer = LBFGS(self._params, lr=1.0 if lr is None else lr, history_size=10, max_iter=20,
                               tolerance_grad=1e-32, tolerance_change=1e-32, tolerance_ys=1e-32)
@@ -137,11 +148,14 @@ class MLP:
         losses = []
         for _ in range(steps):
             if opt == "lbfgs":
-                optimizer.step(lambda: self.value_and_grad(x, y))
+                optimizer.step(objective)
             else:
-                optimizer.step(self.value_and_grad(x, y)[1])
-            diff = self._forward(x, need_cache=False)[0] - y  # the loss only: no backward pass
-            losses.append(math.sqrt(float(self.xp.mean(diff * diff))))
+                optimizer.step(objective()[1])
+            if problem is not None:
+                losses.append(problem.loss(self))
+            else:
+                diff = self._forward(x, need_cache=False)[0] - y  # the loss only: no backward pass
+                losses.append(math.sqrt(float(self.xp.mean(diff * diff))))
         return losses
 
     def __repr__(self) -> str:
