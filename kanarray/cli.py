@@ -113,7 +113,8 @@ def _add_reproduce(commands) -> None:
     rep = commands.add_parser(
         "reproduce", help="rerun one of the paper's experiments and write its table and figure",
         description="scaling: scaling laws of the five toy functions; special: the special-function table; feynman: "
-                    "the Feynman table with symbolic recovery; continual: continual learning, KAN against an MLP. "
+                    "the Feynman table with symbolic recovery; continual: continual learning, KAN against an MLP; pde: "
+                    "physics-informed KANs (Poisson, heat, nonlinear Poisson) against MLPs. "
                     "Writes NAME.md and NAME.png into --out and prints the table. Defaults are the paper's settings "
                     "(scaling: an hour or more on two cores); --quick runs a tiny version in seconds.")
     rep.add_argument("name", choices=EXPERIMENTS)
@@ -173,7 +174,8 @@ def _reproduce_options(args) -> dict:
         options.update(steps=5, seeds=(0,))
         if args.name != "continual":
             options["grids"] = (3, 5)
-        options.update({"feynman": dict(symbolic_steps=5, names=("I.6.2", "II.38.3")),
+        options.update({"pde": dict(mlp_widths=(10,), symbolic_steps=3, kan_width=3, extra=False),
+                        "feynman": dict(symbolic_steps=5, names=("I.6.2", "II.38.3")),
                         "special": dict(names=("jv", "sph_harm_m0_n1")),
                         "scaling": dict(functions=("j0", "exp_sin"))}.get(args.name, {}))
     if args.steps is not None:
@@ -183,12 +185,13 @@ def _reproduce_options(args) -> dict:
     if args.seeds is not None:
         options["seeds"] = args.seeds
     if args.train is not None:
-        if args.name == "continual":
-            raise ValueError("--train does not apply to continual (its phases have 100 points each)")
+        if args.name in ("continual", "pde"):
+            raise ValueError(f"--train does not apply to {args.name} (its points are fixed: "
+                             + ("100 per phase)" if args.name == "continual" else "pykan's 21^2 interior points)"))
         options["n_train"] = args.train
     if args.grid_margin is not None:
-        if args.name == "continual":
-            raise ValueError("--grid-margin does not apply to continual (it has no grid update)")
+        if args.name in ("continual", "pde"):
+            raise ValueError(f"--grid-margin does not apply to {args.name}")
         if args.name == "scaling" and len(args.grid_margin) > 1:
             raise ValueError("scaling takes one --grid-margin (it has no validation draw to choose with)")
         options["grid_margin"] = args.grid_margin if len(args.grid_margin) > 1 else args.grid_margin[0]

@@ -127,6 +127,10 @@ class Kernels:
             dx = xp.sum(GW * dBd, axis=2)
         return dweight, dx
 
+    def local_basis_derivatives(self, x, grid, k, order):
+        """The non-zero bases only (``NumpyKernels``); None here: callers use ``basis_derivatives``."""
+        return None
+
     def basis_derivatives(self, x, grid, k, order):
         """[B, B', ..., B^(order)] at x (B, n), each (B, n, nb) (``spline.basis_derivatives``)."""
         return basis_derivatives(x, grid, k, order, xp=self.xp)

@@ -541,35 +541,47 @@ class NumpyKernels(Kernels):
             dW2[o] = np.bincount(flat_cols, weights=per_row[:, :, o].reshape(-1), minlength=width)
         return dW2[:, :-1].reshape(m, n, nb).transpose(1, 0, 2)
 
-    def basis_derivatives(self, x, grid, k, order):
-        """``spline.basis_derivatives`` from the grid's interval polynomials: only the k + 1 non-zero
-        bases of each input are evaluated (Horner's rule on their derivatives), then placed densely.
-        x (B, n) -> [B, B', ..., B^(order)], each (B, n, nb)."""
+    def local_basis_derivatives(self, x, grid, k, order):
+        """The k + 1 non-zero bases of each input and their x-derivatives, from the grid's interval
+        polynomials (Horner's rule on the derivatives): x (B, n) -> (cols (B, n, k + 1) intp, [B, B', ...,
+        B^(order)] each (B, n, k + 1)).  cols index a (B, n * nb + 1) matrix as in ``local_basis`` (the
+        last column for bases that do not exist and inputs off the grid, whose values are 0)."""
         B, n = x.shape
-        nb = grid.shape[1] - k - 1
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             t = _tables.get(grid, k)
             poly, inv_span = _any_grid_polynomials(t, grid.dtype)
             idx, _ = interval_index(x, grid, tables=t, exact=True)
             table_index = (t.row_base + idx).reshape(-1)
-            cols = _flat_index(np.take(t.cols, table_index, axis=0).reshape(B, n, k + 1), n * nb + 1).reshape(-1)
-            span = np.take(inv_span, table_index).reshape(B, n)
-            frac = (x - np.take(grid.reshape(-1), t.row_base + np.minimum(idx, t.L - 1))) * span
-            np.clip(frac, 0.0, 1.0, out=frac)
-            f = frac.reshape(-1, 1)
+            cols = np.take(t.cols, table_index, axis=0).reshape(B, n, k + 1).astype(np.intp)
+            span = np.take(inv_span, table_index).reshape(-1, 1)
+            frac = (x.reshape(-1) - np.take(grid.reshape(-1), (t.row_base + np.minimum(idx, t.L - 1)).reshape(-1)))
+            f = np.clip(frac[:, None] * span, 0.0, 1.0)
             tab = np.take(poly, table_index, axis=1)  # (k + 1 powers, E, k + 1 bases)
             out = []
             for r in range(order + 1):
-                dense = np.zeros((B, n * nb + 1), dtype=x.dtype)
-                if r <= k:
-                    falling = lambda p: math.perm(p, r)  # noqa: E731 - d^r/df^r f^p = p!/(p-r)! f^(p-r)
-                    vals = tab[k] * falling(k)
-                    for p in range(k - 1, r - 1, -1):
-                        vals = vals * f + tab[p] * falling(p)
-                    if r:
-                        vals = vals * (span.reshape(-1, 1) ** r)
-                    dense.reshape(-1)[cols] = vals.reshape(-1)
-                out.append(dense[:, :-1].reshape(B, n, nb))
+                if r > k:
+                    out.append(np.zeros((B, n, k + 1), dtype=x.dtype))
+                    continue
+                vals = tab[k] * math.perm(k, r)  # d^r/df^r f^p = p!/(p-r)! f^(p-r)
+                for p in range(k - 1, r - 1, -1):
+                    vals = vals * f + tab[p] * math.perm(p, r)
+                if r:
+                    vals = vals * span**r
+                out.append(vals.reshape(B, n, k + 1))
+        return cols, out
+
+    def basis_derivatives(self, x, grid, k, order):
+        """``spline.basis_derivatives`` from ``local_basis_derivatives``, placed densely:
+        x (B, n) -> [B, B', ..., B^(order)], each (B, n, nb)."""
+        B, n = x.shape
+        nb = grid.shape[1] - k - 1
+        cols, vals = self.local_basis_derivatives(x, grid, k, order)
+        flat = _flat_index(cols, n * nb + 1).reshape(-1)
+        out = []
+        for v in vals:
+            dense = np.zeros((B, n * nb + 1), dtype=x.dtype)
+            dense.reshape(-1)[flat] = v.reshape(-1)
+            out.append(dense[:, :-1].reshape(B, n, nb))
         return out
 
     def dense_basis(self, x, grid, k):

@@ -31,8 +31,11 @@ __all__ = ["LayerTape", "layer_jet", "layer_jet_backward"]
 
 class LayerTape(NamedTuple):
     """What ``layer_jet`` keeps for ``layer_jet_backward``: the lifted features phi (C B, n F), the
-    features' derivatives fs (each (B, n, F)), the input's derivative channels x1, x2 (with a
-    trailing axis), the folded weight W (n F, m) and the masked scales, the symbolic context."""
+    features' derivatives fs (each (B, n, F)), the input's derivative channels x1, x2 (with a trailing
+    axis), the folded weight W (n F, m), the masked scales, the symbolic context, and ``place``: None,
+    or on the local path (NumPy) the rows (B, n, k + 2) in W (n F + 1, m; the last row zero, for bases
+    that do not exist) of each input's non-zero features, with phi (C, B, n, k + 2), fs (B, n, k + 2)
+    and W gathered to (B, n, k + 2, m)."""
 
     phi: object
     fs: list
@@ -42,6 +45,7 @@ class LayerTape(NamedTuple):
     mask_sp: object
     shape: tuple
     symbolic: object
+    place: object
 
 
 def _features(layer, x, order: int, xp):
@@ -58,6 +62,64 @@ def _features(layer, x, order: int, xp):
     return [xp.concat([b, f[:, :, None]], axis=2) for b, f in zip(bases, base)]
 
 
+def _local_features(layer, x, order: int, xp):
+    """On NumPy with extrapolate="spline": (cols (B, n, k + 2) of each input's k + 1 non-zero bases and
+    its base function in the (n (nb + 1) + 1)-wide feature matrix, [F_r (B, n, k + 2)]); else None.
+    The last column collects bases that do not exist and inputs off the grid (values 0)."""
+    if layer.extrapolate != "spline":
+        return None
+    got = get_kernels(xp).local_basis_derivatives(x, layer.grid, layer.k, order)
+    if got is None:
+        return None
+    cols, vals = got
+    n, nb = layer.in_dim, layer.coef.shape[2]
+    base_cols = np.broadcast_to((np.arange(n) * (nb + 1) + nb)[None, :, None], (x.shape[0], n, 1))
+    cols = np.concatenate([cols + cols // nb, base_cols], axis=2)  # input i's basis j -> i (nb + 1) + j
+    base = base_derivatives(layer.base_fun, x, xp, order)
+    return cols, [np.concatenate([v, b[:, :, None]], axis=2) for v, b in zip(vals, base)]
+
+
+def _lifted(layer, x0, x1e, x2e, spec, idx, order, xp):
+    """(fs, phi, cols): the features' jets.  Dense (cols None): phi (C B, n F).  Local (NumPy): phi
+    (C, B, n, k + 2) holds only each input's non-zero features, cols (B, n, k + 2) their rows in W."""
+    C, B, n = x1e.shape[0] + x2e.shape[0] + 1, x0.shape[0], layer.in_dim
+    nb = layer.coef.shape[2]
+    local = _local_features(layer, x0, order, xp)
+    if local is None:
+        fs = _features(layer, x0, order, xp)
+        return fs, xp.reshape(lift(fs, x1e, x2e, idx, xp), (C * B, n * (nb + 1))), None
+    cols, fs = local
+    return fs, lift(fs, x1e, x2e, idx, xp), cols
+
+
+def _local_matmul(phi, Wl):
+    """Y[c, b, o] = sum_(i, f) phi[c, b, i, f] Wl[b, i, f, o]: phi (C, B, n, F'), Wl (B, n, F', m) -> (C, B, m)."""
+    C, B = phi.shape[:2]
+    m = Wl.shape[-1]
+    if m == 1:
+        return np.sum(phi * Wl[None, ..., 0], axis=(2, 3))[..., None]
+    return np.matmul(phi.reshape(C, B, -1).transpose(1, 0, 2), Wl.reshape(B, -1, m)).transpose(1, 0, 2)
+
+
+def _local_backward(phi, Wl, cols, g, width: int, need_dx: bool):
+    """The transpose of ``_local_matmul`` for g (C, B, m): (dL/dW (width, m), dL/dphi like phi or None)."""
+    C, B, n, F = phi.shape
+    m = g.shape[-1]
+    if m == 1:
+        per = np.sum(phi * g[:, :, None, None, 0], axis=0)  # (B, n, F)
+        gW = np.bincount(cols.reshape(-1), weights=per.reshape(-1), minlength=width)[:, None]
+        gphi = Wl[None, ..., 0] * g[:, :, None, None, 0] if need_dx else None
+        return gW, gphi
+    per = np.matmul(phi.reshape(C, B, -1).transpose(1, 2, 0), g.transpose(1, 0, 2))  # (B, n F, m)
+    flat = cols.reshape(-1)
+    gW = np.stack([np.bincount(flat, weights=per[:, :, o].reshape(-1), minlength=width) for o in range(m)], axis=1)
+    gphi = None
+    if need_dx:
+        gphi = np.matmul(g.transpose(1, 0, 2), Wl.reshape(B, n * F, m).transpose(0, 2, 1))  # (B, C, n F)
+        gphi = gphi.transpose(1, 0, 2).reshape(C, B, n, F)
+    return gW, gphi
+
+
 def _cached_features(layer, cache, spec, order):
     """(fs, phi) kept in ``cache`` for this layer's grid, or None (NumPy only: the check is a host
     comparison of the grid, so editing it in place is safe)."""
@@ -66,7 +128,7 @@ def _cached_features(layer, cache, spec, order):
     hit = cache.get("first")
     if (hit is not None and hit[0] == (spec, order, layer.extrapolate, layer.base_fun) and hit[1].shape == layer.grid.shape
             and np.array_equal(hit[1], layer.grid)):
-        return hit[2], hit[3]
+        return hit[2], hit[3], hit[4]
     return None
 
 
@@ -85,16 +147,22 @@ def layer_jet(layer, X, spec, idx, *, need_dx: bool, keep: bool = True, cache: d
     x1e, x2e = x1[..., None], x2[..., None]
     hit = _cached_features(layer, cache, spec, order)
     if hit is None:
-        fs = _features(layer, x0, order, xp)
-        phi = xp.reshape(lift(fs, x1e, x2e, idx, xp), (C * B, n * (nb + 1)))
+        fs, phi, place = _lifted(layer, x0, x1e, x2e, spec, idx, order, xp)
         if cache is not None and is_numpy_namespace(xp):
-            cache["first"] = ((spec, order, layer.extrapolate, layer.base_fun), np.array(layer.grid, copy=True), fs, phi)
+            cache["first"] = ((spec, order, layer.extrapolate, layer.base_fun), np.array(layer.grid, copy=True), fs,
+                              phi, place)
     else:
-        fs, phi = hit
+        fs, phi, place = hit
     mask_sp = layer.mask * layer.scale_sp
     W = xp.concat([layer.coef * mask_sp[:, :, None], (layer.mask * layer.scale_base)[:, :, None]], axis=2)
     W = xp.reshape(xp.permute_dims(W, (0, 2, 1)), (n * (nb + 1), m))
-    Y = xp.reshape(xp.matmul(phi, W), (C, B, m))
+    if place is not None:  # the local path's extra column (bases that do not exist) weighs nothing
+        W = xp.concat([W, xp.zeros((1, m), dtype=W.dtype)], axis=0)
+    if place is None:
+        Y = xp.reshape(xp.matmul(phi, W), (C, B, m))
+    else:
+        W = np.take(W, place, axis=0)  # (B, n, k + 2, m): the weights of each input's non-zero features
+        Y = _local_matmul(phi, W)
     bias = xp.concat([layer.bias[None, None, :], xp.zeros((C - 1, 1, m), dtype=X.dtype, device=getattr(X, "device", None))])
     Y = Y + bias
     sym = None
@@ -103,7 +171,7 @@ def layer_jet(layer, X, spec, idx, *, need_dx: bool, keep: bool = True, cache: d
         Y = Y + ys
     if not keep:
         return Y, None
-    return Y, LayerTape(phi, fs, x1e, x2e, W, mask_sp, (C, B, n, m, nb), sym)
+    return Y, LayerTape(phi, fs, x1e, x2e, W, mask_sp, (C, B, n, m, nb), sym, place)
 
 
 def layer_jet_backward(layer, tape: LayerTape, gY, spec, idx, *, need_dx: bool):
@@ -111,13 +179,22 @@ def layer_jet_backward(layer, tape: LayerTape, gY, spec, idx, *, need_dx: bool):
     xp = layer.xp
     C, B, n, m, nb = tape.shape
     g2d = xp.reshape(gY, (C * B, m))
-    gW = xp.permute_dims(xp.reshape(xp.matmul(xp.matrix_transpose(tape.phi), g2d), (n, nb + 1, m)), (0, 2, 1))
+    gphi = None
+    if tape.place is None:
+        gW = xp.matmul(xp.matrix_transpose(tape.phi), g2d)
+    else:
+        gW, gphi = _local_backward(tape.phi, tape.W, tape.place, gY, n * (nb + 1) + 1, need_dx)
+        gW = gW[:-1, ...]
+    gW = xp.permute_dims(xp.reshape(gW, (n, nb + 1, m)), (0, 2, 1))
     dweight = gW[:, :, :nb]
     grads = layer_gradients(xp, gY[0, ...], dweight, xp.sum(layer.coef * dweight, axis=2), gW[:, :, nb], tape.mask_sp,
                             layer.mask)
     gX = None
     if need_dx:
-        gphi = xp.reshape(xp.matmul(g2d, xp.matrix_transpose(tape.W)), (C, B, n, nb + 1))
+        if tape.place is None:
+            # one output: an outer product, which BLAS's GEMM does slowly (a broadcast product runs at memory speed)
+            back = g2d * xp.reshape(tape.W, (1, -1)) if m == 1 else xp.matmul(g2d, xp.matrix_transpose(tape.W))
+            gphi = xp.reshape(back, (C, B, n, nb + 1))
         g0, g1, g2 = lift_backward(tape.fs, tape.x1, tape.x2, gphi, idx, xp)
         parts = [xp.sum(g0, axis=-1)[None, ...]]
         if g1 is not None:

@@ -3,7 +3,8 @@
 * ``scaling``: neural scaling laws of the five toy functions (``scaling.py``);
 * ``special``: the special-function table (``special.py``);
 * ``feynman``: the Feynman table and symbolic recovery (``feynman.py``);
-* ``continual``: continual learning, KAN against an MLP (``continual.py``).
+* ``continual``: continual learning, KAN against an MLP (``continual.py``);
+* ``pde``: physics-informed KANs on Poisson, heat and a nonlinear equation, against MLPs (``pde.py``).
 
 Each writes NAME.md (the tables and the settings) and, where there is one, NAME.png into the
 output folder.  ``benchmarks/paper/NAME.py`` runs the same code from a checkout.
@@ -15,7 +16,7 @@ import importlib
 
 __all__ = ["EXPERIMENTS", "reproduce"]
 
-EXPERIMENTS = ("scaling", "special", "feynman", "continual")
+EXPERIMENTS = ("scaling", "special", "feynman", "continual", "pde")
 
 
 def reproduce(name: str, out_dir: str = "kanarray-reproduce", *, echo=print, tuned: bool = False, **options):
