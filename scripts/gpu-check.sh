@@ -14,7 +14,8 @@
 # 5. benchmarks/scaling_mpi.py --backend cupy (1 and 2 ranks) where mpi4py and mpiexec are present;
 # 6. the four CPU-sized cases with each contraction forced (to tune choose_contraction);
 # 7. the four CPU-sized cases with the one-kernel Adam and SiLU switched off
-#    (KANARRAY_CUPY_ELEMENTWISE=0), against step 2's kanarray columns.
+#    (KANARRAY_CUPY_ELEMENTWISE=0), against step 2's kanarray columns;
+# 8. benchmarks/bench_jets.py --backend cupy: input derivatives (physics-informed training) on CuPy.
 # On a 15-minute lease: BUDGET_S=400 (the machine's start and the transfers come on top).
 # Each step gets at most its own limit and what is left of BUDGET_S, so the whole run fits a
 # lease; the steps come in order of importance.
@@ -107,6 +108,8 @@ done
 step 120 "7. array-API Adam and SiLU (KANARRAY_CUPY_ELEMENTWISE=0)" "$OUT/bench_step_cupy_unfused.md" \
     env KANARRAY_CUPY_ELEMENTWISE=0 python3 benchmarks/bench_step.py --backend cupy --repeats 10 --no-pykan \
     --cases toy,mnist,fine,deep
+step 90 "8. input derivatives (jets) on cupy" "$OUT/bench_jets_cupy.md" \
+    python3 benchmarks/bench_jets.py --backend cupy --repeats 10
 
 echo
 echo "== summary ($((SECONDS - START)) s)"

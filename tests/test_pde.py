@@ -78,8 +78,8 @@ def _fd_check(problem, model, assign, rtol=1e-6):
 
 def _kan_assign(model, xp):
     def assign(name, host):
-        _, l, attr = name.split(".")
-        layer = model.layers[int(l)]
+        _, index, attr = name.split(".")
+        layer = model.layers[int(index)]
         if attr == "sym_affine":
             layer.symbolic.affine = xp.asarray(host.copy())
         else:

@@ -26,7 +26,6 @@ reads; split, the tables' cache invariants would span modules.
 from __future__ import annotations
 
 import math
-
 from collections import OrderedDict
 
 import numpy as np

@@ -55,7 +55,8 @@ def _features(layer, x, order: int, xp):
     at = x if tail is None else tail.clipped
     bases = get_kernels(xp).basis_derivatives(at, layer.grid, layer.k, order)
     if tail is not None:
-        bases[0] = bases[0] + tail.below[:, :, None] * tail.d_lo[None, :, :] + tail.above[:, :, None] * tail.d_hi[None, :, :]
+        lines = tail.below[:, :, None] * tail.d_lo[None, :, :] + tail.above[:, :, None] * tail.d_hi[None, :, :]
+        bases[0] = bases[0] + lines
         inside = xp.astype((tail.below == 0) & (tail.above == 0), x.dtype)[:, :, None]
         bases = bases[:2] + [b * inside for b in bases[2:]]
     base = base_derivatives(layer.base_fun, x, xp, order)
@@ -126,8 +127,8 @@ def _cached_features(layer, cache, spec, order):
     if cache is None or not is_numpy_namespace(layer.xp):
         return None
     hit = cache.get("first")
-    if (hit is not None and hit[0] == (spec, order, layer.extrapolate, layer.base_fun) and hit[1].shape == layer.grid.shape
-            and np.array_equal(hit[1], layer.grid)):
+    if (hit is not None and hit[0] == (spec, order, layer.extrapolate, layer.base_fun)
+            and hit[1].shape == layer.grid.shape            and np.array_equal(hit[1], layer.grid)):
         return hit[2], hit[3], hit[4]
     return None
 
@@ -163,7 +164,8 @@ def layer_jet(layer, X, spec, idx, *, need_dx: bool, keep: bool = True, cache: d
     else:
         W = np.take(W, place, axis=0)  # (B, n, k + 2, m): the weights of each input's non-zero features
         Y = _local_matmul(phi, W)
-    bias = xp.concat([layer.bias[None, None, :], xp.zeros((C - 1, 1, m), dtype=X.dtype, device=getattr(X, "device", None))])
+    zeros = xp.zeros((C - 1, 1, m), dtype=X.dtype, device=getattr(X, "device", None))
+    bias = xp.concat([layer.bias[None, None, :], zeros])  # on the value channel only
     Y = Y + bias
     sym = None
     if layer.symbolic.active:

@@ -63,7 +63,8 @@ def mlp_jet_backward(model, tapes, gY, spec, idx) -> dict:
             g = xp.concat([g0[None, ...]] + [p for p in (g1, g2) if p is not None], axis=0)
         C, B, n = X.shape
         m = g.shape[2]
-        grads[f"layers.{l}.weight"] = xp.matmul(xp.matrix_transpose(xp.reshape(X, (C * B, n))), xp.reshape(g, (C * B, m)))
+        flat_x, flat_g = xp.reshape(X, (C * B, n)), xp.reshape(g, (C * B, m))
+        grads[f"layers.{l}.weight"] = xp.matmul(xp.matrix_transpose(flat_x), flat_g)
         grads[f"layers.{l}.bias"] = xp.sum(g[0, ...], axis=0)
         if l:
             g = xp.matmul(g, xp.matrix_transpose(params[f"layers.{l}.weight"]))

@@ -89,7 +89,8 @@ def _check_memory(model, B: int, spec: Directions) -> None:
     C = spec.channels
     item = 4 if "32" in str(getattr(model, "dtype", "float64")) else 8
     if _is_kan(model):
-        per = sum(C * B * (n * (G + k + 1) * (spec.order + 3) + 2 * m) for n, m, G, k in resources.layer_shapes(model.layers))
+        per = sum(C * B * (n * (G + k + 1) * (spec.order + 3) + 2 * m)
+                  for n, m, G, k in resources.layer_shapes(model.layers))
     else:
         per = sum(C * B * (n + m) * 6 for n, m in zip(model.width[:-1], model.width[1:]))
     resources.check(f"the input derivatives of order {spec.order} on {B} samples", per * item)

@@ -151,8 +151,8 @@ class Problem:
     def check_model(self, model) -> None:
         """ValueError unless ``model`` fits: width[0] inputs, width[-1] outputs, spline orders for the derivatives."""
         if model.width[0] != len(self.inputs) or model.width[-1] != len(self.outputs):
-            raise ValueError(f"the problem has {len(self.inputs)} inputs and {len(self.outputs)} outputs, but the model "
-                             f"maps {model.width[0]} -> {model.width[-1]}")
+            raise ValueError(f"the problem has {len(self.inputs)} inputs and {len(self.outputs)} outputs, but the "
+                             f"model maps {model.width[0]} -> {model.width[-1]}")
         jets.network.check_order_of(model, self.order)
 
     def __repr__(self) -> str:
