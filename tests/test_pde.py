@@ -259,3 +259,17 @@ def test_a_trained_solution_saves_resumes_and_exports(tmp_path):
     to_onnx(model, onnx_path, dtype="float64")
     pts = np.random.default_rng(0).uniform(-1, 1, (50, 2))
     np.testing.assert_allclose(OnnxModel(onnx_path)(pts), model(pts), rtol=1e-10, atol=1e-12)
+
+
+def test_the_first_layers_kept_features_follow_the_grid_and_the_input_map():
+    """fit keeps the first layer's lifted features between evaluations; a grid update, a refine or a new input
+    map must not leave stale ones (the loss equals a fresh problem's every time)."""
+    problem = poisson(n=6)
+    model = ka.KAN([2, 2, 1], grid=3, k=3, seed=0)
+    problem.loss(model)
+    model.update_grid(problem.points(), grid_eps=0.5)
+    assert problem.loss(model) == poisson(n=6).loss(model)
+    model.scale_inputs([-2.0, -2.0], [2.0, 2.0])
+    assert problem.loss(model) == poisson(n=6).loss(model)
+    model.layers[0].grid[...] = model.layers[0].grid * 1.1  # edited in place
+    assert problem.loss(model) == poisson(n=6).loss(model)

@@ -28,14 +28,17 @@ from .symbolic import symbolic_jet, symbolic_jet_backward
 
 __all__ = ["LayerTape", "layer_jet", "layer_jet_backward"]
 
+GATHER_OUTPUTS = 2  # up to this many outputs the local path gathers weights; beyond, one dense GEMM pays
+
 
 class LayerTape(NamedTuple):
     """What ``layer_jet`` keeps for ``layer_jet_backward``: the lifted features phi (C B, n F), the
     features' derivatives fs (each (B, n, F)), the input's derivative channels x1, x2 (with a trailing
-    axis), the folded weight W (n F, m), the masked scales, the symbolic context, and ``place``: None,
-    or on the local path (NumPy) the rows (B, n, k + 2) in W (n F + 1, m; the last row zero, for bases
-    that do not exist) of each input's non-zero features, with phi (C, B, n, k + 2), fs (B, n, k + 2)
-    and W gathered to (B, n, k + 2, m)."""
+    axis), the folded weight W (n F, m), the masked scales, the symbolic context, and ``place``: None
+    (dense), or on the local path (NumPy, fs (B, n, k + 2): each input's non-zero features) ("gather", the
+    rows (B, n, k + 2) of those features in W (n F + 1, m; the last row zero, for bases that do not
+    exist)) with phi (C, B, n, k + 2) and W gathered to (B, n, k + 2, m), or ("scatter", their flat
+    positions (C, B, n, k + 2) in phi (C B, n F + 1)) with W (n F + 1, m)."""
 
     phi: object
     fs: list
@@ -121,15 +124,19 @@ def _local_backward(phi, Wl, cols, g, width: int, need_dx: bool):
     return gW, gphi
 
 
-def _cached_features(layer, cache, spec, order):
-    """(fs, phi) kept in ``cache`` for this layer's grid, or None (NumPy only: the check is a host
-    comparison of the grid, so editing it in place is safe)."""
+def _cache_key(layer, spec, order) -> tuple:
+    return spec, order, layer.k, layer.extrapolate, layer.base_fun
+
+
+def _cached_features(layer, cache, spec, order, x0):
+    """(fs, phi, place) kept in ``cache`` for this layer's grid and input, or None (NumPy only: the check
+    compares the grid and the input on the host, so editing either in place is safe)."""
     if cache is None or not is_numpy_namespace(layer.xp):
         return None
     hit = cache.get("first")
-    if (hit is not None and hit[0] == (spec, order, layer.extrapolate, layer.base_fun)
-            and hit[1].shape == layer.grid.shape            and np.array_equal(hit[1], layer.grid)):
-        return hit[2], hit[3], hit[4]
+    if (hit is not None and hit[0] == _cache_key(layer, spec, order) and hit[1].shape == layer.grid.shape
+            and np.array_equal(hit[1], layer.grid) and hit[2].shape == x0.shape and np.array_equal(hit[2], x0)):
+        return hit[3]
     return None
 
 
@@ -146,12 +153,12 @@ def layer_jet(layer, X, spec, idx, *, need_dx: bool, keep: bool = True, cache: d
     x0, x1, x2 = split(X, spec)
     order = spec.order + (1 if need_dx else 0)
     x1e, x2e = x1[..., None], x2[..., None]
-    hit = _cached_features(layer, cache, spec, order)
+    hit = _cached_features(layer, cache, spec, order, x0)
     if hit is None:
         fs, phi, place = _lifted(layer, x0, x1e, x2e, spec, idx, order, xp)
         if cache is not None and is_numpy_namespace(xp):
-            cache["first"] = ((spec, order, layer.extrapolate, layer.base_fun), np.array(layer.grid, copy=True), fs,
-                              phi, place)
+            cache["first"] = (_cache_key(layer, spec, order), np.array(layer.grid, copy=True), np.array(x0, copy=True),
+                              (fs, phi, place))
     else:
         fs, phi, place = hit
     mask_sp = layer.mask * layer.scale_sp
@@ -161,9 +168,16 @@ def layer_jet(layer, X, spec, idx, *, need_dx: bool, keep: bool = True, cache: d
         W = xp.concat([W, xp.zeros((1, m), dtype=W.dtype)], axis=0)
     if place is None:
         Y = xp.reshape(xp.matmul(phi, W), (C, B, m))
-    else:
+    elif m <= GATHER_OUTPUTS:
         W = np.take(W, place, axis=0)  # (B, n, k + 2, m): the weights of each input's non-zero features
         Y = _local_matmul(phi, W)
+        place = ("gather", place)
+    else:  # many outputs: place the non-zero features in the dense matrix and let BLAS do the products
+        flat = (np.arange(C * B, dtype=np.intp) * W.shape[0]).reshape(C, B, 1, 1) + place[None]
+        dense = np.zeros((C * B, W.shape[0]), dtype=phi.dtype)
+        dense.reshape(-1)[flat.reshape(-1)] = phi.reshape(-1)
+        phi, place = dense, ("scatter", flat)
+        Y = xp.reshape(xp.matmul(phi, W), (C, B, m))
     zeros = xp.zeros((C - 1, 1, m), dtype=X.dtype, device=getattr(X, "device", None))
     bias = xp.concat([layer.bias[None, None, :], zeros])  # on the value channel only
     Y = Y + bias
@@ -184,9 +198,13 @@ def layer_jet_backward(layer, tape: LayerTape, gY, spec, idx, *, need_dx: bool):
     gphi = None
     if tape.place is None:
         gW = xp.matmul(xp.matrix_transpose(tape.phi), g2d)
-    else:
-        gW, gphi = _local_backward(tape.phi, tape.W, tape.place, gY, n * (nb + 1) + 1, need_dx)
+    elif tape.place[0] == "gather":
+        gW, gphi = _local_backward(tape.phi, tape.W, tape.place[1], gY, n * (nb + 1) + 1, need_dx)
         gW = gW[:-1, ...]
+    else:
+        gW = xp.matmul(xp.matrix_transpose(tape.phi), g2d)[:-1, ...]
+        if need_dx:
+            gphi = xp.matmul(g2d, xp.matrix_transpose(tape.W)).reshape(-1)[tape.place[1]]
     gW = xp.permute_dims(xp.reshape(gW, (n, nb + 1, m)), (0, 2, 1))
     dweight = gW[:, :, :nb]
     grads = layer_gradients(xp, gY[0, ...], dweight, xp.sum(layer.coef * dweight, axis=2), gW[:, :, nb], tape.mask_sp,
