@@ -273,3 +273,10 @@ def test_the_first_layers_kept_features_follow_the_grid_and_the_input_map():
     assert problem.loss(model) == poisson(n=6).loss(model)
     model.layers[0].grid[...] = model.layers[0].grid * 1.1  # edited in place
     assert problem.loss(model) == poisson(n=6).loss(model)
+
+
+def test_the_progress_bar_shows_every_term():
+    from kanarray.training import _postfix
+
+    text = _postfix(0.5, 0.1, None, {"pde": 2.0, "bc": 3e-4})
+    assert text == "train 5.000e-01 | val 1.000e-01 | pde 2.000e+00 | bc 3.000e-04"
