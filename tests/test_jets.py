@@ -276,3 +276,15 @@ def test_jets_and_problems_on_cupy_match_numpy():
     assert float(cupy.asnumpy(lg)) == pytest.approx(float(lc), rel=1e-10)
     for name in gc:
         np.testing.assert_allclose(cupy.asnumpy(gg[name]), gc[name], rtol=1e-9, atol=1e-11)
+
+
+def test_linear_continuation_at_the_upper_grid_end_with_k2():
+    """k = 2 splines have a jump in curvature at each knot; exactly at the upper interior end the jets take the
+    line's side (0 spline curvature), a one-sided derivative of the function the model computes, never the
+    curvature of the spline piece beyond the end that the continuation replaces."""
+    model = ka.KAN([1, 1], grid=4, k=2, seed=3, extrapolate="linear")
+    hi = float(model.layers[0].grid[0, -3])
+    d2 = model.derivatives(np.array([[hi]]), order=2).d2u[0, 0, 0]
+    h = 1e-4
+    right = (model(np.array([[hi + 2 * h]])) - 2 * model(np.array([[hi + h]])) + model(np.array([[hi]])))[0, 0] / h**2
+    assert d2 == pytest.approx(right, rel=1e-3, abs=1e-6)  # a one-sided difference: O(h) error

@@ -280,3 +280,52 @@ def test_the_progress_bar_shows_every_term():
 
     text = _postfix(0.5, 0.1, None, {"pde": 2.0, "bc": 3e-4})
     assert text == "train 5.000e-01 | val 1.000e-01 | pde 2.000e+00 | bc 3.000e-04"
+
+
+def test_a_problem_shared_by_models_with_other_input_maps_uses_each_ones_scale():
+    """The kept first-layer features carry the input map's scale: a model with the same grid and the same
+    mapped points but another scale must not reuse them (points on x = 0, map with zero shift)."""
+    P = np.stack([np.zeros(9), np.linspace(-0.9, 0.9, 9)], 1)
+    problem = Problem([x, y], [u], [Term(sympy.diff(u, x) - 1, P, name="t")])
+    plain = ka.KAN([2, 2, 1], grid=3, k=3, seed=0)
+    scaled = ka.KAN([2, 2, 1], grid=3, k=3, seed=0)
+    scaled.scale_inputs([-2.0, -1.0], [2.0, 1.0])
+    problem.loss(plain)
+    truth = float(np.mean((scaled.derivatives(P, order=1).du[:, 0, 0] - 1) ** 2))
+    assert problem.loss(scaled) == pytest.approx(truth, rel=1e-12)
+    assert problem.loss(plain) != pytest.approx(truth, rel=1e-6)
+
+
+def test_singular_symbolic_edges_give_finite_curvature():
+    """sqrt, log and 1/x are clamped outside their domain (slope 0 there): their second derivatives are 0
+    there too, never NaN or inf, and exact inside."""
+    xs = np.array([[-0.5, 0.1], [0.3, 0.2], [0.0, 0.3]])
+    for name in ("sqrt", "log", "1/x"):
+        model = ka.KAN([2, 1], grid=3, k=3, seed=0)
+        model.fix_symbolic(0, 0, 0, name, params=(1.0, 0.0, 1.0, 0.0))
+        d2 = model.derivatives(xs, order=2).d2u[:, 0, 0]
+        assert np.all(np.isfinite(d2)), name
+        h = 1e-4
+        e = np.array([h, 0.0])
+        fd = (model(xs[1:2] + e) - 2 * model(xs[1:2]) + model(xs[1:2] - e))[0, 0] / h**2
+        assert d2[1] == pytest.approx(fd, rel=1e-4), name
+
+
+def test_terms_that_only_fail_on_arrays_are_refused_when_built():
+    P, _ = _points(n=4)
+    problem = Problem([x, y], [u], [Term(sympy.Abs(u) - x, P, name="abs")])  # d|u|/du = sign(u)
+    model = ka.KAN([2, 2, 1], grid=3, k=3, seed=0)
+    _fd_check(problem, model, _kan_assign(model, np))
+    for expr, match in ((sympy.erf(u), "cannot be evaluated on arrays"), (on(on(u, 1), 0), "cannot be nested"),
+                        (on(u - x, 1), r"on\(\.\.\., 1\) holds the inputs \['x'\]")):
+        with pytest.raises(ValueError, match=match):
+            Problem([x, y], [u], [Term(expr, [P, P], name="t")])
+
+
+def test_float32_models_get_float32_gradients():
+    for width in ([2, 1], [2, 2], [2, 3, 1]):
+        model = ka.KAN(width, grid=3, k=3, seed=0, dtype="float32")
+        xs = np.random.default_rng(0).uniform(-1, 1, (5, 2))
+        m = width[-1]
+        _, grads = model.derivatives_vjp(xs, np.ones((5, m)), np.ones((5, m, 2)), np.ones((5, m, 2)))
+        assert all(g.dtype == np.float32 for g in grads.values()), width

@@ -60,7 +60,9 @@ def _features(layer, x, order: int, xp):
     if tail is not None:
         lines = tail.below[:, :, None] * tail.d_lo[None, :, :] + tail.above[:, :, None] * tail.d_hi[None, :, :]
         bases[0] = bases[0] + lines
-        inside = xp.astype((tail.below == 0) & (tail.above == 0), x.dtype)[:, :, None]
+        # curvature only strictly inside: at the upper end the clipped point would select the piece beyond it
+        hi = layer.grid[:, layer.grid.shape[1] - layer.k - 1]
+        inside = xp.astype((tail.below == 0) & (x < hi), x.dtype)[:, :, None]
         bases = bases[:2] + [b * inside for b in bases[2:]]
     base = base_derivatives(layer.base_fun, x, xp, order)
     return [xp.concat([b, f[:, :, None]], axis=2) for b, f in zip(bases, base)]
@@ -111,12 +113,13 @@ def _local_backward(phi, Wl, cols, g, width: int, need_dx: bool):
     m = g.shape[-1]
     if m == 1:
         per = np.sum(phi * g[:, :, None, None, 0], axis=0)  # (B, n, F)
-        gW = np.bincount(cols.reshape(-1), weights=per.reshape(-1), minlength=width)[:, None]
+        gW = np.bincount(cols.reshape(-1), weights=per.reshape(-1), minlength=width)[:, None].astype(phi.dtype)
         gphi = Wl[None, ..., 0] * g[:, :, None, None, 0] if need_dx else None
         return gW, gphi
     per = np.matmul(phi.reshape(C, B, -1).transpose(1, 2, 0), g.transpose(1, 0, 2))  # (B, n F, m)
     flat = cols.reshape(-1)
-    gW = np.stack([np.bincount(flat, weights=per[:, :, o].reshape(-1), minlength=width) for o in range(m)], axis=1)
+    gW = np.stack([np.bincount(flat, weights=per[:, :, o].reshape(-1), minlength=width) for o in range(m)],
+                  axis=1).astype(phi.dtype)  # bincount sums in float64
     gphi = None
     if need_dx:
         gphi = np.matmul(g.transpose(1, 0, 2), Wl.reshape(B, n * F, m).transpose(0, 2, 1))  # (B, C, n F)
@@ -129,8 +132,9 @@ def _cache_key(layer, spec, order) -> tuple:
 
 
 def _cached_features(layer, cache, spec, order, x0):
-    """(fs, phi, place) kept in ``cache`` for this layer's grid and input, or None (NumPy only: the check
-    compares the grid and the input on the host, so editing either in place is safe)."""
+    """(fs, phi, place) kept in ``cache`` for this layer's grid and input jet x0 (C, B, n: its derivative
+    channels carry the input map's scale), or None (NumPy only: the check compares the grid and the jet on
+    the host, so editing either in place, or another model with the same grid, is safe)."""
     if cache is None or not is_numpy_namespace(layer.xp):
         return None
     hit = cache.get("first")
@@ -153,11 +157,11 @@ def layer_jet(layer, X, spec, idx, *, need_dx: bool, keep: bool = True, cache: d
     x0, x1, x2 = split(X, spec)
     order = spec.order + (1 if need_dx else 0)
     x1e, x2e = x1[..., None], x2[..., None]
-    hit = _cached_features(layer, cache, spec, order, x0)
+    hit = _cached_features(layer, cache, spec, order, X)
     if hit is None:
         fs, phi, place = _lifted(layer, x0, x1e, x2e, spec, idx, order, xp)
         if cache is not None and is_numpy_namespace(xp):
-            cache["first"] = (_cache_key(layer, spec, order), np.array(layer.grid, copy=True), np.array(x0, copy=True),
+            cache["first"] = (_cache_key(layer, spec, order), np.array(layer.grid, copy=True), np.array(X, copy=True),
                               (fs, phi, place))
     else:
         fs, phi, place = hit

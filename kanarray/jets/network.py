@@ -101,6 +101,7 @@ def jet_forward(model, x, spec: Directions, *, grad: bool = True, prepared: bool
     prepared: x already went through ``model.prepare_inputs``; cache: a dict the caller keeps for one
     fixed x (a problem's point set): a KAN's first-layer features are reused while its grid stays."""
     xp = model.xp
+    check_spec(model, spec)
     x = x if prepared else model.prepare_inputs(x)
     _check_memory(model, x.shape[0], spec)
     X = _input_jet(model, x, spec, xp)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 from .rule import lift, lift_backward
 
 __all__ = ["library_derivatives", "symbolic_jet", "symbolic_jet_backward"]
@@ -17,24 +19,32 @@ __all__ = ["library_derivatives", "symbolic_jet", "symbolic_jet_backward"]
 
 @functools.lru_cache(maxsize=None)
 def _higher(name: str, sympy_fn):
-    """(f'', f''') of a library function as ``sympy_arrays`` functions."""
+    """The exact first, second and third derivatives of a library function (from its sympy form), as
+    ``sympy_arrays`` functions."""
     import sympy
 
     from ..sympy_arrays import array_function
 
     z = sympy.Symbol("z", real=True)
     f = sympy_fn(z)
-    return array_function(sympy.diff(f, z, 2), [z]), array_function(sympy.diff(f, z, 3), [z])
+    return tuple(array_function(sympy.diff(f, z, r), [z]) for r in (1, 2, 3))
 
 
 def library_derivatives(row, z, xp, order: int) -> list:
-    """[f(z), f'(z), ..., f^(order)(z)] of library row ``row`` (``SymbolicFunction``), order <= 3."""
+    """[f(z), f1(z), ..., f_order(z)] (the derivatives) of library row ``row`` (``SymbolicFunction``), order <= 3.
+
+    f and f1 are the library's safe functions; f2 and f3 the exact ones where the safe f1 equals the exact
+    one (and is finite), and 0 where the safe function is clamped (its slope is 0 there), so that no NaN or
+    infinity reaches training from a singular function's curvature."""
     out = [row.fn(z, xp), row.deriv(z, xp)]
     if order >= 2:
-        f2, f3 = _higher(row.name, row.sympy_fn)
-        out.append(f2(xp, z))
-        if order >= 3:
-            out.append(f3(xp, z))
+        exact1, f2, f3 = _higher(row.name, row.sympy_fn)
+        with np.errstate(all="ignore"):
+            e1 = exact1(xp, z)
+            kept = xp.isfinite(e1) & (xp.abs(out[1] - e1) <= 1e-9 * (1.0 + xp.abs(e1)))
+            for fn in (f2, f3)[: order - 1]:
+                v = fn(xp, z)
+                out.append(xp.where(kept & xp.isfinite(v), v, xp.zeros_like(v)))
     return out[: order + 1]
 
 

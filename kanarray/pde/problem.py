@@ -59,6 +59,23 @@ class _Compiled(NamedTuple):
     data: list  # host float64 (N,) per data symbol
 
 
+def _probe(code, points, values, where: str) -> None:
+    """Evaluate a compiled term and its partials once on NumPy (two points, quantities 0.5), so that an
+    expression the array namespace cannot evaluate fails here, naming the term, not during training."""
+    import array_api_compat.numpy as xp
+
+    rows = points[0][:2]
+    args = ([np.ascontiguousarray(rows[:, i]) for i in range(rows.shape[1])] + [v[:2] for v in values]
+            + [np.full(rows.shape[0], 0.5) for _ in code.quantities])
+    try:
+        with np.errstate(all="ignore"):
+            for fn in (code.residual, *code.partials):
+                fn(xp, *args)
+    except Exception as exc:  # noqa: BLE001 - any failure of the printed code is the expression's
+        raise ValueError(f"{where}: the expression (or its derivative with respect to an output) cannot be "
+                         f"evaluated on arrays: {type(exc).__name__}: {exc}") from None
+
+
 def _as_term(t, i) -> Term:
     if isinstance(t, Term):
         return t
@@ -132,6 +149,7 @@ class Problem:
             symbols.append(s)
             values.append(arr.reshape(N))
         code = compile_term(term.expr, self.inputs, self.outputs, len(points), symbols, where)
+        _probe(code, points, values, where)
         return _Compiled(name, code, points, finite_weight(term.weight, where), values)
 
     # -- facts ------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def _quantities(expr, inputs, outputs, point_set: int, found: dict, where: str):
 
     def placeholder(q):
         if q not in found:
-            found[q] = sympy.Symbol(f"_q{len(found)}")
+            found[q] = sympy.Symbol(f"_q{len(found)}", real=True)  # real: diff(Abs(q), q) = sign(q)
         return found[q]
 
     mapping = {}
@@ -132,7 +132,15 @@ def compile_term(expr, inputs, outputs, n_sets: int, data_symbols, where: str) -
             if j >= n_sets:
                 raise ValueError(f"{where}: on(..., {j}) refers to point set {j}, but the term has {n_sets} point "
                                  "set(s)")
-            wrapped[a] = _quantities(a.args[0], inputs, outputs, j, found, where)
+            inner = a.args[0]
+            if any(type(f).__name__.startswith(AT_PREFIX) for f in inner.atoms(sympy.Function)):
+                raise ValueError(f"{where}: on(...) cannot be nested: {a}")
+            replaced = _quantities(inner, inputs, outputs, j, found, where)
+            held = sorted(map(str, replaced.free_symbols & set(inputs)))  # inputs outside the outputs
+            if j > 0 and held:
+                raise ValueError(f"{where}: on(..., {j}) holds the inputs {held}, but a term's inputs are the columns "
+                                 f"of its first point set; give values on set {j} as data instead")
+            wrapped[a] = replaced
     expr = expr.xreplace(wrapped)
     expr = _quantities(expr, inputs, outputs, 0, found, where)
     allowed = set(inputs) | set(data_symbols) | set(found.values())
