@@ -35,16 +35,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def points(seed: int = 0, n: int = 21):
-    """(interior (n^2, 2), boundary (4 n, 2), test (2500, 2)) host float64."""
-    rng = np.random.default_rng(seed)
-    interior = rng.uniform(-1, 1, (n * n, 2))
-    t = np.linspace(-1, 1, n)
-    one = np.ones(n)
-    boundary = np.concatenate([np.stack([-one, t], 1), np.stack([one, t], 1), np.stack([t, -one], 1),
-                               np.stack([t, one], 1)])
-    test = rng.uniform(-1, 1, (2500, 2))
-    return interior, boundary, test
+def points():
+    """(interior (441, 2), boundary (84, 2), test (2500, 2)) host float64: the reproduction's points
+    (``kanarray.reproduce.pde.square_points``; only NumPy's generator runs, no kanarray computation)."""
+    sys.path.insert(0, ROOT)
+    from kanarray.reproduce.pde import square_points
+
+    return square_points()
 
 
 def exact(x):

@@ -226,3 +226,17 @@ def run_onnx_reference(proto, x):
 
     with np.errstate(all="ignore"):  # its Sigmoid overflows in exp for large |x| (the result is right)
         return ReferenceEvaluator(proto).run(None, {"x": x})[0]
+
+
+def set_parameter(model, name: str, host, xp) -> None:
+    """Write host values into parameter ``name`` of a KAN ("layers.0.coef", "layers.1.sym_affine") or an MLP,
+    as new arrays (array_api_strict arrays cannot be edited in place): finite-difference checks."""
+    if not hasattr(model, "layers"):  # the MLP: its parameters are the arrays themselves
+        model.parameters()[name][...] = host
+        return
+    _, index, attr = name.split(".")
+    layer = model.layers[int(index)]
+    if attr == "sym_affine":
+        layer.symbolic.affine = xp.asarray(host.copy())
+    else:
+        setattr(layer, attr, xp.asarray(host.copy()))

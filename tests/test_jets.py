@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import set_parameter
 
 import kanarray as ka
 from kanarray import spline
@@ -159,25 +160,12 @@ def _check_parameter_gradients(model, x, order, mixed, xp, rtol=1e-6):
             vals = []
             for v in (old + h, old - h):
                 host[idx] = v
-                _assign(model, name, host, xp)
+                set_parameter(model, name, host, xp)
                 vals.append(_loss(model, x, gs, order, mixed, xp))
             host[idx] = old
-            _assign(model, name, host, xp)
+            set_parameter(model, name, host, xp)
             fd[idx] = (vals[0] - vals[1]) / (2 * h)
         np.testing.assert_allclose(g, fd, rtol=rtol, atol=rtol * max(1.0, np.abs(fd).max()), err_msg=name)
-
-
-def _assign(model, name, host, xp):
-    """Write host values into parameter ``name`` (array_api_strict arrays cannot be edited in place)."""
-    if isinstance(model, MLP):
-        model.parameters()[name][...] = host
-        return
-    _, index, attr = name.split(".")
-    layer = model.layers[int(index)]
-    if attr == "sym_affine":
-        layer.symbolic.affine = xp.asarray(host.copy())
-    else:
-        setattr(layer, attr, xp.asarray(host.copy()))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

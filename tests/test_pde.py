@@ -13,7 +13,10 @@ from kanarray._namespace import to_numpy
 from kanarray.mlp import MLP
 
 sympy = pytest.importorskip("sympy")
+from helpers import set_parameter  # noqa: E402
+
 from kanarray.pde import Problem, Term, on  # noqa: E402
+from kanarray.reproduce.pde import square_points  # noqa: E402
 
 x, y = sympy.symbols("x y")
 u = sympy.Function("u")(x, y)
@@ -22,13 +25,8 @@ g = sympy.Symbol("g")
 
 
 def _points(seed=0, n=12):
-    rng = np.random.default_rng(seed)
-    interior = rng.uniform(-1, 1, (n * n, 2))
-    t = np.linspace(-1, 1, n)
-    one = np.ones(n)
-    boundary = np.concatenate([np.stack([-one, t], 1), np.stack([one, t], 1), np.stack([t, -one], 1),
-                               np.stack([t, one], 1)])
-    return interior, boundary
+    """(interior (n^2, 2), boundary (4 n, 2)): the reproduction's layout (``square_points``)."""
+    return square_points(n, seed)[:2]
 
 
 def poisson(n=12):
@@ -77,14 +75,7 @@ def _fd_check(problem, model, assign, rtol=1e-6):
 
 
 def _kan_assign(model, xp):
-    def assign(name, host):
-        _, index, attr = name.split(".")
-        layer = model.layers[int(index)]
-        if attr == "sym_affine":
-            layer.symbolic.affine = xp.asarray(host.copy())
-        else:
-            setattr(layer, attr, xp.asarray(host.copy()))
-    return assign
+    return lambda name, host: set_parameter(model, name, host, xp)
 
 
 def test_loss_gradients_match_finite_differences_for_every_kind_of_term():
