@@ -10,6 +10,12 @@ Version 2 adds the input scaling (``KAN.scale_inputs``): arrays ``model/input_sh
 ``model/input_scale`` (float64, (width[0],)).  A model without one is written as version 1,
 which older kanarray versions read too; both versions are read.
 
+Version 3 adds node stages (multiplication nodes and pykan's node affine, ``kanarray.nodes``):
+``nodes``, one entry per layer, null or {"n_add", "arities", "trainable"}, and per stage arrays
+``model/layers.{l}.nodes.{subnode_scale, subnode_bias, node_scale, node_bias}``.  A layer with
+a stage has n_add + sum(arities) sums ("sub-nodes") and width[l + 1] = n_add + len(arities)
+nodes.  It is written only when some layer has a stage.
+
 No pickle anywhere: arrays are written and read by ``numpy.lib.format`` with
 ``allow_pickle=False`` and must be real floating point.  ``save`` writes a temporary file in
 the target directory and renames it over the target, so an interrupted save leaves any
@@ -34,8 +40,8 @@ from ._namespace import resolve_backend, to_numpy
 __all__ = ["CheckpointError", "save", "read_model", "load_optimizer", "FORMAT", "VERSION"]
 
 FORMAT = "kanarray-checkpoint"
-VERSION = 2  # the newest version, written when the model has an input scaling; 1 otherwise
-_READABLE = (1, 2)
+VERSION = 3  # the newest version, written when some layer has a node stage; 2 with an input scaling; 1 otherwise
+_READABLE = (1, 2, 3)
 _HEADER = "kanarray.json"
 
 
@@ -59,12 +65,16 @@ def save(model, path, optimizer=None) -> None:
         for name, a in layer.arrays().items():
             arrays[f"model/layers.{l}.{name}"] = a
         arrays[f"model/layers.{l}.sym_affine"] = layer.symbolic.affine
+        if layer.nodes is not None:
+            for name, a in layer.nodes.arrays().items():
+                arrays[f"model/layers.{l}.nodes.{name}"] = a
+    staged = any(layer.nodes is not None for layer in model.layers)
     scaling = model.input_scaling
     if scaling is not None:
         arrays["model/input_shift"], arrays["model/input_scale"] = scaling
     header = {
         "format": FORMAT,
-        "version": VERSION if scaling is not None else 1,
+        "version": 3 if staged else 2 if scaling is not None else 1,
         "model": {
             "width": list(model.width),
             "k": list(model.k),
@@ -79,6 +89,10 @@ def save(model, path, optimizer=None) -> None:
         },
         "optimizer": None,
     }
+    if staged:
+        header["model"]["nodes"] = [None if layer.nodes is None else {
+            "n_add": layer.nodes.n_add, "arities": list(layer.nodes.arities), "trainable": layer.nodes.trainable}
+            for layer in model.layers]
     for key in ("input_names", "output_names"):
         if getattr(model, key) is not None:
             header["model"][key] = list(getattr(model, key))
@@ -269,13 +283,43 @@ def _manifest_bytes(manifest: dict, names) -> int:
                if n in manifest)
 
 
-def _model_names(n_layers: int, symbolic: bool) -> list:
+def _model_names(n_layers: int, symbolic: bool, stages) -> list:
     from .layer import KANLayer
+    from .nodes import AFFINE_NAMES
 
     names = [f"model/layers.{l}.{name}" for l in range(n_layers) for name in KANLayer.ARRAY_NAMES]
     if symbolic:
         names += [f"model/layers.{l}.sym_affine" for l in range(n_layers)]
+    names += [f"model/layers.{l}.nodes.{name}" for l, stage in enumerate(stages) if stage is not None
+              for name in AFFINE_NAMES]
     return names + ["model/input_shift", "model/input_scale"]
+
+
+def _stages(cfg: dict, width: list) -> list:
+    """The node stages' layout, one (n_add, arities, trainable) or None per layer, checked against width."""
+    from .nodes import MAX_ARITY
+
+    stages = cfg.get("nodes")  # versions 1 and 2 have none
+    if stages is None:
+        return [None] * (len(width) - 1)
+    if not isinstance(stages, list) or len(stages) != len(width) - 1:
+        raise ValueError(f"nodes must list one entry per layer ({len(width) - 1}), got {_short(stages)}")
+    out = []
+    for l, stage in enumerate(stages):
+        if stage is None:
+            out.append(None)
+            continue
+        if not isinstance(stage, dict) or set(stage) != {"n_add", "arities", "trainable"}:
+            raise ValueError(f"nodes[{l}] must be null or an object with n_add, arities and trainable")
+        n_add, arities, trainable = stage["n_add"], stage["arities"], stage["trainable"]
+        ints = isinstance(arities, list) and all(type(a) is int and 2 <= a <= MAX_ARITY for a in arities)
+        if type(n_add) is not int or n_add < 0 or not ints or not isinstance(trainable, bool):
+            raise ValueError(f"nodes[{l}]: n_add must be an int >= 0, arities a list of ints from 2 to {MAX_ARITY} "
+                             f"and trainable a bool, got {_short(stage)}")
+        if n_add + len(arities) != width[l + 1]:
+            raise ValueError(f"nodes[{l}] has {n_add} + {len(arities)} nodes but width[{l + 1}] is {width[l + 1]}")
+        out.append((n_add, tuple(arities), trainable))
+    return out
 
 
 def _config(archive: _Archive, cfg: dict, dtype) -> dict:
@@ -301,7 +345,7 @@ def _config(archive: _Archive, cfg: dict, dtype) -> dict:
             raise ValueError(f"symbolic must list one table of names per layer ({len(ks)})")
         names = {key: check_names(cfg.get(key), width[end], key)  # older checkpoints have no names
                  for key, end in (("input_names", 0), ("output_names", -1))}
-        return dict(width=width, ks=ks, grid_range=ranges, dtype_name=dtype_name, **names,
+        return dict(width=width, ks=ks, grid_range=ranges, dtype_name=dtype_name, **names, stages=_stages(cfg, width),
                     base_fun=check_base_fun(cfg["base_fun"], BASE_FUNCTIONS),
                     seed=check_seed(cfg["seed"]), bias_trainable=check_bias_trainable(cfg.get("bias_trainable", False)),
                     extrapolate=cfg.get("extrapolate", "spline"),  # older checkpoints: pykan's continuation
@@ -319,7 +363,8 @@ def _check_layer_shapes(archive: _Archive, manifest: dict, cfg: dict) -> list:
     width, ks, nums = cfg["width"], cfg["ks"], []
     for l, k in enumerate(ks):
         grid = manifest.get(f"model/layers.{l}.grid")
-        n, m = width[l], width[l + 1]
+        stage = cfg["stages"][l]
+        n, m = width[l], width[l + 1] if stage is None else stage[0] + sum(stage[1])
         if grid is None or len(grid["shape"]) != 2 or grid["shape"][0] != n or grid["shape"][1] < 2 * k + 2:
             raise archive.error(f"layer {l}: the grid must have shape ({n}, G + 2k + 1) with G >= 1 and k = {k}, "
                                 f"the manifest says {None if grid is None else tuple(grid['shape'])}")
@@ -331,6 +376,13 @@ def _check_layer_shapes(archive: _Archive, manifest: dict, cfg: dict) -> list:
             if meta is not None and tuple(meta["shape"]) != shape:
                 raise archive.error(f"layer {l}: array {name} must have shape {shape} (width {width}, k = {k}, "
                                     f"G = {num}), the manifest says {tuple(meta['shape'])}")
+        if stage is not None:
+            for name, size in (("subnode_scale", m), ("subnode_bias", m), ("node_scale", width[l + 1]),
+                               ("node_bias", width[l + 1])):
+                meta = manifest.get(f"model/layers.{l}.nodes.{name}")
+                if meta is None or tuple(meta["shape"]) != (size,):
+                    raise archive.error(f"layer {l}: the node stage's {name} must have shape ({size},), the manifest "
+                                        f"says {None if meta is None else tuple(meta['shape'])}")
         nums.append(num)
     for name in ("model/input_shift", "model/input_scale"):
         if name in manifest and tuple(manifest[name]["shape"]) != (width[0],):
@@ -379,6 +431,7 @@ def read_model(path, *, build, backend="numpy", dtype=None):
     from ._checks import check_grid_range
     from ._namespace import dtype_of
     from .layer import KANLayer
+    from .nodes import AFFINE_NAMES, NodeStage
     from .symbolic.edges import SymbolicEdges
 
     with _Archive(path) as archive:
@@ -392,7 +445,7 @@ def read_model(path, *, build, backend="numpy", dtype=None):
                                            dtype=dtype_name) for l, r in enumerate(cfg["grid_range"])]
         except ValueError as exc:
             raise archive.error(f"malformed model config ({exc})") from exc
-        names = _model_names(n_layers, cfg["symbolic"] is not None)
+        names = _model_names(n_layers, cfg["symbolic"] is not None, cfg["stages"])
         stored = _manifest_bytes(manifest, names)
         elements = sum(math.prod(manifest[name]["shape"]) for name in names if name in manifest)
         # the stored arrays, their cast to the model's dtype and the backend's copy
@@ -406,13 +459,17 @@ def read_model(path, *, build, backend="numpy", dtype=None):
         layers = []
         for l in range(n_layers):
             parts = {name: array(f"model/layers.{l}.{name}") for name in KANLayer.ARRAY_NAMES}
-            sym = None
+            sym = stage = None
+            if cfg["stages"][l] is not None:
+                n_add, arities, trainable = cfg["stages"][l]
+                stage = NodeStage(n_add, arities, xp=xp, trainable=trainable,
+                                  **{name: array(f"model/layers.{l}.nodes.{name}") for name in AFFINE_NAMES})
             if cfg["symbolic"] is not None:
-                table = _symbolic_names(archive, cfg["symbolic"][l], l, (cfg["width"][l], cfg["width"][l + 1]))
+                table = _symbolic_names(archive, cfg["symbolic"][l], l, tuple(parts["mask"].shape))
                 sym = SymbolicEdges(table, array(f"model/layers.{l}.sym_affine"), xp)
             try:
                 layer = KANLayer(**parts, k=cfg["ks"][l], base_fun=cfg["base_fun"], xp=xp, symbolic=sym,
-                                 extrapolate=cfg["extrapolate"])
+                                 extrapolate=cfg["extrapolate"], nodes=stage)
                 layer.check_consistent()
             except ValueError as exc:
                 raise archive.error(f"layer {l}: {exc}") from exc

@@ -186,7 +186,8 @@ def refine_layer(layer: KANLayer, num: int, x=None, *, comm=None) -> KANLayer:
     dtype = layer.coef.dtype
     copy = {name: xp.asarray(a, copy=True) for name, a in layer.arrays().items() if name not in ("grid", "coef")}
     return KANLayer(grid=xp.astype(new_grid, dtype), coef=xp.astype(coef, dtype), **copy, k=k,
-                    base_fun=layer.base_fun, xp=xp, symbolic=layer.symbolic.copy(), extrapolate=layer.extrapolate)
+                    base_fun=layer.base_fun, xp=xp, symbolic=layer.symbolic.copy(), extrapolate=layer.extrapolate,
+                    nodes=None if layer.nodes is None else layer.nodes.copy())
 
 
 def adapt_grids(model, x, *, grid_eps: float = GRID_EPS, grid_margin: float = 0.0, comm=None) -> None:

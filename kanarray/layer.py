@@ -41,7 +41,7 @@ class LayerCache(NamedTuple):
     scales; coef, mask: the arrays the forward used; spline: the kernels' ``spline_forward``
     context, None when the spline branch is off (an all-symbolic layer); need_dx: whether the
     forward kept what dx needs; symbolic: the symbolic branch's context or None; tail:
-    ``extrapolation.Tails`` or None."""
+    ``extrapolation.Tails`` or None; nodes: the node stage's context or None."""
 
     x: object
     base_x: object
@@ -53,6 +53,7 @@ class LayerCache(NamedTuple):
     need_dx: bool
     symbolic: object
     tail: object
+    nodes: object = None
 
 
 class EdgeLayerCache(NamedTuple):
@@ -61,6 +62,7 @@ class EdgeLayerCache(NamedTuple):
 
     edges: object
     symbolic: object
+    nodes: object = None
 
     @property
     def basis(self):
@@ -91,17 +93,20 @@ def layer_gradients(xp, gy, dweight, gsp, gsb, mask_sp, mask) -> dict:
 
 
 class KANLayer:
-    """A layer mapping (B, in_dim) -> (B, out_dim).
+    """A layer mapping (B, in_dim) -> (B, n_nodes); n_nodes = out_dim without a node stage.
 
     Attributes (live arrays of the layer's namespace):
         grid (in_dim, G + 2k + 1), coef (in_dim, out_dim, G + k), scale_base (in_dim, out_dim),
         scale_sp (in_dim, out_dim), mask (in_dim, out_dim) of 0/1, bias (out_dim,).
         symbolic: the symbolic branch (``SymbolicEdges``: names and affine (in_dim, out_dim, 4)).
-    Trainable: coef, scale_base, scale_sp, bias, and sym_affine when some edge is symbolic.
+        nodes: None, or the node stage (``kanarray.nodes.NodeStage``: multiplication nodes and
+            pykan's node affine) mapping the out_dim sums ("sub-nodes") to n_nodes outputs.
+    Trainable: coef, scale_base, scale_sp, bias, sym_affine when some edge is symbolic, and the
+    node stage's affine arrays when it is trainable.
     """
 
     def __init__(self, *, grid, coef, scale_base, scale_sp, mask, bias, k: int, base_fun: str, xp, symbolic=None,
-                 extrapolate: str = "spline"):
+                 extrapolate: str = "spline", nodes=None):
         self.grid = grid
         self.coef = coef
         self.scale_base = scale_base
@@ -117,6 +122,7 @@ class KANLayer:
             symbolic = SymbolicEdges.empty(coef.shape[0], coef.shape[1], xp, coef.dtype,
                                            device_of(coef))
         self.symbolic = symbolic
+        self.nodes = nodes
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -183,6 +189,11 @@ class KANLayer:
         return self.coef.shape[1]
 
     @property
+    def n_nodes(self) -> int:
+        """The layer's output width: out_dim, or the node stage's node count."""
+        return self.out_dim if self.nodes is None else self.nodes.n_nodes
+
+    @property
     def num(self) -> int:
         """G, the number of grid intervals."""
         return self.grid.shape[1] - 1 - 2 * self.k
@@ -196,13 +207,15 @@ class KANLayer:
         params = {name: getattr(self, name) for name in PARAMETER_NAMES}
         if self.symbolic.active:
             params["sym_affine"] = self.symbolic.affine
+        if self.nodes is not None:
+            params.update(self.nodes.parameters())
         return params
 
     def copy(self) -> "KANLayer":
         """An independent copy on the same namespace."""
         arrays = {name: self.xp.asarray(a, copy=True) for name, a in self.arrays().items()}
         return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=self.xp, symbolic=self.symbolic.copy(),
-                        extrapolate=self.extrapolate)
+                        extrapolate=self.extrapolate, nodes=None if self.nodes is None else self.nodes.copy())
 
     def moved(self, xp, dtype, *, name: str = "layer") -> "KANLayer":
         """A copy of this layer on namespace ``xp`` (arrays go through the host); ValueError
@@ -212,25 +225,33 @@ class KANLayer:
         with np.errstate(over="ignore"):  # overflow is reported below
             arrays = {key: xp.asarray(a, dtype=dtype) for key, a in host.items()}
             symbolic = self.symbolic.moved(xp, dtype)
+            nodes = None if self.nodes is None else self.nodes.moved(xp, dtype)
         host["sym_affine"], arrays["sym_affine"] = to_numpy(self.symbolic.affine), symbolic.affine
+        if nodes is not None:
+            host.update({f"nodes.{k}": to_numpy(v) for k, v in self.nodes.arrays().items()})
+            arrays.update({f"nodes.{k}": v for k, v in nodes.arrays().items()})
         for key, a in host.items():
             lost = np.isfinite(a) & ~np.isfinite(to_numpy(arrays[key]))
             if lost.any():
                 raise ValueError(f"{name}: {key} holds {int(lost.sum())} value(s) beyond the new dtype's range "
                                  f"(up to {float(np.max(np.abs(a[lost]))):.3g}), which the cast would make infinite")
-        del arrays["sym_affine"]
+        arrays = {key: arrays[key] for key in self.ARRAY_NAMES}
         return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=xp, symbolic=symbolic,
-                        extrapolate=self.extrapolate)
+                        extrapolate=self.extrapolate, nodes=nodes)
 
     def subset(self, rows, cols) -> "KANLayer":
-        """A copy keeping inputs ``rows`` and outputs ``cols`` (lists of indices)."""
+        """A copy keeping inputs ``rows`` and outputs ``cols`` (lists of indices; with a node stage,
+        of nodes: a multiplication node keeps all its sub-nodes)."""
+        nodes = None
+        if self.nodes is not None:
+            nodes, cols = self.nodes.subset(cols)
         host = {name: to_numpy(a) for name, a in self.arrays().items()}
         arrays = dict(grid=host["grid"][rows], coef=host["coef"][np.ix_(rows, cols)],
                       scale_base=host["scale_base"][np.ix_(rows, cols)], scale_sp=host["scale_sp"][np.ix_(rows, cols)],
                       mask=host["mask"][np.ix_(rows, cols)], bias=host["bias"][cols])
         arrays = {name: from_host_like(self.xp, a, self.coef) for name, a in arrays.items()}
         return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=self.xp,
-                        symbolic=self.symbolic.subset(rows, cols), extrapolate=self.extrapolate)
+                        symbolic=self.symbolic.subset(rows, cols), extrapolate=self.extrapolate, nodes=nodes)
 
     # -- computation ----------------------------------------------------------------------
     def check_consistent(self) -> None:
@@ -252,6 +273,14 @@ class KANLayer:
                     f"layer arrays disagree: coef has shape {(n, m, nb)} (k={self.k}), so {name} must have "
                     f"shape {shape}, got {got}"
                 )
+        if self.nodes is not None:
+            if self.nodes.n_sub != m:
+                raise ValueError(f"the node stage takes {self.nodes.n_sub} sub-nodes ({self.nodes.n_add} additions, "
+                                 f"arities {list(self.nodes.arities)}) but the layer has {m} outputs")
+            for name, shape in self.nodes.expected_shapes().items():
+                got = tuple(getattr(self.nodes, name).shape)
+                if got != shape:
+                    raise ValueError(f"the node stage's {name} must have shape {shape}, got {got}")
 
     def check_values(self) -> None:
         """Raise ValueError unless the arrays' values make a layer: every array finite, each
@@ -261,6 +290,8 @@ class KANLayer:
         self.check_consistent()
         arrays = {name: to_numpy(a) for name, a in self.arrays().items()}
         arrays["sym_affine"] = to_numpy(self.symbolic.affine)
+        if self.nodes is not None:
+            arrays.update(self.nodes.host_arrays())
         for name, a in arrays.items():
             if not np.all(np.isfinite(a)):
                 raise ValueError(f"{name} holds NaN or infinite values")
@@ -272,7 +303,7 @@ class KANLayer:
                              f"{arrays['mask'][i, o]!r}); a symbolic edge has mask 0")
 
     def forward(self, x, *, need_dx: bool = False, reuse=None):
-        """x (B, in_dim), already validated -> (y (B, out_dim), ``LayerCache`` for ``backward``).
+        """x (B, in_dim), already validated -> (y (B, n_nodes), ``LayerCache`` for ``backward``).
 
         reuse: the cache of an earlier call with the same x and grid; the basis evaluation
         and base activations in it are used again (``fit`` evaluates one batch many times).
@@ -281,7 +312,8 @@ class KANLayer:
         xp = self.xp
         if self._spline_branch_off():
             y, sym_ctx = self._add_symbolic(x, xp.zeros((x.shape[0], self.out_dim), dtype=x.dtype) + self.bias)
-            return y, LayerCache(x, None, None, None, None, None, None, need_dx, sym_ctx, None)
+            y, node_ctx = self._node_forward(y)
+            return y, LayerCache(x, None, None, None, None, None, None, need_dx, sym_ctx, None, node_ctx)
         kernels = get_kernels(xp)
         mask_sp = self.mask * self.scale_sp
         weight = self.coef * mask_sp[:, :, None]
@@ -303,7 +335,17 @@ class KANLayer:
             y = y + kernels.matmul(base_x, mask_base)
         y = y + self.bias
         y, sym_ctx = self._add_symbolic(x, y)
-        return y, LayerCache(x, base_x, mask_sp, mask_base, self.coef, self.mask, kernel_ctx, need_dx, sym_ctx, tail)
+        y, node_ctx = self._node_forward(y)
+        return y, LayerCache(x, base_x, mask_sp, mask_base, self.coef, self.mask, kernel_ctx, need_dx, sym_ctx, tail,
+                             node_ctx)
+
+    def _node_forward(self, y):
+        """The node stage on the sums y (B, out_dim) -> (B, n_nodes) and its context (None without one)."""
+        return (y, None) if self.nodes is None else self.nodes.forward(y)
+
+    def _node_backward(self, ctx, gy):
+        """(the node stage's gradients (a dict), dL/d(sums) (B, out_dim)) from dL/d(output) gy."""
+        return ({}, gy) if ctx is None else self.nodes.backward(ctx, gy)
 
     def _tails(self, x):
         """``extrapolation.Tails`` of x when the splines continue linearly beyond the grid, else None."""
@@ -330,14 +372,16 @@ class KANLayer:
         return dx + sdx if need_dx and sdx is not None else dx
 
     def backward(self, cache: LayerCache, gy, *, need_dx: bool = False):
-        """gy = dL/dy (B, out_dim) -> (grads dict keyed like ``parameters()``, dx (B, in_dim) or None)."""
+        """gy = dL/dy (B, n_nodes) -> (grads dict keyed like ``parameters()``, dx (B, in_dim) or None)."""
         xp = self.xp
         if need_dx and not cache.need_dx:
             raise ValueError("backward(need_dx=True) needs forward(need_dx=True)")
+        node_grads, gy = self._node_backward(cache.nodes, gy)
         if cache.spline is None:  # spline branch off (``_spline_branch_off``): its gradients are zero
             grads = {name: xp.zeros_like(getattr(self, name)) for name in ("coef", "scale_sp", "scale_base")}
             grads["bias"] = xsum(xp, gy, axis=0)
             dx = xp.zeros_like(cache.x) if need_dx else None
+            grads.update(node_grads)
             return grads, self._symbolic_backward(cache.symbolic, gy, grads, dx, need_dx)
         kernels = get_kernels(xp)
         # the kernels' dx at a clipped input is the spline's slope at the end: the line's slope
@@ -351,12 +395,12 @@ class KANLayer:
                 dx = dx + kernels.base_grad(self.base_fun, cache.x) * kernels.matmul(
                     gy, xp.matrix_transpose(cache.mask_base))
         grads = layer_gradients(xp, gy, dweight, xsum(xp, cache.coef * dweight, axis=2), gsb, cache.mask_sp,
-                                cache.mask)
+                                cache.mask) | node_grads
         return grads, self._symbolic_backward(cache.symbolic, gy, grads, dx, need_dx)
 
     # -- per-edge evaluation (regularization needs every phi_io, not only their sums) -------
     def forward_edges(self, x, *, need_dx: bool = True, basis_ctx=None):
-        """x (B, in_dim), validated -> (y (B, out_dim), phi (in_dim, B, out_dim), ``EdgeLayerCache``).
+        """x (B, in_dim), validated -> (y (B, n_nodes), phi (in_dim, B, out_dim), ``EdgeLayerCache``).
 
         Per-edge path, used when a regularization needs the edge activations phi_io(x_bi)
         themselves.  y equals ``forward(x)[0]``.  basis_ctx: ``cache.basis`` of an earlier call
@@ -370,19 +414,23 @@ class KANLayer:
             x, self.grid, self.coef, self.mask * self.scale_sp, self.mask * self.scale_base, self.bias, self.k,
             self.base_fun, need_dx=need_dx, tail=self._tails(x), basis=basis_ctx)
         y, sym_ctx = self._add_symbolic(x, y)
-        return y, phi, EdgeLayerCache(edges, sym_ctx)
+        y, node_ctx = self._node_forward(y)
+        return y, phi, EdgeLayerCache(edges, sym_ctx, node_ctx)
 
     def backward_edges(self, cache: EdgeLayerCache, gy, gphi, *, need_dx: bool = False):
-        """Gradients from dL/dy (B, out_dim) plus a per-edge dL/dphi (in_dim, B, out_dim) (or None;
+        """Gradients from dL/dy (B, n_nodes) plus a per-edge dL/dphi (in_dim, B, out_dim) (or None;
         after a compiled forward also a ``regularization.SpreadGradient``, which adds its dL/dx).
 
         Returns (grads dict keyed like ``parameters()``, dx (B, in_dim) or None).
         """
         xp = self.xp
+        node_grads, gy = self._node_backward(cache.nodes, gy)
         dweight, gsp, gsb, dxt = get_kernels(xp).edge_layer_backward(cache.edges, gy, gphi, need_dx=need_dx)
-        grads = layer_gradients(xp, gy, dweight, gsp, gsb, self.mask * self.scale_sp, self.mask)
+        grads = layer_gradients(xp, gy, dweight, gsp, gsb, self.mask * self.scale_sp, self.mask) | node_grads
         dx = xp.permute_dims(dxt, (1, 0)) if need_dx else None
         return grads, self._symbolic_backward(cache.symbolic, gy, grads, dx, need_dx)
 
     def __repr__(self) -> str:
-        return f"KANLayer({self.in_dim} -> {self.out_dim}, G={self.num}, k={self.k}, base_fun={self.base_fun!r})"
+        nodes = "" if self.nodes is None else f" ({self.nodes.n_add} add, {self.nodes.n_mult} mult)"
+        return (f"KANLayer({self.in_dim} -> {self.out_dim}{nodes}, G={self.num}, k={self.k}, "
+                f"base_fun={self.base_fun!r})")

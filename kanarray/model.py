@@ -16,9 +16,10 @@ import math
 
 import numpy as np
 
-from . import checkpoint, copying, datasets, grids, jets, plotting, prediction, pruning, resources, stack, training
+from . import (checkpoint, copying, datasets, grids, jets, nodes, plotting, prediction, pruning, resources, seeding,
+               stack, training)
 from ._checks import (as_batch, check_base_fun, check_bias_trainable, check_grid, check_grid_range, check_init_constant,
-                      check_order, check_seed, check_width)
+                      check_order, check_seed)
 from ._namespace import backend_name, dtype_of, from_host_like, resolve_backend, to_numpy
 from .base import BASE_FUNCTIONS
 from .extrapolation import check_mode as check_extrapolation
@@ -71,11 +72,16 @@ def _layer_ranges(grid_range, nums, ks, dtype_name) -> list:
             for l, r in enumerate(ranges)]
 
 
-def _layout(width, grid, k, grid_range, extrapolate, dtype_name, *, seed, base_fun, bias_trainable, **constants):
+def _layout(width, mult_arity, grid, k, grid_range, extrapolate, dtype_name, *, seed, base_fun, bias_trainable,
+            **constants):
     """The constructor's arguments checked, and the model's memory (``resources``) against the
-    cap: (width, G per layer, k per layer, (lo, hi) per layer, the constants as floats)."""
-    width = check_width(width)
+    cap: (nodes per layer, the sub-nodes each layer outputs, the node stages' (n_add, arities) per
+    layer output (None: additions only), G per layer, k per layer, (lo, hi) per layer, the
+    constants as floats)."""
+    width, n_add, arities = nodes.parse_width(width, mult_arity)
     n_layers = len(width) - 1
+    subnodes = [n_add[l] + sum(arities[l]) for l in range(1, n_layers + 1)]
+    stages = [(n_add[l], arities[l]) if arities[l] else None for l in range(1, n_layers + 1)]
     grids = [check_grid(g) for g in _per_layer(grid, n_layers, "grid")]
     ks = [check_order(kk) for kk in _per_layer(k, n_layers, "k")]
     dtype_of(np, dtype_name)  # a ValueError for an unknown dtype name
@@ -84,10 +90,35 @@ def _layout(width, grid, k, grid_range, extrapolate, dtype_name, *, seed, base_f
         check_extrapolation(extrapolate, kk)
     constants = {name: check_init_constant(name, value) for name, value in constants.items()}
     check_seed(seed), check_base_fun(base_fun, BASE_FUNCTIONS), check_bias_trainable(bias_trainable)
-    shapes = [(width[l], width[l + 1], grids[l], ks[l]) for l in range(n_layers)]
+    shapes = [(width[l], subnodes[l], grids[l], ks[l]) for l in range(n_layers)]
     resources.check(f"KAN(width={width}, grid={grids}, k={ks})",
                   resources.construction_bytes(shapes, np.dtype(dtype_name).itemsize))
-    return width, grids, ks, ranges, constants
+    return width, subnodes, stages, grids, ks, ranges, constants
+
+
+def _initialize(model, width, mult_arity, grid, k, *, grid_range, extrapolate, dtype, seed, base_fun, bias_trainable,
+                backend, affine_trainable, init, **constants) -> None:
+    """``KAN.__init__``: every argument checked, then the layers drawn from the seed's stream
+    (``kanarray.seeding``) in pykan's order: per layer the spline noise, then scale_base."""
+    width, subnodes, stages, grids, ks, ranges, constants = _layout(
+        width, mult_arity, grid, k, grid_range, extrapolate, dtype, seed=seed, base_fun=base_fun,
+        bias_trainable=bias_trainable, **constants)
+    if not isinstance(affine_trainable, bool):
+        raise ValueError(f"affine_trainable must be True or False, got {affine_trainable!r}")
+    rng = seeding.initial_rng(check_seed(seed), init)
+    xp = resolve_backend(backend)
+    model._set_state(width=width, base_fun=base_fun, grid_range=ranges, seed=seed, xp=xp, dtype=dtype,
+                     bias_trainable=bias_trainable)
+    layers = []
+    for l in range(len(width) - 1):
+        layer = KANLayer.initialize(width[l], subnodes[l], num=grids[l], k=ks[l], grid_range=ranges[l],
+                                    base_fun=base_fun, rng=rng, xp=xp, dtype=model.dtype, extrapolate=extrapolate,
+                                    **constants)
+        if stages[l] is not None or affine_trainable:
+            n_add, arities = stages[l] or (width[l + 1], ())
+            layer.nodes = nodes.NodeStage.identity(n_add, arities, xp, layer.bias, trainable=affine_trainable)
+        layers.append(layer)
+    model.layers = layers
 
 
 def _checked_attributes(layers, base: dict) -> dict:
@@ -161,37 +192,34 @@ class KAN:
     """Kolmogorov-Arnold Network.
 
     Args:
-        width: layer sizes, e.g. [2, 5, 1].
+        width: layer sizes, e.g. [2, 5, 1]; a hidden [n_add, n_mult] adds multiplication nodes (``nodes``).
+        mult_arity: the factors of each multiplication node: an int >= 2, or pykan's per-entry list.
         grid: G, the number of grid intervals; an int or one per layer.
         k: spline order; an int or one per layer.
         base_fun: "silu" (default), "identity" or "zero".
         grid_range: (lo, hi) of the initial grid, or one pair per layer.
         noise_scale, scale_base_mu, scale_base_sigma: pykan's initialization constants.
-        seed: the initialization is a deterministic function of the seed (same numbers on
-            every backend).
+        seed, init: the initial numbers are a function of the seed (the same on every backend), from
+            NumPy's stream (init="kanarray") or torch's (init="pykan": pykan's numbers, ``seeding``).
         dtype: "float32" or "float64".
         backend: "numpy", "cupy", or an array-API namespace module (e.g. array_api_strict).
         bias_trainable: whether the node biases are trained (off, as in pykan: with the penalty,
             free biases let LBFGS wander to worse minima).
         extrapolate: "spline" (pykan's: the B-splines run on for k intervals, then vanish) or
             "linear" (lines with the end value and slope, k >= 2; ``kanarray.extrapolation``).
+        affine_trainable: train the node stages' scales and biases (pykan's; off by default).
 
     ``model(x)`` maps (batch, width[0]) -> (batch, width[-1]) in the model's namespace.
     """
 
-    def __init__(self, width, grid=5, k=3, *, base_fun: str = "silu", grid_range=(-1.0, 1.0),
+    def __init__(self, width, grid=5, k=3, *, mult_arity=2, base_fun: str = "silu", grid_range=(-1.0, 1.0),
                  noise_scale: float = 0.3, scale_base_mu: float = 0.0, scale_base_sigma: float = 1.0, seed: int = 0,
-                 dtype: str = "float64", backend="numpy", bias_trainable: bool = False, extrapolate: str = "spline"):
-        width, grids, ks, ranges, constants = _layout(
-            width, grid, k, grid_range, extrapolate, dtype, seed=seed, base_fun=base_fun, bias_trainable=bias_trainable,
-            noise_scale=noise_scale, scale_base_mu=scale_base_mu, scale_base_sigma=scale_base_sigma)
-        xp = resolve_backend(backend)
-        self._set_state(width=width, base_fun=base_fun, grid_range=ranges, seed=seed, xp=xp, dtype=dtype,
-                        bias_trainable=bias_trainable)
-        rng = np.random.default_rng(seed)
-        self.layers = [KANLayer.initialize(
-            width[l], width[l + 1], num=grids[l], k=ks[l], grid_range=ranges[l], base_fun=base_fun, rng=rng, xp=xp,
-            dtype=self.dtype, extrapolate=extrapolate, **constants) for l in range(len(width) - 1)]
+                 dtype: str = "float64", backend="numpy", bias_trainable: bool = False, extrapolate: str = "spline",
+                 affine_trainable: bool = False, init: str = "kanarray"):
+        _initialize(self, width, mult_arity, grid, k, grid_range=grid_range, extrapolate=extrapolate, dtype=dtype,
+                    seed=seed, base_fun=base_fun, bias_trainable=bias_trainable, backend=backend,
+                    affine_trainable=affine_trainable, init=init, noise_scale=noise_scale,
+                    scale_base_mu=scale_base_mu, scale_base_sigma=scale_base_sigma)
 
     def _set_state(self, *, width, base_fun, grid_range, seed, xp, dtype, bias_trainable):
         self.bias_trainable = check_bias_trainable(bias_trainable)
@@ -263,6 +291,8 @@ class KAN:
     # -- facts ----------------------------------------------------------------------------
     input_names = _names_property("input_names", 0)
     output_names = _names_property("output_names", -1)
+    node_width = property(nodes.node_width, doc="pykan's width: [n_add, n_mult] per entry (``kanarray.nodes``).")
+    mult_arity = property(nodes.mult_arity_of, doc="The multiplication nodes' arities: one list per width entry.")
 
     @property
     def dtype(self):
@@ -301,7 +331,7 @@ class KAN:
         return sum(math.prod(a.shape) for a in self.parameters().values())
 
     def __repr__(self) -> str:
-        return (f"KAN(width={self.width}, grid={self.grid}, k={self.k}, base_fun={self.base_fun!r}, "
+        return (f"KAN(width={nodes.display_width(self)}, grid={self.grid}, k={self.k}, base_fun={self.base_fun!r}, "
                 f"dtype={self._dtype_name!r}, backend={self.backend!r}"
                 + (", bias_trainable=True" if self.bias_trainable else "")
                 + (f", extrapolate={self.extrapolate!r}" if self.extrapolate != "spline" else "")

@@ -7,6 +7,9 @@ branches) and y_o the sum at node o:
     node score  S_l[k, i]    = sum_o E_l[k, i, o],    S_L = identity (one row k per output)
 
 and the reported scores average over k (std over the batch with ddof=1, like torch.std).
+With multiplication nodes (``kanarray.nodes``) the edges feed sums ("sub-nodes"): y_o is the
+sum, and a multiplication node's score S_{l+1}[k, j] is given to each of its factors, as in
+pykan's MultKAN; pruning keeps or removes a multiplication node whole.
 
 Pruning returns a new model; the one it was called on is never changed.  What a removed
 edge contributed on average over the samples is added to the bias of its output node
@@ -31,8 +34,8 @@ _NODE_EPS = 1e-4
 
 @dataclass
 class Attribution:
-    """edge_scores[l]: (width[l], width[l+1]); node_scores[l]: (width[l],) for l = 0..L;
-    edge_means[l]: (width[l], width[l+1]), each edge's mean activation (NumPy float64 arrays)."""
+    """edge_scores[l]: (width[l], sums of layer l: width[l+1] without multiplication nodes); node_scores[l]:
+    (width[l],) for l = 0..L; edge_means[l]: like edge_scores[l], each edge's mean activation (NumPy float64)."""
 
     edge_scores: list
     node_scores: list
@@ -58,7 +61,8 @@ def attribute(model, x) -> Attribution:
         phi = np.asarray(to_numpy(phi), dtype=np.float64)
         edge_std.append(np.std(phi, axis=1, ddof=1))
         edge_mean.append(phi.mean(axis=1))
-        node_std.append(np.std(np.asarray(to_numpy(out), dtype=np.float64), axis=0, ddof=1))
+        sums = np.asarray(to_numpy(out), dtype=np.float64) if layer.nodes is None else phi.sum(axis=0)
+        node_std.append(np.std(sums, axis=0, ddof=1))  # of each sum (sub-node with a node stage)
         return out, None
 
     stack.traverse(model.layers, x, visit)
@@ -68,11 +72,19 @@ def attribute(model, x) -> Attribution:
     edge_scores = [None] * L
     node_scores[L] = score.mean(axis=0)
     for l in range(L - 1, -1, -1):
+        score = score[:, node_of_sum(model.layers[l])]  # a multiplication node's score goes to each factor
         e = edge_std[l][None, :, :] * score[:, None, :] / (node_std[l] + _NODE_EPS)[None, None, :]  # (k, n, m)
         score = e.sum(axis=2)
         edge_scores[l] = e.mean(axis=0)
         node_scores[l] = score.mean(axis=0)
     return Attribution(edge_scores, node_scores, edge_mean)
+
+
+def node_of_sum(layer) -> np.ndarray:
+    """(out_dim,) int: the node each of a layer's sums feeds (the identity without a node stage)."""
+    if layer.nodes is None:
+        return np.arange(layer.out_dim)
+    return np.array([j for j, group in enumerate(layer.nodes.groups()) for _ in group], dtype=np.intp)
 
 
 def _threshold(name, value) -> float:
@@ -126,7 +138,8 @@ def _keep_nodes(model, attribution, hidden):
     for l, layer in enumerate(model.layers):
         removed = np.setdiff1d(np.arange(layer.in_dim), keep[l])
         lost = attribution.edge_means[l][removed].sum(axis=0)  # (out_dim,)
-        layers.append(_with_bias_shift(layer.subset(keep[l], keep[l + 1]), lost[keep[l + 1]]))
+        kept_sums = [s for s in range(layer.out_dim) if node_of_sum(layer)[s] in set(keep[l + 1])]
+        layers.append(_with_bias_shift(layer.subset(keep[l], keep[l + 1]), lost[kept_sums]))
     return _rebuild(model, layers)
 
 

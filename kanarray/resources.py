@@ -95,7 +95,7 @@ def check_forward(layers, batch: int, *, training: bool = False, per_edge: bool 
     if nbytes > limit():
         what = "a training step" if training else "a forward pass"
         check(f"{what} on a batch of {batch} samples through layers {[layer.in_dim for layer in layers]} -> "
-              f"{layers[-1].out_dim}", nbytes)
+              f"{layers[-1].n_nodes}", nbytes)
 
 
 def checked_batch(layers, x):

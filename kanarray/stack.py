@@ -23,15 +23,15 @@ def parameter_name(l: int, name: str) -> str:
 
 
 def check_stack(layers) -> list:
-    """The width [in_dim, out_dim of each layer] of a list of layers that follow each other on
+    """The width [in_dim, n_nodes of each layer] of a list of layers that follow each other on
     one backend; ValueError otherwise."""
     if not layers or not all(isinstance(layer, KANLayer) for layer in layers):
         raise ValueError("a model needs a non-empty list of KANLayer")
     for l in range(1, len(layers)):
-        if layers[l].in_dim != layers[l - 1].out_dim or layers[l].xp is not layers[0].xp:
+        if layers[l].in_dim != layers[l - 1].n_nodes or layers[l].xp is not layers[0].xp:
             raise ValueError(f"layer {l} does not follow layer {l - 1}: it takes {layers[l].in_dim} inputs "
-                             f"from {layers[l - 1].out_dim} outputs, or lives on another backend")
-    return [layers[0].in_dim] + [layer.out_dim for layer in layers]
+                             f"from {layers[l - 1].n_nodes} outputs, or lives on another backend")
+    return [layers[0].in_dim] + [layer.n_nodes for layer in layers]
 
 
 def traverse(layers, x, visit):

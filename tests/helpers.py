@@ -17,6 +17,7 @@ from scipy.special import expit
 
 import kanarray as ka
 from kanarray._namespace import to_numpy
+from kanarray.nodes import AFFINE_NAMES
 
 
 def perturb(model, seed: int = 0, *, masks: bool = True):
@@ -92,10 +93,15 @@ def assert_grad_close(got, ref, what):
     assert err <= FD_RTOL, f"{what}: relative error {err:.2e} > {FD_RTOL:.0e}"
 
 
+def _owner(layer, attr):
+    """The object holding a layer's parameter ``attr``: the layer, or its node stage."""
+    return layer.nodes if attr in AFFINE_NAMES else layer
+
+
 def set_param(model, name, values):
     _, l, attr = name.split(".")
     layer = model.layers[int(l)]
-    setattr(layer, attr, model.xp.asarray(values, dtype=model.dtype))
+    setattr(_owner(layer, attr), attr, model.xp.asarray(values, dtype=model.dtype))
 
 
 def assert_parameter_gradients(model, value_of, grads):
@@ -239,4 +245,4 @@ def set_parameter(model, name: str, host, xp) -> None:
     if attr == "sym_affine":
         layer.symbolic.affine = xp.asarray(host.copy())
     else:
-        setattr(layer, attr, xp.asarray(host.copy()))
+        setattr(_owner(layer, attr), attr, xp.asarray(host.copy()))

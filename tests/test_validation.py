@@ -104,7 +104,7 @@ def test_target_shape_checked(model):
         (dict(width=[2]), "at least two entries"),
         (dict(width=[2, 0, 1]), r"width\[1\] must be an integer >= 1"),
         (dict(width=[2, 2.5, 1]), r"width\[1\] must be an integer"),
-        (dict(width=[2, [3, 1], 1]), "multiplication nodes"),
+        (dict(width=[2, [3, 1, 1], 1]), r"an entry is an int \(addition nodes\) or a pair"),
         (dict(width="21"), "list of layer sizes"),
         (dict(width=[2, 1], grid=0), "grid must be an integer >= 1"),
         (dict(width=[2, 1], grid=2.5), "grid must be an integer"),

@@ -18,7 +18,9 @@ Per layer, for inputs h (batch, n):
 * symbolic edges, grouped by function: gather their inputs, c f(a x + b) + d with the
   library function's safe version in standard operators (``symbolic_ops``), scatter into the
   outputs with a 0/1 MatMul;
-* plus the bias.  Branches that are all zero (fully masked) are left out.
+* plus the bias.  Branches that are all zero (fully masked) are left out;
+* then, in a layer with a node stage (multiplication nodes, ``kanarray.nodes``), the sums'
+  affine map, a Gather per factor and Mul per product, a Concat and the nodes' affine map.
 
 A model with an input scaling (``KAN.scale_inputs``) maps the graph input first,
 (x - shift) * scale (a Sub and a Mul in the graph's dtype), so the graph takes raw inputs.
@@ -422,7 +424,44 @@ def _emit_layer(g: GraphBuilder, layer, h: str, l: int, strategy: str) -> str:
     y = g.const(bias[None, :], f"l{l}_bias")  # (1, m)
     for t in terms:
         y = g.add(t, y)
-    return y
+    return y if layer.nodes is None else _emit_nodes(g, layer.nodes, y, l)
+
+
+def _affine(g: GraphBuilder, h: str, scale, shift, hint: str) -> str:
+    """h * scale + shift (constants (m,)), each left out where it is the identity."""
+    if np.any(scale != 1):
+        h = g.mul(h, g.const(scale[None, :], f"{hint}_scale"), hint=f"{hint}_scaled")
+    if np.any(shift != 0):
+        h = g.add(h, g.const(shift[None, :], f"{hint}_bias"), hint=f"{hint}_shifted")
+    return h
+
+
+def _emit_nodes(g: GraphBuilder, stage, y: str, l: int) -> str:
+    """The node stage (``kanarray.nodes``) on the layer's sums y (B, n_sub) -> (B, n_nodes): the
+    sub-node affine, then per run of multiplication nodes of one arity a Gather of each factor
+    position and a Mul chain over them (one Mul per factor beyond the first, each multiplying
+    the run's nodes at once), the nodes concatenated in order, then the node affine."""
+    host = stage.host_arrays()
+    s = _affine(g, y, host["subnode_scale"], host["subnode_bias"], f"l{l}_subnode")
+    parts, start, j = [], stage.n_add, 0
+    if stage.n_add:
+        parts.append(g.op("Gather", s, g.const(np.arange(stage.n_add), f"l{l}_add_nodes", dtype=np.int64), axis=1,
+                          hint=f"l{l}_add"))
+    while j < stage.n_mult:
+        a, count = stage.arities[j], 1
+        while j + count < stage.n_mult and stage.arities[j + count] == a:
+            count += 1
+        product = None
+        for i in range(a):
+            cols = start + i + a * np.arange(count)
+            factor = g.op("Gather", s, g.const(cols, f"l{l}_mult{j}_factor{i}", dtype=np.int64), axis=1,
+                          hint=f"l{l}_mult{j}_f{i}")
+            product = factor if product is None else g.mul(product, factor, hint=f"l{l}_mult{j}_product")
+        parts.append(product)
+        start += a * count
+        j += count
+    p = parts[0] if len(parts) == 1 else g.op("Concat", *parts, axis=1, hint=f"l{l}_nodes")
+    return _affine(g, p, host["node_scale"], host["node_bias"], f"l{l}_node")
 
 
 def _check_exportable(model) -> None:
@@ -463,6 +502,8 @@ def _metadata(model) -> dict:
     return {
         "kanarray_version": __version__,
         "width": json.dumps(model.width),
+        "node_width": json.dumps(model.node_width),  # [n_add, n_mult] per entry (``kanarray.nodes``)
+        "mult_arity": json.dumps(model.mult_arity),
         "grid": json.dumps(model.grid),
         "k": json.dumps(model.k),
         "grid_ranges": json.dumps(ranges),

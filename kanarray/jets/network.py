@@ -102,6 +102,12 @@ def jet_forward(model, x, spec: Directions, *, grad: bool = True, prepared: bool
     fixed x (a problem's point set): a KAN's first-layer features are reused while its grid stays."""
     xp = model.xp
     check_spec(model, spec)
+    if _is_kan(model):
+        staged = [l for l, layer in enumerate(model.layers) if getattr(layer, "nodes", None) is not None]
+        if staged:
+            raise ValueError(f"input derivatives (derivatives, derivatives_vjp, PDE training) do not yet go through "
+                             f"node stages (multiplication nodes or trainable node affine), which layer(s) {staged} "
+                             "have; use a KAN with addition nodes only")
     x = x if prepared else model.prepare_inputs(x)
     _check_memory(model, x.shape[0], spec)
     X = _input_jet(model, x, spec, xp)

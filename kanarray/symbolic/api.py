@@ -42,7 +42,7 @@ def check_edge(model, l, i, j) -> tuple[int, int, int]:
             raise ValueError(f"edge index {name} must be an integer, got {v!r}")
     if not 0 <= l < n_layers:
         raise ValueError(f"layer index l={l} is out of range: the model has layers 0..{n_layers - 1}")
-    n, m = model.width[l], model.width[l + 1]
+    n, m = model.layers[l].in_dim, model.layers[l].out_dim  # j: a sum ("sub-node" with multiplication nodes)
     if not 0 <= i < n:
         raise ValueError(f"input index i={i} is out of range: layer {l} has inputs 0..{n - 1}")
     if not 0 <= j < m:
@@ -187,7 +187,7 @@ def auto_symbolic(model, *, lib=None, r2_threshold: float = 0.99, weight_simple:
     if r2_threshold > 1:
         raise ValueError(f"r2_threshold must be at most 1 (R^2 cannot exceed 1), got {r2_threshold!r}")
     edges = [(l, i, j) for l in range(len(model.layers)) for i in range(model.width[l])
-             for j in range(model.width[l + 1]) if _edge_state(model, l, i, j) == "spline"]
+             for j in range(model.layers[l].out_dim) if _edge_state(model, l, i, j) == "spline"]
     report = AutoSymbolicReport(r2_threshold)
     if not edges:
         return report

@@ -186,6 +186,7 @@ def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = Tr
                 a, b, c, d = (sympy.Float(v) for v in affine[i, o])
                 total = total + c * get_function(name).sympy_fn(a * exprs[i] + b) + d
             outs.append(total)
+        outs = outs if layer.nodes is None else node_expressions(layer.nodes, outs)
         return outs, outs
 
     _, nodes = stack.traverse(model.layers, symbols, visit)
@@ -201,6 +202,22 @@ def symbolic_formula(model, var_names=None, digits: int = 4, simplify: bool = Tr
     fidelity.check_formulas(model, exprs, symbols, nodes=nodes, round_fn=round_fn, digits=digits,
                             on_mismatch=on_mismatch)
     return (exprs, list(symbols)) if with_variables else exprs
+
+
+def node_expressions(stage, sums) -> list:
+    """A node stage (``kanarray.nodes``) on sympy expressions: the sums' affine map, the products
+    of the multiplication nodes, the nodes' affine map; identity scales and zero biases are left out."""
+    import sympy
+
+    host = stage.host_arrays()
+
+    def affine(e, scale, shift):
+        e = e if scale == 1 else sympy.Float(scale) * e
+        return e if shift == 0 else e + sympy.Float(shift)
+
+    s = [affine(e, host["subnode_scale"][i], host["subnode_bias"][i]) for i, e in enumerate(sums)]
+    products = [sympy.Mul(*(s[i] for i in group)) for group in stage.groups()]
+    return [affine(e, host["node_scale"][j], host["node_bias"][j]) for j, e in enumerate(products)]
 
 
 def input_symbols(var_names, n: int) -> list:
