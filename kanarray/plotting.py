@@ -6,7 +6,6 @@ neither switches a notebook's backend nor leaves a figure open in pyplot's regis
 
 from __future__ import annotations
 
-import itertools
 import math
 import sys
 
@@ -111,7 +110,9 @@ def plot_model(model, path=None, *, x=None, in_vars=None, out_vars=None, title=N
     pruned edges are not drawn, and symbolic edges are drawn in red with their formula, in the
     input's name, at the top of the panel.  With an input scaling (``KAN.scale_inputs``) the
     first layer's curves, ranges and formulas are in the raw inputs.  Hidden nodes are named
-    h<layer>_<node> in formulas (h1_2: node 2 of the first hidden row).
+    h<layer>_<node> in formulas (h1_2: node 2 of the first hidden row).  In a layer with
+    multiplication nodes the edges end on small grey sums ("sub-nodes") joined to their node, and
+    the multiplication nodes are white circles marked x.
     """
     from .pruning import attribute, edge_activations
     from .symbolic.api import samples_of
@@ -135,7 +136,7 @@ def plot_model(model, path=None, *, x=None, in_vars=None, out_vars=None, title=N
     scaling = model.input_scaling
 
     n_layers = len(model.layers)
-    panels = max(w_in * w_out for w_in, w_out in itertools.pairwise(widths))
+    panels = max(layer.in_dim * layer.out_dim for layer in model.layers)
     fig_w = max(6.0, min(30.0, 1.5 * max(panels, max(widths))))
     fig_h = 3.0 * n_layers + 0.8
     fig = new_figure((fig_w, fig_h))
@@ -150,8 +151,14 @@ def plot_model(model, path=None, *, x=None, in_vars=None, out_vars=None, title=N
     def spread(count, index):
         return (index + 0.5) / count
 
+    gap = 0.86 / (2 * n_layers) * 0.12  # sums of a layer with a node stage sit this far below its nodes
     for level, w in enumerate(widths):
-        back.scatter([spread(w, i) for i in range(w)], [row_y(2 * level)] * w, s=80, color="black", zorder=3)
+        stage = model.layers[level - 1].nodes if level else None
+        n_add = w if stage is None else stage.n_add
+        back.scatter([spread(w, i) for i in range(n_add)], [row_y(2 * level)] * n_add, s=80, color="black",
+                     zorder=3, gid="node")
+        if stage is not None:
+            _draw_node_stage(back, stage, spread, row_y(2 * level), gap)
     for i, name in enumerate(in_names):
         back.text(spread(widths[0], i), row_y(0) - 0.02, name, ha="center", va="top", fontsize=10)
     for o, name in enumerate(out_names or ()):
@@ -178,7 +185,8 @@ def plot_model(model, path=None, *, x=None, in_vars=None, out_vars=None, title=N
                 color = "red" if name is not None else "black"
                 cx, cy = spread(n * m, i * m + o), row_y(2 * l + 1)
                 back.plot([spread(n, i), cx], [row_y(2 * l), cy - panel_h / 2], color=color, alpha=alpha, lw=1)
-                back.plot([cx, spread(m, o)], [cy + panel_h / 2, row_y(2 * l + 2)], color=color, alpha=alpha, lw=1)
+                top = row_y(2 * l + 2) - (0 if layer.nodes is None else gap)
+                back.plot([cx, spread(m, o)], [cy + panel_h / 2, top], color=color, alpha=alpha, lw=1)
                 ax = fig.add_axes([cx - panel_w * 0.45, cy - panel_h / 2, panel_w * 0.9, panel_h])
                 curve = phi[i, order, o]
                 lo, hi = float(xs[order[0], i]), float(xs[order[-1], i])
@@ -205,6 +213,22 @@ def plot_model(model, path=None, *, x=None, in_vars=None, out_vars=None, title=N
     if title:
         back.text(0.5, 0.995, title, ha="center", va="top", fontsize=11)
     return finish(fig, path)
+
+
+def _draw_node_stage(back, stage, spread, y, gap) -> None:
+    """A node stage (``kanarray.nodes``) at node row y: a small grey dot per sum ("sub-node") at y - gap,
+    joined to its node; multiplication nodes drawn as white circles with a x (gid "mult_node")."""
+    n_sub, n_nodes = stage.n_sub, stage.n_nodes
+    back.scatter([spread(n_sub, s) for s in range(n_sub)], [y - gap] * n_sub, s=12, color="0.5", zorder=3,
+                 gid="subnode")
+    for j, group in enumerate(stage.groups()):
+        for s in group:
+            back.plot([spread(n_sub, s), spread(n_nodes, j)], [y - gap, y], color="0.5", lw=0.8)
+    mult = [spread(n_nodes, j) for j in range(stage.n_add, n_nodes)]
+    back.scatter(mult, [y] * len(mult), s=170, facecolor="white", edgecolor="black", linewidth=1.2, zorder=4,
+                 gid="mult_node")
+    for cx in mult:
+        back.text(cx, y, "×", ha="center", va="center", fontsize=11, zorder=5)
 
 
 LOSS_LABELS = {"mse": "RMSE (loss mse)", "cross_entropy": "cross-entropy (loss cross_entropy)"}

@@ -2,7 +2,7 @@
 
 Each rank writes OUT/rank{r}.npz (no pickle): the model's parameters and grids after MODE,
 its parameters' digest, and what else the mode records.  MODE is one of:
-  fit       fit on this rank's shard (options: --opt, --lamb, --steps, --batch-size, --lr, --patience)
+  fit       fit on this rank's shard (options: --opt, --lamb, --steps, --batch-size, --lr, --patience, --mult)
   grid      update_grid on the shard
   refine    fit 2 steps, then refine(10) with comm
   gather    gather_sorted with a small cap: the merged columns
@@ -47,7 +47,10 @@ def problem(n: int = 301, seed: int = 0):
     return x, f(x), xv, f(xv)
 
 
-def new_model(backend="numpy"):
+def new_model(backend="numpy", mult: bool = False):
+    """The hello-KAN model, or (mult) one with two multiplication nodes and trainable node affine."""
+    if mult:
+        return ka.KAN([2, [3, 2], 1], grid=5, seed=1, backend=backend, affine_trainable=True)
     return ka.KAN([2, 5, 1], grid=5, seed=1, backend=backend)
 
 
@@ -94,6 +97,7 @@ def main() -> None:
     parser.add_argument("--backend", default="numpy", help="cupy: one GPU per rank where there are enough")
     parser.add_argument("--call", default="update_grid", choices=("update_grid", "refine"))
     parser.add_argument("--case", default="nan", choices=("nan", "width", "grid"))
+    parser.add_argument("--mult", action="store_true", help="a model with multiplication nodes")
     parser.add_argument("--raise", dest="raises", default="interrupt", choices=("interrupt", "error"))
     args = parser.parse_args()
     from mpi4py import MPI
@@ -106,7 +110,7 @@ def main() -> None:
         import cupy
 
         cupy.cuda.Device(rank % cupy.cuda.runtime.getDeviceCount()).use()
-    model = new_model(args.backend)
+    model = new_model(args.backend, args.mult)
     record = {}
     if args.mode == "fit":
         if args.backend != "numpy":  # a model takes arrays of its own backend

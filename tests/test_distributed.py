@@ -112,6 +112,18 @@ def test_two_ranks_match_one_process_full_batch(tmp_path, opt, lamb, steps):
 
 
 @pytest.mark.slow
+def test_two_ranks_match_one_process_with_multiplication_nodes(tmp_path):
+    results, _ = run_mpi(tmp_path, "fit", "--opt", "adam", "--lamb", "1e-3", "--steps", "10", "--mult")
+    assert_ranks_identical(results)
+    x, y, xv, yv = mpi_script.problem()
+    model = mpi_script.new_model(mult=True)
+    assert any("node_scale" in name for name in model.parameters())
+    history = model.fit(x, y, validation=(xv, yv), **mpi_script.fit_kwargs("adam", 1e-3, 10, None))
+    assert_matches(results[0], model, 1e-10)
+    np.testing.assert_allclose(results[0]["record/train_loss"], history["train_loss"], rtol=1e-9)
+
+
+@pytest.mark.slow
 def test_early_stopping_stops_every_rank_at_the_same_step(tmp_path):
     """The validation loss is global: both ranks stop after the same step and restore the same
     best step, the one a single process restores (Adam lr 0.1: best at step 6, stop after 8)."""

@@ -189,3 +189,170 @@ def test_same_seed_same_function_as_pykan_multkan(tmp_path, width, mult_arity, s
         torch.set_default_dtype(previous)
     assert np.abs(expected).max() > 1e-3
     np.testing.assert_allclose(ours(x), expected, atol=1e-12, rtol=0)
+
+
+# -- the rest of the pipeline ------------------------------------------------------------------
+
+
+def product_data(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n, 2))
+    return x, x[:, :1] * x[:, 1:]
+
+
+def test_fit_with_the_penalty_and_grid_updates_learns_a_product():
+    x, y = product_data()
+    model = ka.KAN([2, [0, 1]], grid=5, seed=0)
+    before = float(np.sqrt(np.mean((model(x) - y) ** 2)))
+    history = model.fit(x, y, steps=30, lamb=1e-4)
+    assert history["train_loss"][-1] < 0.05 * before
+    assert model.fit_inputs is not None  # the grids were updated on the samples
+
+
+def test_checkpoint_round_trip_is_exact(tmp_path):
+    model = mult_model("numpy", [2, [1, 2], [0, 1], 1], [[], [2, 3], [2], []], seed=5)
+    model.save(tmp_path / "m.kan")
+    back = ka.load(tmp_path / "m.kan")
+    x = np.random.default_rng(1).uniform(-1, 1, (50, 2))
+    np.testing.assert_array_equal(back(x), model(x))
+    assert back.mult_arity == model.mult_arity and back.node_width == model.node_width
+    assert list(back.parameters()) == list(model.parameters())
+    with zipfile_header(tmp_path / "m.kan") as header:
+        assert header["version"] == 3 and header["model"]["nodes"][0] == {"n_add": 1, "arities": [2, 3],
+                                                                          "trainable": True}
+
+
+def zipfile_header(path):
+    import contextlib
+    import json
+    import zipfile
+
+    @contextlib.contextmanager
+    def opened():
+        with zipfile.ZipFile(path) as zf:
+            yield json.loads(zf.read("kanarray.json"))
+
+    return opened()
+
+
+def test_checkpoint_with_a_bad_node_layout_is_refused(tmp_path):
+    import json
+    import zipfile
+
+    model = ka.KAN([2, [1, 1], 1], seed=0)
+    model.save(tmp_path / "m.kan")
+    with zipfile.ZipFile(tmp_path / "m.kan") as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    header = json.loads(members["kanarray.json"])
+    header["model"]["nodes"][0]["arities"] = [1]
+    members["kanarray.json"] = json.dumps(header).encode()
+    with zipfile.ZipFile(tmp_path / "bad.kan", "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(ka.CheckpointError, match=r"nodes\[0\]: n_add must be an int >= 0, arities a list of ints"):
+        ka.load(tmp_path / "bad.kan")
+
+
+def test_refine_copy_and_move_keep_the_node_stage():
+    pytest.importorskip("array_api_strict")
+    model = mult_model("numpy", [2, [2, 1], 1], 2, seed=4)
+    x = np.random.default_rng(2).uniform(-1, 1, (80, 2))
+    model.update_grid(x)
+    finer = model.refine(12, x)
+    assert finer.grid == [12, 12] and finer.mult_arity == model.mult_arity
+    np.testing.assert_allclose(finer(x), model(x), atol=1e-9)
+    np.testing.assert_array_equal(model.copy()(x), model(x))
+    moved = model.copy().to("array_api_strict")
+    np.testing.assert_allclose(host(moved(moved.xp.asarray(x))), model(x), rtol=0, atol=1e-15)
+    single = model.copy().to(dtype="float32")
+    assert single.layers[0].nodes.node_scale.dtype == np.float32
+
+
+def test_onnx_export_matches_on_both_runtimes():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from helpers import run_onnx_reference, run_ort
+
+    from kanarray.export import to_onnx
+
+    for width, arity in MULT_CASES:
+        model = mult_model("numpy", width, arity, seed=6)
+        x = np.random.default_rng(3).uniform(-1.6, 1.6, (64, width[0]))
+        proto = to_onnx(model, dtype="float64")
+        assert sum(node.op_type == "Mul" for node in proto.graph.node) >= sum(
+            a - 1 for arities in model.mult_arity for a in arities) > 0 or not any(model.mult_arity)
+        for run in (run_ort, run_onnx_reference):
+            np.testing.assert_allclose(run(proto, x), model(x), rtol=0, atol=1e-12)
+
+
+def test_symbolic_formula_holds_the_products():
+    sympy = pytest.importorskip("sympy")
+    model = ka.KAN([2, [0, 1]], grid=5, seed=0)
+    x, y = product_data()
+    model.fit(x, y, steps=5)
+    for i in range(2):  # sum 0 = x_1, sum 1 = x_2: the product is x_1 x_2
+        for j in range(2):
+            model.fix_symbolic(0, i, j, "x" if i == j else "0", fit_params=False,
+                               params=(1.0, 0.0, 1.0 if i == j else 0.0, 0.0))
+    (expr,) = model.symbolic_formula(on_mismatch="raise")
+    x1, x2 = sympy.symbols("x_1 x_2")
+    assert sympy.simplify(expr - x1 * x2) == 0
+    np.testing.assert_allclose(model(x), y, atol=1e-14)
+
+
+def test_attribution_and_pruning_keep_multiplication_nodes_whole():
+    x, y = product_data()
+    model = ka.KAN([2, [2, 2], 1], grid=5, seed=0)
+    model.fit(x, y, steps=20, lamb=1e-3)
+    scores = model.attribute(x)
+    assert [s.shape for s in scores.node_scores] == [(2,), (4,), (1,)]
+    assert scores.edge_scores[0].shape == (2, 6) and scores.edge_scores[1].shape == (4, 1)
+    strongest = int(np.argmax(scores.node_scores[1]))
+    smaller = model.prune_to_width([2, 1, 1], x)
+    kept = model.node_width[1]
+    assert smaller.width == [2, 1, 1]
+    assert smaller.node_width[1] == ([1, 0] if strongest < kept[0] else [0, 1])
+    assert smaller.layers[0].out_dim == (1 if strongest < kept[0] else 2)
+
+
+def test_attribution_matches_pykan(tmp_path):
+    torch = pytest.importorskip("torch")
+    pykan = pytest.importorskip("kan")
+    ours = ka.KAN([2, [2, 2], 1], grid=5, seed=3, init="pykan")
+    x = np.random.default_rng(0).uniform(-1, 1, (200, 2))
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        peer = pykan.MultKAN(width=[2, [2, 2], 1], grid=5, k=3, seed=3, auto_save=False, ckpt_path=str(tmp_path),
+                             device="cpu")
+        peer(torch.from_numpy(x))
+        peer.attribute(plot=False)
+        theirs = [s.detach().numpy() for s in peer.node_scores]
+        their_edges = [s.detach().numpy() for s in peer.edge_scores]
+    finally:
+        torch.set_default_dtype(previous)
+    got = ours.attribute(x)
+    for a, b in zip(got.node_scores, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-9)
+    for a, b in zip(got.edge_scores, their_edges):  # pykan's edge scores are (out, in)
+        np.testing.assert_allclose(a, b.T, rtol=1e-9)
+
+
+def test_plot_draws_multiplication_nodes_distinctly(tmp_path):
+    pytest.importorskip("matplotlib")
+    model = ka.KAN([2, [1, 2], 1], grid=5, seed=0)
+    x, _ = product_data(100)
+    fig = model.plot(x=x)
+    mult = [a for a in fig.axes[0].collections if a.get_gid() == "mult_node"]
+    sums = [a for a in fig.axes[0].collections if a.get_gid() == "subnode"]
+    assert len(mult) == 1 and mult[0].get_offsets().shape[0] == 2  # the hidden row's two multiplication nodes
+    assert sums and sums[0].get_offsets().shape[0] == 5  # the five sums of the hidden row
+    assert "×" in [t.get_text() for t in fig.axes[0].texts]
+    model.plot(tmp_path / "mult.png", x=x)
+    assert (tmp_path / "mult.png").stat().st_size > 1000
+
+
+def test_input_derivatives_refuse_node_stages():
+    model = ka.KAN([2, [1, 1], 1], seed=0)
+    with pytest.raises(ValueError, match=r"do not yet go through node stages .* layer\(s\) \[0\]"):
+        model.derivatives(np.zeros((3, 2)))
