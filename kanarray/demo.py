@@ -18,6 +18,7 @@ import numpy as np
 
 from .datasets import TOY, Dataset, make_dataset
 from .model import KAN
+from .nodes import display_width
 
 __all__ = ["TOYS", "Toy", "run_demo", "HELLOKAN_LIB", "make_data"]
 
@@ -33,6 +34,7 @@ class Toy:
     text: str
     data: Dataset
     lib: tuple = HELLOKAN_LIB
+    width: tuple = (2, 5, 1)  # the KAN the demo starts from (pairs: multiplication nodes, ``kanarray.nodes``)
 
     @property
     def name(self) -> str:
@@ -56,7 +58,7 @@ def _relativistic_formula():
 
 TOYS = {
     "expsin": Toy("exp(sin(pi x1) + x2^2)", TOY["exp_sin"]),
-    "xy": Toy("x1 * x2", TOY["product"]),
+    "xy": Toy("x1 * x2", TOY["product"], width=(2, (0, 1))),  # pykan's MultKAN: one multiplication node
     "relativistic": Toy("(x1 + x2) / (1 + x1 x2)  (relativistic velocity addition)",
                         Dataset("relativistic", 2, lambda x: (x[:, 0] + x[:, 1]) / (1 + x[:, 0] * x[:, 1]),
                                 _relativistic_formula, (2, 5, 1), (-0.9, 0.9)),
@@ -68,6 +70,10 @@ def make_data(toy: Toy, seed: int, n_train: int = 1000, n_test: int = 1000):
     """(x_train, y_train, x_test, y_test), inputs uniform on [lo, hi]^2 (``datasets.make_dataset``)."""
     d = make_dataset(toy.data.f, 2, (toy.lo, toy.hi), n_train=n_train, n_test=n_test, seed=seed)
     return d["train_input"], d["train_label"], d["test_input"], d["test_label"]
+
+
+def _width_text(width) -> str:
+    return "[" + ",".join(str(list(w)).replace(" ", "") if isinstance(w, tuple) else str(w) for w in width) + "]"
 
 
 def _rmse(model, x, y) -> float:
@@ -140,21 +146,21 @@ def run_demo(*, function: str = "expsin", seed: int = 1, out_dir: str | None = N
 
     fit = dict(steps=steps, progress=progress)
     t0 = time.perf_counter()
-    model = KAN([2, 5, 1], grid=3, k=3, seed=seed)
+    model = KAN([list(w) if isinstance(w, tuple) else w for w in toy.width], grid=3, k=3, seed=seed)
     history = model.fit(x, y, lamb=lamb, validation=(x_test, y_test), **fit)
-    stage(f"[2,5,1] G=3, fit, lamb={lamb:g}", model, t0)
+    stage(f"{_width_text(toy.width)} G=3, fit, lamb={lamb:g}", model, t0)
     if out_dir is not None:
         model.plot(os.path.join(out_dir, "1-trained.png"), title="trained with the sparsity penalty")
     t0 = time.perf_counter()
     model = model.prune()
-    stage(f"prune -> {model.width}", model, t0)
+    stage(f"prune -> {display_width(model)}", model, t0)
     t0 = time.perf_counter()
     model = model.refine(10)
     history2 = model.fit(x, y, validation=(x_test, y_test), **fit)
     stage("refine to G=10, fit", model, t0)
     onnx_reports = {}
     if out_dir is not None:
-        model.plot(os.path.join(out_dir, "2-pruned-refined.png"), title=f"pruned to {model.width}, G = 10")
+        model.plot(os.path.join(out_dir, "2-pruned-refined.png"), title=f"pruned to {display_width(model)}, G = 10")
         onnx_reports["spline"] = _export_and_check(model, "spline", x_test, out_dir, echo)
     t0 = time.perf_counter()
     report = model.auto_symbolic(lib=list(toy.lib), r2_threshold=r2_threshold)

@@ -48,6 +48,21 @@ def test_demo_recovers_relativistic_addition():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_demo_recovers_the_product_with_a_multiplication_node(tmp_path, seed):
+    """x1 * x2 through pykan's [2, [0, 1]]: exact after rounding, test RMSE <= 1e-9, ONNX and plots too."""
+    import sympy
+
+    result = run_demo(function="xy", seed=seed, out_dir=str(tmp_path) if seed == 1 else None, echo=lambda *a: None)
+    x1, x2 = sympy.symbols("x_1 x_2")
+    assert sympy.simplify(result["formula"] - x1 * x2) == 0
+    assert result["exact"] and result["test_rmse"] <= 1e-9
+    assert result["stages"][1][0] == "prune -> [2, [0, 1]]"
+    if seed == 1 and result["onnx"]["symbolic"] is not None:
+        assert result["onnx"]["symbolic"]["max_gap"] <= 1e-10 and (tmp_path / "3-symbolic.png").exists()
+
+
+@pytest.mark.slow
 def test_cli_demo_prints_the_stages(capsys, tmp_path):
     assert main(["demo", "--out", str(tmp_path / "plots"), "--seed", "1"]) == 0
     out = capsys.readouterr().out
