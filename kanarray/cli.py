@@ -18,6 +18,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_int_or_zero(text: str) -> int:
+    if not re.fullmatch(r"\s*\+?[0-9]+\s*", text):
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return int(text)
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -158,6 +164,12 @@ def _add_reproduce(commands) -> None:
                      help="special and feynman: the settings of the headline tables in docs/reproductions.md, where "
                           f"every entry is at or below the paper (special: {tuned.as_flags(tuned.SPECIAL)}; feynman: "
                           f"{tuned.as_flags(tuned.FEYNMAN)}); other flags override them. Hours on two cores")
+    rep.add_argument("--mult", type=_positive_int_or_zero, default=None,
+                     help="feynman: start the symbolic recovery from the paper's shape with this many multiplication "
+                          "nodes added to its first hidden layer ([2, 2, 1] -> [2, [2, N], 1]; default 0)")
+    rep.add_argument("--recovery-only", action="store_true",
+                     help="feynman: only the symbolic recovery, from the paper's shape and from it with --mult "
+                          "(default 1) multiplication nodes, side by side; on the product-type equations unless --only")
     rep.add_argument("--quick", action="store_true",
                      help="tiny settings to check that it runs: grids 3,5, 5 steps, one seed, two entries")
 
@@ -204,6 +216,12 @@ def _reproduce_options(args) -> dict:
         if value is not None:
             if args.name not in ("special", "feynman"):
                 raise ValueError(f"{flag} applies to special and feynman")
+            options[key] = value
+    for flag, value, key in (("--mult", args.mult, "mult"), ("--recovery-only", args.recovery_only or None,
+                                                               "recovery_only")):
+        if value is not None:
+            if args.name != "feynman":
+                raise ValueError(f"{flag} applies to feynman")
             options[key] = value
     if args.only is not None:
         key = {"scaling": "functions", "special": "names", "feynman": "names"}.get(args.name)

@@ -5,7 +5,8 @@ The last layer's output j is a sum over its edges plus a bias,
 y_j = sum_i mask_ij (scale_base_ij b(x_i) + scale_sp_ij spline_ij(x_i)) + c_ij f(a_ij x_i + b_ij) + d_ij
 + bias_j, so y_j * scale_j + shift_j is the same layer with scale_base, scale_sp, c and d of
 column j times scale_j and bias_j * scale_j + shift_j: exact up to rounding, with no new operation
-in the model or the graph.
+in the model or the graph.  When the last layer ends in a node stage (multiplication nodes,
+``kanarray.nodes``), the map goes into its node_scale and node_bias instead, as exactly.
 """
 
 from __future__ import annotations
@@ -50,6 +51,15 @@ def fold_output_map(model, shift, scale):
         with np.errstate(over="raise"):
             return from_host_like(copy.xp, host.astype(to_numpy(a).dtype), like)
 
+    if last.nodes is not None:  # a node stage ends the layer: its node affine takes the map
+        stage = last.nodes
+        try:
+            stage.node_scale, stage.node_bias = (scaled(stage.node_scale, scale),
+                                                 scaled(stage.node_bias, scale, shift))
+        except FloatingPointError:
+            raise ValueError(f"the targets' scale ({scale.max():.3g}) overflows {model.dtype_name} in the last "
+                             "layer; use float64") from None
+        return copy
     try:
         last.scale_base[...] = scaled(last.scale_base, scale[None, :])
         last.scale_sp[...] = scaled(last.scale_sp, scale[None, :])

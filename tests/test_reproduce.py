@@ -244,6 +244,20 @@ def test_feynman_recovery_finds_a_formula_and_checks_it_against_the_ground_truth
     assert not ok and formula is not None  # a formula was found, but it is not a / b
 
 
+@pytest.mark.slow
+def test_feynman_recovery_table_runs_with_and_without_multiplication_nodes(tmp_path):
+    from kanarray.reproduce.feynman import mult_shape
+
+    assert mult_shape((2, 2, 1), 1) == [2, [2, 1], 1] and mult_shape((3, 3, 1, 1), 0) == [3, 3, 1, 1]
+    with pytest.raises(ValueError, match="mult must be a non-negative int"):
+        mult_shape((2, 2, 1), -1)
+    argv = ["reproduce", "feynman", "--recovery-only", "--only", "II.38.3", "--seeds", "2", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    text = (tmp_path / "feynman_mult.md").read_text()
+    row = [line for line in text.splitlines() if line.startswith("| II.38.3 |")][0]
+    assert "| [2,1,1] | yes (seed 2) | `a/b` |" in row and "| [2,[1,1],1] |" in row
+
+
 def test_scaling_slopes_stop_at_the_lowest_test_error():
     from kanarray.reproduce._plan import GridRow
     from kanarray.reproduce._report import loglog_slope
@@ -280,6 +294,8 @@ def test_scaling_slopes_stop_at_the_lowest_test_error():
     (["special", "--extrapolate", "linear,cubic"], "extrapolate must be one or more of ('spline', 'linear')"),
     (["scaling", "--tuned"], "--tuned applies to special and feynman"),
     (["special", "--tuned", "--quick"], "--tuned and --quick exclude each other"),
+    (["special", "--mult", "1"], "--mult applies to feynman"),
+    (["scaling", "--recovery-only"], "--recovery-only applies to feynman"),
 ])
 def test_reproduce_refuses_bad_options_with_a_clear_message(tmp_path, capsys, argv, message):
     assert main(["reproduce", *argv, "--out", str(tmp_path)]) == 2

@@ -35,6 +35,16 @@ def test_folding_the_map_into_the_last_layer_is_exact(backend):
     np.testing.assert_array_equal(host(model.layers[-1].bias), host(_model().layers[-1].bias))  # the original is kept
 
 
+def test_folding_into_a_last_layer_with_multiplication_nodes_is_exact(backend):
+    model = ka.KAN([2, 3, [1, 1]], grid=4, seed=0, backend=backend)  # outputs: a sum and a product
+    x = model.xp.asarray(np.random.default_rng(0).uniform(-1, 1, (60, 2)))
+    shift, scale = np.array([3.0, -1e4]), np.array([2.0, 5e3])
+    folded = fold_output_map(model, shift, scale)
+    want = host(model(x)) * scale + shift
+    np.testing.assert_allclose(host(folded(x)), want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
+    np.testing.assert_array_equal(host(model.layers[-1].nodes.node_scale), [1.0, 1.0])  # the original is kept
+
+
 def test_standardization_handles_huge_and_constant_columns():
     shift, scale = standardization(np.array([[1e200, 1.0], [3e200, 1.0]]))
     np.testing.assert_allclose(shift, [2e200, 1.0])
