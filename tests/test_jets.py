@@ -93,7 +93,21 @@ def _models(backend):
     sym.fix_symbolic(1, 2, 0, "x^2", params=(0.8, 0.1, 1.2, -0.3))
     sym.fix_symbolic(1, 0, 0, "tanh", params=(1.1, -0.2, 0.9, 0.05))
     out.append(("symbolic and masked", sym, x))
+    out.append(("multiplication nodes", _mult_model(backend), x))
+    out.append(("a product output", ka.KAN([2, [0, 1]], grid=4, k=3, seed=10, backend=backend), x))
     return out
+
+
+def _mult_model(backend="numpy", seed=9):
+    """Multiplication nodes of arities 2 and 3 with trainable, non-identity node affine."""
+    model = ka.KAN([2, [1, 2], 1], mult_arity=[[], [2, 3], []], grid=4, k=3, seed=seed, backend=backend,
+                   affine_trainable=True)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        for name, a in layer.nodes.arrays().items():
+            values = rng.uniform(0.7, 1.3, a.shape) if "scale" in name else rng.normal(scale=0.2, size=a.shape)
+            setattr(layer.nodes, name, model.xp.asarray(values))
+    return model
 
 
 def _host(a):
@@ -182,7 +196,7 @@ def test_jet_gradients_every_order_and_deep_models(order, mixed):
     xp = host_namespace()
     rng = np.random.default_rng(3)
     for model in (ka.KAN([3, 2, 2, 1], grid=3, k=3, seed=4), ka.KAN([2, 3, 1], grid=4, k=2, seed=1),
-                  ka.KAN([2, 3, 1], grid=4, k=3, seed=2, base_fun="identity")):
+                  ka.KAN([2, 3, 1], grid=4, k=3, seed=2, base_fun="identity"), _mult_model()):
         _check_parameter_gradients(model, rng.uniform(-0.9, 0.9, (4, model.width[0])), order, mixed, xp)
 
 

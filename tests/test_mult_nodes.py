@@ -350,9 +350,3 @@ def test_plot_draws_multiplication_nodes_distinctly(tmp_path):
     assert "×" in [t.get_text() for t in fig.axes[0].texts]
     model.plot(tmp_path / "mult.png", x=x)
     assert (tmp_path / "mult.png").stat().st_size > 1000
-
-
-def test_input_derivatives_refuse_node_stages():
-    model = ka.KAN([2, [1, 1], 1], seed=0)
-    with pytest.raises(ValueError, match=r"do not yet go through node stages .* layer\(s\) \[0\]"):
-        model.derivatives(np.zeros((3, 2)))

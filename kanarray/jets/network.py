@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import resources, stack
 from .._namespace import device_of
-from . import kan_layer, mlp
+from . import kan_layer, mlp, nodes
 from .rule import Directions, directions, index_of
 
 __all__ = ["Derivatives", "Tape", "check_spec", "jet_forward", "jet_backward", "derivatives", "derivatives_vjp",
@@ -36,7 +36,8 @@ class Derivatives(NamedTuple):
 
 
 class Tape(NamedTuple):
-    """What ``jet_backward`` needs: the model, the spec, the pair index, one tape per layer."""
+    """What ``jet_backward`` needs: the model, the spec, the pair index, one tape per layer (for a KAN:
+    (the layer's ``LayerTape``, its node stage's ``NodeTape`` or None))."""
 
     model: object
     spec: Directions
@@ -102,12 +103,6 @@ def jet_forward(model, x, spec: Directions, *, grad: bool = True, prepared: bool
     fixed x (a problem's point set): a KAN's first-layer features are reused while its grid stays."""
     xp = model.xp
     check_spec(model, spec)
-    if _is_kan(model):
-        staged = [l for l, layer in enumerate(model.layers) if getattr(layer, "nodes", None) is not None]
-        if staged:
-            raise ValueError(f"input derivatives (derivatives, derivatives_vjp, PDE training) do not yet go through "
-                             f"node stages (multiplication nodes or trainable node affine), which layer(s) {staged} "
-                             "have; use a KAN with addition nodes only")
     x = x if prepared else model.prepare_inputs(x)
     _check_memory(model, x.shape[0], spec)
     X = _input_jet(model, x, spec, xp)
@@ -117,7 +112,10 @@ def jet_forward(model, x, spec: Directions, *, grad: bool = True, prepared: bool
         for l, layer in enumerate(model.layers):
             X, t = kan_layer.layer_jet(layer, X, spec, idx, need_dx=grad and l > 0, keep=grad,
                                        cache=cache if l == 0 else None)
-            tapes.append(t)
+            node_tape = None
+            if layer.nodes is not None:  # multiplication nodes and the node affine (``jets.nodes``)
+                X, node_tape = nodes.node_jet(layer.nodes, X, spec, idx, keep=grad)
+            tapes.append((t, node_tape))
     else:
         X, tapes = mlp.mlp_jet(model, X, spec, idx, grad=grad)
     return X, (Tape(model, spec, idx, tapes) if grad else None)
@@ -132,7 +130,12 @@ def jet_backward(tape: Tape, gY) -> dict:
         return {name: grads[name] for name in names}
 
     def step(l, layer, g):
-        return kan_layer.layer_jet_backward(layer, tape.layers[l], g, spec, idx, need_dx=l > 0)
+        layer_tape, node_tape = tape.layers[l]
+        node_grads = {}
+        if node_tape is not None:
+            node_grads, g = nodes.node_jet_backward(layer.nodes, node_tape, g, spec, idx)
+        grads, gX = kan_layer.layer_jet_backward(layer, layer_tape, g, spec, idx, need_dx=l > 0)
+        return grads | node_grads, gX
 
     grads, _ = stack.backpropagate(model.layers, gY, step)
     return {name: grads[name] for name in names}
