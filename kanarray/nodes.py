@@ -185,6 +185,9 @@ class NodeStage:
     def subset(self, nodes) -> tuple:
         """(the stage keeping ``nodes`` (node indices, in order), the kept sub-node columns)."""
         nodes = [int(j) for j in nodes]
+        if nodes != sorted(set(nodes)) or not all(0 <= j < self.n_nodes for j in nodes):
+            raise ValueError(f"the nodes kept must be distinct indices below {self.n_nodes} in increasing order, "
+                             f"got {nodes}")
         groups = self.groups()
         cols = [i for j in nodes for i in groups[j]]
         host = {k: to_numpy(v) for k, v in self.arrays().items()}
@@ -197,20 +200,23 @@ class NodeStage:
         return kept, cols
 
     # -- computation --------------------------------------------------------------------------
-    def _factors(self, s):
-        """The multiplication nodes' factors: a list of (first node, arity, (B, count, arity) view)
-        per run of consecutive nodes with the same arity."""
-        xp = self.xp
+    def runs(self) -> list:
+        """The multiplication nodes in runs of consecutive nodes of one arity, each computed at once:
+        [(index of its first multiplication node, arity, node count, its first sub-node column)]."""
         runs, start, j = [], self.n_add, 0
         while j < self.n_mult:
             a, count = self.arities[j], 1
             while j + count < self.n_mult and self.arities[j + count] == a:
                 count += 1
-            block = xp.reshape(s[:, start:start + a * count], (s.shape[0], count, a))
-            runs.append((j, a, block))
+            runs.append((j, a, count, start))
             start += a * count
             j += count
         return runs
+
+    def _factors(self, s):
+        """[(first node, arity, (B, count, arity) view of its factors)] per run (``runs``)."""
+        return [(j, a, self.xp.reshape(s[:, start:start + a * count], (s.shape[0], count, a)))
+                for j, a, count, start in self.runs()]
 
     def forward(self, y):
         """y (B, n_sub) -> (out (B, n_nodes), context for ``backward``)."""

@@ -443,14 +443,11 @@ def _emit_nodes(g: GraphBuilder, stage, y: str, l: int) -> str:
     the run's nodes at once), the nodes concatenated in order, then the node affine."""
     host = stage.host_arrays()
     s = _affine(g, y, host["subnode_scale"], host["subnode_bias"], f"l{l}_subnode")
-    parts, start, j = [], stage.n_add, 0
+    parts = []
     if stage.n_add:
         parts.append(g.op("Gather", s, g.const(np.arange(stage.n_add), f"l{l}_add_nodes", dtype=np.int64), axis=1,
                           hint=f"l{l}_add"))
-    while j < stage.n_mult:
-        a, count = stage.arities[j], 1
-        while j + count < stage.n_mult and stage.arities[j + count] == a:
-            count += 1
+    for j, a, count, start in stage.runs():
         product = None
         for i in range(a):
             cols = start + i + a * np.arange(count)
@@ -458,8 +455,6 @@ def _emit_nodes(g: GraphBuilder, stage, y: str, l: int) -> str:
                           hint=f"l{l}_mult{j}_f{i}")
             product = factor if product is None else g.mul(product, factor, hint=f"l{l}_mult{j}_product")
         parts.append(product)
-        start += a * count
-        j += count
     p = parts[0] if len(parts) == 1 else g.op("Concat", *parts, axis=1, hint=f"l{l}_nodes")
     return _affine(g, p, host["node_scale"], host["node_bias"], f"l{l}_node")
 

@@ -77,11 +77,8 @@ def node_jet(stage, Y, spec, idx, *, keep: bool = True):
     xp = stage.xp
     D = len(spec.dirs)
     S = _shifted(Y * stage.subnode_scale, stage.subnode_bias, xp)
-    parts, runs, start, j = [S[:, :, :stage.n_add]], [], stage.n_add, 0
-    while j < stage.n_mult:
-        a, count = stage.arities[j], 1
-        while j + count < stage.n_mult and stage.arities[j + count] == a:
-            count += 1
+    parts, runs = [S[:, :, :stage.n_add]], []
+    for j, a, count, start in stage.runs():
         block = S[:, :, start:start + a * count]
         factors = [block[:, :, i::a] for i in range(a)]  # (C, B, count) each: factor i of every node of the run
         partial = [factors[0]]
@@ -89,8 +86,6 @@ def node_jet(stage, Y, spec, idx, *, keep: bool = True):
             partial.append(_product(partial[-1], f, idx, D, xp))
         parts.append(partial[-1])
         runs.append((j, a, factors, partial))
-        start += a * count
-        j += count
     Pn = xp.concat(parts, axis=2) if runs else parts[0]
     Z = _shifted(Pn * stage.node_scale, stage.node_bias, xp)
     return Z, (NodeTape(Y, S, runs, Pn) if keep else None)
