@@ -5,7 +5,8 @@ from .checkpoint import CheckpointError, load_optimizer
 from .datasets import create_dataset, make_dataset
 from .fit_settings import FitSettings
 from .layer import KANLayer
-from .model import KAN, load
+from .model import KAN, from_pykan, from_pykan_checkpoint, load
+from .pykan_convert import PykanConversionError
 from .training import History, TrainingDiverged
 
 __version__ = "0.1.0"
@@ -13,5 +14,6 @@ __version__ = "0.1.0"
 __all__ = [
     "KAN", "KANLayer", "FitSettings", "optim", "datasets", "make_dataset", "create_dataset", "load",
     "load_optimizer", "CheckpointError", "History",
-    "TrainingDiverged", "__version__",
+    "TrainingDiverged", "from_pykan", "from_pykan_checkpoint", "PykanConversionError", "__version__",
 ]
+

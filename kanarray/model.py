@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from . import (checkpoint, copying, datasets, grids, jets, nodes, plotting, prediction, pruning, resources, seeding,
-               stack, training)
+from . import (checkpoint, copying, datasets, grids, jets, nodes, plotting, prediction, pruning, pykan_convert,
+               resources, seeding, stack, training)
 from ._checks import (as_batch, check_base_fun, check_bias_trainable, check_grid, check_grid_range, check_init_constant,
                       check_order, check_seed)
 from ._namespace import backend_name, dtype_of, from_host_like, resolve_backend, to_numpy
@@ -31,7 +31,7 @@ from .objective import check_outputs, check_targets, evaluate
 from .regularization import Regularization
 from .symbolic import api as symbolic, formula
 
-__all__ = ["KAN", "load"]
+__all__ = ["KAN", "load", "from_pykan", "from_pykan_checkpoint"]
 
 
 def _per_layer(value, n_layers: int, name: str) -> list:
@@ -479,6 +479,7 @@ class KAN:
         return copying.deep_copy(self)
 
     __copy__, __deepcopy__ = copy, copying.deep_copy
+    to_pykan = pykan_convert.to_pykan  # kanarray.pykan_convert: a pykan MultKAN computing the same function
 
     def to(self, backend=None, *, dtype=None) -> "KAN":
         """Move the model (input scaling and ``fit_inputs`` too) to another backend and/or dtype in
@@ -503,3 +504,17 @@ def load(path, *, backend="numpy", dtype=None) -> KAN:
     ``dtype`` (default: the saved one); bit-exact when the dtype is unchanged.  Raises
     ``CheckpointError`` naming what is wrong with a damaged or foreign file (``kanarray.checkpoint``)."""
     return checkpoint.read_model(path, build=KAN.from_layers, backend=backend, dtype=dtype)
+
+
+def from_pykan(model, *, backend="numpy", dtype: str = "float64") -> KAN:
+    """The KAN computing what a live pykan 0.2.8 KAN (MultKAN) computes: grids, coefficients, scales, masks,
+    node biases and affine, multiplication nodes and symbolic edges; float64 on NumPy, then moved to
+    ``backend``/``dtype``.  Needs torch; raises ``PykanConversionError`` naming what kanarray cannot hold
+    (``kanarray.pykan_convert``)."""
+    return pykan_convert.from_pykan(model, KAN.from_layers, backend=backend, dtype=dtype)
+
+
+def from_pykan_checkpoint(path, *, backend="numpy", dtype: str = "float64") -> KAN:
+    """The KAN of the files pykan's ``model.saveckpt(path)`` wrote (path + "_config.yml", path + "_state"), as
+    ``from_pykan`` converts it.  Needs torch and PyYAML (not pykan); unpickles tensors only."""
+    return pykan_convert.from_pykan_checkpoint(path, KAN.from_layers, backend=backend, dtype=dtype)
