@@ -438,6 +438,9 @@ def read_model(path, *, build, backend="numpy", dtype=None):
         header = archive.header()
         manifest = header["arrays"]
         cfg = _config(archive, header["model"], dtype)
+        if header["version"] < 3 and any(stage is not None for stage in cfg["stages"]):
+            raise archive.error(f"has node stages (model.nodes) but format version {header['version']}; node stages "
+                                "came with version 3")
         nums = _check_layer_shapes(archive, manifest, cfg)
         n_layers, dtype_name = len(cfg["ks"]), cfg["dtype_name"]
         try:

@@ -203,6 +203,14 @@ class KANLayer:
     def arrays(self) -> dict:
         return {name: getattr(self, name) for name in self.ARRAY_NAMES}
 
+    def state(self) -> dict:
+        """Every live array the layer computes with, by name: ``arrays()``, "sym_affine" and, with a
+        node stage, "nodes.<name>" for its affine arrays (snapshots and digests; same keys on a copy)."""
+        out = {**self.arrays(), "sym_affine": self.symbolic.affine}
+        if self.nodes is not None:
+            out.update({f"nodes.{name}": a for name, a in self.nodes.arrays().items()})
+        return out
+
     def parameters(self) -> dict:
         params = {name: getattr(self, name) for name in PARAMETER_NAMES}
         if self.symbolic.active:

@@ -411,8 +411,8 @@ class KAN:
         return symbolic.samples_of(self, x)
 
     def attribute(self, x=None):
-        """pykan's attribution scores: an ``Attribution`` with edge_scores[l] (width[l],
-        width[l+1]) and node_scores[l] (width[l],) (``kanarray.pruning``)."""
+        """pykan's attribution scores: an ``Attribution`` with edge_scores[l] (width[l], layers[l].out_dim,
+        its sums) and node_scores[l] (width[l],) (``kanarray.pruning``)."""
         return pruning.attribute(self, self._interpret_samples(x))
 
     def prune_node(self, x=None, threshold: float = 1e-2) -> "KAN":

@@ -118,16 +118,48 @@ def prune_to_width(model, x, width):
     """A new model of the given width: each hidden layer keeps its highest-scoring nodes (in
     their order), as many as ``width`` asks; inputs and outputs are kept.  width: the full
     list, e.g. [2, 2, 1] for a [2, 5, 1] model; each hidden size between 1 and the current one.
-    Use it to prune to a known shape (the paper's pruned KAN shapes) rather than by threshold."""
-    width = [int(w) for w in width]
-    if (len(width) != len(model.width) or width[0] != model.width[0] or width[-1] != model.width[-1]
-            or not all(1 <= w <= old for w, old in zip(width[1:-1], model.width[1:-1]))):
-        raise ValueError(f"width must keep the inputs and outputs of {model.width} and have hidden sizes between 1 "
-                         f"and the current ones, got {width}")
+    With multiplication nodes a hidden entry may be a pair [n_add, n_mult] (as ``KAN`` takes
+    them): the best n_add addition and n_mult multiplication nodes are kept; an int counts both
+    kinds together.  Use it to prune to a known shape (the paper's pruned KAN shapes) rather than by threshold."""
+    wanted = _target_width(model, width)
     attribution = attribute(model, x)
-    keep = [sorted(int(v) for v in np.argsort(-attribution.node_scores[l], kind="stable")[:w])
-            for l, w in enumerate(width[1:-1], start=1)]
+    keep = []
+    for l, target in enumerate(wanted, start=1):
+        scores, (n_add, _) = attribution.node_scores[l], model.node_width[l]
+        if isinstance(target, int):
+            pools = [(range(model.width[l]), target)]
+        else:
+            pools = [(range(n_add), target[0]), (range(n_add, model.width[l]), target[1])]
+        kept = [j for pool, count in pools for j in sorted(pool, key=lambda j: -scores[j])[:count]]
+        keep.append(sorted(int(j) for j in kept))
     return _keep_nodes(model, attribution, keep)
+
+
+def _target_width(model, width) -> list:
+    """The hidden entries of ``prune_to_width``'s width checked: ints, or [n_add, n_mult] pairs."""
+    message = (f"width must keep the inputs and outputs of {model.width} and have hidden sizes between 1 and the "
+               f"current ones (ints, or [n_add, n_mult] pairs up to {model.node_width[1:-1]}), got {width!r}")
+    width = list(width) if isinstance(width, (list, tuple)) else None
+    if width is None or len(width) != len(model.width):
+        raise ValueError(message)
+    ends = [width[0], width[-1]]
+    if any(isinstance(w, (list, tuple)) or isinstance(w, bool) for w in ends) or [int(w) for w in ends] != [
+            model.width[0], model.width[-1]]:
+        raise ValueError(message)
+    out = []
+    for l, w in enumerate(width[1:-1], start=1):
+        (n_add, n_mult), total = model.node_width[l], model.width[l]
+        if isinstance(w, (list, tuple)):
+            ok = (len(w) == 2 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in w)
+                  and 0 <= w[0] <= n_add and 0 <= w[1] <= n_mult and w[0] + w[1] >= 1)
+            w = (int(w[0]), int(w[1])) if ok else None
+        else:
+            ok = isinstance(w, (int, np.integer)) and not isinstance(w, bool) and 1 <= w <= total
+            w = int(w) if ok else None
+        if w is None:
+            raise ValueError(message)
+        out.append(w)
+    return out
 
 
 def _keep_nodes(model, attribution, hidden):

@@ -41,7 +41,7 @@ import tempfile
 import numpy as np
 
 from . import nodes
-from ._checks import check_grid_range
+from ._checks import check_grid_range, check_order
 from ._namespace import resolve_backend, to_numpy
 from .layer import KANLayer
 from .nodes import NodeStage
@@ -355,6 +355,16 @@ def _build(peer: _Peer, build, backend, dtype):
         if a["coef"].ndim != 3 or a["coef"].shape[0] != counts[l]:
             raise PykanConversionError(f"{peer.source}, layer {l}: coef has shape {a['coef'].shape}, but width[{l}] "
                                        f"has {counts[l]} nodes (coef must be (in, sums, G + k))")
+        num = a["grid"].shape[1] - 2 * layer.k - 1 if a["grid"].ndim == 2 else 0
+        try:
+            check_order(layer.k, f"k of layer {l}")
+        except ValueError as exc:
+            raise PykanConversionError(f"{peer.source}, layer {l}: {exc} (from grid {a['grid'].shape} and coef "
+                                       f"{a['coef'].shape})") from None
+        if num < 1 or a["grid"].shape[0] != counts[l] or a["coef"].shape[2] != num + layer.k:
+            raise PykanConversionError(f"{peer.source}, layer {l}: grid {a['grid'].shape} and coef {a['coef'].shape} "
+                                       f"do not form a spline layer of order k = {layer.k} (grid (in, G + 2k + 1), "
+                                       "coef (in, sums, G + k), G >= 1)")
         bias, stage = _stage(peer, l, n_add[l + 1], arities[l + 1], xp)
         symbolic = _symbolic(peer, l, layer, xp)
         try:

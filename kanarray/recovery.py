@@ -30,8 +30,9 @@ class TrainingDiverged(FloatingPointError):
 
 
 class Snapshot:
-    """Copies of every layer array (grids included) and the model's ``fit_inputs``; ``restore``
-    writes them back in place (optimizers keep their references to the live arrays).
+    """Copies of every layer array (``KANLayer.state``: grids, symbolic affine and node stages
+    included) and the model's ``fit_inputs``; ``restore`` writes them back in place (optimizers keep
+    their references to the live arrays).
 
     step, objective: the step whose parameters were taken and its objective (None before fit)."""
 
@@ -42,7 +43,7 @@ class Snapshot:
         self.step = self.objective = None
 
     def take(self, step=None, objective=None):
-        self.arrays = [layer.copy().arrays() for layer in self.model.layers]
+        self.arrays = [layer.copy().state() for layer in self.model.layers]
         self.fit_inputs = self.model.fit_inputs
         self.step, self.objective = step, objective
 
@@ -50,8 +51,9 @@ class Snapshot:
         if self.arrays is None:
             return
         for layer, saved in zip(self.model.layers, self.arrays):
+            live = layer.state()
             for name, a in saved.items():
-                getattr(layer, name)[...] = a
+                live[name][...] = a
         self.model.fit_inputs = self.fit_inputs
 
     def describe(self) -> str:

@@ -95,17 +95,49 @@ def test_input_gradient_matches_finite_differences(backend, width, mult_arity):
 
 
 def test_a_zero_factor_still_gets_its_gradient():
-    """The product's gradient is formed from the other factors, not by division."""
+    """The product's gradient is formed from the other factors, not by division: with one factor
+    exactly 0, its own gradient is the other factor and the other's is 0."""
     model = ka.KAN([2, [0, 1], 1], seed=0)
-    model.layers[0].nodes.subnode_bias = np.array([0.0, 0.0])
-    x = np.zeros((1, 2))
     layer = model.layers[0]
-    out, cache = layer.forward(x)
+    x = np.zeros((1, 2))
     sums = layer.copy()
     sums.nodes = None
     s = host(sums.forward(x)[0])[0]
+    assert np.all(s != 0)
+    layer.nodes.subnode_bias = np.array([-s[0], 0.0])  # factor 0 is exactly zero at x
+    out, cache = layer.forward(x)
+    assert host(out)[0, 0] == 0.0
     _, gs = layer.nodes.backward(cache.nodes, np.ones((1, 1)))
-    np.testing.assert_allclose(host(gs)[0], [s[1], s[0]], rtol=0, atol=0)
+    np.testing.assert_array_equal(host(gs)[0], [s[1], 0.0])
+
+
+def test_restore_brings_back_the_trainable_node_affine():
+    """fit's snapshots (restore_best, the last finite parameters) cover the node stages too."""
+    from kanarray.recovery import Snapshot
+
+    model = ka.KAN([2, [1, 1], 1], seed=0, affine_trainable=True)
+    snap = Snapshot(model)
+    snap.take()
+    model.layers[0].nodes.node_scale[...] = 7.0
+    model.layers[0].symbolic.affine[...] = 3.0
+    snap.restore()
+    np.testing.assert_array_equal(host(model.layers[0].nodes.node_scale), [1.0, 1.0])
+    assert not np.any(host(model.layers[0].symbolic.affine))
+    x, y = product_data(200)
+    history = model.fit(x, y, steps=30, opt="adam", lr=0.5, validation=(x[:50], y[:50]), restore_best=True)
+    best = min(history["val_loss"])
+    assert float(np.sqrt(np.mean((model(x[:50]) - y[:50]) ** 2))) == pytest.approx(best, rel=1e-12)
+
+
+def test_ranks_see_different_arities_as_different_models():
+    from kanarray.distributed import parameters_digest
+
+    a = ka.KAN([2, [1, 2], 1], mult_arity=[[], [2, 3], []], seed=0)
+    b = ka.KAN([2, [1, 2], 1], mult_arity=[[], [3, 2], []], seed=0)
+    assert a.mult_arity != b.mult_arity  # the layout key of ``distributed.agree`` holds both
+    c = a.copy()
+    c.layers[0].nodes.node_bias = c.xp.asarray([0.0, 0.0, 1.0])
+    assert parameters_digest(c) != parameters_digest(a)
 
 
 def test_affine_is_fixed_by_default_like_pykan():
@@ -235,6 +267,23 @@ def zipfile_header(path):
     return opened()
 
 
+def test_checkpoint_with_nodes_under_an_older_version_is_refused(tmp_path):
+    import json
+    import zipfile
+
+    ka.KAN([2, [1, 1], 1], seed=0).save(tmp_path / "m.kan")
+    with zipfile.ZipFile(tmp_path / "m.kan") as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    header = json.loads(members["kanarray.json"])
+    header["version"] = 2
+    members["kanarray.json"] = json.dumps(header).encode()
+    with zipfile.ZipFile(tmp_path / "old.kan", "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(ka.CheckpointError, match="has node stages .* but format version 2"):
+        ka.load(tmp_path / "old.kan")
+
+
 def test_checkpoint_with_a_bad_node_layout_is_refused(tmp_path):
     import json
     import zipfile
@@ -313,6 +362,10 @@ def test_attribution_and_pruning_keep_multiplication_nodes_whole():
     assert smaller.width == [2, 1, 1]
     assert smaller.node_width[1] == ([1, 0] if strongest < kept[0] else [0, 1])
     assert smaller.layers[0].out_dim == (1 if strongest < kept[0] else 2)
+    pairs = model.prune_to_width([2, [1, 1], 1], x)  # the best addition and the best multiplication node
+    assert pairs.node_width == [[2, 0], [1, 1], [1, 0]] and pairs.layers[0].out_dim == 3
+    with pytest.raises(ValueError, match=r"pairs up to \[\[2, 2\]\]"):
+        model.prune_to_width([2, [3, 0], 1], x)
 
 
 def test_attribution_matches_pykan(tmp_path):

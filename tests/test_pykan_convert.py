@@ -300,6 +300,10 @@ def test_from_pykan_refuses_what_kanarray_cannot_hold(pk):
     tanh = _peer(pk, [2, 2, 1], base_fun=pk.torch.nn.Tanh())
     with pytest.raises(ka.PykanConversionError, match="base_fun Tanh.. has no kanarray counterpart"):
         ka.from_pykan(tanh)
+    widened = _peer(pk, [2, 2, 1])  # coef with twice the bases its grid has: no spline order fits
+    widened.act_fun[0].coef.data = pk.torch.cat([widened.act_fun[0].coef.data] * 2, dim=2)
+    with pytest.raises(ka.PykanConversionError, match=r"layer 0: grid \(2, 11\) and coef \(2, 2, 14\) do not form"):
+        ka.from_pykan(widened)
 
 
 def test_with_symbolic_enabled_off_the_symbolic_edges_are_left_out_as_in_pykan(pk):
