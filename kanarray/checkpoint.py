@@ -62,12 +62,8 @@ def save(model, path, optimizer=None) -> None:
         optimizer.check_bound(model.parameters())
     arrays = {}
     for l, layer in enumerate(model.layers):
-        for name, a in layer.arrays().items():
+        for name, a in layer.state().items():  # the arrays, sym_affine and any node stage's "nodes.<name>"
             arrays[f"model/layers.{l}.{name}"] = a
-        arrays[f"model/layers.{l}.sym_affine"] = layer.symbolic.affine
-        if layer.nodes is not None:
-            for name, a in layer.nodes.arrays().items():
-                arrays[f"model/layers.{l}.nodes.{name}"] = a
     staged = any(layer.nodes is not None for layer in model.layers)
     scaling = model.input_scaling
     if scaling is not None:

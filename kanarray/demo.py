@@ -72,10 +72,6 @@ def make_data(toy: Toy, seed: int, n_train: int = 1000, n_test: int = 1000):
     return d["train_input"], d["train_label"], d["test_input"], d["test_label"]
 
 
-def _width_text(width) -> str:
-    return "[" + ",".join(str(list(w)).replace(" ", "") if isinstance(w, tuple) else str(w) for w in width) + "]"
-
-
 def _rmse(model, x, y) -> float:
     return float(np.sqrt(np.mean((np.asarray(model(x)) - y) ** 2)))
 
@@ -146,9 +142,9 @@ def run_demo(*, function: str = "expsin", seed: int = 1, out_dir: str | None = N
 
     fit = dict(steps=steps, progress=progress)
     t0 = time.perf_counter()
-    model = KAN([list(w) if isinstance(w, tuple) else w for w in toy.width], grid=3, k=3, seed=seed)
+    model = KAN(toy.width, grid=3, k=3, seed=seed)
     history = model.fit(x, y, lamb=lamb, validation=(x_test, y_test), **fit)
-    stage(f"{_width_text(toy.width)} G=3, fit, lamb={lamb:g}", model, t0)
+    stage(f"{str(display_width(model)).replace(' ', '')} G=3, fit, lamb={lamb:g}", model, t0)
     if out_dir is not None:
         model.plot(os.path.join(out_dir, "1-trained.png"), title="trained with the sparsity penalty")
     t0 = time.perf_counter()

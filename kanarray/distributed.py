@@ -435,8 +435,7 @@ def agreed_call(comm, model, check, what: str):
     def key(checked) -> bytes:
         import hashlib
 
-        layout = (model.width, getattr(model, "node_width", None), getattr(model, "mult_arity", None), model.grid,
-                  model.k, model.extrapolate, model.dtype_name, model.backend)
+        layout = (model.width, model.grid, model.k, model.extrapolate, model.dtype_name, model.backend)
         return hashlib.sha256(repr((layout, checked[1])).encode() + parameters_digest(model)).digest()
 
     return comm.agreed(check, key=key, what=f"the models or the {what} settings")[0]
@@ -463,7 +462,7 @@ def shard_rows(n: int, comm) -> slice:
 
 def parameters_digest(model) -> bytes:
     """SHA-256 over every layer array's bytes (``KANLayer.state``: grids, masks, biases, symbolic affine
-    and node stages included)."""
+    and node stages included) and each node stage's layout (its additions and arities)."""
     # imported here, not with kanarray: loading OpenSSL at import was measured to leave glibc's
     # allocator returning large NumPy temporaries to the OS on every call (the toy training step
     # 0.92 ms instead of 0.65 ms in most processes; benchmarks/RESULTS.md, the refactor's section)
@@ -471,7 +470,9 @@ def parameters_digest(model) -> bytes:
 
     h = hashlib.sha256()
     for layer in model.layers:
-        for name, a in sorted((layer.state() if hasattr(layer, "state") else layer.arrays()).items()):
+        if layer.nodes is not None:
+            h.update(repr((layer.nodes.n_add, layer.nodes.arities)).encode())
+        for name, a in sorted(layer.state().items()):
             h.update(name.encode())
             h.update(np.ascontiguousarray(to_numpy(a)).tobytes())
     return h.digest()

@@ -193,6 +193,11 @@ class KANLayer:
         """The layer's output width: out_dim, or the node stage's node count."""
         return self.out_dim if self.nodes is None else self.nodes.n_nodes
 
+    def node_groups(self) -> list:
+        """The sums (indices into out_dim) behind each output node: [[j]] per node without a node
+        stage, else the stage's groups (a multiplication node's consecutive factors)."""
+        return [[j] for j in range(self.out_dim)] if self.nodes is None else self.nodes.groups()
+
     @property
     def num(self) -> int:
         """G, the number of grid intervals."""
@@ -229,23 +234,20 @@ class KANLayer:
         """A copy of this layer on namespace ``xp`` (arrays go through the host); ValueError
         (starting with ``name``) when a finite value does not survive a cast to a narrower dtype
         (1e300 in float32 is inf).  Values that were not finite already stay as they are."""
-        host = {key: np.ascontiguousarray(to_numpy(a)) for key, a in self.arrays().items()}
         with np.errstate(over="ignore"):  # overflow is reported below
-            arrays = {key: xp.asarray(a, dtype=dtype) for key, a in host.items()}
-            symbolic = self.symbolic.moved(xp, dtype)
-            nodes = None if self.nodes is None else self.nodes.moved(xp, dtype)
-        host["sym_affine"], arrays["sym_affine"] = to_numpy(self.symbolic.affine), symbolic.affine
-        if nodes is not None:
-            host.update({f"nodes.{k}": to_numpy(v) for k, v in self.nodes.arrays().items()})
-            arrays.update({f"nodes.{k}": v for k, v in nodes.arrays().items()})
-        for key, a in host.items():
-            lost = np.isfinite(a) & ~np.isfinite(to_numpy(arrays[key]))
+            arrays = {key: xp.asarray(np.ascontiguousarray(to_numpy(a)), dtype=dtype)
+                      for key, a in self.arrays().items()}
+            moved = KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=xp,
+                             symbolic=self.symbolic.moved(xp, dtype), extrapolate=self.extrapolate,
+                             nodes=None if self.nodes is None else self.nodes.moved(xp, dtype))
+        cast = moved.state()
+        for key, a in self.state().items():
+            a = to_numpy(a)
+            lost = np.isfinite(a) & ~np.isfinite(to_numpy(cast[key]))
             if lost.any():
                 raise ValueError(f"{name}: {key} holds {int(lost.sum())} value(s) beyond the new dtype's range "
                                  f"(up to {float(np.max(np.abs(a[lost]))):.3g}), which the cast would make infinite")
-        arrays = {key: arrays[key] for key in self.ARRAY_NAMES}
-        return KANLayer(**arrays, k=self.k, base_fun=self.base_fun, xp=xp, symbolic=symbolic,
-                        extrapolate=self.extrapolate, nodes=nodes)
+        return moved
 
     def subset(self, rows, cols) -> "KANLayer":
         """A copy keeping inputs ``rows`` and outputs ``cols`` (lists of indices; with a node stage,
@@ -296,10 +298,7 @@ class KANLayer:
         spline branch off (mask 0).  Copies the arrays to the host: for loading and building
         models, not for every call (``check_consistent`` is the cheap per-call check)."""
         self.check_consistent()
-        arrays = {name: to_numpy(a) for name, a in self.arrays().items()}
-        arrays["sym_affine"] = to_numpy(self.symbolic.affine)
-        if self.nodes is not None:
-            arrays.update(self.nodes.host_arrays())
+        arrays = {name: to_numpy(a) for name, a in self.state().items()}
         for name, a in arrays.items():
             if not np.all(np.isfinite(a)):
                 raise ValueError(f"{name} holds NaN or infinite values")

@@ -82,9 +82,7 @@ def attribute(model, x) -> Attribution:
 
 def node_of_sum(layer) -> np.ndarray:
     """(out_dim,) int: the node each of a layer's sums feeds (the identity without a node stage)."""
-    if layer.nodes is None:
-        return np.arange(layer.out_dim)
-    return np.array([j for j, group in enumerate(layer.nodes.groups()) for _ in group], dtype=np.intp)
+    return np.array([j for j, group in enumerate(layer.node_groups()) for _ in group], dtype=np.intp)
 
 
 def _threshold(name, value) -> float:
@@ -170,7 +168,7 @@ def _keep_nodes(model, attribution, hidden):
     for l, layer in enumerate(model.layers):
         removed = np.setdiff1d(np.arange(layer.in_dim), keep[l])
         lost = attribution.edge_means[l][removed].sum(axis=0)  # (out_dim,)
-        kept_sums = [s for s in range(layer.out_dim) if node_of_sum(layer)[s] in set(keep[l + 1])]
+        kept_sums = [s for j in keep[l + 1] for s in layer.node_groups()[j]]  # as ``subset`` keeps them
         layers.append(_with_bias_shift(layer.subset(keep[l], keep[l + 1]), lost[kept_sums]))
     return _rebuild(model, layers)
 

@@ -7,8 +7,8 @@ only where a model lives on CuPy (``training.fit`` on CuPy with a first-order op
 
 What a replay reads and writes is fixed when it is recorded:
 
-* the model's arrays (parameters, grids, masks: whatever ``layer.arrays()`` holds, and the node
-  stages' affine arrays) at their addresses then; optimizers update parameters in place, so a
+* the model's arrays (parameters, grids, masks, symbolic and node affine: whatever
+  ``layer.state()`` holds) at their addresses then; optimizers update parameters in place, so a
   replay sees the new values.  A grid update or anything else that rebinds an array makes
   ``matches`` false: record anew;
 * the batch arrays x, y given at recording (write a new batch into them in place);
@@ -41,9 +41,7 @@ def graphs_enabled() -> bool:
 
 def _fingerprint(model, arrays) -> tuple:
     """(id, data pointer) of every array a replay reads: the layers' and the batch's."""
-    found = [a for layer in model.layers for a in layer.arrays().values()] + list(arrays)
-    found += [a for layer in model.layers if getattr(layer, "nodes", None) is not None
-              for a in layer.nodes.arrays().values()]  # the node stages' affine arrays (``kanarray.nodes``)
+    found = [a for layer in model.layers for a in layer.state().values()] + list(arrays)
     return tuple((id(a), a.data.ptr) for a in found if isinstance(a, cupy.ndarray))
 
 

@@ -52,24 +52,27 @@ def _product(A, B, idx, D: int, xp):
 
 
 def _product_backward(A, B, G, idx, D: int, xp):
-    """(dL/dA, dL/dB) from G = dL/d(the product's jet), all (C, B, q)."""
-    def one_side(U, V, M_first, M_second):
-        # dL/dU for the product U V; M_first, M_second: the pair incidences matching U's roles
-        g0, g1, g2 = G[0, ...], G[1:1 + D, ...], G[1 + D:, ...]
+    """(dL/dA, dL/dB) from G = dL/d(the product's jet), all (C, B, q).  The product is symmetric in
+    its factors (the pair term u_a v_b + u_b v_a too), so each side's gradient has the same form in
+    the other factor."""
+    g0, g1, g2 = G[0, ...], G[1:1 + D, ...], G[1 + D:, ...]
+    P = g2.shape[0]
+
+    def given(V):  # dL/dU for the product U V
         v0, v1, v2 = V[0, ...], V[1:1 + D, ...], V[1 + D:, ...]
-        parts = [g0 * v0 + (xp.sum(g1 * v1, axis=0) if D else 0) + (xp.sum(g2 * v2, axis=0) if g2.shape[0] else 0)]
+        parts = [g0 * v0 + (xp.sum(g1 * v1, axis=0) if D else 0) + (xp.sum(g2 * v2, axis=0) if P else 0)]
         if D:
             first = g1 * v0[None, ...]
-            if g2.shape[0]:
+            if P:
                 v_first, v_second = _pairs_of(v1, idx, xp)
-                first = first + xp.tensordot(M_first, g2 * v_second, axes=1) + xp.tensordot(M_second, g2 * v_first,
-                                                                                             axes=1)
+                first = first + xp.tensordot(idx.Ma, g2 * v_second, axes=1) + xp.tensordot(idx.Mb, g2 * v_first,
+                                                                                           axes=1)
             parts.append(first)
-        if g2.shape[0]:
+        if P:
             parts.append(g2 * v0[None, ...])
         return xp.concat([parts[0][None, ...], *parts[1:]], axis=0) if len(parts) > 1 else parts[0][None, ...]
 
-    return one_side(A, B, idx.Ma, idx.Mb), one_side(B, A, idx.Ma, idx.Mb)
+    return given(B), given(A)
 
 
 def node_jet(stage, Y, spec, idx, *, keep: bool = True):

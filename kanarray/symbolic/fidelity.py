@@ -186,20 +186,15 @@ def _culprits(model, o, inputs, values, nodes, round_fn, allowed) -> str:
             continue
         layer = model.layers[l]
         edge_values = np.asarray(to_numpy(layer.symbolic.edge_values(inputs[l])), dtype=np.float64)
-        found = []
+        groups, found = layer.node_groups(), []
         for j in bad_nodes:
-            into = [(i, s, layer.symbolic.names[i][s]) for s in _sums_of(layer, j) for i in range(layer.in_dim)
+            into = [(i, s, layer.symbolic.names[i][s]) for s in groups[j] for i in range(layer.in_dim)
                     if layer.symbolic.names[i][s]]
             bad = [(i, s, name) for i, s, name in into
                    if wrong(_edge_expr(layer, i, s, nodes[l][i]), edge_values[i, :, s])]
             found += [f"edge (layer {l}, input {i}, output {s}) {name!r}" for i, s, name in (bad or into)]
         return "the rounded formula goes wrong at " + ", ".join(found)
     return "each layer's rounded formula agrees: the substitution of the raw inputs does not"
-
-
-def _sums_of(layer, j) -> list:
-    """The sums (edge outputs) behind node j of a layer: [j], or a multiplication node's sub-nodes."""
-    return [j] if layer.nodes is None else layer.nodes.groups()[j]
 
 
 def _cone(model, o) -> list:
@@ -209,8 +204,8 @@ def _cone(model, o) -> list:
     for l in range(len(model.layers) - 1, 0, -1):
         layer = model.layers[l]
         names = layer.symbolic.names
-        cone[l - 1] = {i for i in range(layer.in_dim) for j in cone[l] for s in _sums_of(layer, j)
-                       if names[i][s] is not None}
+        groups = layer.node_groups()
+        cone[l - 1] = {i for i in range(layer.in_dim) for j in cone[l] for s in groups[j] if names[i][s] is not None}
     return cone
 
 
