@@ -1,24 +1,37 @@
-"""Forward and training-step time of kanarray next to pykan, on the core issue's cases.
+"""Forward and training-step time of kanarray next to pykan and efficient-kan, on the core
+issue's cases, each library timed alone in a fresh process.
 
-    python benchmarks/bench_step.py [--repeats 20] [--cases toy,mnist,fine,deep] [--no-pykan]
+    python benchmarks/bench_step.py [--repeats 20] [--rounds 3] [--cases toy,mnist,fine,deep]
+                                    [--no-pykan] [--no-efficient-kan] [--nonuniform]
                                     [--backend numpy|cupy] [--contraction auto|dense|sparse] [--json PATH]
 
-A training step is forward + backward + an Adam update, full batch, MSE loss, for both
-libraries.  pykan (PyPI ``pykan``, not a kanarray dependency) is run in the same process
-after ``model.speed()``, its calls interleaved with kanarray's in short blocks (see
-``interleaved_medians``), so both see the same machine load; times are medians over
-``--repeats`` samples after warm-up, and the ratio column is pykan / kanarray.  Prints a
-markdown table.  ``--nonuniform`` jitters the knots of both models the same way, as a grid
-update would.
+A training step is forward + backward + an Adam update (lr 1e-4), full batch, MSE loss, in all
+three libraries; the forward is the model's call (torch's under ``no_grad``).  pykan (PyPI
+``pykan``, after ``model.speed()``) and efficient-kan (``efficient_kan.KAN(width, grid_size=G,
+spline_order=3)``) are not kanarray dependencies; a peer that is not installed, or is turned
+off by ``--no-pykan`` / ``--no-efficient-kan``, gets "-".
 
-``--backend cupy``: kanarray on CuPy and pykan on torch's CUDA device, each call followed by a
-device synchronisation so that the host clock measures the GPU's work; by default the four
-cases plus two large ones (``GPU_CASES``).  Two more columns give the peak GPU memory of one
-training step: CuPy's memory pool (a ``MemoryHook`` reading the pool's used bytes after every
-allocation) and torch's ``max_memory_allocated``, both including the model and the data.
-``--contraction`` forces the CuPy kernels' dense (cuBLAS) or sparse (fused) contraction.
-``--json PATH`` also writes the medians there (``common.write_json``; read by compare_versions.py).
-The cases and the timed operations are in ``common.py``.
+Method: for each case and each of ``--rounds`` rounds, this script runs itself once per library
+in worker mode (``--worker LIB``), each worker alone in a fresh process (``common.run_alone``),
+the libraries in an order rotated by one each round (``common.alternate``).  A worker builds
+its library's model and data, times forward and step with ``common.interleaved_medians``
+(the two take turns in short blocks, after warm-up; median of ``--repeats`` samples) and prints
+them as JSON.  One library per process because NumPy's OpenBLAS threads keep spinning after a
+call and starve torch's threads in the same process.  kanarray's workers keep their default
+threads; the torch peers' call ``torch.set_num_threads(os.cpu_count())``.  The table gives
+the median over rounds of each worker's medians (ms), and the step ratios peer / kanarray of
+those.  ``--nonuniform`` jitters the knots of every model the same way, as a grid update would.
+
+``--backend cupy``: kanarray on CuPy and the torch peers on device "cuda", each call followed by
+a device synchronisation so that the host clock measures the GPU's work; by default the four
+cases plus two large ones (``GPU_CASES``).  Extra columns there: the peak GPU memory of one
+training step, CuPy's memory pool (a ``MemoryHook`` reading the pool's used bytes after every
+allocation) and pykan's ``torch.cuda.max_memory_allocated``, both including the model and the
+data; kanarray's step replayed as a CUDA graph, and pykan's step / that.  ``--contraction``
+forces kanarray's kernels' dense (BLAS) or sparse (fused) contraction.  ``--json PATH`` also
+writes kanarray's medians there as ``times`` (``common.write_json``; read by
+compare_versions.py) and every library's figures, per round too, as ``rows``.  The cases and
+the timed operations are in ``common.py``.
 """
 
 from __future__ import annotations
@@ -28,13 +41,33 @@ import os
 import platform
 import sys
 import time
-import traceback
 
 import numpy as np
+from common import (
+    ALL_CASES,
+    CASES,
+    alternate,
+    efficient_kan_ops,
+    first_failure,
+    fmt,
+    installed,
+    interleaved_medians,
+    kanarray_ops,
+    kanarray_root,
+    median_of,
+    pykan_ops,
+    ratio,
+    run_alone,
+    torch_threads,
+    worker_output,
+    write_json,
+)
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, kanarray_root())
 
-from common import ALL_CASES, CASES, interleaved_medians, kanarray_ops, pykan_ops, write_json  # noqa: E402
+LIBS = ("kanarray", "pykan", "efficient-kan")
+PEER_MODULES = {"pykan": "kan", "efficient-kan": "efficient_kan"}
+OPS = ("forward", "step", "graph step", "peak MiB")
 
 
 def cupy_peak_bytes(fn):
@@ -72,95 +105,119 @@ def torch_peak_bytes(fn):
     return torch.cuda.max_memory_allocated()
 
 
-def bench_case(case, repeats, *, with_pykan=True, nonuniform=False, backend="numpy"):
-    """{(library, 'forward' | 'step'): median ms} (pykan NaN if skipped); on CuPy also
-    {(library, 'peak MiB'): peak GPU memory of one training step}."""
-    nan = float("nan")
-    ours = kanarray_ops(case, backend=backend, nonuniform=nonuniform, graph=backend == "cupy")
-    ops = {("kanarray", op): fn for op, fn in ours.items()}
-    got = {("pykan", "forward"): nan, ("pykan", "step"): nan, ("kanarray", "peak MiB"): nan, ("pykan", "peak MiB"): nan,
-           ("kanarray", "graph step"): nan}
-    if backend == "cupy":
-        got[("kanarray", "peak MiB")] = cupy_peak_bytes(ours["step"]) / 2**20
-    if not with_pykan:
-        got.update(interleaved_medians(ops, repeats))
-        return got
-    import torch
+def worker(lib, case, repeats, *, nonuniform=False, backend="numpy", contraction="auto"):
+    """In a worker process: {'forward', 'step' (ms), on CuPy also 'peak MiB' and kanarray's
+    'graph step'} of one library on one case."""
+    got = {}
+    if lib == "kanarray":
+        import kanarray
 
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(getattr(torch, case["dtype"]))
-    try:
-        theirs = pykan_ops(case, nonuniform=nonuniform, device="cuda" if backend == "cupy" else "cpu")
+        _force_contraction(backend, contraction)
+        ops = kanarray_ops(case, backend=backend, nonuniform=nonuniform, graph=backend == "cupy")
         if backend == "cupy":
-            try:
-                got[("pykan", "peak MiB")] = torch_peak_bytes(theirs["step"]) / 2**20
-            except torch.cuda.OutOfMemoryError:  # pykan does not fit: time kanarray alone, pykan NaN
-                theirs = {}
-                torch.cuda.empty_cache()
-        ops.update({("pykan", op): fn for op, fn in theirs.items()})
-        got.update(interleaved_medians(ops, repeats))
-    finally:
-        torch.set_default_dtype(previous)
+            got["peak MiB"] = cupy_peak_bytes(ops["step"]) / 2**20
+        got["package"] = kanarray.__file__
+    else:
+        import torch
+
+        torch_threads()
+        torch.set_default_dtype(getattr(torch, case["dtype"]))
+        device = "cuda" if backend == "cupy" else "cpu"
+        make = pykan_ops if lib == "pykan" else efficient_kan_ops
+        ops = make(case, nonuniform=nonuniform, device=device)
+        if device == "cuda":
+            got["peak MiB"] = torch_peak_bytes(ops["step"]) / 2**20
+    got.update(interleaved_medians(ops, repeats))
     return got
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=20, help="samples per operation in each worker")
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes per library and case")
     parser.add_argument("--cases", default=None, help=f"comma-separated, from {list(ALL_CASES)}; default: "
                         f"{list(CASES)} on numpy, all on cupy")
-    parser.add_argument("--no-pykan", action="store_true", help="time kanarray alone")
+    parser.add_argument("--no-pykan", action="store_true", help="leave pykan out")
+    parser.add_argument("--no-efficient-kan", action="store_true", help="leave efficient-kan out")
     parser.add_argument("--nonuniform", action="store_true",
-                        help="jitter the knots (as after a grid update) in both libraries")
+                        help="jitter the knots (as after a grid update) in every library")
     parser.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     parser.add_argument("--contraction", default="auto", choices=["auto", "dense", "sparse"],
                         help="force the kernels' contraction (numpy and cupy)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the medians to PATH as JSON")
+    parser.add_argument("--worker", default=None, choices=LIBS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     names = (args.cases or ",".join(ALL_CASES if args.backend == "cupy" else CASES)).split(",")
     unknown = [n for n in names if n not in ALL_CASES]
     if unknown:
         parser.error(f"unknown cases {unknown}; choose from {list(ALL_CASES)}")
-    _force_contraction(args.backend, args.contraction)
+    if args.worker:
+        if len(names) != 1:
+            parser.error("--worker takes one case")
+        worker_output(worker(args.worker, ALL_CASES[names[0]], args.repeats, nonuniform=args.nonuniform,
+                             backend=args.backend, contraction=args.contraction))
+        return
+
+    libs = ["kanarray"]
+    for peer, off in (("pykan", args.no_pykan), ("efficient-kan", args.no_efficient_kan)):
+        if off:
+            continue
+        if installed(PEER_MODULES[peer]) and installed("torch"):
+            libs.append(peer)
+        else:
+            print(f"{peer} is not installed here: its columns are '-'", file=sys.stderr)
     device = "CPU"
     if args.backend == "cupy":
         import cupy
 
         device = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.runtime.getDevice())["name"].decode()
-    if not args.no_pykan:
-        import torch
-
-        torch.set_num_threads(os.cpu_count() or 1)
+    cupy_cols = args.backend == "cupy"
     print(f"# {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores, {device}, numpy "
-          f"{np.__version__}, backend {args.backend}, contraction {args.contraction}, median of {args.repeats}, "
-          f"{'non-uniform' if args.nonuniform else 'uniform'} grids")
-    print("| case | shape | G | batch | dtype | kanarray fwd ms | kanarray step ms | pykan fwd ms | pykan step ms "
-          "| fwd ratio | step ratio | kanarray peak MiB | pykan peak MiB | kanarray graph step ms | graph step ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          f"{np.__version__}, backend {args.backend}, contraction {args.contraction}, "
+          f"{'non-uniform' if args.nonuniform else 'uniform'} grids; each library alone in a fresh process, "
+          f"median over {args.rounds} round(s) of each process's median of {args.repeats}")
+    columns = ["case", "shape", "G", "batch", "dtype", "kanarray fwd ms", "kanarray step ms", "pykan fwd ms",
+               "pykan step ms", "efficient-kan fwd ms", "efficient-kan step ms", "step pykan / kanarray",
+               "step efficient-kan / kanarray"]
+    if cupy_cols:
+        columns += ["kanarray peak MiB", "pykan peak MiB", "kanarray graph step ms", "pykan step / graph step"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns), flush=True)
+    script = os.path.abspath(__file__)
     times, values, rows = {}, {}, []
     for name in names:
         case = ALL_CASES[name]
-        try:
-            got = bench_case(case, args.repeats, with_pykan=not args.no_pykan, nonuniform=args.nonuniform,
-                             backend=args.backend)
-        except Exception as error:  # one failing case (e.g. out of GPU memory) must not lose the others
-            traceback.print_exc()
-            print(f"| {name} | {case['width']} | {case['grid']} | {case['batch']} | {case['dtype']} "
-                  f"| failed: {type(error).__name__}: {str(error)[:120]} |", flush=True)
-            rows.append({"case": name, "failed": f"{type(error).__name__}: {error}"})
+        options = ["--cases", name, "--repeats", str(args.repeats), "--backend", args.backend,
+                   "--contraction", args.contraction] + (["--nonuniform"] if args.nonuniform else [])
+        runs = alternate(libs, args.rounds, lambda lib, r: run_alone(script, ["--worker", lib, *options]))
+        got = {(lib, op): median_of(runs.get(lib, []), op) for lib in LIBS for op in OPS}
+        cells = f"| {name} | {case['width']} | {case['grid']} | {case['batch']} | {case['dtype']} "
+        row = {"case": name, **{f"{lib} {op}": v for (lib, op), v in got.items()},
+               **{f"{lib} rounds": [{k: v for k, v in r.items() if k != "package"} for r in runs[lib]]
+                  for lib in libs}}
+        # one failing case (e.g. out of GPU memory) must not lose the others
+        if not np.isfinite(got[("kanarray", "step")]):
+            reason = first_failure(runs["kanarray"]) or "no result"
+            print(cells + f"| failed: {reason.splitlines()[-1][:160]} |", flush=True)
+            rows.append({**row, "failed": reason})
             continue
-        kf, ks = got[("kanarray", "forward")], got[("kanarray", "step")]
-        pf, ps = got[("pykan", "forward")], got[("pykan", "step")]
-        print(f"| {name} | {case['width']} | {case['grid']} | {case['batch']} | {case['dtype']} | {kf:.2f} | {ks:.2f} "
-              f"| {pf:.2f} | {ps:.2f} | {pf / kf:.1f}x | {ps / ks:.1f}x | {got[('kanarray', 'peak MiB')]:.0f} "
-              f"| {got[('pykan', 'peak MiB')]:.0f} | {got[('kanarray', 'graph step')]:.2f} "
-              f"| {ps / got[('kanarray', 'graph step')]:.1f}x |", flush=True)
+        ks = got[("kanarray", "step")]
+        line = (cells + f"| {fmt(got[('kanarray', 'forward')])} | {fmt(ks)} "
+                f"| {fmt(got[('pykan', 'forward')])} | {fmt(got[('pykan', 'step')])} "
+                f"| {fmt(got[('efficient-kan', 'forward')])} | {fmt(got[('efficient-kan', 'step')])} "
+                f"| {fmt(ratio(got[('pykan', 'step')], ks), '.1f', 'x')} "
+                f"| {fmt(ratio(got[('efficient-kan', 'step')], ks), '.1f', 'x')} |")
+        if cupy_cols:
+            gs = got[("kanarray", "graph step")]
+            line += (f" {fmt(got[('kanarray', 'peak MiB')], '.0f')} | {fmt(got[('pykan', 'peak MiB')], '.0f')} "
+                     f"| {fmt(gs)} | {fmt(ratio(got[('pykan', 'step')], gs), '.1f', 'x')} |")
+        print(line, flush=True)
         for op in ("forward", "step", "graph step"):
             if np.isfinite(got[("kanarray", op)]):
                 times[f"{name} {op}"] = got[("kanarray", op)]
         if np.isfinite(got[("kanarray", "peak MiB")]):
             values[f"{name} peak MiB"] = got[("kanarray", "peak MiB")]
-        rows.append({"case": name, **{f"{lib} {op}": v for (lib, op), v in got.items()}})
+        rows.append(row)
     write_json(args.json, "bench_step", times, values=values, rows=rows)
 
 

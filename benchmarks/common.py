@@ -1,11 +1,12 @@
 """What the benchmark scripts share: the cases, the operations they time, interleaved medians,
-process isolation for peak-memory measurements, and the machine-readable ``--json`` output.
+one library per fresh process for the peer comparisons (``run_alone``, ``alternate``), process
+isolation for peak-memory measurements, and the machine-readable ``--json`` output.
 
 A script in this folder imports it as ``import common`` / ``from common import ...``: a script's
 own folder is first on ``sys.path`` when it runs as ``python benchmarks/NAME.py``, so no path
-edit is needed for that.  This module imports kanarray (and pykan, torch, CuPy) only inside the
-functions that use them, so a script puts its checkout on ``sys.path`` before or after
-importing it, as it likes.  Not a script: nothing runs here.
+edit is needed for that.  This module imports kanarray (and pykan, efficient-kan, torch, CuPy)
+only inside the functions that use them, so a script puts its checkout (``kanarray_root()``) on
+``sys.path`` before or after importing it, as it likes.  Not a script: nothing runs here.
 """
 
 from __future__ import annotations
@@ -129,6 +130,30 @@ def pykan_ops(case, nonuniform=False, device="cpu"):
     if nonuniform:
         for layer, grid in zip(model.act_fun, jittered_grids(case)):
             layer.grid.data = torch.from_numpy(grid).to(device)
+    return _torch_ops(model, case, device)
+
+
+def efficient_kan_ops(case, device="cpu", nonuniform=False):
+    """{'forward': fn, 'step': fn} for efficient-kan (``efficient_kan.KAN(width, grid_size=G,
+    spline_order=3)``, a torch module; not a kanarray dependency) on this case, the same data and
+    step as ``pykan_ops`` (full batch, MSE, backward, Adam lr 1e-4); torch's default dtype must be
+    the case's while they run.  device "cuda": each call ends with torch.cuda.synchronize()."""
+    import efficient_kan
+    import torch
+
+    torch.manual_seed(0)  # efficient-kan takes no seed: its initialisation draws from torch's generator
+    model = efficient_kan.KAN(list(case["width"]), grid_size=case["grid"], spline_order=3).to(device)
+    if nonuniform:
+        with torch.no_grad():
+            for layer, grid in zip(model.layers, jittered_grids(case)):
+                layer.grid.copy_(torch.from_numpy(grid))
+    return _torch_ops(model, case, device)
+
+
+def _torch_ops(model, case, device):
+    """The timed forward and training step of a torch KAN module (shared by the torch peers)."""
+    import torch
+
     x, y = (torch.from_numpy(a).to(device) for a in data(case))
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -171,6 +196,131 @@ def interleaved_medians(ops: dict, repeats: int, warmup: int = 3, block: int = 3
                 ops[name]()
                 times[name].append(time.perf_counter() - t)
     return {name: 1e3 * statistics.median(ts[:repeats]) for name, ts in times.items()}
+
+
+# -- one library per fresh process (the peer comparisons) ------------------------------------
+#
+# Timing two libraries in one process is unfair to the second: on a small machine NumPy's
+# OpenBLAS workers keep spinning after a call and take the cores from torch's threads (on 2
+# cores, efficient-kan's toy step went from 16 ms to 414 ms after a block of NumPy calls).  So
+# a comparison script runs itself again in "worker" mode, once per library and round, each
+# worker alone in a fresh process (``run_alone``), the libraries in a rotated order each round
+# (``alternate``); the parent reports the median over rounds of each worker's own figures.
+# The torch workers need the machine otherwise idle: with another process busy on one of the 2
+# cores, efficient-kan's toy step took 530 ms with torch's 2 threads and 3 ms with one.
+
+ROOT_ENV = "KANARRAY_BENCH_ROOT"  # run_alone's children take kanarray from this folder
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process exited with an error, or printed no JSON object as its last line."""
+
+
+def kanarray_root() -> str:
+    """The folder a script puts first on ``sys.path`` for kanarray: ``$KANARRAY_BENCH_ROOT``
+    (``run_alone`` sets it to the parent's kanarray, so that a worker measures the same package,
+    e.g. under compare_versions.py) or the checkout holding this folder."""
+    return os.environ.get(ROOT_ENV) or ROOT
+
+
+def _parent_kanarray_root() -> str:
+    module = sys.modules.get("kanarray")
+    if module is not None and getattr(module, "__file__", None):
+        return os.path.dirname(os.path.dirname(os.path.realpath(module.__file__)))
+    return os.path.realpath(kanarray_root())
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported here (checked without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def run_alone(script_path: str, argv: list[str], timeout: float | None = None) -> dict:
+    """Run ``sys.executable script_path *argv`` in a fresh process, its working directory a new
+    temp dir, and return the JSON object it prints as its last stdout line, with "wall_s": the
+    seconds from spawn to exit, seen from outside.  The child inherits the environment (no
+    thread settings are added) plus ``$KANARRAY_BENCH_ROOT`` = this process's kanarray; if the
+    child reports "package" (``kanarray.__file__``), it is checked to lie there.  Raises
+    ``WorkerFailed`` with the tail of the child's stderr if it fails."""
+    root = _parent_kanarray_root()
+    env = dict(os.environ, **{ROOT_ENV: root})
+    cmd = [sys.executable, os.path.abspath(script_path), *map(str, argv)]
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise WorkerFailed(f"{os.path.basename(script_path)} {' '.join(map(str, argv))}: "
+                               f"timed out after {timeout} s") from exc
+        wall = time.perf_counter() - start
+    tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise WorkerFailed(f"{os.path.basename(script_path)} {' '.join(map(str, argv))}: exit status "
+                           f"{proc.returncode}; stderr ends:\n{tail}")
+    try:
+        result = json.loads(lines[-1])
+    except ValueError as exc:
+        raise WorkerFailed(f"{os.path.basename(script_path)} {' '.join(map(str, argv))}: last line is not "
+                           f"JSON: {lines[-1][:200]!r}; stderr ends:\n{tail}") from exc
+    package = result.get("package")
+    if package and not os.path.realpath(package).startswith(root + os.sep):
+        raise WorkerFailed(f"the worker measured the kanarray in {package}, not the one in {root}")
+    result["wall_s"] = wall
+    return result
+
+
+def alternate(labels: list[str], rounds: int, run_one) -> dict:
+    """{label: [run_one(label, r) for each round r]}, round r running the labels in the order
+    rotated by r (a, b, c; b, c, a; c, a, b; ...), so each library sees every stretch of machine
+    load and every position.  A run that raises ``WorkerFailed`` is kept as {"failed": message}
+    (and its message printed to stderr)."""
+    results = {label: [] for label in labels}
+    for r in range(rounds):
+        k = r % len(labels) if labels else 0
+        for label in labels[k:] + labels[:k]:
+            try:
+                results[label].append(run_one(label, r))
+            except WorkerFailed as exc:
+                print(f"round {r + 1} {label}: failed: {exc}", file=sys.stderr, flush=True)
+                results[label].append({"failed": str(exc)})
+    return results
+
+
+def median_of(runs: list[dict], key: str) -> float:
+    """The median of ``run[key]`` over the runs that did not fail and have a finite value; NaN if none."""
+    got = [r[key] for r in runs if "failed" not in r and r.get(key) is not None and math.isfinite(r[key])]
+    return statistics.median(got) if got else float("nan")
+
+
+def first_failure(runs: list[dict]) -> str | None:
+    return next((r["failed"] for r in runs if "failed" in r), None)
+
+
+def torch_threads() -> None:
+    """In a torch library's worker: all cores for torch's intra-op threads, as a user would."""
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+
+
+def worker_output(result: dict) -> None:
+    """A worker's answer to ``run_alone``: one JSON object on the last stdout line (NaN as null)."""
+    print(json.dumps(_clean(result)), flush=True)
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else float("nan")
+
+
+def fmt(v: float, spec: str = ".2f", suffix: str = "") -> str:
+    """``v`` formatted, or "-" where it is missing (None, NaN)."""
+    return "-" if v is None or not math.isfinite(v) else f"{v:{spec}}{suffix}"
 
 
 # -- one measurement per process (peak memory of its own) ------------------------------------
@@ -230,20 +380,22 @@ def write_json(path, script: str, times: dict, unit: str = "ms", values: dict | 
         return
     import kanarray
 
-    def clean(v):
-        if isinstance(v, dict):
-            return {str(k): clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        if v is None or isinstance(v, (str, bool, int)):
-            return v
-        if hasattr(v, "__float__"):  # floats, NumPy and CuPy scalars and 0-d arrays
-            v = float(v)
-            return v if math.isfinite(v) else None
-        return str(v)
-
     out = {"script": script, "package": os.path.abspath(kanarray.__file__), "argv": sys.argv[1:], "unit": unit,
-           "times": clean(times), "values": clean(values or {}), "rows": clean(rows or [])}
+           "times": _clean(times), "values": _clean(values or {}), "rows": _clean(rows or [])}
     with open(path, "w", encoding="utf-8") as f:
         json.dump(out, f, indent=1)
         f.write("\n")
+
+
+def _clean(v):
+    """v with NumPy/CuPy scalars as floats and NaN as None: plain JSON."""
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if v is None or isinstance(v, (str, bool, int)):
+        return v
+    if hasattr(v, "__float__"):  # floats, NumPy and CuPy scalars and 0-d arrays
+        v = float(v)
+        return v if math.isfinite(v) else None
+    return str(v)

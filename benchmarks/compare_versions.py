@@ -13,7 +13,9 @@ versions; they call kanarray's public API), started with ``PYTHONPATH`` at the v
 kanarray imported from there before the script runs, so that the script's own ``sys.path`` line
 (its checkout's root) cannot pick the other version; the child prints ``kanarray.__file__`` and
 both it and the script's ``--json`` output are checked to lie in that root.  Only kanarray runs in
-these processes: the scripts get their kanarray-only options (``--no-pykan``), never the peer.
+these processes: the scripts get their kanarray-only options (``--no-pykan``, and bench_step's
+``--no-efficient-kan``), never a peer.  The scripts time kanarray in worker processes of their own
+(``common.run_alone``), which take kanarray from the same root (``$KANARRAY_BENCH_ROOT``).
 
 Round r runs every benchmark once per version, old first in even rounds and new first in odd
 ones, so both versions see the same stretch of machine load.  The table gives each case's median
@@ -22,14 +24,16 @@ over rounds, and new / old; a case slower by more than ``--threshold`` (5%) is f
 scripts' other outputs that a refactor should leave unchanged (``values``: test RMSEs, export
 errors, peak memory) are listed below it, with whether they are equal.  The first round also
 fills the old checkout's numba cache (in warm-up calls, untimed, except fit_vs_pykan's "first
-fit"): take 3 rounds or more.
+fit" and "seed S fresh process"): take 3 rounds or more.
 
-Defaults per benchmark (``--args NAME=OPTIONS`` replaces them; ``--no-pykan`` is always added where
-the script has it): bench_step ``--no-pykan`` (its four CPU cases, or six on CuPy, median of 20),
-fit_vs_pykan ``--no-pykan`` (median of 3 fits), onnx_bench (four cases, batches 1 and 4096,
-median of 30; its "dense baseline" graph does not depend on kanarray's code and so measures the
-machine's drift between versions).  ``--quick``: the smallest options, to check that everything
-runs.  ``--backend cupy`` goes to bench_step and fit_vs_pykan; onnx_bench stays on the CPU.
+Defaults per benchmark (``--args NAME=OPTIONS`` replaces them; the kanarray-only options are
+always added): bench_step ``--no-pykan --no-efficient-kan`` (its four CPU cases, or six on CuPy,
+median over its 3 worker processes of their median of 20), fit_vs_pykan ``--no-pykan`` (median
+over its 3 worker processes of their warm fit, and of their fresh-process time), onnx_bench (four
+cases, batches 1 and 4096, median over its 3 worker processes per way of their median of 30; its
+"dense baseline" graph does not depend on kanarray's code and so measures the machine's drift
+between versions).  ``--quick``: the smallest options, to check that everything runs.
+``--backend cupy`` goes to bench_step and fit_vs_pykan; onnx_bench stays on the CPU.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # name: (options always given: no peer in the process, default options, --quick options)
 BENCHMARKS = {
-    "bench_step": (["--no-pykan"], [], ["--repeats", "2", "--cases", "toy"]),
+    "bench_step": (["--no-pykan", "--no-efficient-kan"], [], ["--repeats", "2", "--cases", "toy"]),
     "fit_vs_pykan": (["--no-pykan"], [], ["--repeats", "1"]),
     "onnx_bench": ([], [], ["--repeats", "2", "--cases", "toy", "--batches", "1"]),
 }
