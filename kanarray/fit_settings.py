@@ -46,6 +46,10 @@ class FitSettings:
     restore_best: end the fit on the parameters of the step with the lowest validation loss
     (needs ``validation``); None (default) means True when patience is set, else False, so a
     fit without early stopping ends where it always did.
+    start_probe: before an L-BFGS fit of a model still at its seeded initialization, train
+    ``start_probe.PROBE_STEPS`` steps from it and from a second start (every base weight
+    1 / sqrt(n_in)) and keep the second only when it is ``MARGIN`` times lower
+    (``kanarray.start_probe``; False fits from the seeded start as pykan does).
 
     Every value is checked on construction (ValueError naming the setting); what depends on
     the data (batch_size against the number of samples, frozen names against the model) is
@@ -72,6 +76,7 @@ class FitSettings:
     frozen: tuple = ()
     patience: int | None = None
     restore_best: bool | None = None
+    start_probe: bool = True
     regularization: Regularization = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -112,6 +117,9 @@ class FitSettings:
         elif not _is_bool(self.restore_best):
             raise ValueError(f"restore_best must be True, False or None (True with patience), got {self.restore_best!r}")
         put("restore_best", bool(self.restore_best))
+        if not _is_bool(self.start_probe):
+            raise ValueError(f"start_probe must be True or False, got {self.start_probe!r}")
+        put("start_probe", bool(self.start_probe))
 
     def check_validation(self, validation) -> None:
         """ValueError if patience or restore_best is set but there is no validation set to watch."""
@@ -153,7 +161,7 @@ class FitSettings:
         (the seed may differ: each rank shuffles its own shard; batch_size is per rank)."""
         return (self.steps, self.loss, self.regularization, self.batch_size is None, bool(self.update_grid),
                 self.grid_update_num, self.stop_grid_update_step, self.grid_margin, self.grid_eps, self.patience,
-                self.restore_best)
+                self.restore_best, self.start_probe)
 
 
 def _is_bool(value) -> bool:

@@ -19,7 +19,7 @@ class History(dict):
     with the lowest validation loss, and that loss; None without validation), ``stopped_early``
     (``patience`` ended the fit), ``loss`` (the fit's loss name, or None; "pde" for a physics problem, whose
     terms have a curve each), ``stages`` (the step index where each fit's curves start: [0], one more per
-    ``extend``).
+    ``extend``), ``start_probe`` (None, or what ``kanarray.start_probe`` measured and chose before the fit).
     """
 
     ALIASES: ClassVar[dict] = {"test_loss": "val_loss", "test_acc": "val_acc"}
@@ -32,6 +32,7 @@ class History(dict):
         self.stopped_early = False
         self.loss = None
         self.stages = [0]
+        self.start_probe = None
 
     def __missing__(self, key):
         if key in self.ALIASES and dict.__contains__(self, self.ALIASES[key]):

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from . import (checkpoint, copying, datasets, grids, jets, nodes, plotting, prediction, pruning, pykan_convert,
-               resources, seeding, stack, training)
+               resources, seeding, stack, start_probe, training)
 from ._checks import (as_batch, check_base_fun, check_bias_trainable, check_grid, check_grid_range, check_init_constant,
                       check_order, check_seed)
 from ._namespace import backend_name, dtype_of, from_host_like, resolve_backend, to_numpy
@@ -119,6 +119,7 @@ def _initialize(model, width, mult_arity, grid, k, *, grid_range, extrapolate, d
             layer.nodes = nodes.NodeStage.identity(n_add, arities, xp, layer.bias, trainable=affine_trainable)
         layers.append(layer)
     model.layers = layers
+    model.initial_fingerprint = start_probe.fingerprint(model)  # what ``fit``'s start probe compares with
 
 
 def _checked_attributes(layers, base: dict) -> dict:
@@ -233,6 +234,7 @@ class KAN:
         self._fit_inputs = None  # inputs of the last fit / update_grid, as the first layer sees them
         self._input_map = None  # an InputMap (scale_inputs) or None
         self.task = None  # "regression" / "classification": what the last fit trained for (``prediction``)
+        self.initial_fingerprint = None  # the constructor's draw (``start_probe``); None for models built otherwise
         self._input_names = self._output_names = None  # kanarray.names
 
     @classmethod

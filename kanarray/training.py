@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import recovery, resources
+from . import recovery, resources, start_probe
 from ._namespace import to_numpy
 from .distributed import as_communicator, parameters_digest
 from .early_stopping import BestValidation
@@ -115,12 +115,18 @@ def fit(model, x, y, settings: FitSettings | None = None, *, validation=None, co
         # different collectives (a hang) or drift apart: refuse that on every rank
         comm.check_same(_settings_digest(model, setup), "the fit settings or the initial parameters")
         setup.totals = comm.agreed(lambda: _global_sizes(comm, setup, model))
+    if start_probe.applies(model, setup.settings):
+        # on copies, after every check: the model changes only if the second start wins
+        probed = start_probe.choose_start(model, x, y, setup.settings, comm)
+    else:
+        probed = None
     progress = setup.settings.progress
     show = (comm is None or comm.is_root) and (_interactive() if progress == "auto" else progress)
     # a rank failing or stopping early in training stops every rank (the others would wait in a
     # collective); the objective is global, so every rank diverges at the same step
     with contextlib.nullcontext() if comm is None else comm.guarded(raised_together=(TrainingDiverged,)) as ranks:
         history = _train(model, setup, progress=show, comm=ranks)
+    history.start_probe = probed
     if comm is not None:
         comm.check_same(parameters_digest(model), "the parameters after fit")
     model.task = task_of_loss(setup.settings.loss)  # what predict / score read (``kanarray.prediction``)
