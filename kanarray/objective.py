@@ -88,6 +88,8 @@ def evaluate(model, x, y, *, loss: str = "mse", reg: Regularization | None = Non
         first_fixed = True
 
     if not reg.active:
+        if grad and any(_edges_cheaper(layer) for layer in layers[1:]):
+            return _plain_with_edges(model, x, y, loss_fn, cache, comm, n_total)
         h, caches = stack.forward_cached(layers, x, need_dx=False, backward=grad, reuse_first=cache.get("first"))
         cache["first"] = caches[0]
         value, gpred = loss_fn(h, y, xp, n_total)  # with comm: this rank's share of the global mean
@@ -151,6 +153,52 @@ def evaluate(model, x, y, *, loss: str = "mse", reg: Regularization | None = Non
             for g in terms:
                 ordered[name] = ordered[name] + g
     return Evaluation(value + reg.lamb * reg_value, value, reg_value, pred, ordered)
+
+
+EDGE_MAX_OUT = 4  # hidden layers with at most this many sums run edge by edge in the plain objective
+
+
+def _edges_cheaper(layer) -> bool:
+    """Whether a hidden layer (inputs new at every call) trains faster edge by edge.
+
+    Edge by edge costs about B n m (k + 1) multiply-adds in one pass over the edge polynomials;
+    the basis path first evaluates the k + 1 local bases of every input (on the non-uniform grids
+    a grid update leaves: a gather of (k + 1)^2 polynomial coefficients and Horner's scheme, ~0.3 ms
+    for 1000 x 5 inputs), then contracts them.  For few outputs the first is cheaper: the hello
+    model's 50-step fit with lamb = 0 (warm) went from 1.21 s to 0.83 s without numba and from 1.14 s
+    to 0.60 s with it (benchmarks/RESULTS.md, issue 29).  The two paths agree to rounding
+    (tests/test_objective_paths.py)."""
+    return layer.out_dim <= EDGE_MAX_OUT
+
+
+def _plain_with_edges(model, x, y, loss_fn, cache, comm, n_total) -> Evaluation:
+    """The unregularized objective and its gradients, hidden layers with few sums edge by edge
+    (``_edges_cheaper``), the others (and the first, whose bases ``cache`` keeps) through their bases."""
+    xp = model.xp
+    layers = model.layers
+
+    def visit(l, layer, h):
+        if l > 0 and _edges_cheaper(layer):
+            out, _, lc = layer.forward_edges(h, need_dx=True)
+            return out, ("edges", lc)
+        out, lc = layer.forward(h, need_dx=l > 0, reuse=cache.get("first") if l == 0 else None)
+        if l == 0:
+            cache["first"] = lc
+        return out, ("basis", lc)
+
+    pred, passes = stack.traverse(layers, x, visit)
+    value, gpred = loss_fn(pred, y, xp, n_total)
+
+    def step(l, layer, gy):
+        kind, lc = passes[l]
+        if kind == "edges":
+            return layer.backward_edges(lc, gy, None, need_dx=True)
+        return layer.backward(lc, gy, need_dx=l > 0)
+
+    grads, _ = stack.backpropagate(layers, gpred, step, names=model.parameters())
+    if comm is not None:
+        value, grads = _allreduce_with(comm, value, grads, xp)
+    return Evaluation(value, value, None, pred, grads)
 
 
 def _allreduce_with(comm, value, grads: dict, xp):

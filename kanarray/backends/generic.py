@@ -198,7 +198,8 @@ class Kernels:
         xp = self.xp
         if need_dx and cache.dphi is None:
             raise ValueError("backward_edges(need_dx=True) needs forward_edges(need_dx=True)")
-        g = gy[None, :, :] if gphi is None else gphi + gy[None, :, :]  # (n, B, m)
+        n = cache.xt.shape[0]
+        g = xp.broadcast_to(gy[None, :, :], (n, *gy.shape)) if gphi is None else gphi + gy[None, :, :]  # (n, B, m)
         dweight = self.edge_backward(cache.basis, g)  # (n, m, nb)
         if cache.tail is not None:
             dweight = dweight + cache.tail.coef_grad_edges(g, xp)
