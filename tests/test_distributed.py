@@ -196,7 +196,9 @@ def test_refine_over_ranks(tmp_path):
     model.fit(x, y, **mpi_script.fit_kwargs("lbfgs", 0.0, 2, None))
     model = model.refine(10)
     assert model.grid == [10, 10]
-    assert_matches(results[0], model, 1e-10)
+    # 1.2e-10 measured since the plain objective runs the 5 -> 1 layer edge by edge (issue 29): the
+    # ranks' partial sums round differently and L-BFGS amplifies it; issue 30 makes them rank-count independent
+    assert_matches(results[0], model, 1e-9)
 
 
 @pytest.mark.slow
