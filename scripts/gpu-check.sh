@@ -87,7 +87,7 @@ if ! python3 -c "import kan, torch; assert torch.cuda.is_available()" 2>/dev/nul
     echo "(pykan or a CUDA build of torch is missing: kanarray alone)"
 fi
 step ${CAP_BENCH:-240} "2. bench_step on cupy" "$OUT/bench_step_cupy.md" \
-    python3 benchmarks/bench_step.py --backend cupy --repeats 10 $pykan
+    python3 benchmarks/bench_step.py --backend cupy --repeats 10 --rounds 1 $pykan
 step 90 "3. linear continuation's cost on cupy" "$OUT/bench_extrapolate_cupy.md" \
     python3 benchmarks/bench_extrapolate.py --backend cupy --repeats 10
 step 120 "4a. fit benchmark on cupy" "$OUT/fit_gpu.md" \
@@ -102,11 +102,11 @@ else
 fi
 for c in dense sparse; do
     step 120 "6. contraction forced to $c" "$OUT/bench_step_cupy_$c.md" \
-        python3 benchmarks/bench_step.py --backend cupy --repeats 10 --no-pykan --contraction $c \
+        python3 benchmarks/bench_step.py --backend cupy --repeats 10 --rounds 1 --no-pykan --no-efficient-kan --contraction $c \
         --cases toy,mnist,fine,deep
 done
 step 120 "7. array-API Adam and SiLU (KANARRAY_CUPY_ELEMENTWISE=0)" "$OUT/bench_step_cupy_unfused.md" \
-    env KANARRAY_CUPY_ELEMENTWISE=0 python3 benchmarks/bench_step.py --backend cupy --repeats 10 --no-pykan \
+    env KANARRAY_CUPY_ELEMENTWISE=0 python3 benchmarks/bench_step.py --backend cupy --repeats 10 --rounds 1 --no-pykan --no-efficient-kan \
     --cases toy,mnist,fine,deep
 step 90 "8. input derivatives (jets) on cupy" "$OUT/bench_jets_cupy.md" \
     python3 benchmarks/bench_jets.py --backend cupy --repeats 10
