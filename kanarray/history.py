@@ -54,6 +54,8 @@ class History(dict):
     def extend(self, other: History) -> History:
         """Append a later fit's curves as a new stage; a curve only one of them has is padded
         with NaN so that every curve stays aligned on the steps.  Returns self."""
+        if self.start_probe is None:
+            self.start_probe = getattr(other, "start_probe", None)
         loss = getattr(other, "loss", None)
         if self.loss is not None and loss is not None and self.loss != loss:
             raise ValueError(f"cannot join histories of different losses ({self.loss!r} and {loss!r})")

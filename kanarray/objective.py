@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from . import losses, stack
 from ._checks import as_batch, as_labels
+from ._namespace import is_numpy_namespace
 from .prediction import BINARY_HINT
 from .regularization import EdgeSpread, GramSpread, Regularization, gram_stats, penalty
 
@@ -155,11 +156,14 @@ def evaluate(model, x, y, *, loss: str = "mse", reg: Regularization | None = Non
     return Evaluation(value + reg.lamb * reg_value, value, reg_value, pred, ordered)
 
 
-EDGE_MAX_OUT = 4  # hidden layers with at most this many sums run edge by edge in the plain objective
+EDGE_MAX_OUT = 4  # layers after the first with at most this many sums run edge by edge in the plain objective
 
 
 def _edges_cheaper(layer) -> bool:
-    """Whether a hidden layer (inputs new at every call) trains faster edge by edge.
+    """Whether a layer after the first (inputs new at every call) trains faster edge by edge.
+
+    NumPy only: there it was measured, and on CuPy the generic per-edge backward calls cuBLAS,
+    which a CUDA-graph recording of the plain objective cannot take.
 
     Edge by edge costs about B n m (k + 1) multiply-adds in one pass over the edge polynomials;
     the basis path first evaluates the k + 1 local bases of every input (on the non-uniform grids
@@ -168,11 +172,11 @@ def _edges_cheaper(layer) -> bool:
     model's 50-step fit with lamb = 0 (warm) went from 1.21 s to 0.83 s without numba and from 1.14 s
     to 0.60 s with it (benchmarks/RESULTS.md, issue 29).  The two paths agree to rounding
     (tests/test_objective_paths.py)."""
-    return layer.out_dim <= EDGE_MAX_OUT
+    return layer.out_dim <= EDGE_MAX_OUT and is_numpy_namespace(layer.xp)
 
 
 def _plain_with_edges(model, x, y, loss_fn, cache, comm, n_total) -> Evaluation:
-    """The unregularized objective and its gradients, hidden layers with few sums edge by edge
+    """The unregularized objective and its gradients, later layers with few sums edge by edge
     (``_edges_cheaper``), the others (and the first, whose bases ``cache`` keeps) through their bases."""
     xp = model.xp
     layers = model.layers

@@ -16,15 +16,22 @@ exactly as it was (bit for bit: the real fit then starts from the unchanged seed
 The cost is 2 * PROBE_STEPS steps, about 8% of a 50-step fit.
 
 When it runs: L-BFGS by name, for any number of steps (so that a fit stopped early and a
-shorter fit start alike), the model still at the state its constructor drew (``fingerprint``;
-any fit, grid update, prune, refine or edit ends that), no frozen scale_base and a base
-function other than "zero".  Physics problems are not probed.  Ranks of a distributed fit
-probe together (the probes are fits with the same communicator) and so decide alike.
+shorter fit start alike), the model still at the state its constructor drew with the default
+base-weight draw (``init="kanarray"``, ``scale_base_mu=0``, ``scale_base_sigma=1``; a chosen
+draw is the user's and is left alone) (``fingerprint``: any fit, grid update, prune, refine, move,
+load or edit ends that), no frozen scale_base and a base function other than "zero".  Physics
+problems are not probed.  Ranks of a distributed fit agree on whether to probe (the minimum over
+ranks), then probe together (the probes are fits with the same communicator) and so decide alike.
+Ctrl-C during a probe raises KeyboardInterrupt from ``fit`` with the model unchanged.
 """
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
+
+from ._namespace import to_numpy
 
 __all__ = ["MARGIN", "PROBE_STEPS", "applies", "choose_start", "fingerprint", "second_start"]
 
@@ -37,12 +44,11 @@ def fingerprint(model) -> tuple:
 
     Cheap (one pass, no hash library: importing hashlib with kanarray was measured to slow NumPy's
     allocator, see ``distributed.parameters_digest``)."""
-    xp = model.xp
     out = []
     for layer in model.layers:
         for name, a in sorted(layer.state().items()):
-            a = xp.astype(a, xp.float64) if a.dtype != xp.float64 else a
-            out.append((name, float(xp.sum(a)), float(xp.sum(a * a))))
+            a = np.asarray(to_numpy(a), dtype=np.float64)  # on the host: the same sums on every backend
+            out.append((name, float(np.sum(a)), float(np.sum(a * a))))
     return tuple(out)
 
 
@@ -70,10 +76,8 @@ def second_start(model):
 
 
 def _set_second_start(model) -> None:
-    xp = model.xp
     for layer in model.layers:
-        layer.scale_base[...] = xp.full(layer.scale_base.shape, 1.0 / math.sqrt(layer.in_dim),
-                                        dtype=layer.scale_base.dtype)
+        layer.scale_base[...] = 1.0 / math.sqrt(layer.in_dim)
 
 
 def _objective_after_probe(candidate, x, y, settings, comm) -> float:
@@ -86,6 +90,8 @@ def _objective_after_probe(candidate, x, y, settings, comm) -> float:
         history = candidate.fit(x, y, probe, comm=comm)
     except TrainingDiverged:
         return math.inf
+    if history.interrupted:  # Ctrl-C in a probe stops the whole fit, the model as it was
+        raise KeyboardInterrupt
     train, reg = history["train_loss"][-1], history["reg"][-1]
     loss = train * train if settings.loss == "mse" else train
     return loss + settings.lamb * reg

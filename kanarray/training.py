@@ -115,11 +115,11 @@ def fit(model, x, y, settings: FitSettings | None = None, *, validation=None, co
         # different collectives (a hang) or drift apart: refuse that on every rank
         comm.check_same(_settings_digest(model, setup), "the fit settings or the initial parameters")
         setup.totals = comm.agreed(lambda: _global_sizes(comm, setup, model))
-    if start_probe.applies(model, setup.settings):
-        # on copies, after every check: the model changes only if the second start wins
-        probed = start_probe.choose_start(model, x, y, setup.settings, comm)
-    else:
-        probed = None
+    probe = start_probe.applies(model, setup.settings)
+    if comm is not None:  # a rank whose model was loaded, not drawn, would not probe: all or none
+        probe = bool(comm.allreduce_scalar(float(probe), op="min"))
+    # on copies, after every check: the model changes only if the second start wins
+    probed = start_probe.choose_start(model, x, y, setup.settings, comm) if probe else None
     progress = setup.settings.progress
     show = (comm is None or comm.is_root) and (_interactive() if progress == "auto" else progress)
     # a rank failing or stopping early in training stops every rank (the others would wait in a

@@ -77,6 +77,43 @@ def test_what_is_not_probed(options):
     assert zero_base.fit(x, y, steps=3, progress=False).start_probe is None
 
 
+@pytest.mark.parametrize("draw", [dict(init="pykan"), dict(scale_base_sigma=0.0), dict(scale_base_mu=0.5)])
+def test_a_chosen_draw_is_not_probed(draw):
+    x, y, _, _ = exp_sin()
+    model = ka.KAN([2, 1, 1], grid=5, seed=0, **draw)
+    assert not start_probe.at_initialization(model)
+    assert model.fit(x, y, steps=3, progress=False).start_probe is None
+
+
+def test_ctrl_c_during_the_probe_stops_the_fit_with_the_model_unchanged(monkeypatch):
+    from kanarray import training
+
+    x, y, _, _ = exp_sin()
+    model = ka.KAN([2, 1, 1], grid=5, seed=0)
+    before = arrays(model)
+    real, calls = training.adapt_grids, []
+
+    def interrupted(*args, **kwargs):  # the first probe's first grid update meets Ctrl-C
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "adapt_grids", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, steps=5, progress=False)
+    for name, a in before.items():
+        np.testing.assert_array_equal(arrays(model)[name], a, err_msg=name)
+
+
+def test_history_extend_keeps_the_probe_record():
+    x, y, _, _ = exp_sin()
+    model = ka.KAN([2, 1, 1], grid=5, seed=0)
+    first = model.fit(x, y, steps=3, progress=False)
+    joined = ka.History(()).extend(first).extend(model.fit(x, y, steps=2, progress=False))
+    assert joined.start_probe == first.start_probe is not None
+
+
 def test_a_failing_probe_leaves_the_model_as_it_was(monkeypatch):
     x, y, _, _ = exp_sin()
     model = ka.KAN([2, 1, 1], grid=5, seed=0)
