@@ -60,12 +60,12 @@ def at_initialization(model) -> bool:
 
 def applies(model, settings) -> bool:
     """Whether ``fit`` probes a second start for these settings (the module docstring's conditions)."""
-    return (settings.start_probe and settings.opt == "lbfgs" and model.base_fun != "zero"
-            and not _frozen(settings.frozen, "scale_base", len(model.layers)) and at_initialization(model))
+    from .training import trainable_parameters  # training imports this module
 
-
-def _frozen(frozen, name: str, n_layers: int) -> bool:
-    return name in frozen or any(f"layers.{l}.{name}" in frozen for l in range(n_layers))
+    if not (settings.start_probe and settings.opt == "lbfgs" and model.base_fun != "zero"):
+        return False
+    trained = trainable_parameters(model, settings.frozen)  # fit has checked the frozen names
+    return all(f"layers.{l}.scale_base" in trained for l in range(len(model.layers))) and at_initialization(model)
 
 
 def second_start(model):
