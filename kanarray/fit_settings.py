@@ -14,7 +14,7 @@ from ._checks import check_number, check_positive_int
 from .optim import LBFGS, SGD, Adam, AdamW, Optimizer
 from .regularization import Regularization
 
-__all__ = ["FitSettings", "OPTIMIZERS", "DEFAULT_LR", "frozen_names"]
+__all__ = ["FitSettings", "OPTIMIZERS", "DEFAULT_LR", "frozen_names", "trainable_parameters"]
 
 OPTIMIZERS = {"lbfgs": LBFGS, "adam": Adam, "adamw": AdamW, "sgd": SGD}  # opt="name" -> its class
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 1e-2, "adamw": 1e-2, "sgd": 1e-2}
@@ -182,3 +182,24 @@ def frozen_names(frozen) -> tuple:
         if not isinstance(name, str):
             raise ValueError(f"frozen must be a list of parameter names, got {name!r} in it")
     return frozen
+
+
+def trainable_parameters(model, frozen=()) -> dict:
+    """``model.parameters()`` without the frozen ones.
+
+    frozen: parameter names ("layers.0.scale_sp") or names within every layer ("scale_sp").
+    Raises ValueError for a name that matches no parameter or when nothing is left to train."""
+    params = model.parameters()
+    frozen = frozen_names(frozen)
+    held = set()
+    for name in frozen:
+        matched = {n for n in params if n == name or n.rsplit(".", 1)[-1] == name}
+        if not matched:
+            short = sorted({n.rsplit(".", 1)[-1] for n in params})
+            raise ValueError(f"frozen name {name!r} matches no trainable parameter; expected one of {short} "
+                             f"or a full name such as {next(iter(params))!r}")
+        held |= matched
+    left = {n: a for n, a in params.items() if n not in held}
+    if not left:
+        raise ValueError(f"frozen={list(frozen)} holds every parameter; nothing is left to train")
+    return left

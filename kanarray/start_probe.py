@@ -32,6 +32,7 @@ import math
 import numpy as np
 
 from ._namespace import to_numpy
+from .fit_settings import trainable_parameters
 
 __all__ = ["MARGIN", "PROBE_STEPS", "applies", "choose_start", "fingerprint", "second_start"]
 
@@ -60,8 +61,6 @@ def at_initialization(model) -> bool:
 
 def applies(model, settings) -> bool:
     """Whether ``fit`` probes a second start for these settings (the module docstring's conditions)."""
-    from .training import trainable_parameters  # training imports this module
-
     if not (settings.start_probe and settings.opt == "lbfgs" and model.base_fun != "zero"):
         return False
     trained = trainable_parameters(model, settings.frozen)  # fit has checked the frozen names

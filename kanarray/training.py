@@ -17,7 +17,7 @@ from . import recovery, resources, start_probe
 from ._namespace import to_numpy
 from .distributed import as_communicator, parameters_digest
 from .early_stopping import BestValidation
-from .fit_settings import OPTIMIZERS, FitSettings, frozen_names
+from .fit_settings import OPTIMIZERS, FitSettings, trainable_parameters
 from .grids import adapt_grids
 from .history import History
 from .losses import accuracy
@@ -27,27 +27,6 @@ from .prediction import task_of_loss
 from .recovery import GROWTH_FACTOR, GROWTH_STEPS, TrainingDiverged
 
 __all__ = ["History", "TrainingDiverged", "fit", "trainable_parameters"]
-
-
-def trainable_parameters(model, frozen=()) -> dict:
-    """``model.parameters()`` without the frozen ones.
-
-    frozen: parameter names ("layers.0.scale_sp") or names within every layer ("scale_sp").
-    Raises ValueError for a name that matches no parameter or when nothing is left to train."""
-    params = model.parameters()
-    frozen = frozen_names(frozen)
-    held = set()
-    for name in frozen:
-        matched = {n for n in params if n == name or n.rsplit(".", 1)[-1] == name}
-        if not matched:
-            short = sorted({n.rsplit(".", 1)[-1] for n in params})
-            raise ValueError(f"frozen name {name!r} matches no trainable parameter; expected one of {short} "
-                             f"or a full name such as {next(iter(params))!r}")
-        held |= matched
-    left = {n: a for n, a in params.items() if n not in held}
-    if not left:
-        raise ValueError(f"frozen={list(frozen)} holds every parameter; nothing is left to train")
-    return left
 
 
 def _make_optimizer(model, settings: FitSettings):
